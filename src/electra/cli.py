@@ -1,0 +1,53 @@
+"""The `electra` command: one subcommand per job, each owned by its module.
+
+    electra vocab CORPUS... --vocab-size 30522 --out DIR
+    electra prepare CORPUS... --vocab VOCAB.txt --seq-len 128 --out DATASET_DIR
+    electra pretrain --preset tiny --data DATASET_DIR --out RUN_DIR
+    electra detect --model RUN_DIR "some text"
+    electra finetune --task sst2 --data GLUE_DIR --model RUN_DIR --out OUT_DIR
+    electra export RUN_DIR OUT_DIR
+
+Each entry point is `main(argv) -> int` and parses its own arguments; modules are imported lazily so
+`electra --help` is instant and a missing optional dependency only affects the command that needs it.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+from electra.errors import UserError
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "vocab": ("electra.data.vocab", "train a WordPiece vocabulary on a corpus"),
+    "prepare": ("electra.data.prepare", "tokenize a corpus into packed, sharded pre-training examples"),
+    "pretrain": ("electra.pretrain", "pre-train a generator and discriminator with replaced-token detection"),
+    "detect": ("electra.detect", "show which tokens of a sentence the discriminator thinks were replaced"),
+    "finetune": ("electra.finetune.cli", "fine-tune and evaluate on GLUE, SQuAD or token tagging"),
+    "export": ("electra.hf", "export a run to Hugging Face transformers folders"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: electra COMMAND [options]   (electra COMMAND --help for details)", "", "commands:"]
+    lines += [f"  {name:<10} {doc}" for name, (_, doc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"electra: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        return int(module.main(rest) or 0)
+    except UserError as e:
+        print(f"electra {name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"electra {name}: interrupted", file=sys.stderr)
+        return 130
