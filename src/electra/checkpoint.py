@@ -1,0 +1,185 @@
+"""Run folders and checkpoints: atomic, safetensors + JSON only (loading never unpickles code).
+
+    RUN_DIR/config.json                         the resolved PretrainConfig
+    RUN_DIR/tokenizer.json                      vocab hash, lower-casing, special token ids
+    RUN_DIR/vocab.txt                           the vocabulary the run was trained with
+    RUN_DIR/checkpoints/step_00001000/          model.safetensors, optimizer.safetensors, state.json
+    RUN_DIR/checkpoints/LATEST                  the name of the newest complete checkpoint
+    RUN_DIR/metrics.jsonl, train.log, tb/       metrics and logs
+
+A checkpoint folder is written under a temporary name and renamed into place, then LATEST is replaced
+atomically, so a run killed at any moment leaves either the old or the new checkpoint, never half of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from electra.config import PretrainConfig
+from electra.errors import UserError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------------------
+# optimizer state <-> (tensors, json)
+
+
+def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for flat, value in list(tensors.items()) + list(meta["scalars"].items()):
+        idx, key = flat.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# save / find / load
+
+
+def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
+                    optimizer: torch.optim.Optimizer, state: dict[str, Any], keep_last: int) -> Path:
+    """Write checkpoints/step_XXXXXXXX atomically, point LATEST at it, prune to the newest `keep_last`."""
+    ckpt_root = run_dir / "checkpoints"
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    final = ckpt_root / f"step_{step:08d}"
+    tmp = ckpt_root / f".tmp_step_{step:08d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"),
+              metadata={"format": "electra", "step": str(step)})
+    opt_tensors, opt_meta = optimizer_to_flat(optimizer)
+    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    state = dict(state, step=step, optimizer=opt_meta)
+    (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    for f in tmp.iterdir():
+        with open(f, "rb") as fh:
+            os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(ckpt_root)
+    atomic_write_text(ckpt_root / "LATEST", final.name)
+    for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint of a run, or None if it has none yet."""
+    pointer = run_dir / "checkpoints" / "LATEST"
+    if not pointer.exists():
+        return None
+    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    if not (path / "state.json").exists():
+        raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; delete LATEST to start over")
+    return path
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning a truncated or corrupt file into a one-line error."""
+    if not path.exists():
+        raise UserError(f"checkpoint file {path} is missing")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise UserError(f"checkpoint file {path} is corrupt or truncated ({str(e).splitlines()[0]}); "
+                        f"resume from an earlier checkpoint or start a new run") from None
+
+
+def read_state(ckpt: Path) -> dict[str, Any]:
+    try:
+        return json.loads((ckpt / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"checkpoint state {ckpt / 'state.json'} is unreadable ({e})") from None
+
+
+# ---------------------------------------------------------------------------------------------------
+# a trained run, for detect / finetune / export
+
+
+class Pretrained(NamedTuple):
+    cfg: PretrainConfig
+    weights: dict[str, torch.Tensor]  # Electra.weights() names (discriminator.*, generator.*, heads)
+    vocab_path: Path
+    lowercase: bool
+    step: int
+
+
+def resolve_checkpoint(path: Path) -> tuple[Path, Path]:
+    """(run_dir, checkpoint_dir) for a run folder (its latest checkpoint) or one checkpoint folder."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"model folder {path} does not exist")
+    if (path / "model.safetensors").exists() and (path / "state.json").exists():
+        return path.parent.parent, path
+    if (path / "config.json").exists() and (path / "checkpoints").exists():
+        ckpt = latest_checkpoint(path)
+        if ckpt is None:
+            raise UserError(f"run folder {path} has no checkpoint yet")
+        return path, ckpt
+    raise UserError(f"{path} is not an electra run folder (expected config.json and checkpoints/ from `electra pretrain`)")
+
+
+def load_pretrained(path: Path) -> Pretrained:
+    run_dir, ckpt = resolve_checkpoint(path)
+    try:
+        cfg = PretrainConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+        tok = json.loads((run_dir / "tokenizer.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"run folder {run_dir} has an unreadable config.json or tokenizer.json ({e})") from None
+    weights = read_weights(ckpt / "model.safetensors")
+    return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"])
+
+
+def load_discriminator(path: Path) -> tuple[torch.nn.Module, Pretrained]:
+    """The discriminator encoder of a run (what fine-tuning starts from), with its run info. For an MLM run
+    the (full-size) generator encoder is the model."""
+    from electra.hf import is_hf_folder, load_hf_encoder  # a Hugging Face ELECTRA folder (docs/hf.md)
+    if is_hf_folder(path, any_model_type=True):
+        return load_hf_encoder(path)
+    from electra.model import Encoder
+
+    pre = load_pretrained(path)
+    prefix = "discriminator." if pre.cfg.objective.objective == "electra" else "generator."
+    encoder = Encoder(pre.cfg.model)
+    sub = {k[len(prefix):]: v for k, v in pre.weights.items() if k.startswith(prefix)}
+    missing, unexpected = encoder.load_state_dict(sub, strict=False)
+    if missing or unexpected:
+        raise UserError(f"checkpoint under {path} does not match its config (missing {missing[:3]}, "
+                        f"unexpected {unexpected[:3]})")
+    return encoder, pre

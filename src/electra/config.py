@@ -1,0 +1,298 @@
+"""Typed configs, one per concern, with the paper's presets and command-line overrides.
+
+    ModelConfig      one Transformer encoder (the discriminator; the generator's is derived from it)
+    ObjectiveConfig  replaced-token detection: masking, generator size, sharing, sampling, loss weights
+    TrainConfig      optimisation, schedule, batch, precision, logging and checkpoints
+    PretrainConfig   the three above, nested one level: `--model.hidden_size=256` or just `--hidden-size 256`
+
+Precedence: dataclass defaults < `--preset NAME` < overrides. Field names are unique across sections so
+that a bare `--max-steps 100` is unambiguous. Presets follow the paper's Table 6 / the original
+`configure_pretraining.py` (electra-spec 1.8); `tiny` is ours, for tests and CPU runs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from electra.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 30522  # WordPiece vocabulary size (the uncased BERT vocab)
+    hidden_size: int = 256  # encoder width D
+    embedding_size: int = 128  # embedding-table width E; projected to D inside each model when E != D
+    num_layers: int = 12  # Transformer blocks
+    num_heads: int = 4  # attention heads; the original uses max(1, hidden // 64)
+    intermediate_size: int = 1024  # MLP width F; the original uses 4 * hidden
+    max_position_embeddings: int = 512  # rows of the position table: the longest sequence the model takes
+    type_vocab_size: int = 2  # segment ids 0 (A) and 1 (B)
+    hidden_dropout: float = 0.1  # dropout after embeddings, attention output and MLP output
+    attention_dropout: float = 0.1  # dropout on attention probabilities
+    layer_norm_eps: float = 1e-12  # tf.contrib layer_norm / HF layer_norm_eps
+    initializer_range: float = 0.02  # std of the truncated normal init
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.hidden_size % self.num_heads:
+            raise UserError(f"model.hidden_size ({self.hidden_size}) must be divisible by "
+                            f"model.num_heads ({self.num_heads})")
+        for name in ("hidden_dropout", "attention_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+@dataclass
+class ObjectiveConfig:
+    objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline)
+    mask_prob: float = 0.15  # fraction of non-pad tokens the generator must predict (0.25 for large)
+    mask_token_prob: float = 0.85  # of the selected slots, this share become [MASK]; the rest keep the token
+    max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
+    generator_hidden_fraction: float = 0.25  # generator width / discriminator width (1/3 for base)
+    generator_layers_fraction: float = 1.0  # generator depth / discriminator depth
+    sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all
+    temperature: float = 1.0  # sampling temperature of the generator's softmax
+    disallow_correct: bool = False  # forbid sampling the original token (every masked slot becomes fake)
+    gen_weight: float = 1.0  # weight of the generator's MLM loss
+    disc_weight: float = 50.0  # weight of the discriminator's RTD loss (paper appendix A: chosen from 1..100)
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("electra", "mlm"):
+            raise UserError(f"objective.objective must be 'electra' or 'mlm', got {self.objective!r}")
+        if self.sharing not in ("embeddings", "none", "all"):
+            raise UserError(f"objective.sharing must be embeddings, none or all, got {self.sharing!r}")
+        if not 0.0 < self.mask_prob < 1.0:
+            raise UserError(f"objective.mask_prob must be in (0, 1), got {self.mask_prob}")
+        if not 0.0 <= self.mask_token_prob <= 1.0:
+            raise UserError(f"objective.mask_token_prob must be in [0, 1], got {self.mask_token_prob}")
+        if not 0.0 < self.generator_hidden_fraction <= 1.0 or not 0.0 < self.generator_layers_fraction <= 1.0:
+            raise UserError("objective.generator_hidden_fraction and generator_layers_fraction must be in (0, 1]")
+        if self.temperature <= 0:
+            raise UserError(f"objective.temperature must be > 0, got {self.temperature}")
+        if self.max_predictions < 0:
+            raise UserError(f"objective.max_predictions must be >= 0, got {self.max_predictions}")
+
+
+@dataclass
+class TrainConfig:
+    seq_len: int = 128  # tokens per example (must match the prepared dataset)
+    global_batch_size: int = 128  # sequences per optimizer step, all ranks together
+    micro_batch_size: int = 0  # sequences per forward on one device; 0 = global_batch_size / world size
+    max_steps: int = 1_000_000  # optimizer steps of the schedule (the LR reaches 0 here)
+    warmup_steps: int = 10_000  # linear warmup, multiplied onto the decay (the two overlap, as the original)
+    lr: float = 5e-4  # peak learning rate
+    lr_decay_power: float = 1.0  # (1 - t/T)^power; 1 = linear decay to 0
+    weight_decay: float = 0.01  # decoupled; not applied to biases and LayerNorm
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-6  # added to sqrt(v), as BERT's AdamWeightDecayOptimizer
+    optimizer: str = "electra"  # electra (Adam without bias correction, as the original) | adamw (torch's)
+    clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
+    precision: str = "auto"  # auto (bf16 autocast where supported) | fp32 | bf16
+    compile: bool = False  # torch.compile the training step's model
+    seed: int = 1234  # one seed for init, data order, masking, sampling and dropout
+    log_every: int = 50  # steps between log lines (the only steps that sync the device)
+    eval_every: int = 500  # steps between held-out evaluations; 0 = only at the end
+    eval_batches: int = 20  # micro-batches of the held-out split per evaluation
+    save_every: int = 1000  # steps between checkpoints
+    keep_last: int = 3  # checkpoints kept on disk
+    max_time: float = 0.0  # seconds of training after which the run stops cleanly (0 = no limit)
+
+    def __post_init__(self) -> None:
+        for name in ("seq_len", "global_batch_size", "max_steps", "log_every", "eval_batches",
+                     "save_every", "keep_last"):
+            if getattr(self, name) < 1:
+                raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}")
+        if self.micro_batch_size < 0 or self.warmup_steps < 0 or self.eval_every < 0:
+            raise UserError("train.micro_batch_size, warmup_steps and eval_every must be >= 0")
+        if self.lr <= 0:
+            raise UserError(f"train.lr must be > 0, got {self.lr}")
+        if self.optimizer not in ("electra", "adamw"):
+            raise UserError(f"train.optimizer must be 'electra' or 'adamw', got {self.optimizer!r}")
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+
+
+@dataclass
+class PretrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Cross-section checks: the ones a single section cannot see."""
+        m, o, t = self.model, self.objective, self.train
+        if t.seq_len > m.max_position_embeddings:
+            raise UserError(f"train.seq_len ({t.seq_len}) is longer than the position table "
+                            f"(model.max_position_embeddings={m.max_position_embeddings}); shorten it or enlarge the table")
+        if o.sharing == "all" and o.objective == "electra" and (
+                o.generator_hidden_fraction != 1.0 or o.generator_layers_fraction != 1.0):
+            raise UserError("objective.sharing=all shares the whole encoder, so the generator must be the "
+                            "discriminator's size: set generator_hidden_fraction=1 and generator_layers_fraction=1")
+        if self.max_predictions > t.seq_len:
+            raise UserError(f"objective.max_predictions ({self.max_predictions}) exceeds train.seq_len ({t.seq_len})")
+
+    @property
+    def max_predictions(self) -> int:
+        """Masked slots per row: the original's int((mask_prob + 0.005) * max_seq_length)."""
+        o = self.objective
+        return o.max_predictions or max(1, int((o.mask_prob + 0.005) * self.train.seq_len))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(d) - set(sections)
+        if unknown:
+            raise UserError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(sections)}")
+        kinds = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
+        built = {}
+        for name, kind in kinds.items():
+            values = d.get(name, {})
+            known = {f.name for f in fields(kind)}
+            bad = set(values) - known
+            if bad:
+                raise UserError(f"unknown config field(s) {sorted(f'{name}.{b}' for b in bad)}")
+            built[name] = kind(**values)
+        return cls(**built)
+
+
+def generator_config(disc: ModelConfig, hidden_fraction: float, layers_fraction: float) -> ModelConfig:
+    """The generator: same depth (by default), a fraction of the width; heads and MLP follow the
+    original's size rule (heads = max(1, hidden // 64), MLP = 4 * hidden). The embedding width is the
+    discriminator's, because the word embeddings (and the generator's tied output layer) are shared."""
+    hidden = max(1, round(disc.hidden_size * hidden_fraction))
+    if hidden_fraction == 1.0:  # a full-size generator is the discriminator's shape exactly
+        return dataclasses.replace(disc, num_layers=max(1, round(disc.num_layers * layers_fraction)))
+    return dataclasses.replace(
+        disc,
+        hidden_size=hidden,
+        num_layers=max(1, round(disc.num_layers * layers_fraction)),
+        num_heads=max(1, hidden // 64),
+        intermediate_size=4 * hidden,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Presets: the paper's Table 6 (= configure_pretraining.py). Only fields that differ from the defaults.
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Not in the paper: 4 x 128, trains to a visible AUC in minutes on a laptop CPU.
+    "tiny": {
+        "model": dict(hidden_size=128, embedding_size=128, num_layers=4, num_heads=2, intermediate_size=512),
+        "objective": dict(generator_hidden_fraction=0.25),
+        "train": dict(seq_len=128, global_batch_size=32, max_steps=5000, warmup_steps=200, lr=1e-3,
+                      log_every=25, eval_every=250, save_every=500),
+    },
+    "small": {  # 12 x 256, 128-d embeddings, 1/4-width generator, 1M steps of 128 x 128
+        "model": dict(hidden_size=256, embedding_size=128, num_layers=12, num_heads=4, intermediate_size=1024),
+        "objective": dict(generator_hidden_fraction=0.25, mask_prob=0.15),
+        "train": dict(seq_len=128, global_batch_size=128, max_steps=1_000_000, warmup_steps=10_000, lr=5e-4),
+    },
+    "base": {  # 12 x 768, 1/3-width generator, 766K steps of 256 x 512
+        "model": dict(hidden_size=768, embedding_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
+        "objective": dict(generator_hidden_fraction=1 / 3, mask_prob=0.15),
+        "train": dict(seq_len=512, global_batch_size=256, max_steps=766_000, warmup_steps=10_000, lr=2e-4),
+    },
+    "large": {  # 24 x 1024, 1/4-width generator, 25% masking, 400K steps of 2048 x 512
+        "model": dict(hidden_size=1024, embedding_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
+        "objective": dict(generator_hidden_fraction=0.25, mask_prob=0.25),
+        "train": dict(seq_len=512, global_batch_size=2048, max_steps=400_000, warmup_steps=10_000, lr=2e-4),
+    },
+}
+
+
+def _coerce(text: str, default: Any, where: str) -> Any:
+    """Parse a command-line string into the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            low = text.lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if isinstance(default, int):
+            value = float(text)  # accept 1e6 for step counts
+            if value != int(value):
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+            return value
+        return text
+    except ValueError:
+        raise UserError(f"bad value {text!r} for {where}: expected {type(default).__name__}") from None
+
+
+def field_index() -> dict[str, tuple[str, str]]:
+    """Map every accepted override spelling ('model.hidden_size', 'hidden_size', 'hidden-size') to
+    (section, field)."""
+    index: dict[str, tuple[str, str]] = {}
+    for section, kind in (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig)):
+        for f in fields(kind):
+            for key in (f"{section}.{f.name}", f.name):
+                index[key] = (section, f.name)
+                index[key.replace("_", "-")] = (section, f.name)
+    return index
+
+
+def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> PretrainConfig:
+    """Defaults (or `base`, e.g. a checkpoint's config) < preset < overrides; every key is checked."""
+    d: dict[str, dict[str, Any]] = {"model": {}, "objective": {}, "train": {}}
+    for section, values in (base or {}).items():
+        d.setdefault(section, {}).update(values)
+    if preset is not None:
+        if preset not in PRESETS:
+            raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+        for section, values in PRESETS[preset].items():
+            d[section].update(values)
+    index = field_index()
+    defaults = PretrainConfig.__dataclass_fields__
+    for key, text in overrides.items():
+        if key not in index:
+            raise UserError(f"unknown config field {key!r} (see `electra pretrain --print-config` for all fields)")
+        section, name = index[key]
+        default = getattr(defaults[section].default_factory(), name)
+        d[section][name] = _coerce(text, default, f"{section}.{name}")
+    return PretrainConfig.from_dict(d)
+
+
+def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Pull `--key=value` / `--key value` pairs that name config fields out of argv; return the rest."""
+    index = field_index()
+    overrides: dict[str, str] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            if key in index:
+                if not eq:
+                    if i + 1 >= len(argv):
+                        raise UserError(f"--{key} needs a value")
+                    value = argv[i + 1]
+                    i += 1
+                overrides[key] = value
+                i += 1
+                continue
+        rest.append(arg)
+        i += 1
+    return overrides, rest

@@ -1,0 +1,90 @@
+"""`electra detect`: show which tokens of a sentence the discriminator believes were replaced.
+
+    electra detect --model RUN_DIR "the chef cooked the meal"  "the chef ate the meal"
+    electra detect --model HF_DIR --threshold 0.3 "..."
+
+Prints each sentence with suspected tokens marked `[token]` and, below, every token with its
+probability of having been replaced. A run folder, a checkpoint folder or a Hugging Face ELECTRA
+discriminator folder all work.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from electra.checkpoint import load_discriminator
+from electra.data.tokenizer import SpecialIds, load_tokenizer
+from electra.errors import UserError
+from electra.model import DiscriminatorHead, Encoder
+
+
+class Detection(NamedTuple):
+    tokens: list[str]  # word pieces, without [CLS]/[SEP]
+    probs: list[float]  # P(replaced) per token
+
+
+class Detector:
+    """A discriminator (encoder + RTD head) and its tokenizer, in eval mode."""
+
+    def __init__(self, path: Path, device: str = "cpu"):
+        encoder, pre = load_discriminator(path)
+        head = DiscriminatorHead(pre.cfg.model)
+        sub = {k[len("discriminator_head."):]: v for k, v in pre.weights.items() if k.startswith("discriminator_head.")}
+        if not sub:
+            raise UserError(f"{path} has no discriminator head (an MLM run or a generator-only folder); "
+                            f"detect needs an ELECTRA discriminator")
+        head.load_state_dict(sub)
+        self.encoder: Encoder = encoder.to(device).eval()
+        self.head = head.to(device).eval()
+        self.device = device
+        self.tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase)
+        self.special = SpecialIds.from_vocab(pre.vocab_path)
+        self.max_len = pre.cfg.model.max_position_embeddings
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> list[Detection]:
+        encs = [self.tokenizer.encode(t, add_special_tokens=False) for t in texts]
+        rows = [[self.special.cls, *e.ids[: self.max_len - 2], self.special.sep] for e in encs]
+        T = max(len(r) for r in rows)
+        ids = torch.full((len(rows), T), self.special.pad, dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r)
+        mask = ids != self.special.pad
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        probs = torch.sigmoid(self.head(self.encoder(ids, torch.zeros_like(ids), mask))).cpu()
+        out = []
+        for i, (e, r) in enumerate(zip(encs, rows)):
+            n = len(r) - 2
+            out.append(Detection(e.tokens[:n], probs[i, 1: n + 1].tolist()))
+        return out
+
+
+def render(det: Detection, threshold: float) -> str:
+    """The sentence with suspected tokens in brackets, then one `token  p` line per token."""
+    words = []
+    for tok, p in zip(det.tokens, det.probs):
+        shown = f"[{tok}]" if p >= threshold else tok
+        if tok.startswith("##") and words:
+            words[-1] += shown.replace("##", "")
+        else:
+            words.append(shown)
+    lines = [" ".join(words)]
+    lines += [f"  {tok:<16} {p:6.3f}{'  <- replaced?' if p >= threshold else ''}" for tok, p in zip(det.tokens, det.probs)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="electra detect", description=__doc__.split("\n")[0])
+    p.add_argument("--model", type=Path, required=True, help="run folder, checkpoint folder or HF ELECTRA folder")
+    p.add_argument("--threshold", type=float, default=0.5, help="mark tokens with P(replaced) at or above this")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("text", nargs="+", help="one or more sentences")
+    args = p.parse_args(argv)
+    detector = Detector(args.model, args.device)
+    for det in detector(args.text):
+        print(render(det, args.threshold))
+        print()
+    return 0

@@ -1,0 +1,111 @@
+"""Where a run's numbers go: one line per interval to the terminal and RUN_DIR/train.log, every metric to
+RUN_DIR/metrics.jsonl and TensorBoard (RUN_DIR/tb), a progress bar on a terminal, and curves as a PNG.
+Only rank 0 constructs one; other ranks get `NullLogger`."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def fmt_duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+class NullLogger:
+    def print(self, text: str) -> None: ...
+    def log(self, step: int, metrics: dict[str, float], line: str | None = None) -> None: ...
+    def progress(self, step: int) -> None: ...
+    def close(self) -> None: ...
+
+
+class RunLogger(NullLogger):
+    def __init__(self, run_dir: Path, start_step: int, total_steps: int, tensorboard: bool = True):
+        self.run_dir = run_dir
+        self.log_file = open(run_dir / "train.log", "a", encoding="utf-8")
+        self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=start_step or None)
+            except ImportError:  # tensorboard is a dependency, but a stripped environment should still train
+                self.tb = None
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, unit="step", dynamic_ncols=True, leave=False)
+
+    def print(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text)
+        else:
+            print(text, flush=True)
+        self.log_file.write(text + "\n")
+        self.log_file.flush()
+
+    def log(self, step: int, metrics: dict[str, float], line: str | None = None) -> None:
+        record = {"step": step, "time": round(time.time(), 3), **metrics}
+        self.metrics_file.write(json.dumps(record) + "\n")
+        self.metrics_file.flush()
+        if self.tb is not None:
+            for k, v in metrics.items():
+                self.tb.add_scalar(k, v, step)
+        if line is not None:
+            self.print(line)
+
+    def progress(self, step: int) -> None:
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+        self.log_file.close()
+        self.metrics_file.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_curves(run_dir: Path) -> Path | None:
+    """Training and held-out curves (losses, generator accuracy, replaced rate, discriminator AUC) as a PNG."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(path)
+    panels = [("loss", ["train/mlm_loss", "eval/mlm_loss"]), ("rtd loss", ["train/rtd_loss", "eval/rtd_loss"]),
+              ("generator accuracy", ["train/gen_acc", "eval/gen_acc", "eval/sampled_acc"]),
+              ("replaced rate", ["train/replaced_rate", "eval/replaced_rate"]),
+              ("discriminator", ["eval/disc_auc", "eval/disc_precision", "eval/disc_recall"]),
+              ("learning rate", ["train/lr"])]
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    for ax, (title, keys) in zip(axes.flat, panels):
+        for key in keys:
+            pts = [(r["step"], r[key]) for r in records if key in r]
+            if pts:
+                ax.plot(*zip(*pts), label=key, marker="." if key.startswith("eval") else None)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = run_dir / "curves.png"
+    tmp = out.with_name("curves.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,170 @@
+"""The ELECTRA Transformer encoder and its two pre-training heads, top to bottom.
+
+A post-LayerNorm BERT encoder (electra-spec 1.1): embeddings -> [attention -> add & norm -> MLP -> add & norm]
+x L. The generator and the discriminator are both `Encoder`s; the generator is narrower and shares the
+embedding block with the discriminator (see objective.py). Every parameter maps one-to-one onto Hugging
+Face's ELECTRA weights (hf.py does the renaming; q/k/v are one fused matrix here, three there).
+
+Dimensions: B batch, T tokens per row, V vocab, E embedding width, D hidden width, H heads, K = D / H head
+width, F MLP width, N masked slots per row.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from electra.config import ModelConfig
+
+
+class Embeddings(nn.Module):
+    """word + position + segment embeddings -> LayerNorm -> dropout. Shared between generator and
+    discriminator (word, position and segment tables *and* the LayerNorm, as the original's AUTO_REUSE scope)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.word = nn.Embedding(cfg.vocab_size, cfg.embedding_size)  # (V, E); also the generator's output layer
+        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)  # (P, E), learned
+        self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)  # (2, E)
+        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        T = input_ids.shape[1]
+        pos = torch.arange(T, device=input_ids.device)
+        x = self.word(input_ids) + self.position(pos) + self.segment(segment_ids)  # (B, T, E)
+        return self.drop(self.norm(x))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention through SDPA (fused kernels where the device has them); padded keys are
+    masked out. The original adds -10000 to masked logits; a boolean mask (-inf) differs by < 1e-30."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_heads = cfg.num_heads
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)  # q, k, v stacked: (3D, D)
+        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.attn_dropout = cfg.attention_dropout
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
+        q, k, v = (t.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=key_mask, dropout_p=self.attn_dropout if self.training else 0.0
+        )  # softmax(q k^T / sqrt(K) + mask) v: (B, H, T, K)
+        y = y.transpose(1, 2).reshape(B, T, D)  # heads side by side again: (B, T, D)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    """D -> F -> D with the exact (erf) GELU, as BERT and the original ELECTRA."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(F.gelu(self.fc(x)))  # (B, T, D)
+
+
+class Block(nn.Module):
+    """Post-LN: x = LN(x + drop(attn(x))); x = LN(x + drop(mlp(x)))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.attn = Attention(cfg)
+        self.norm1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.mlp = MLP(cfg)
+        self.norm2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.drop = nn.Dropout(cfg.hidden_dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.attn(x, key_mask)))
+        return self.norm2(x + self.drop(self.mlp(x)))
+
+
+class Encoder(nn.Module):
+    """Embeddings (owned or shared), an E -> D projection when the widths differ (never shared: each model
+    has its own, as the original), and L blocks. Returns the final hidden states (B, T, D)."""
+
+    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
+        E = self.embeddings.word.embedding_dim
+        self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
+        if self.project is not None:
+            x = self.project(x)  # (B, T, D)
+        # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels)
+        key_mask = None if attention_mask is None else attention_mask[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, key_mask)
+        return x
+
+
+class GeneratorHead(nn.Module):
+    """MLM head: dense(D_gen -> E) -> GELU -> LayerNorm -> logits against the word-embedding table (tied,
+    as the original always does) plus a per-token bias. Runs only on the N masked slots of each row,
+    never on all T positions: the V-wide projection is the most expensive matmul of the generator."""
+
+    def __init__(self, cfg: ModelConfig, embedding_size: int):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, embedding_size)
+        self.norm = nn.LayerNorm(embedding_size, eps=cfg.layer_norm_eps)
+        self.bias = nn.Parameter(torch.zeros(cfg.vocab_size))  # (V,)
+
+    def forward(self, hidden: torch.Tensor, word_embeddings: torch.Tensor) -> torch.Tensor:
+        h = self.norm(F.gelu(self.dense(hidden)))  # (..., E)
+        return F.linear(h, word_embeddings, self.bias)  # (..., V)
+
+
+class DiscriminatorHead(nn.Module):
+    """RTD head: dense(D -> D) -> GELU -> dense(D -> 1): one logit per token, > 0 means 'replaced'."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.dense = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.out = nn.Linear(cfg.hidden_size, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.out(F.gelu(self.dense(hidden))).squeeze(-1)  # (B, T)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Truncated normal (+-2 std) for embeddings and dense layers, zero biases, unit LayerNorm: the
+    original's initializer. The discriminator's final 1-unit layer keeps TF's default (Glorot uniform)."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in module.modules():
+        if isinstance(m, DiscriminatorHead):
+            nn.init.xavier_uniform_(m.out.weight)
+
+
+def count_params(module: nn.Module) -> int:
+    """Parameters of a module, each shared tensor counted once."""
+    return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
+
+
+def encoder_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
+    """Forward FLOPs per token of one encoder (2 per multiply-add), counting matmuls only, as the original's
+    flops_computation.py: q/k/v/out projections, the T x T score and mix products, the MLP, the E->D projection."""
+    D, F_, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_layers
+    per_layer = 2 * (4 * D * D + 2 * D * F_) + 2 * 2 * seq_len * D
+    project = 2 * cfg.embedding_size * D if cfg.embedding_size != D else 0
+    return L * per_layer + project

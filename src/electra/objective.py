@@ -1,0 +1,268 @@
+"""Replaced-token detection, in the paper's order: mask -> generate -> sample -> discriminate -> loss.
+
+Each step is a small function returning a NamedTuple; `Electra` owns the generator, the discriminator,
+their shared embeddings and the two heads, and runs the steps (electra-spec 1.2-1.6, checklist 7).
+The same module runs the plain MLM objective (the paper's BERT baseline): mask -> generate -> loss.
+
+Dimensions: B batch, T tokens per row, N masked slots per row, V vocab. Suffixes name shapes (ids_BT).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from electra.config import ModelConfig, PretrainConfig, generator_config
+from electra.model import DiscriminatorHead, Encoder, GeneratorHead, init_weights
+
+
+class SpecialTokens(NamedTuple):
+    pad: int
+    cls: int
+    sep: int
+    mask: int
+
+
+class Masked(NamedTuple):
+    input_ids: torch.Tensor  # (B, T) the generator's input: [MASK] at ~85% of the chosen slots
+    positions: torch.Tensor  # (B, N) chosen positions; unused slots point at 0 ([CLS]) with weight 0
+    weights: torch.Tensor  # (B, N) 1.0 for the first k slots of each row, 0.0 after
+    targets: torch.Tensor  # (B, N) the original tokens at those positions
+
+
+class Sampled(NamedTuple):
+    tokens: torch.Tensor  # (B, N) the generator's samples
+    corrupted_ids: torch.Tensor  # (B, T) original ids with the samples written in: the discriminator's input
+    labels: torch.Tensor  # (B, T) bool, True where the token differs from the original ("replaced")
+
+
+class Losses(NamedTuple):
+    total: torch.Tensor  # gen_weight * mlm + disc_weight * rtd: what is backpropagated
+    mlm: torch.Tensor  # generator cross-entropy, mean over masked slots
+    rtd: torch.Tensor  # discriminator BCE, mean over non-pad tokens (0 for the MLM objective)
+
+
+class Stats(NamedTuple):
+    """Detached tensors to sum over batches; ratios are taken only when logging (no device sync per step)."""
+    masked: torch.Tensor  # number of weighted masked slots
+    gen_correct: torch.Tensor  # argmax == original, over masked slots
+    sampled_correct: torch.Tensor  # sample == original, over masked slots
+    tokens: torch.Tensor  # non-pad tokens
+    replaced: torch.Tensor  # tokens whose label is "replaced"
+    disc_correct: torch.Tensor  # discriminator right (logit > 0 <=> replaced)
+    true_pos: torch.Tensor  # predicted replaced and replaced
+    pred_pos: torch.Tensor  # predicted replaced
+
+
+class StepOutput(NamedTuple):
+    losses: Losses
+    stats: Stats
+    disc_logits: torch.Tensor | None  # (B, T) for AUC and `electra detect`; None for MLM
+    labels: torch.Tensor | None  # (B, T) bool
+
+
+# ---------------------------------------------------------------------------------------------------
+# 1. mask
+
+
+def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
+                max_predictions: int, mask_prob: float, mask_token_prob: float,
+                rng: torch.Generator | None = None) -> Masked:
+    """Choose k = max(1, min(N, round(mask_prob * n_nonpad))) slots per row, uniformly *with replacement*
+    among non-pad tokens other than [CLS]/[SEP]/[MASK]; replace 85% of them by [MASK], keep the rest
+    (never a random token). As the original's pretrain_helpers.mask, so duplicates are possible: the input
+    changes once but the generator loss counts the slot twice. N is fixed so shapes are static."""
+    B, T = input_ids.shape
+    candidates_BT = attention_mask & (input_ids != special.cls) & (input_ids != special.sep) & (input_ids != special.mask)
+    has_candidate_B = candidates_BT.any(dim=1)
+    # multinomial needs a non-zero row; a row with no candidate gets a dummy draw at 0 that is weighted out
+    probs_BT = candidates_BT.float()
+    probs_BT[:, 0] += (~has_candidate_B).float()
+    positions_BN = torch.multinomial(probs_BT, max_predictions, replacement=True, generator=rng)
+    n_nonpad_B = attention_mask.sum(dim=1).float()  # counts [CLS]/[SEP] too, as the original does
+    k_B = torch.round(n_nonpad_B * mask_prob).clamp(1, max_predictions) * has_candidate_B
+    weights_BN = (torch.arange(max_predictions, device=input_ids.device)[None, :] < k_B[:, None]).float()
+    positions_BN = positions_BN * weights_BN.long()  # unused slots -> position 0, never written
+    targets_BN = input_ids.gather(1, positions_BN)
+
+    use_mask_BN = (torch.rand(B, max_predictions, generator=rng, device=input_ids.device) < mask_token_prob)
+    use_mask_BN &= weights_BN.bool()
+    # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined)
+    masked_BT = torch.zeros_like(candidates_BT).scatter_reduce(1, positions_BN, use_mask_BN, "amax")
+    masked_ids = torch.where(masked_BT, special.mask, input_ids)
+    return Masked(masked_ids, positions_BN, weights_BN, targets_BN)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 2. generate
+
+
+def generate(generator: Encoder, head: GeneratorHead, word_embeddings: torch.Tensor, masked: Masked,
+             segment_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """The generator reads the masked input; its vocabulary projection runs on the N chosen slots only."""
+    hidden_BTD = generator(masked.input_ids, segment_ids, attention_mask)
+    D = hidden_BTD.shape[-1]
+    hidden_BND = hidden_BTD.gather(1, masked.positions[..., None].expand(-1, -1, D))
+    return head(hidden_BND, word_embeddings)  # logits (B, N, V)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 3. sample
+
+
+@torch.no_grad()
+def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Tensor, temperature: float,
+                  disallow_correct: bool, rng: torch.Generator | None = None) -> Sampled:
+    """Gumbel-max sampling in fp32, outside autograd: the discriminator's loss never reaches the
+    generator through the samples (spec 1.4; no straight-through, no relaxation). A sample equal to the
+    original is labelled original (paper section 2)."""
+    logits = logits_BNV.float() / temperature
+    if disallow_correct:  # the original subtracts 1000 from the true token's logit
+        logits = logits.scatter_add(-1, masked.targets[..., None], torch.full_like(logits[..., :1], -1000.0))
+    u = torch.rand(logits.shape, generator=rng, device=logits.device)
+    gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
+    tokens_BN = (logits + gumbel).argmax(dim=-1)
+    # unused slots write the token already at position 0; duplicates resolve deterministically (largest id)
+    tokens_BN = torch.where(masked.weights.bool(), tokens_BN, input_ids[:, :1])
+    corrupted = input_ids.scatter_reduce(1, masked.positions, tokens_BN, "amax", include_self=False)
+    return Sampled(tokens_BN, corrupted, corrupted != input_ids)
+
+
+# ---------------------------------------------------------------------------------------------------
+# 4. discriminate and 5. loss
+
+
+def mlm_loss(logits_BNV: torch.Tensor, masked: Masked) -> torch.Tensor:
+    """Cross-entropy summed over weighted slots / (their count + 1e-6): a token-level mean over the batch."""
+    ce_BN = F.cross_entropy(logits_BNV.float().flatten(0, 1), masked.targets.flatten(), reduction="none")
+    return (ce_BN * masked.weights.flatten()).sum() / (masked.weights.sum() + 1e-6)
+
+
+def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sigmoid BCE on every non-pad token ([CLS]/[SEP] included), mean over the batch's non-pad tokens."""
+    bce_BT = F.binary_cross_entropy_with_logits(disc_logits_BT.float(), labels_BT.float(), reduction="none")
+    w_BT = attention_mask.float()
+    return (bce_BT * w_BT).sum() / (w_BT.sum() + 1e-6)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+class Electra(nn.Module):
+    """Generator + discriminator trained jointly. Sharing (spec 1.6):
+    `embeddings` both encoders use one Embeddings block (tables and LayerNorm); `none` each its own;
+    `all` one encoder serves as both (equal size required), with separate heads.
+    For objective=mlm the generator is full size and there is no discriminator."""
+
+    def __init__(self, cfg: PretrainConfig, special: SpecialTokens):
+        super().__init__()
+        self.cfg, self.special = cfg, special
+        o = cfg.objective
+        self.electra = o.objective == "electra"
+        d_cfg: ModelConfig = cfg.model
+        g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if self.electra else d_cfg
+        self.discriminator = Encoder(d_cfg) if self.electra else None
+        self.discriminator_head = DiscriminatorHead(d_cfg) if self.electra else None
+        if o.sharing == "all" and self.electra:
+            self.generator = self.discriminator
+        elif o.sharing == "embeddings" and self.electra:
+            self.generator = Encoder(g_cfg, embeddings=self.discriminator.embeddings)
+        else:
+            self.generator = Encoder(g_cfg)
+        self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
+        self.apply_init()
+
+    def apply_init(self) -> None:
+        init_weights(self, self.cfg.model.initializer_range)
+
+    @property
+    def aliases(self) -> list[str]:
+        """State-dict prefixes that name a tensor already saved under the discriminator."""
+        if not self.electra or self.cfg.objective.sharing == "none":
+            return []
+        return ["generator."] if self.cfg.objective.sharing == "all" else ["generator.embeddings."]
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """The state dict with every shared tensor once (under its discriminator name): safetensors-ready."""
+        return {k: v for k, v in self.state_dict().items() if not any(k.startswith(a) for a in self.aliases)}
+
+    def load_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        missing, unexpected = self.load_state_dict(weights, strict=False)
+        missing = [k for k in missing if not any(k.startswith(a) for a in self.aliases)]
+        if missing or unexpected:
+            raise KeyError(f"missing {missing[:5]} unexpected {unexpected[:5]}")
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
+                rng: torch.Generator | None = None) -> StepOutput:
+        o = self.cfg.objective
+        # 1. mask
+        masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
+                             o.mask_prob, o.mask_token_prob, rng)
+        # 2. generate (the generator's output layer is the shared word-embedding table)
+        word = self.generator.embeddings.word.weight
+        logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask)
+        gen_loss = mlm_loss(logits_BNV, masked)
+        w = masked.weights
+        with torch.no_grad():
+            gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
+        tokens = attention_mask.sum()
+        zero = torch.zeros((), device=input_ids.device)
+        if not self.electra:
+            stats = Stats(w.sum(), gen_correct, zero, tokens.float(), zero, zero, zero, zero)
+            return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
+        # 3. sample
+        sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng)
+        # 4. discriminate
+        hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask)
+        disc_logits_BT = self.discriminator_head(hidden_BTD)
+        # 5. loss
+        disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask)
+        total = o.gen_weight * gen_loss + o.disc_weight * disc_loss
+        with torch.no_grad():
+            real = attention_mask.float()
+            pred = (disc_logits_BT > 0) & attention_mask
+            labels = sampled.labels
+            stats = Stats(
+                masked=w.sum(), gen_correct=gen_correct,
+                sampled_correct=((sampled.tokens == masked.targets).float() * w).sum(),
+                tokens=real.sum(), replaced=labels.float().sum(),
+                disc_correct=((pred == labels).float() * real).sum(),
+                true_pos=(pred & labels).float().sum(), pred_pos=pred.float().sum(),
+            )
+        return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)
+
+
+def summarize(stats: Stats) -> dict[str, float]:
+    """Ratios from summed counts: generator accuracy (argmax and sampled), replaced-token rate and the
+    discriminator's accuracy, precision and recall on replaced tokens."""
+    s = {k: float(v) for k, v in stats._asdict().items()}
+    div = lambda a, b: a / b if b else 0.0  # noqa: E731
+    return {
+        "gen_acc": div(s["gen_correct"], s["masked"]),
+        "sampled_acc": div(s["sampled_correct"], s["masked"]),
+        "replaced_rate": div(s["replaced"], s["tokens"]),
+        "disc_acc": div(s["disc_correct"], s["tokens"]),
+        "disc_precision": div(s["true_pos"], s["pred_pos"]),
+        "disc_recall": div(s["true_pos"], s["replaced"]),
+    }
+
+
+def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties
+    counted half (the Mann-Whitney statistic with average ranks)."""
+    scores, labels = scores.double().flatten(), labels.bool().flatten()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = scores.argsort()
+    s = scores[order]
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
+    # average the ranks of tied scores
+    uniq, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
+    if len(uniq) < len(s):
+        sums = torch.zeros(len(uniq), dtype=torch.float64).scatter_add(0, inverse, ranks[order])
+        ranks[order] = (sums / counts)[inverse]
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

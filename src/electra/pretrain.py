@@ -1,0 +1,321 @@
+"""`electra pretrain`: train a generator and a discriminator jointly with replaced-token detection.
+
+    electra pretrain --preset tiny --data DATASET_DIR --out RUN_DIR --max-time 600
+    torchrun --standalone --nproc_per_node=8 -m electra pretrain --preset base --data DATASET_DIR --out RUN_DIR
+
+Re-running into the same RUN_DIR resumes exactly from its latest checkpoint (model, optimizer, schedule,
+data position; every random draw is seeded from (seed, step, micro-batch), so nothing else needs saving).
+The same code runs on one device or under torchrun (DDP; gradients all-reduced on the last micro-step only).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from electra import dist
+from electra.checkpoint import (atomic_write_text, latest_checkpoint, optimizer_from_flat, read_state,
+                                read_weights, save_checkpoint)
+from electra.config import PretrainConfig, build_config, split_overrides
+from electra.data.dataset import Batch, BatchStream, PretrainData, collate
+from electra.data.tokenizer import vocab_sha256
+from electra.errors import UserError
+from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
+from electra.model import count_params
+from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
+from electra.optim import build_optimizer, lr_at, set_lr
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
+    overrides, rest = split_overrides(argv)
+    p = argparse.ArgumentParser(prog="electra pretrain", description=__doc__.split("\n")[0],
+                                epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
+                                       "--mask-prob 0.25, ... (see --print-config).")
+    p.add_argument("--preset", choices=["tiny", "small", "base", "large"], help="paper sizes; tiny for CPU")
+    p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
+    p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
+    p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
+    p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-tensorboard", action="store_true")
+    args, unknown = p.parse_known_args(rest)
+    if unknown:
+        import difflib
+        from electra.config import field_index
+        guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
+        hint = f" (did you mean --{guess[0]}?)" if guess else ""
+        raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
+    return args, overrides
+
+
+def micro_seed(seed: int, step: int, index: int) -> int:
+    """One seed per (run seed, optimizer step, global micro-batch index): dropout, masking and sampling
+    draw from it, so a resumed or re-sharded run draws exactly what an uninterrupted one would."""
+    return int(np.random.SeedSequence([seed, step, index]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def inject_fault(step: int, rank: int) -> None:
+    """Test hook for crash recovery: ELECTRA_FAULT_AT_STEP=S[:R] SIGKILLs rank R (default all) right after
+    step S, on a first attempt only (torchrun's restarts set TORCHELASTIC_RESTART_COUNT > 0)."""
+    spec = os.environ.get("ELECTRA_FAULT_AT_STEP")
+    if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return
+    at, _, who = spec.partition(":")
+    if step == int(at) and (not who or int(who) == rank):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    return Batch(*(t.to(device, non_blocking=True) for t in batch))
+
+
+def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None) -> tuple[PretrainConfig, Path | None]:
+    """The run's config and the checkpoint to resume from (None for a fresh run)."""
+    ckpt = latest_checkpoint(args.out) if args.out and (args.out / "checkpoints").exists() else None
+    if args.resume and ckpt is None:
+        raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
+    if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
+        base = json.loads((args.out / "config.json").read_text())
+        return build_config(None, overrides, base=base), ckpt
+    overrides = dict(overrides)
+    if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
+        overrides.setdefault("seq_len", str(data.seq_len))
+        overrides.setdefault("vocab_size", str(data.vocab_size))
+    return build_config(args.preset, overrides), None
+
+
+def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
+           "special": data.special._asdict(), "dataset": str(data.path if hasattr(data, "path") else "")}
+    atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
+    if not (run_dir / "vocab.txt").exists():
+        shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")
+
+
+@torch.no_grad()
+def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int, d: dist.Dist,
+             autocast: contextlib.AbstractContextManager) -> dict[str, float]:
+    """Held-out metrics on the first eval_batches x micro x world rows of the validation split, with
+    dropout off and fixed masking seeds, so evaluations along a run are comparable."""
+    model.eval()
+    n = min(len(data.valid), cfg.train.eval_batches * micro * d.world_size)
+    sums, scores, labels = None, [], []
+    loss_sums = torch.zeros(3, device=d.device)
+    batches = 0
+    for i, start in enumerate(range(d.rank * micro, n, micro * d.world_size)):
+        batch = to_device(collate([data.valid[j] for j in range(start, min(start + micro, n))],
+                                  cfg.train.seq_len, data.special), d.device)
+        torch.manual_seed(micro_seed(cfg.train.seed, 2**31, i))
+        with autocast:
+            out = model(*batch)
+        loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).float()
+        sums = out.stats if sums is None else Stats(*(a + b for a, b in zip(sums, out.stats)))
+        batches += 1
+        if out.disc_logits is not None:
+            keep = batch.attention_mask
+            scores.append(out.disc_logits[keep].float())
+            labels.append(out.labels[keep].float())
+    model.train()
+    if sums is None:
+        return {}
+    packed = dist.all_reduce_sum(torch.cat([torch.stack(list(sums)).float(), loss_sums,
+                                            torch.tensor([batches], device=d.device, dtype=torch.float)]))
+    sums, loss_sums, batches = Stats(*packed[:8]), packed[8:11], float(packed[11])
+    metrics = {f"eval/{k}": v for k, v in summarize(sums).items()}
+    metrics.update({"eval/loss": float(loss_sums[0]) / batches, "eval/mlm_loss": float(loss_sums[1]) / batches,
+                    "eval/rtd_loss": float(loss_sums[2]) / batches})
+    if scores:
+        all_scores = dist.all_gather_cat(torch.cat(scores))
+        all_labels = dist.all_gather_cat(torch.cat(labels))
+        metrics["eval/disc_auc"] = auc(all_scores.cpu(), all_labels.cpu())
+    return metrics
+
+
+def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+    d = dist.init(args.device)
+    if args.data is None:
+        raise UserError("--data DATASET_DIR is required (a folder written by `electra prepare`)")
+    data = PretrainData(args.data)
+    cfg, ckpt = resolve(args, overrides, data)
+    t = cfg.train
+    if t.seq_len != data.seq_len:
+        raise UserError(f"train.seq_len={t.seq_len} but {args.data} holds {data.seq_len}-token examples; "
+                        f"prepare the data with --seq-len {t.seq_len} or drop the override")
+    if cfg.model.vocab_size < data.vocab_size:
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
+    if ckpt is not None:
+        recorded = json.loads((args.out / "tokenizer.json").read_text())["vocab_sha256"]
+        if recorded != vocab_sha256(data.vocab_path):
+            raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
+                            f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
+    special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
+    micro = t.micro_batch_size or t.global_batch_size // d.world_size
+    stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size)
+    n_micro = t.global_batch_size // (micro * d.world_size)
+
+    torch.manual_seed(t.seed)
+    model = Electra(cfg, special).to(d.device)
+    if args.init is not None and ckpt is None:
+        from electra.hf import init_from_hf
+        init_from_hf(model, args.init, data.vocab_path)
+    optimizer = build_optimizer(model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
+    step, elapsed_before, tokens_seen = 0, 0.0, 0
+    if ckpt is not None:
+        state = read_state(ckpt)
+        try:
+            model.load_weights({k: v.to(d.device) for k, v in read_weights(ckpt / "model.safetensors").items()})
+        except (KeyError, RuntimeError) as e:
+            raise UserError(f"checkpoint {ckpt} does not fit the run's config ({str(e)[:200]})") from None
+        opt_tensors = read_weights(ckpt / "optimizer.safetensors")
+        optimizer.load_state_dict(optimizer_from_flat(opt_tensors, state["optimizer"]))
+        stream.load_state_dict(state["data"])
+        step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
+    if d.is_main:
+        write_run_files(args.out, cfg, data)
+    log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard) if d.is_main else NullLogger()
+
+    use_bf16 = t.precision == "bf16" or (t.precision == "auto" and d.device.type == "cuda" and torch.cuda.is_bf16_supported())
+    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    raw = model
+    if d.world_size > 1:
+        model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    step_model = torch.compile(model) if t.compile else model
+
+    gen_params = count_params(raw.generator) + count_params(raw.generator_head)
+    log.print(f"config:\n{cfg.to_json()}")
+    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'} | params: total "
+              f"{count_params(raw) / 1e6:.2f}M, generator+head {gen_params / 1e6:.2f}M (shared embeddings counted "
+              f"in both) | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
+              f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
+              f"{cfg.max_predictions} masked slots per row")
+    log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}")
+
+    stop = {"signal": False}
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if stop["signal"]:
+            raise KeyboardInterrupt
+        stop["signal"] = True
+
+    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    params = [p for p in raw.parameters() if p.requires_grad]
+    run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
+    first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
+    start_time = time.time()
+
+    def check_finite() -> None:
+        bad = int(first_bad.item())
+        if bad >= 0:
+            raise UserError(f"non-finite loss at step {bad} (lr {lr_at(bad, t.lr, t.max_steps, t.warmup_steps):.2e}); "
+                            f"stopped without saving it. Lower --lr, raise --warmup-steps or use --precision fp32, "
+                            f"then resume from the last checkpoint")
+
+    def save() -> None:
+        check_finite()
+        if d.is_main:
+            path = save_checkpoint(args.out, step, raw.weights(), optimizer,
+                                   {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
+                                    "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict()},
+                                   t.keep_last)
+            log.print(f"saved {path}")
+        dist.barrier()
+
+    reason = "max_steps"
+    while step < t.max_steps:
+        micro_batches = stream.next_step()
+        for m, batch in enumerate(micro_batches):
+            batch = to_device(batch, d.device)
+            torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
+            last = m == len(micro_batches) - 1
+            with (model.no_sync() if d.world_size > 1 and not last else contextlib.nullcontext()):
+                with autocast:
+                    out = step_model(*batch)
+                (out.losses.total / n_micro).backward()
+            stats = Stats(*(s.detach() for s in out.stats))
+            run_sums = stats if run_sums is None else Stats(*(a + b for a, b in zip(run_sums, stats)))
+            loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
+            tokens_seen += int(batch.input_ids.numel()) * d.world_size
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+        nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
+        first_bad = torch.where(nonfinite & (first_bad < 0), torch.tensor(step, device=d.device), first_bad)
+        lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
+        set_lr(optimizer, lr)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        if d.device.type == "cpu":  # a host sync costs nothing here: stop at the first bad step
+            check_finite()
+
+        if step % t.log_every == 0 or step == t.max_steps:
+            check_finite()
+            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).float(), loss_sums]))
+            n = (step - last_log[0]) * n_micro * d.world_size
+            now = time.time()
+            tok_s = (step - last_log[0]) * t.global_batch_size * t.seq_len / max(now - last_log[1], 1e-9)
+            metrics = {f"train/{k}": v for k, v in summarize(Stats(*sums[:8])).items()}
+            metrics.update({"train/loss": float(sums[8]) / n, "train/mlm_loss": float(sums[9]) / n,
+                            "train/rtd_loss": float(sums[10]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
+                            "train/tokens_per_s": tok_s})
+            eta = (t.max_steps - step) * (now - last_log[1]) / max(step - last_log[0], 1)
+            log.log(step, metrics, f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f} "
+                    f"(mlm {metrics['train/mlm_loss']:.3f}, rtd {metrics['train/rtd_loss']:.4f}) | gen_acc "
+                    f"{metrics['train/gen_acc']:.3f} | replaced {metrics['train/replaced_rate']:.3f} | disc_acc "
+                    f"{metrics['train/disc_acc']:.3f} | lr {lr:.2e} | {tok_s:,.0f} tok/s | eta {fmt_duration(eta)}")
+            run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, now)
+        log.progress(step)
+        if t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
+            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast))
+        if step % t.save_every == 0 and step < t.max_steps:
+            save()
+        inject_fault(step, d.rank)
+        single = d.world_size == 1
+        if single or step % t.log_every == 0:  # ranks agree on stopping only at sync points
+            timed_out = t.max_time > 0 and time.time() - start_time >= t.max_time
+            if dist.any_rank(stop["signal"] or timed_out, d.device):
+                reason = "interrupted (Ctrl-C)" if stop["signal"] else f"max_time {t.max_time:.0f}s reached"
+                break
+
+    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast))
+    save()
+    signal.signal(signal.SIGINT, old_handler)
+    if d.is_main:
+        plot = plot_curves(args.out)
+        log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen this run segment; "
+                  f"curves in {plot}")
+    log.close()
+    dist.cleanup()
+    return 0
+
+
+def log_eval(log: NullLogger, step: int, metrics: dict[str, float]) -> None:
+    if not metrics:
+        log.print(f"step {step}: no held-out examples, skipping evaluation")
+        return
+    log.log(step, metrics, f"eval @ {step}: gen_acc {metrics['eval/gen_acc']:.3f} | sampled_acc "
+            f"{metrics['eval/sampled_acc']:.3f} | replaced {metrics['eval/replaced_rate']:.3f} | disc_auc "
+            f"{metrics.get('eval/disc_auc', math.nan):.3f} | precision {metrics['eval/disc_precision']:.3f} | "
+            f"recall {metrics['eval/disc_recall']:.3f} | mlm {metrics['eval/mlm_loss']:.3f} | rtd {metrics['eval/rtd_loss']:.4f}")
+
+
+def main(argv: list[str]) -> int:
+    args, overrides = parse_args(argv)
+    if args.print_config:
+        cfg = build_config(args.preset, overrides)
+        print(cfg.to_json())
+        return 0
+    if args.out is None:
+        raise UserError("--out RUN_DIR is required")
+    return train(args, overrides)

@@ -1,0 +1,76 @@
+"""Config: presets from the paper's table, precedence, derived values, and errors that name the field.
+
+    python -m pytest tests/test_config.py -q
+"""
+import json
+
+import pytest
+
+from electra.config import PRESETS, PretrainConfig, build_config, generator_config, split_overrides
+from electra.errors import UserError
+
+
+def test_presets_follow_the_paper_table():
+    small, base, large = (build_config(p, {}) for p in ("small", "base", "large"))
+    assert (small.model.num_layers, small.model.hidden_size, small.model.embedding_size) == (12, 256, 128)
+    assert (base.model.hidden_size, base.model.num_heads, base.model.intermediate_size) == (768, 12, 3072)
+    assert (large.model.num_layers, large.model.hidden_size, large.objective.mask_prob) == (24, 1024, 0.25)
+    assert (small.train.lr, base.train.lr, large.train.lr) == (5e-4, 2e-4, 2e-4)
+    assert (small.train.global_batch_size, base.train.global_batch_size, large.train.global_batch_size) == (128, 256, 2048)
+    assert (small.train.seq_len, base.train.seq_len) == (128, 512)
+    # max_predictions_per_seq as the original derives it (spec 1.2): 19, 79, 130
+    assert (small.max_predictions, base.max_predictions, large.max_predictions) == (19, 79, 130)
+    assert small.objective.disc_weight == 50.0 and small.train.adam_eps == 1e-6 and small.train.warmup_steps == 10_000
+
+
+def test_generator_sizes_match_the_original():
+    for preset, hidden, heads in (("small", 64, 1), ("base", 256, 4), ("large", 256, 4)):
+        cfg = build_config(preset, {})
+        g = generator_config(cfg.model, cfg.objective.generator_hidden_fraction, cfg.objective.generator_layers_fraction)
+        assert (g.hidden_size, g.num_heads, g.intermediate_size, g.num_layers) == (hidden, heads, 4 * hidden, cfg.model.num_layers)
+        assert g.embedding_size == cfg.model.embedding_size  # the shared table's width
+
+
+def test_precedence_defaults_preset_overrides():
+    cfg = build_config("base", {"lr": "3e-4", "model.num_layers": "6", "max-steps": "1e3"})
+    assert cfg.train.lr == 3e-4 and cfg.model.num_layers == 6 and cfg.train.max_steps == 1000
+    assert cfg.model.hidden_size == 768  # from the preset
+
+
+def test_split_overrides_takes_both_spellings():
+    over, rest = split_overrides(["--data", "d", "--hidden-size", "64", "--train.lr=1e-3", "--out", "o", "--disallow-correct", "true"])
+    assert over == {"hidden-size": "64", "train.lr": "1e-3", "disallow-correct": "true"}
+    assert rest == ["--data", "d", "--out", "o"]
+    assert build_config("tiny", over).objective.disallow_correct is True
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"hiden_size": "3"}, "hiden_size"),
+    ({"hidden_size": "abc"}, "model.hidden_size"),
+    ({"max_steps": "1.5"}, "train.max_steps"),
+    ({"sharing": "some"}, "sharing"),
+    ({"mask_prob": "1.5"}, "mask_prob"),
+    ({"seq_len": "1024"}, "position table"),
+    ({"sharing": "all"}, "generator_hidden_fraction"),
+    ({"hidden_size": "100", "num_heads": "3"}, "divisible"),
+    ({"precision": "fp8"}, "precision"),
+])
+def test_bad_values_name_the_field(overrides, needle):
+    with pytest.raises(UserError, match=needle):
+        build_config("small", overrides)
+
+
+def test_sharing_all_with_equal_sizes_is_fine():
+    cfg = build_config("small", {"sharing": "all", "generator_hidden_fraction": "1"})
+    assert cfg.objective.sharing == "all"
+
+
+def test_json_round_trip_and_unknown_sections():
+    cfg = build_config("tiny", {"lr": "2e-3"})
+    again = PretrainConfig.from_dict(json.loads(cfg.to_json()))
+    assert again == cfg
+    with pytest.raises(UserError, match="unknown config field"):
+        PretrainConfig.from_dict({"model": {"width": 3}})
+    with pytest.raises(UserError, match="unknown config section"):
+        PretrainConfig.from_dict({"optim": {}})
+    assert set(PRESETS) == {"tiny", "small", "base", "large"}

@@ -1,0 +1,87 @@
+"""Optimizer and schedule against the original (spec 1.7): hand-computed Adam-without-bias-correction
+update, torch.optim.AdamW for the bias-corrected variant, learning-rate values, decay groups.
+
+    python -m pytest tests/test_optim.py -q
+"""
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from electra.optim import ElectraAdam, build_optimizer, layerwise_lr_scales, lr_at, param_groups
+
+
+def test_lr_schedule_values():
+    peak, T, W = 5e-4, 1000, 100
+    assert lr_at(0, peak, T, W) == 0.0  # warmup starts at 0
+    assert math.isclose(lr_at(50, peak, T, W), peak * 0.5 * (1 - 50 / T))  # warmup times decay (they overlap)
+    assert math.isclose(lr_at(100, peak, T, W), peak * (1 - 100 / T))  # end of warmup: 0.9 peak, not peak
+    assert math.isclose(lr_at(500, peak, T, W), peak * 0.5)  # mid
+    assert math.isclose(lr_at(999, peak, T, W), peak / T)  # last step
+    assert lr_at(1000, peak, T, W) == 0.0
+    assert math.isclose(lr_at(10_000, 5e-4, 1_000_000, 10_000), 0.99 * 5e-4)  # spec: ~0.99 lr at 10k of 1M
+
+
+def test_update_matches_hand_computation_without_bias_correction():
+    p = nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    opt = ElectraAdam([{"params": [p], "weight_decay": 0.01}], lr=0.1, betas=(0.9, 0.999), eps=1e-6)
+    grads = [torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-0.5, 0.25, 1.0])]
+    expect = p.detach().clone()
+    m = torch.zeros(3)
+    v = torch.zeros(3)
+    for g in grads:
+        p.grad = g.clone()
+        opt.step()
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        expect = expect - 0.1 * (m / (v.sqrt() + 1e-6) + 0.01 * expect)
+    assert torch.allclose(p.detach(), expect, atol=1e-6)
+
+
+def test_bias_corrected_variant_equals_torch_adamw():
+    torch.manual_seed(0)
+    a, b = nn.Linear(5, 4), nn.Linear(5, 4)
+    b.load_state_dict(a.state_dict())
+    ours = ElectraAdam(a.parameters(), lr=1e-2, eps=1e-6, weight_decay=0.01, bias_correction=True)
+    ref = torch.optim.AdamW(b.parameters(), lr=1e-2, eps=1e-6, weight_decay=0.01)
+    for _ in range(5):
+        x = torch.randn(8, 5)
+        for model, opt in ((a, ours), (b, ref)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6)
+
+
+def test_no_decay_on_biases_and_layernorm_and_shared_once():
+    emb = nn.Embedding(10, 4)
+    model = nn.ModuleDict({"emb": emb, "lin": nn.Linear(4, 4), "norm": nn.LayerNorm(4), "again": emb})
+    groups = param_groups(model, 0.01)
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert decayed == {id(emb.weight), id(model["lin"].weight)}
+    assert sum(len(g["params"]) for g in groups) == 5  # the shared embedding once
+    opt = build_optimizer(model, "adamw", 1e-3, 0.01, (0.9, 0.999), 1e-6)
+    assert isinstance(opt, torch.optim.AdamW)
+
+
+@pytest.mark.parametrize("layers, decay", [(12, 0.8), (24, 0.9)])
+def test_layerwise_scales(layers, decay):
+    names = ["embeddings.word.weight", "project.weight"] + [f"blocks.{i}.mlp.fc.weight" for i in range(layers)] + ["head.out.weight"]
+
+    def depth(n: str):
+        if n.startswith(("embeddings", "project")):
+            return 0
+        if n.startswith("blocks."):
+            return int(n.split(".")[1]) + 1
+        return None
+
+    fixed = layerwise_lr_scales(names, layers, decay, depth)
+    assert fixed["head.out.weight"] == 1.0
+    assert math.isclose(fixed[f"blocks.{layers - 1}.mlp.fc.weight"], decay)
+    assert math.isclose(fixed["embeddings.word.weight"], decay ** (layers + 1))
+    orig = layerwise_lr_scales(names, layers, decay, depth, original_off_by_one=True)
+    assert math.isclose(orig[f"blocks.{layers - 1}.mlp.fc.weight"], decay ** 2)  # the original's top layer
+    assert math.isclose(orig["blocks.0.mlp.fc.weight"], decay ** (layers + 1))
+    assert math.isclose(orig["embeddings.word.weight"], decay ** (layers + 2))

@@ -1,0 +1,140 @@
+"""The pre-training loop on a tiny model: an end-to-end run, exact resume after SIGKILL, Ctrl-C and
+--max-time stop cleanly, non-finite losses stop the run, and bad input gets one-line errors.
+
+    python -m pytest tests/test_pretrain.py -q
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import tiny_overrides
+from electra.cli import main
+
+
+def run_cli(args: list[str], env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "electra", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300, **kw)
+
+
+def final_weights(run: Path) -> dict[str, torch.Tensor]:
+    latest = (run / "checkpoints" / "LATEST").read_text().strip()
+    return load_file(str(run / "checkpoints" / latest / "model.safetensors"))
+
+
+def losses(run: Path) -> dict[int, float]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}
+
+
+def test_end_to_end_tiny_run(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides()]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["hidden_size"] == 32 and cfg["train"]["seq_len"] == 32  # seq_len taken from the dataset
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
+    evals = [r for r in records if "eval/disc_auc" in r]
+    assert len(evals) == 2 and all(0.0 <= r["eval/disc_auc"] <= 1.0 for r in evals)
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_00000004", "step_00000006"]  # keep_last=2
+    state = json.loads((run / "checkpoints" / "step_00000006" / "state.json").read_text())
+    assert state["step"] == 6 and state["data"]["step"] == 6 and state["config"] == cfg
+    assert (run / "curves.png").stat().st_size > 0 and (run / "tb").is_dir()
+    out = capsys.readouterr().out
+    assert "eval @ 6" in out and "saved" in out
+
+
+def test_resume_after_sigkill_is_exact(tiny_dataset, tmp_path):
+    args = ["pretrain", "--data", str(tiny_dataset), *tiny_overrides(max_steps=8, eval_every=0, save_every=2)]
+    straight = tmp_path / "straight"
+    assert run_cli([*args, "--out", str(straight)]).returncode == 0
+    crashed = tmp_path / "crashed"
+    r = run_cli([*args, "--out", str(crashed)], env={"ELECTRA_FAULT_AT_STEP": "5"})
+    assert r.returncode == -signal.SIGKILL, r.stderr  # died after step 5; the last checkpoint is step 4
+    assert (crashed / "checkpoints" / "LATEST").read_text() == "step_00000004"
+    r = run_cli([*args, "--out", str(crashed)])
+    assert r.returncode == 0, r.stderr
+    assert "resuming from" in r.stdout
+    a, b = final_weights(straight), final_weights(crashed)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical on CPU
+    la, lb = losses(straight), losses(crashed)
+    assert all(la[s] == lb[s] for s in range(5, 9))
+
+
+def test_ctrl_c_saves_and_exits_cleanly(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-m", "electra", "pretrain", "--data", str(tiny_dataset), "--out", str(run),
+                          *tiny_overrides(max_steps=100000, save_every=100000, eval_every=0)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in p.stdout:
+        if line.startswith("step"):
+            break
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    assert "interrupted (Ctrl-C)" in out
+    step = json.loads((run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text() / "state.json").read_text())["step"]
+    assert 1 <= step < 100000
+
+
+def test_max_time_stops_with_a_checkpoint(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run),
+                 *tiny_overrides(max_steps=100000, save_every=100000, eval_every=0, max_time=1.5)]) == 0
+    assert "max_time 2s reached" in capsys.readouterr().out
+    assert (run / "checkpoints" / "LATEST").exists()
+
+
+def test_non_finite_loss_stops_naming_the_step(tiny_dataset, tmp_path, monkeypatch, capsys):
+    import electra.objective as objective
+    real, calls = objective.mlm_loss, {"n": 0}
+
+    def poisoned(*a, **k):
+        calls["n"] += 1
+        loss = real(*a, **k)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(objective, "mlm_loss", poisoned)
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(eval_every=0)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "non-finite loss at step 2" in err[0]
+    assert (run / "checkpoints" / "LATEST").read_text() == "step_00000002"  # the bad step was never saved
+
+
+def one_line_error(capsys, args: list[str], needle: str) -> None:
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0], err
+
+
+def test_bad_input_gets_one_line_errors(tiny_dataset, tmp_path, capsys):
+    base = ["pretrain", "--out", str(tmp_path / "r")]
+    one_line_error(capsys, [*base, "--data", str(tmp_path / "nope")], "nope")
+    one_line_error(capsys, [*base, "--data", str(tiny_dataset), *tiny_overrides(sharing="all")],
+                   "generator_hidden_fraction=1")
+    one_line_error(capsys, [*base, "--data", str(tiny_dataset), *tiny_overrides(max_position_embeddings=16)],
+                   "position table")
+    one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--hiden-size", "3"], "did you mean --hidden-size")
+
+
+def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2, eval_every=0)]) == 0
+    corpus = tiny_dataset.parent / "corpus.txt"  # the same text, tokenized with a smaller vocabulary
+    assert main(["vocab", str(corpus), "--vocab-size", "150", "--out", str(tmp_path / "v2")]) == 0
+    other = tmp_path / "other"
+    assert main(["prepare", str(corpus), "--vocab", str(tmp_path / "v2" / "vocab.txt"), "--seq-len", "32",
+                 "--out", str(other), "--workers", "1", "--quiet"]) == 0
+    one_line_error(capsys, ["pretrain", "--data", str(other), "--out", str(run), "--max-steps", "4"], "different vocabulary")
+    weights = run / "checkpoints" / "step_00000002" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "4"], "corrupt or truncated")
