@@ -1,0 +1,195 @@
+"""`electra export`: write `save_pretrained`-style Hugging Face folders with safetensors + json only.
+
+A pre-training run (folder or one checkpoint folder) becomes
+    OUT/discriminator/   ElectraForPreTraining  (the model to fine-tune)
+    OUT/generator/       ElectraForMaskedLM     (its MLM head tied to the word embeddings, as HF expects)
+each with config.json, model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json and
+tokenizer.json. The shared embedding block is written into both. An MLM-objective run (the BERT baseline)
+has no discriminator: only OUT/generator/ is written.
+
+A fine-tuned model (`electra finetune` output: OUT/model/{model.safetensors, finetune.json, vocab.txt}) becomes
+one folder OUT_DIR/: tagging -> ElectraForTokenClassification, qa_simple -> ElectraForQuestionAnswering;
+classification / regression / qa_electra heads have no transformers equivalent (HF's sequence-classification
+head adds a dense + GELU layer; its QA head is the simple one), so their body is exported as ElectraModel.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from safetensors.torch import save_file
+
+from electra.checkpoint import Pretrained, load_pretrained, read_weights
+from electra.config import ModelConfig, generator_config
+from electra.errors import UserError
+from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
+
+SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+            "mask_token": "[MASK]"}
+
+
+class ExportResult(NamedTuple):
+    folders: list[tuple[Path, str]]  # (folder, transformers class)
+    notes: list[str]  # one-line notices (what was not exported and why)
+
+
+def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a folder; choose another OUT_DIR")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"output folder {out} is not empty; choose another OUT_DIR or pass --overwrite")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_len: int) -> None:
+    """vocab.txt, tokenizer_config.json (ElectraTokenizer[Fast], do_lower_case), special_tokens_map.json and a
+    fast-tokenizer tokenizer.json ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] templates, as BERT's)."""
+    from tokenizers import processors
+
+    from electra.data.tokenizer import SpecialIds, load_tokenizer
+
+    shutil.copyfile(vocab_path, folder / "vocab.txt")
+    ids = SpecialIds.from_vocab(vocab_path)
+    tok_cfg = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "strip_accents": None,
+               "tokenize_chinese_chars": True, "model_max_length": max_len, "clean_up_tokenization_spaces": True,
+               **SPECIALS}
+    _write_json(folder / "tokenizer_config.json", tok_cfg)
+    _write_json(folder / "special_tokens_map.json", SPECIALS)
+    tok = load_tokenizer(vocab_path, lowercase=lowercase)
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids.cls), ("[SEP]", ids.sep)])
+    tok.save(str(folder / "tokenizer.json"))
+
+
+def _write_json(path: Path, d: dict[str, Any]) -> None:
+    path.write_text(json.dumps(d, indent=2) + "\n", encoding="utf-8")
+
+
+def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor], vocab_path: Path,
+                    lowercase: bool) -> None:
+    """One save_pretrained-style folder. Tensors are written contiguous, on the CPU, sorted by name, with
+    metadata {"format": "pt"} (what transformers checks), so the same weights give the same bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / "config.json", config)
+    save_file({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, str(folder / "model.safetensors"),
+              metadata={"format": "pt"})
+    write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"])
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def export(src: Path, out: Path, overwrite: bool = False) -> ExportResult:
+    """`electra export SRC OUT`: a run / checkpoint folder, or a fine-tuned model folder."""
+    src, out = Path(src), Path(out)
+    for cand in (src, src / "model"):
+        if (cand / "finetune.json").is_file():
+            _prepare_out(out, overwrite)
+            return export_finetuned(cand, out)
+    if is_hf_folder(src):
+        raise UserError(f"{src} is already a Hugging Face folder; export takes an electra run or fine-tuned model")
+    pre = load_pretrained(src)
+    _prepare_out(out, overwrite)
+    return export_pretrained(pre, out)
+
+
+def export_pretrained(pre: Pretrained, out: Path) -> ExportResult:
+    """discriminator/ and generator/ (generator/ only for an MLM run) from a loaded run."""
+    from electra.data.tokenizer import SpecialIds
+
+    cfg, w = pre.cfg, pre.weights
+    o = cfg.objective
+    pad = SpecialIds.from_vocab(pre.vocab_path).pad
+    folders, notes = [], []
+    try:
+        if o.objective == "electra":
+            d_cfg = cfg.model
+            g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction)
+            d_enc = _sub(w, "discriminator.")
+            check_encoder(d_enc, d_cfg, "discriminator weights")
+            disc = encoder_to_hf(d_enc) | rename(w, DISC_HEAD, "discriminator_head.")
+            write_hf_folder(out / "discriminator", hf_config(d_cfg, "ElectraForPreTraining", pad), disc,
+                            pre.vocab_path, pre.lowercase)
+            folders.append((out / "discriminator", "ElectraForPreTraining"))
+            if o.sharing == "all":
+                g_enc = d_enc
+            elif o.sharing == "embeddings":
+                g_enc = _sub(w, "generator.") | {k: v for k, v in d_enc.items() if k.startswith("embeddings.")}
+            else:
+                g_enc = _sub(w, "generator.")
+        else:
+            g_cfg = cfg.model
+            g_enc = _sub(w, "generator.")
+            notes.append("MLM-objective run: there is no discriminator, only generator/ (ElectraForMaskedLM) is written")
+        check_encoder(g_enc, g_cfg, "generator weights")
+        gen = encoder_to_hf(g_enc) | rename(w, GEN_HEAD, "generator_head.")
+    except KeyError as e:
+        raise UserError(f"checkpoint weights lack {e}; the run folder is incomplete or from another version") from None
+    write_hf_folder(out / "generator", hf_config(g_cfg, "ElectraForMaskedLM", pad), gen, pre.vocab_path, pre.lowercase)
+    folders.append((out / "generator", "ElectraForMaskedLM"))
+    return ExportResult(folders, notes)
+
+
+def read_finetune_meta(model_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((model_dir / "finetune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{model_dir / 'finetune.json'} is unreadable ({e}); re-run `electra finetune`") from None
+
+
+def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
+    """One HF folder from `electra finetune`'s OUT/model/: model.safetensors (encoder.* = our Encoder names,
+    head.* = the task head) + finetune.json {task, head, labels, model, lowercase} + vocab.txt."""
+    from electra.data.tokenizer import SpecialIds
+
+    meta = read_finetune_meta(model_dir)
+    where = model_dir / "finetune.json"
+    kind = meta.get("head", meta.get("head_kind"))
+    model_d = meta.get("model", meta.get("model_config"))
+    if not isinstance(model_d, dict) or kind is None:
+        raise UserError(f"{where} lacks 'head' or 'model'; it was not written by `electra finetune`")
+    try:
+        cfg = ModelConfig(**model_d)
+    except TypeError as e:
+        raise UserError(f"{where}: bad model config ({e})") from None
+    vocab = model_dir / "vocab.txt"
+    if not vocab.is_file():
+        raise UserError(f"{model_dir} has no vocab.txt; copy the vocabulary the model was fine-tuned with there")
+    w = read_weights(model_dir / "model.safetensors")
+    enc, head = _sub(w, "encoder."), _sub(w, "head.")
+    check_encoder(enc, cfg, f"{model_dir / 'model.safetensors'} (encoder)")
+    pad = SpecialIds.from_vocab(vocab).pad
+    labels = [str(x) for x in meta.get("labels") or []]
+    lowercase = bool(meta.get("lowercase", True))
+    simple_head = set(head) == {"out.weight", "out.bias"}
+    notes = []
+    if kind == "tagging" and simple_head:
+        n = head["out.weight"].shape[0]
+        labels = labels if len(labels) == n else [f"LABEL_{i}" for i in range(n)]
+        arch, extra = "ElectraForTokenClassification", {"id2label": dict(enumerate(labels)),
+                                                         "label2id": {x: i for i, x in enumerate(labels)}}
+        tensors = encoder_to_hf(enc) | {"classifier.weight": head["out.weight"], "classifier.bias": head["out.bias"]}
+    elif kind == "qa_simple" and simple_head:
+        if head["out.weight"].shape[0] != 2:
+            raise UserError(f"{model_dir}: a qa_simple head must have 2 rows (start, end), got {head['out.weight'].shape[0]}")
+        arch, extra = "ElectraForQuestionAnswering", {"id2label": {0: "LABEL_0", 1: "LABEL_1"},
+                                                       "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
+        tensors = encoder_to_hf(enc) | {"qa_outputs.weight": head["out.weight"], "qa_outputs.bias": head["out.bias"]}
+    else:
+        arch, extra = "ElectraModel", {}
+        tensors = encoder_to_hf(enc, prefix="")
+        notes.append(f"the {kind!r} head has no transformers equivalent (HF's sequence-classification head adds "
+                     f"dense+GELU; its QA head is the simple start/end one): exported the encoder only, as ElectraModel")
+    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase)
+    return ExportResult([(out, arch)], notes)
+
+
+__all__ = ["ExportResult", "export", "export_finetuned", "export_pretrained", "write_hf_folder"]
