@@ -138,3 +138,17 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
     weights = run / "checkpoints" / "step_00000002" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "4"], "corrupt or truncated")
+
+
+def test_continue_pretraining_from_a_hugging_face_folder(tiny_dataset, tmp_path, capsys):
+    run, hf, cont = tmp_path / "run", tmp_path / "hf", tmp_path / "cont"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2, eval_every=0)]) == 0
+    assert main(["export", str(run), str(hf)]) == 0
+    # one step at the schedule's first learning rate (0 during warmup) leaves the imported weights untouched
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(cont), "--init", str(hf),
+                 *tiny_overrides(max_steps=1, eval_every=0, hidden_size=8)]) == 0  # the HF config wins
+    assert "initialised from" in capsys.readouterr().out
+    a, b = final_weights(run), final_weights(cont)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "x"),
+                            "--init", str(tmp_path / "nothing")], "nothing")

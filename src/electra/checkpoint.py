@@ -47,8 +47,9 @@ def _fsync_dir(path: Path) -> None:
 # optimizer state <-> (tensors, json)
 
 
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    sd = optimizer.state_dict()
+def optimizer_to_flat(optimizer: torch.optim.Optimizer | dict) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """An optimizer (or its index-form state dict) as safetensors-ready tensors plus JSON-ready the rest."""
+    sd = optimizer.state_dict() if isinstance(optimizer, torch.optim.Optimizer) else optimizer
     tensors, scalars = {}, {}
     for idx, state in sd["state"].items():
         for key, value in state.items():
@@ -72,7 +73,7 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
-                    optimizer: torch.optim.Optimizer, state: dict[str, Any], keep_last: int) -> Path:
+                    optimizer: torch.optim.Optimizer | dict, state: dict[str, Any], keep_last: int) -> Path:
     """Write checkpoints/step_XXXXXXXX atomically, point LATEST at it, prune to the newest `keep_last`."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)

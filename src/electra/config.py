@@ -59,6 +59,7 @@ class ObjectiveConfig:
     sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all
     temperature: float = 1.0  # sampling temperature of the generator's softmax
     disallow_correct: bool = False  # forbid sampling the original token (every masked slot becomes fake)
+    sampling: str = "multinomial"  # multinomial (exact inverse-CDF of the softmax, 1 draw per slot) | gumbel (the original's Gumbel-max, 1 draw per vocab entry); same distribution
     gen_weight: float = 1.0  # weight of the generator's MLM loss
     disc_weight: float = 50.0  # weight of the discriminator's RTD loss (paper appendix A: chosen from 1..100)
 
@@ -73,6 +74,8 @@ class ObjectiveConfig:
             raise UserError(f"objective.mask_token_prob must be in [0, 1], got {self.mask_token_prob}")
         if not 0.0 < self.generator_hidden_fraction <= 1.0 or not 0.0 < self.generator_layers_fraction <= 1.0:
             raise UserError("objective.generator_hidden_fraction and generator_layers_fraction must be in (0, 1]")
+        if self.sampling not in ("multinomial", "gumbel"):
+            raise UserError(f"objective.sampling must be multinomial or gumbel, got {self.sampling!r}")
         if self.temperature <= 0:
             raise UserError(f"objective.temperature must be > 0, got {self.temperature}")
         if self.max_predictions < 0:
@@ -96,6 +99,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
     precision: str = "auto"  # auto (bf16 autocast where supported) | fp32 | bf16
     compile: bool = False  # torch.compile the training step's model
+    parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (fully_shard: sharded weights and state)
     seed: int = 1234  # one seed for init, data order, masking, sampling and dropout
     log_every: int = 50  # steps between log lines (the only steps that sync the device)
     eval_every: int = 500  # steps between held-out evaluations; 0 = only at the end
@@ -115,6 +119,8 @@ class TrainConfig:
             raise UserError(f"train.lr must be > 0, got {self.lr}")
         if self.optimizer not in ("electra", "adamw"):
             raise UserError(f"train.optimizer must be 'electra' or 'adamw', got {self.optimizer!r}")
+        if self.parallel not in ("ddp", "fsdp"):
+            raise UserError(f"train.parallel must be ddp or fsdp, got {self.parallel!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
 

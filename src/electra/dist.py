@@ -44,7 +44,18 @@ def init(device: str = "auto") -> Dist:
     if world > 1 and not td.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        td.init_process_group("nccl" if dev.type == "cuda" else "gloo", timeout=datetime.timedelta(minutes=30))
+        backend = "nccl" if dev.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(minutes=30)
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+        if restart > 0 and os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True":
+            # After torchrun restarts a failed group, the agent's store still holds the dead workers'
+            # addresses under the default keys; a per-attempt prefix keeps the new group from dialling them.
+            store = td.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                                is_master=False, timeout=timeout)
+            td.init_process_group(backend, store=td.PrefixStore(f"electra/attempt_{restart}", store),
+                                  rank=rank, world_size=world, timeout=timeout)
+        else:
+            td.init_process_group(backend, timeout=timeout)
     return Dist(rank, local_rank, world, dev)
 
 
@@ -85,3 +96,61 @@ def barrier() -> None:
 def cleanup() -> None:
     if td.is_initialized():
         td.destroy_process_group()
+
+
+# ---------------------------------------------------------------------------------------------------
+# FSDP (PyTorch's fully_shard): shard each Transformer block, then the rest; checkpoints are gathered to
+# full tensors so that a sharded run and a single-device run read and write the same files.
+
+
+def shard_model(model: torch.nn.Module, block_types: tuple[type, ...]) -> torch.nn.Module:
+    """Apply fully_shard to every block (each shared block once), then to the root module."""
+    from torch.distributed.fsdp import fully_shard
+
+    seen: set[int] = set()
+    for m in model.modules():
+        if isinstance(m, block_types) and id(m) not in seen:
+            seen.add(id(m))
+            fully_shard(m)
+    fully_shard(model)
+    return model
+
+
+def _full() -> object:
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+    return StateDictOptions(full_state_dict=True, cpu_offload=True)
+
+
+def gather_full_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:
+    """(model state dict, optimizer state dict in torch's index form), as full CPU tensors on rank 0.
+    Collective: every rank must call it."""
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, get_optimizer_state_dict
+
+    weights = get_model_state_dict(model, options=_full())
+    osd = get_optimizer_state_dict(model, optimizer, options=_full())
+    if "param_groups" not in osd:  # ranks other than 0 get empty dicts
+        return weights, {}
+    index = {}
+    groups = []
+    for g in osd["param_groups"]:
+        ids = []
+        for fqn in g["params"]:
+            index.setdefault(fqn, len(index))
+            ids.append(index[fqn])
+        groups.append({**g, "params": ids})
+    state = {index[fqn]: s for fqn, s in osd["state"].items()}
+    return weights, {"state": state, "param_groups": groups}
+
+
+def load_full_optimizer(model: torch.nn.Module, optimizer: torch.optim.Optimizer, sd: dict) -> None:
+    """Load an index-form optimizer state (as a single-device run saves it) into a sharded optimizer."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = {id(p): n for n, p in model.named_parameters()}
+    order = [names[id(p)] for g in optimizer.param_groups for p in g["params"]]
+    fqn_sd = {
+        "state": {order[int(i)]: s for i, s in sd["state"].items()},
+        "param_groups": [{**g, "params": [order[int(i)] for i in g["params"]]} for g in sd["param_groups"]],
+    }
+    set_optimizer_state_dict(model, optimizer, optim_state_dict=fqn_sd,
+                             options=StateDictOptions(full_state_dict=True))

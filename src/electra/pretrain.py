@@ -31,7 +31,7 @@ from electra.data.dataset import Batch, BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
-from electra.model import count_params
+from electra.model import Block, count_params
 from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 
@@ -45,7 +45,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
-    p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training)")
+    p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training, "
+                                              "fresh optimizer); the folder decides the architecture")
+    p.add_argument("--allow-pickle", action="store_true", help="with --init: accept a pytorch_model.bin (loaded "
+                                                               "with torch.load(weights_only=True))")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-tensorboard", action="store_true")
@@ -80,19 +83,28 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
     return Batch(*(t.to(device, non_blocking=True) for t in batch))
 
 
-def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None) -> tuple[PretrainConfig, Path | None]:
-    """The run's config and the checkpoint to resume from (None for a fresh run)."""
+def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
+    """The run's config, the checkpoint to resume from (None for a fresh run) and, for `--init HF_DIR`,
+    the Hugging Face weights to start from (the folder decides the architecture; a resumed run ignores it)."""
     ckpt = latest_checkpoint(args.out) if args.out and (args.out / "checkpoints").exists() else None
     if args.resume and ckpt is None:
         raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
     if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
         base = json.loads((args.out / "config.json").read_text())
-        return build_config(None, overrides, base=base), ckpt
+        return build_config(None, overrides, base=base), ckpt, None
     overrides = dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
         overrides.setdefault("seq_len", str(data.seq_len))
         overrides.setdefault("vocab_size", str(data.vocab_size))
-    return build_config(args.preset, overrides), None
+    cfg = build_config(args.preset, overrides)
+    if args.init is None:
+        return cfg, None, None
+    from electra.hf import load_hf_pretraining
+    init = load_hf_pretraining(args.init, cfg.to_dict(), allow_pickle=args.allow_pickle)
+    if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
+        raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
+                        f"--vocab {init.vocab_path} so that token ids mean the same thing")
+    return PretrainConfig.from_dict(init.cfg), None, init
 
 
 def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
@@ -149,7 +161,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if args.data is None:
         raise UserError("--data DATASET_DIR is required (a folder written by `electra prepare`)")
     data = PretrainData(args.data)
-    cfg, ckpt = resolve(args, overrides, data)
+    cfg, ckpt, init = resolve(args, overrides, data)
     t = cfg.train
     if t.seq_len != data.seq_len:
         raise UserError(f"train.seq_len={t.seq_len} but {args.data} holds {data.seq_len}-token examples; "
@@ -168,19 +180,17 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     torch.manual_seed(t.seed)
     model = Electra(cfg, special).to(d.device)
-    if args.init is not None and ckpt is None:
-        from electra.hf import init_from_hf
-        init_from_hf(model, args.init, data.vocab_path)
-    optimizer = build_optimizer(model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
-    step, elapsed_before, tokens_seen = 0, 0.0, 0
-    if ckpt is not None:
+    if init is not None:
+        from electra.hf import load_into
+        load_into(model, init)
+    step, elapsed_before, tokens_seen, opt_state = 0, 0.0, 0, None
+    if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
         try:
             model.load_weights({k: v.to(d.device) for k, v in read_weights(ckpt / "model.safetensors").items()})
         except (KeyError, RuntimeError) as e:
             raise UserError(f"checkpoint {ckpt} does not fit the run's config ({str(e)[:200]})") from None
-        opt_tensors = read_weights(ckpt / "optimizer.safetensors")
-        optimizer.load_state_dict(optimizer_from_flat(opt_tensors, state["optimizer"]))
+        opt_state = optimizer_from_flat(read_weights(ckpt / "optimizer.safetensors"), state["optimizer"])
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
     if d.is_main:
@@ -190,9 +200,23 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and d.device.type == "cuda" and torch.cuda.is_bf16_supported())
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
     raw = model
-    if d.world_size > 1:
-        model = DDP(model, device_ids=[d.device.index] if d.device.type == "cuda" else None)
+    fsdp = t.parallel == "fsdp" and d.world_size > 1
+    if fsdp:
+        dist.shard_model(raw, (Block,))
+    optimizer = build_optimizer(raw, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
+    if opt_state is not None:
+        dist.load_full_optimizer(raw, optimizer, opt_state) if fsdp else optimizer.load_state_dict(opt_state)
+    if d.world_size > 1 and not fsdp:
+        model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = torch.compile(model) if t.compile else model
+
+    def grad_sync(last: bool) -> contextlib.AbstractContextManager:
+        """All-reduce (or reduce-scatter) gradients on the last micro-step of an optimizer step only."""
+        if fsdp:
+            raw.set_requires_gradient_sync(last)
+        elif d.world_size > 1 and not last:
+            return model.no_sync()
+        return contextlib.nullcontext()
 
     gen_params = count_params(raw.generator) + count_params(raw.generator_head)
     log.print(f"config:\n{cfg.to_json()}")
@@ -201,7 +225,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
               f"in both) | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
-    log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}")
+    log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
+        f", initialised from {args.init} ({', '.join(init.loaded)})" if init is not None else ""))
 
     stop = {"signal": False}
 
@@ -225,8 +250,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     def save() -> None:
         check_finite()
+        if fsdp:  # collective: every rank takes part in gathering the full tensors
+            weights, opt_sd = dist.gather_full_state(raw, optimizer)
+            weights = {k: v for k, v in weights.items() if not k.startswith(tuple(raw.aliases))}
+        else:
+            weights, opt_sd = raw.weights(), optimizer.state_dict()
         if d.is_main:
-            path = save_checkpoint(args.out, step, raw.weights(), optimizer,
+            path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict()},
                                    t.keep_last)
@@ -240,7 +270,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             batch = to_device(batch, d.device)
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
             last = m == len(micro_batches) - 1
-            with (model.no_sync() if d.world_size > 1 and not last else contextlib.nullcontext()):
+            with grad_sync(last):
                 with autocast:
                     out = step_model(*batch)
                 (out.losses.total / n_micro).backward()
@@ -249,6 +279,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
+            grad_norm = grad_norm.full_tensor()
         nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
         first_bad = torch.where(nonfinite & (first_bad < 0), torch.tensor(step, device=d.device), first_bad)
         lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)

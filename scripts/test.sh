@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (once) and run the whole test suite on CPU: `bash scripts/test.sh [pytest args]`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$root/scripts/setup.sh"
+cd "$root"
+python -m pytest tests -q "$@"
