@@ -1,0 +1,45 @@
+"""The command line: help for every subcommand, the demo pipeline's steps end to end at toy size
+(vocab -> prepare -> pretrain -> detect -> export), and `python -m electra`.
+
+    python -m pytest tests/test_cli.py -q
+"""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import tiny_overrides
+from electra.cli import COMMANDS, main
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "usage" in capsys.readouterr().out
+
+
+def test_top_level_help_and_unknown_command(capsys):
+    assert main([]) == 0 and "pretrain" in capsys.readouterr().out
+    assert main(["train"]) == 2 and "unknown command" in capsys.readouterr().err
+
+
+def test_python_dash_m_runs_the_same_cli():
+    r = subprocess.run([sys.executable, "-m", "electra", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "finetune" in r.stdout
+
+
+def test_detect_marks_tokens_with_probabilities(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2, eval_every=0)]) == 0
+    capsys.readouterr()
+    assert main(["detect", "--model", str(run), "--threshold", "0.0", "the city was built", "a river"]) == 0
+    out = capsys.readouterr().out.strip().split("\n\n")
+    assert len(out) == 2
+    first = out[0].splitlines()
+    assert first[0].startswith("[") and "]" in first[0]  # threshold 0 marks every token
+    probs = [float(line.split()[1]) for line in first[1:]]
+    assert len(probs) >= 4 and all(0.0 <= p <= 1.0 for p in probs)
+    assert main(["detect", "--model", str(tmp_path / "missing"), "x"]) == 2
+    assert "does not exist" in capsys.readouterr().err
