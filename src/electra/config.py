@@ -97,7 +97,7 @@ class TrainConfig:
     adam_eps: float = 1e-6  # added to sqrt(v), as BERT's AdamWeightDecayOptimizer
     optimizer: str = "electra"  # electra (Adam without bias correction, as the original) | adamw (torch's)
     clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
-    precision: str = "auto"  # auto (bf16 autocast where supported) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16
     compile: bool = False  # torch.compile the training step's model
     parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (fully_shard: sharded weights and state)
     seed: int = 1234  # one seed for init, data order, masking, sampling and dropout

@@ -1,0 +1,1 @@
+"""Data pipeline: corpus reading, WordPiece vocab, ELECTRA example building, sharded datasets, loading."""

@@ -1,0 +1,341 @@
+"""Streaming corpus reading: files, folders and globs of plain text, gzip, JSON Lines and WikiExtractor output.
+
+Every reader yields *text units* (ELECTRA treats each line as one "sentence", spec 2.1: there is no
+sentence splitter) and the empty string "" at each document end, so the example builder can flush
+at document boundaries (spec 2.1 step 1). Memory stays bounded: files are read line by line, and a
+line longer than `max_line_bytes` is split into pieces instead of being held whole.
+
+Formats (auto-detected per file, or forced with `fmt`):
+- text:  one unit per line, a blank line ends a document (ELECTRA's `--blanks-separate-docs`).
+- jsonl: one JSON object per line; its `text_field` holds the text, whose lines are units; a blank
+         line inside the text or the end of the record ends a document. `.jsonl`/`.json`/`.ndjson`.
+- wiki:  WikiExtractor output; `<doc ...>`/`</doc>` delimit documents, the title line repeated right
+         after `<doc>` is dropped, blank lines inside a document are ignored. Detected by a first
+         line starting with `<doc `.
+gzip is detected by magic bytes, whatever the file name.
+"""
+from __future__ import annotations
+
+import codecs
+import glob
+import gzip
+import html
+import json
+import re
+import sys
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from electra.errors import UserError
+
+FORMATS = ("text", "jsonl", "wiki")
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+DEFAULT_MAX_LINE_BYTES = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_TITLE_RE = re.compile(r'\btitle="([^"]*)"')
+
+Warn = Callable[[str], None]
+
+
+def default_warn(msg: str) -> None:
+    print(f"warning: {msg}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class CorpusFile:
+    """One input file with its detected format (`gzip` is orthogonal to `fmt`)."""
+
+    path: Path
+    fmt: str
+    gzip: bool
+    size: int
+    mtime_ns: int
+
+    def identity(self) -> dict:
+        """What decides whether a finished shard built from this file can be reused."""
+        return {"path": str(self.path), "size": self.size, "mtime_ns": self.mtime_ns, "fmt": self.fmt}
+
+
+@dataclass
+class ReadStats:
+    """Counters gathered while reading (summed over files into the dataset metadata)."""
+
+    bytes_read: int = 0
+    lines: int = 0
+    documents: int = 0
+    replaced_bytes: int = 0
+    split_lines: int = 0
+    bad_records: int = 0
+    tokens_encoded: int = 0  # word pieces produced by the tokenizer (filled in by the pipeline)
+    per_file_warnings: list[str] = field(default_factory=list)
+
+    def add(self, other: ReadStats) -> None:
+        for k in _COUNTERS:
+            setattr(self, k, getattr(self, k) + getattr(other, k))
+        self.per_file_warnings += other.per_file_warnings
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in _COUNTERS}
+
+
+_COUNTERS = ("bytes_read", "lines", "documents", "replaced_bytes", "split_lines", "bad_records", "tokens_encoded")
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
+    """Expand files, folders (recursively, hidden entries skipped) and glob patterns, sorted per spec."""
+    if not specs:
+        raise UserError("no corpus given; pass text files, folders or glob patterns")
+    out: list[Path] = []
+    seen: set[Path] = set()
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file()
+                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            if not found:
+                raise UserError(f"corpus folder {p} contains no files")
+        elif p.is_file():
+            found = [p]
+        elif any(c in str(spec) for c in "*?["):
+            found = sorted(Path(q) for q in glob.glob(str(spec), recursive=True) if Path(q).is_file())
+            if not found:
+                raise UserError(f"corpus pattern {spec!r} matches no files")
+        else:
+            raise UserError(f"corpus path {p} does not exist; pass existing text files, folders or glob patterns")
+        for q in found:
+            r = q.resolve()
+            if r not in seen:
+                seen.add(r)
+                out.append(r)
+    return out
+
+
+def _open_raw(path: Path, is_gzip: bool) -> BinaryIO:
+    return gzip.open(path, "rb") if is_gzip else open(path, "rb")  # type: ignore[return-value]
+
+
+def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -> CorpusFile | None:
+    """Detect one file's format; None (with a warning) for an empty file; UserError for a binary one."""
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown corpus format {fmt!r}; use one of {', '.join(FORMATS)}")
+    st = path.stat()
+    if st.st_size == 0:
+        warn(f"{path} is empty; skipped")
+        return None
+    with open(path, "rb") as f:
+        is_gz = f.read(2) == _GZIP_MAGIC
+    try:
+        with _open_raw(path, is_gz) as f:
+            head = f.read(1024)
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError(f"{path}: cannot read ({e}); pass a plain or gzip'd text file") from None
+    if not head:
+        warn(f"{path} is empty (after decompression); skipped")
+        return None
+    if b"\x00" in head:
+        raise UserError(f"{path} is not text (NUL bytes in its first KB); remove it from the corpus")
+    if fmt is None:
+        name = path.name.removesuffix(".gz")
+        if name.lower().endswith(JSON_SUFFIXES):
+            fmt = "jsonl"
+        elif head.lstrip(b"\xef\xbb\xbf").startswith(b"<doc "):
+            fmt = "wiki"
+        else:
+            fmt = "text"
+    return CorpusFile(path=path, fmt=fmt, gzip=is_gz, size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def resolve_corpus(specs: Sequence[str | Path], fmt: str | None = None, warn: Warn = default_warn,
+                   exclude: Path | None = None) -> list[CorpusFile]:
+    """Expand and detect all inputs (skipping anything under `exclude`); UserError if nothing readable remains."""
+    paths = expand_inputs(specs)
+    if exclude is not None:
+        ex = exclude.resolve()
+        paths = [p for p in paths if ex not in p.parents]
+    files = [cf for p in paths if (cf := detect_file(p, fmt, warn)) is not None]
+    if not files:
+        raise UserError(f"the corpus {' '.join(map(str, specs))} has no non-empty files")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------- decoding
+
+_replaced = [0]
+
+
+def _count_replace(err: UnicodeError) -> tuple[str, int]:
+    assert isinstance(err, UnicodeDecodeError)
+    _replaced[0] += err.end - err.start
+    return "\ufffd", err.end
+
+
+codecs.register_error("electra-count-replace", _count_replace)
+
+
+def decode_line(raw: bytes, stats: ReadStats) -> str:
+    """UTF-8 decode; invalid bytes become U+FFFD and are counted in `stats.replaced_bytes`."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        _replaced[0] = 0
+        text = raw.decode("utf-8", errors="electra-count-replace")
+        stats.replaced_bytes += _replaced[0]
+        return text
+
+
+def _utf8_boundary(data: bytes, cut: int) -> int:
+    """Move `cut` back so it does not fall inside a multi-byte UTF-8 character."""
+    back = 0
+    while cut - back > 0 and back < 3 and (data[cut - back] & 0xC0) == 0x80:
+        back += 1
+    return cut - back if cut - back > 0 else cut
+
+
+def raw_lines(f: BinaryIO, max_line_bytes: int, stats: ReadStats) -> Iterator[bytes]:
+    """Lines of a binary stream; a line over `max_line_bytes` is split (at a space if possible)."""
+    carry = b""
+    while True:
+        piece = f.readline(max_line_bytes)
+        if not piece:
+            if carry:
+                yield carry
+            return
+        stats.bytes_read += len(piece)
+        data = carry + piece if carry else piece
+        carry = b""
+        if piece.endswith(b"\n") or len(piece) < max_line_bytes:
+            yield data
+            continue
+        # An over-long line: emit a bounded piece and carry the rest (split, never crash).
+        cut = data.rfind(b" ", len(data) // 2)
+        if cut <= 0:
+            cut = _utf8_boundary(data, len(data) - 1)
+        stats.split_lines += 1
+        yield data[:cut]
+        carry = data[cut:]
+
+
+# ---------------------------------------------------------------------------------------------- readers
+
+def _text_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
+    in_doc = False
+    for line in lines:
+        unit = line.strip()  # ELECTRA: line.strip(); an empty line separates documents
+        if unit:
+            in_doc = True
+            yield unit
+        elif in_doc:
+            in_doc = False
+            stats.documents += 1
+            yield ""
+    if in_doc:
+        stats.documents += 1
+        yield ""
+
+
+def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where: Path) -> Iterator[str]:
+    first_bad = 0
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if lineno == 1 and line.lstrip().startswith("["):
+            raise UserError(f"{where} is a JSON array, not JSON Lines; write one JSON object per line")
+        try:
+            rec = json.loads(line)
+            text = rec[text_field]
+            if not isinstance(text, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError, IndexError):
+            stats.bad_records += 1
+            first_bad = first_bad or lineno
+            continue
+        yield from _text_units(iter(text.split("\n")), stats)
+    if stats.bad_records:
+        stats.per_file_warnings.append(
+            f"{where}: {stats.bad_records} JSON line(s) without a string field {text_field!r} skipped "
+            f"(first at line {first_bad}); use --text-field to pick the right field")
+
+
+def _wiki_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
+    in_doc = False
+    has_units = False
+    title: str | None = None
+    for line in lines:
+        unit = line.strip()
+        if unit.startswith("<doc ") and unit.endswith(">"):
+            if has_units:  # a missing </doc>: still a document boundary
+                stats.documents += 1
+                yield ""
+            m = _TITLE_RE.search(unit)
+            title = html.unescape(m.group(1)).strip() if m else ""
+            in_doc, has_units = True, False
+            continue
+        if unit == "</doc>":
+            if has_units:
+                stats.documents += 1
+                yield ""
+            in_doc, has_units, title = False, False, None
+            continue
+        if not unit:
+            continue  # blank lines inside a WikiExtractor article are not document boundaries
+        if in_doc and title is not None:
+            t, title = title, None
+            if not t or html.unescape(unit) == t:  # the title line WikiExtractor repeats after <doc>
+                continue
+        has_units = True
+        yield unit
+    if has_units:
+        stats.documents += 1
+        yield ""
+
+
+def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:
+    """Text units of one file, with "" after every document (see module docstring)."""
+    local = ReadStats()
+    try:
+        with _open_raw(cf.path, cf.gzip) as f:
+            # A JSON record must be parsed whole: allow 64x longer lines there (memory ~ one record).
+            limit = max_line_bytes * 64 if cf.fmt == "jsonl" else max_line_bytes
+            lines = (decode_line(raw, local) for raw in raw_lines(f, limit, local))
+            counted = _count(lines, local)
+            if cf.fmt == "jsonl":
+                yield from _jsonl_units(counted, local, text_field, cf.path)
+            elif cf.fmt == "wiki":
+                yield from _wiki_units(counted, local)
+            else:
+                yield from _text_units(counted, local)
+    except (OSError, EOFError, zlib.error) as e:
+        raise UserError(f"{cf.path}: read failed ({e}); check the file (truncated or corrupt gzip?)") from None
+    finally:
+        stats.add(local)
+    if cf.fmt == "jsonl" and local.bad_records and local.documents == 0:
+        raise UserError(f"{cf.path}: no JSON line has a string field {text_field!r}; use --text-field to pick it")
+    if local.replaced_bytes:
+        stats.per_file_warnings.append(f"{cf.path}: {local.replaced_bytes} invalid UTF-8 byte(s) replaced by U+FFFD")
+    if local.split_lines:
+        stats.per_file_warnings.append(
+            f"{cf.path}: {local.split_lines} split(s) of lines longer than {limit} bytes")
+
+
+def _count(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
+    for line in lines:
+        stats.lines += 1
+        yield line
+
+
+def iter_corpus(files: Sequence[CorpusFile], stats: ReadStats, text_field: str = "text",
+                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:
+    """Units of several files in order; each file ends with a document boundary."""
+    for cf in files:
+        yield from iter_units(cf, stats, text_field, max_line_bytes)
+
+
+def file_bytes_estimate(cf: CorpusFile) -> int:
+    """Rough raw-text size, used only to group small files into work units (gzip text ~3x)."""
+    return cf.size * 3 if cf.gzip else cf.size

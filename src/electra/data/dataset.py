@@ -1,0 +1,278 @@
+"""Reading a prepared dataset for training: random access, padding/masks at load time, exact resume.
+
+    data = PretrainData(dataset_dir, vocab_path=None)
+    stream = BatchStream(data.train, global_batch_size, micro_batch_size, seed, rank, world_size)
+    micro_batches = stream.next_step()          # this rank's share of the next optimizer step
+    BatchStream(..., prefetch=2)                # optional: build 2 steps ahead in a background thread
+    ckpt["data"] = stream.state_dict()          # restore with stream.load_state_dict(...)
+
+Global order (what makes resume and world-size changes exact): epoch e is a permutation of
+range(n) drawn from np.random.default_rng([seed, e]) (identity without shuffling); the epochs are
+concatenated into one infinite sequence; global step s takes positions [s*G, (s+1)*G) of it
+(crossing epochs when needed); rank r takes the contiguous slice [r*G/W, (r+1)*G/W) and cuts it
+into consecutive micro-batches. The state is the step counter, so it restores under any world size.
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from electra.data.shards import SPLITS, SplitArrays, read_shard_info
+from electra.data.tokenizer import SpecialIds, vocab_sha256
+from electra.errors import UserError
+
+_FORMAT = "electra-pretrain-dataset"
+_VERSION = 1
+
+
+class Examples:
+    """All examples of one split over all shards; x[i] is an unpadded int64 array."""
+
+    def __init__(self, shard_dirs: Sequence[Path], counts: Sequence[int], dtype: np.dtype, split: str,
+                 seq_len: int | None = None, special: SpecialIds | None = None, max_open: int = 256) -> None:
+        self.seq_len, self.special = seq_len, special  # what collate needs (BatchStream reads them)
+        self._dirs = list(shard_dirs)
+        self._counts = [int(c) for c in counts]
+        self._starts = np.concatenate([[0], np.cumsum(self._counts, dtype=np.int64)])
+        self._dtype = dtype
+        self._split = split
+        self._open: dict[int, SplitArrays] = {}  # lazily opened; bounded so huge datasets keep few files open
+        self._max_open = max_open
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    def _arrays(self, k: int) -> SplitArrays:
+        arr = self._open.get(k)
+        if arr is None:
+            with self._lock:  # a BatchStream prefetch thread may read concurrently
+                if len(self._open) >= self._max_open:
+                    self._open.pop(next(iter(self._open)))
+                arr = self._open[k] = SplitArrays(self._dirs[k], self._split, self._dtype, self._counts[k])
+        return arr
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        n = len(self)
+        i = int(i)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"example {i} out of range for {n} examples")
+        k = int(np.searchsorted(self._starts, i, side="right")) - 1
+        return self._arrays(k).get(i - int(self._starts[k]))
+
+    def lengths(self) -> np.ndarray:
+        """Length of every example (reads the offset files)."""
+        parts = [self._arrays(k).lengths() for k in range(len(self._dirs)) if self._counts[k]]
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
+class PretrainData:
+    """A prepared dataset folder (see docs/data.md); UserError if it is missing, incomplete or mismatched."""
+
+    def __init__(self, dataset_dir: str | Path, vocab_path: str | Path | None = None) -> None:
+        root = Path(dataset_dir)
+        if not root.is_dir():
+            raise UserError(f"dataset {root} does not exist; build it with `electra prepare CORPUS --out {root}`")
+        meta_path = root / "meta.json"
+        if not meta_path.is_file():
+            if any(root.glob("shard-*")) or any(root.glob(".tmp-*")):
+                raise UserError(f"dataset {root} is incomplete (no meta.json: `electra prepare` was interrupted); "
+                                "re-run the same `electra prepare` command to finish it")
+            raise UserError(f"{root} is not a prepared dataset (no meta.json); build it with `electra prepare`")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as e:
+            raise UserError(f"{meta_path} is unreadable ({e}); re-run `electra prepare`") from None
+        if meta.get("format") != _FORMAT or meta.get("version") != _VERSION:
+            raise UserError(f"{root} is not an {_FORMAT} v{_VERSION} (meta.json says {meta.get('format')!r} "
+                            f"v{meta.get('version')!r}); re-run `electra prepare` with this version")
+        self.root = root
+        self.meta = meta
+        self.vocab_path = root / meta["vocab"]["file"]
+        recorded = meta["vocab"]["sha256"]
+        if not self.vocab_path.is_file() or vocab_sha256(self.vocab_path) != recorded:
+            raise UserError(f"dataset {root}: its vocab copy {self.vocab_path} is missing or differs from the recorded "
+                            f"sha256 {recorded[:12]}; re-run `electra prepare`")
+        if vocab_path is not None:
+            given = vocab_sha256(vocab_path)
+            if given != recorded:
+                raise UserError(f"vocab {vocab_path} (sha256 {given[:12]}) is not the vocab dataset {root} was built "
+                                f"with ({self.vocab_path}, sha256 {recorded[:12]}); use that vocab or re-prepare")
+        settings = meta["settings"]
+        self.seq_len: int = int(settings["seq_len"])
+        self.lowercase: bool = bool(settings["lowercase"])
+        self.strip_accents: bool | None = settings.get("strip_accents")
+        self.vocab_size: int = int(meta["vocab"]["size"])
+        self.special = SpecialIds(**meta["vocab"]["special"])
+        dtype = np.dtype(meta["dtype"])
+        dirs = [root / s["name"] for s in meta["shards"]]
+        for d, s in zip(dirs, meta["shards"]):
+            info = read_shard_info(d)
+            if info is None or any(info["counts"][sp]["examples"] != s[sp] for sp in SPLITS):
+                raise UserError(f"dataset {root}: shard {d.name} is missing or damaged; re-run `electra prepare` "
+                                "with the same arguments to rebuild it")
+        self.train = Examples(dirs, [s["train"] for s in meta["shards"]], dtype, "train", self.seq_len, self.special)
+        self.valid = Examples(dirs, [s["valid"] for s in meta["shards"]], dtype, "valid", self.seq_len, self.special)
+
+    def __repr__(self) -> str:
+        return (f"PretrainData({str(self.root)!r}, train={len(self.train)}, valid={len(self.valid)}, "
+                f"seq_len={self.seq_len}, vocab_size={self.vocab_size})")
+
+
+class Batch(NamedTuple):
+    """A fixed-shape batch: [B, seq_len] each."""
+
+    input_ids: torch.Tensor  # int64
+    segment_ids: torch.Tensor  # int64: 0 up to and including the first [SEP], 1 after, 0 on padding
+    attention_mask: torch.Tensor  # bool: True on real tokens
+
+
+def collate(rows: Sequence[np.ndarray], seq_len: int, special: SpecialIds) -> Batch:
+    """Pad unpadded [CLS] A [SEP] (B [SEP]) rows to exactly seq_len and derive masks/segments (spec 2.1 step 6)."""
+    b = len(rows)
+    ids = np.full((b, seq_len), special.pad, dtype=np.int64)
+    seg = np.zeros((b, seq_len), dtype=np.int64)
+    mask = np.zeros((b, seq_len), dtype=bool)
+    for j, row in enumerate(rows):
+        n = len(row)
+        if n > seq_len:
+            raise ValueError(f"example of length {n} does not fit seq_len {seq_len}")
+        ids[j, :n] = row
+        mask[j, :n] = True
+        seps = np.flatnonzero(np.asarray(row) == special.sep)
+        if len(seps):
+            seg[j, seps[0] + 1: n] = 1
+    return Batch(torch.from_numpy(ids), torch.from_numpy(seg), torch.from_numpy(mask))
+
+
+class BatchStream:
+    """Deterministic, resumable, rank-sliced micro-batches (see the module docstring for the order)."""
+
+    def __init__(self, examples: Examples, global_batch_size: int, micro_batch_size: int, seed: int,
+                 rank: int = 0, world_size: int = 1, shuffle: bool = True, seq_len: int | None = None,
+                 special: SpecialIds | None = None, prefetch: int = 0) -> None:
+        G, M, W = int(global_batch_size), int(micro_batch_size), int(world_size)
+        if G <= 0 or M <= 0 or W <= 0 or G % (W * M) != 0:
+            raise UserError(f"global batch size {G} must be a positive multiple of world_size {W} x "
+                            f"micro batch size {M} (= {W * M})")
+        if not 0 <= rank < W:
+            raise UserError(f"rank {rank} out of range for world size {W}")
+        if len(examples) == 0:
+            raise UserError("no examples to stream (empty split); prepare a bigger corpus or use the other split")
+        self.examples = examples
+        self.G, self.M, self.W, self.rank = G, M, W, int(rank)
+        self.seed = int(seed)
+        self.shuffle = bool(shuffle)
+        self.n = len(examples)
+        self.step = 0
+        seq_len = seq_len if seq_len is not None else examples.seq_len
+        special = special if special is not None else examples.special
+        if seq_len is None or special is None:
+            raise UserError("BatchStream needs seq_len and special ids: pass Examples from PretrainData")
+        self.seq_len, self.special = int(seq_len), special
+        self._perms: dict[int, np.ndarray] = {}
+        # prefetch > 0: build that many steps ahead in a background thread (same batches, same order).
+        self.prefetch = int(prefetch)
+        self._prefetcher: _Prefetcher | None = None
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        p = self._perms.get(epoch)
+        if p is None:
+            # Keep at most the current and the next epoch's permutation.
+            self._perms = {e: v for e, v in self._perms.items() if e >= epoch - 1 and e <= epoch}
+            p = self._perms[epoch] = np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        return p
+
+    def indices(self, step: int) -> np.ndarray:
+        """Example indices this rank processes at global step `step` (in micro-batch order)."""
+        share = self.G // self.W
+        start = step * self.G + self.rank * share
+        pos = np.arange(start, start + share, dtype=np.int64)
+        if not self.shuffle:
+            return pos % self.n
+        out = np.empty(share, dtype=np.int64)
+        epochs = pos // self.n
+        for e in np.unique(epochs):
+            sel = epochs == e
+            out[sel] = self._perm(int(e))[pos[sel] % self.n]
+        return out
+
+    def build_step(self, step: int) -> list[Batch]:
+        """This rank's micro-batches of global step `step` (pure function of step and the settings)."""
+        idx = self.indices(step)
+        return [collate([self.examples[int(i)] for i in idx[k:k + self.M]], self.seq_len, self.special)
+                for k in range(0, len(idx), self.M)]
+
+    def next_step(self) -> list[Batch]:
+        if self.prefetch <= 0:
+            batches = self.build_step(self.step)
+        else:
+            if self._prefetcher is None:
+                self._prefetcher = _Prefetcher(self.build_step, self.step, self.prefetch)
+            got, batches = self._prefetcher.get()
+            assert got == self.step, (got, self.step)  # the thread builds exactly steps step, step+1, ...
+        self.step += 1
+        return batches
+
+    def close(self) -> None:
+        """Stop the prefetch thread (if any); the next `next_step` restarts it where the stream is."""
+        if self._prefetcher is not None:
+            self._prefetcher.stop()
+            self._prefetcher = None
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "seed": self.seed, "global_batch_size": self.G, "num_examples": self.n,
+                "shuffle": self.shuffle}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, mine in (("seed", self.seed), ("global_batch_size", self.G), ("num_examples", self.n),
+                        ("shuffle", self.shuffle)):
+            if k in d and d[k] != mine:
+                raise UserError(f"cannot resume the data stream: saved {k}={d[k]} but this run has {k}={mine}; "
+                                "use the same dataset, seed and global batch size")
+        self.close()
+        self.step = int(d["step"])
+
+
+class _Prefetcher:
+    """Builds steps start, start+1, ... in a daemon thread, at most `depth` ahead (order is never changed)."""
+
+    def __init__(self, build: Callable[[int], list[Batch]], start: int, depth: int) -> None:
+        self._q: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(build, start), daemon=True)
+        self._thread.start()
+
+    def _run(self, build: Callable[[int], list[Batch]], step: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item: tuple[int, object] = (step, build(step))
+            except BaseException as e:  # noqa: BLE001 - re-raised in the consumer
+                item = (step, e)
+            while not self._stop.is_set():
+                try:
+                    self._q.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def get(self) -> tuple[int, list[Batch]]:
+        step, batches = self._q.get()
+        if isinstance(batches, BaseException):
+            raise batches
+        return step, batches
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+

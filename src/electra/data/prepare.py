@@ -1,0 +1,286 @@
+"""`electra prepare`: corpus -> tokenized, packed, sharded pre-training examples (spec 2.1).
+
+    electra prepare CORPUS... --vocab VOCAB.txt --seq-len 128 --out DATASET_DIR [--workers N]
+
+Plan: expand and detect the inputs, group consecutive files into work units of about `--unit-mb`
+MB, give each unit a key (hash of inputs, vocab and settings), build the units whose shard is not
+already finished (in parallel processes when `--workers` > 1), delete shards of older plans, copy
+the vocab, and write `meta.json` last. A dataset is complete exactly when `meta.json` exists; it is
+removed before anything else changes, so an interrupted re-run never leaves a stale one behind.
+The output is byte-identical whatever the number of workers and however often the run was killed.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from electra.data.corpus import (
+    DEFAULT_MAX_LINE_BYTES,
+    FORMATS,
+    CorpusFile,
+    file_bytes_estimate,
+    resolve_corpus,
+)
+from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
+from electra.data.shards import SPLITS, atomic_write_bytes, dump_json, fsync_dir, read_shard_info, token_dtype
+from electra.data.tokenizer import SPECIAL_TOKENS, SpecialIds, read_vocab, vocab_sha256
+from electra.errors import UserError
+
+FORMAT_NAME = "electra-pretrain-dataset"
+FORMAT_VERSION = 1
+META = "meta.json"
+# Test hook: SIGKILL this process right after the N-th shard of the run is committed.
+KILL_HOOK_ENV = "ELECTRA_PREPARE_KILL_AFTER_SHARDS"
+
+
+def plan_units(files: Sequence[CorpusFile], unit_bytes: int, base: dict[str, Any]) -> list[Unit]:
+    """Group consecutive files into units of >= unit_bytes (estimated raw text) and key each one."""
+    groups: list[list[CorpusFile]] = [[]]
+    size = 0
+    for cf in files:
+        if groups[-1] and size >= unit_bytes:
+            groups.append([])
+            size = 0
+        groups[-1].append(cf)
+        size += file_bytes_estimate(cf)
+    units = []
+    for i, g in enumerate(groups):
+        key = hashlib.sha256(dump_json({**base, "unit": i, "inputs": [f.identity() for f in g]})).hexdigest()
+        units.append(Unit(index=i, files=tuple(g), key=key))
+    return units
+
+
+def _check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the dataset")
+    if out.is_dir():
+        foreign = [p.name for p in out.iterdir() if not (p.name in (META, "vocab.txt", ".lock")
+                                                         or p.name.startswith(("shard-", ".tmp-")))]
+        if foreign:
+            raise UserError(f"--out {out} contains {foreign[0]!r} and other files that are not an electra dataset; "
+                            "give an empty or new folder")
+
+
+def _lock(out: Path) -> int:
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise UserError(f"another `electra prepare` is writing {out}; wait for it or use another --out") from None
+    return fd
+
+
+def _sum_counts(infos: Sequence[dict]) -> dict[str, Any]:
+    total: dict[str, Any] = {s: {} for s in SPLITS}
+    read: dict[str, int] = {}
+    for info in infos:
+        for s in SPLITS:
+            for k, v in info["counts"][s].items():
+                total[s][k] = total[s].get(k, 0) + v
+        for k, v in info["read"].items():
+            read[k] = read.get(k, 0) + v
+    return {**total, **read}
+
+
+def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, settings: Settings,
+            workers: int = 1, fmt: str | None = None, unit_mb: float = 64.0, batch_lines: int = 4096,
+            log: Callable[[str], None] = print, run_info: dict[str, int] | None = None) -> dict[str, Any]:
+    """Build (or finish, or confirm) the dataset in `out`; returns its metadata.
+
+    `run_info`, if given, receives {"built": shards built now, "reused": shards kept}."""
+    run_info = {} if run_info is None else run_info
+    run_info.update(built=0, reused=0)
+    if settings.seq_len < 5:
+        raise UserError(f"--seq-len {settings.seq_len} is too small; use at least 5 (128 or 512 as in ELECTRA)")
+    for name in ("single_segment_prob", "short_seq_prob", "valid_fraction"):
+        v = getattr(settings, name)
+        if not 0.0 <= v <= 1.0:
+            raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
+    vocab_path = Path(vocab)
+    vocab_map = read_vocab(vocab_path)
+    special = SpecialIds.from_vocab(vocab_path)
+    vocab_sha = vocab_sha256(vocab_path)
+    dtype = token_dtype(len(vocab_map))
+    out = Path(out)
+    # An --out folder inside a corpus folder must not be read back as corpus on a re-run.
+    files = resolve_corpus(corpus, fmt, exclude=out)
+    base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "vocab_sha256": vocab_sha, "dtype": dtype.name,
+            "settings": settings.as_dict()}
+    units = plan_units(files, int(unit_mb * (1 << 20)), base)
+    dataset_key = hashlib.sha256("".join(u.key for u in units).encode()).hexdigest()
+    _check_out_dir(out)
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = _lock(out)
+    try:
+        meta_path = out / META
+        if meta_path.exists():
+            try:
+                old = json.loads(meta_path.read_text())
+            except ValueError:
+                old = {}
+            copy = out / "vocab.txt"
+            if (old.get("key") == dataset_key and all(read_shard_info(out / u.name) for u in units)
+                    and copy.is_file() and vocab_sha256(copy) == vocab_sha):
+                log(f"{out} is up to date ({old['counts']['train']['examples']} train examples); nothing to do")
+                run_info["reused"] = len(units)
+                return old
+            meta_path.unlink()  # the dataset is about to change: it must not look complete meanwhile
+            fsync_dir(out)
+        for p in out.glob(".tmp-*"):  # leftovers of a killed run
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        infos: dict[int, dict] = {}
+        todo = []
+        for u in units:
+            info = read_shard_info(out / u.name)
+            if info is not None and info.get("key") == u.key:
+                infos[u.index] = info
+            else:
+                todo.append(u)
+        run_info.update(built=len(todo), reused=len(infos))
+        if infos:
+            log(f"reusing {len(infos)} finished shard(s) of {len(units)}")
+        t0 = time.time()
+        kill_after = int(os.environ.get(KILL_HOOK_ENV, "0") or 0)
+        done = [0]
+
+        def committed(info: dict) -> None:
+            infos[info["unit"]] = info
+            done[0] += 1
+            c = info["counts"]["train"]
+            log(f"shard {info['unit'] + 1}/{len(units)}: {c['examples']} train examples, {c['tokens']} tokens "
+                f"({time.time() - t0:.1f}s)")
+            for w in info.get("warnings", []):
+                print(f"warning: {w}", file=sys.stderr)
+            if kill_after and done[0] >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        workers = max(1, min(workers, len(todo)))
+        if workers == 1:
+            for u in todo:
+                committed(build_unit(u, settings, vocab_path, out, dtype, batch_lines))
+        elif todo:
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                     initargs=(threads,)) as pool:
+                args = [(u, settings, vocab_path, out, dtype, batch_lines) for u in todo]
+                for info in pool.map(build_unit_in_worker, args):
+                    committed(info)
+        wanted = {u.name for u in units}
+        for p in out.glob("shard-*"):
+            if p.name not in wanted:
+                shutil.rmtree(p)
+        ordered = [infos[u.index] for u in units]
+        counts = _sum_counts(ordered)
+        if counts["train"]["examples"] == 0:
+            for u in units:
+                shutil.rmtree(out / u.name, ignore_errors=True)
+            hint = " (all of it went to the validation split: lower --valid-fraction)" if counts["valid"]["examples"] else ""
+            raise UserError(f"the corpus {' '.join(map(str, corpus))} is too small to make one training example"
+                            f"{hint}; give more text")
+        if counts["valid"]["examples"] == 0 and settings.valid_fraction > 0:
+            print(f"warning: no validation examples ({counts['documents']} documents); raise --valid-fraction "
+                  "for a held-out split", file=sys.stderr)
+        vocab_bytes = vocab_path.read_bytes()
+        if not (out / "vocab.txt").exists() or (out / "vocab.txt").read_bytes() != vocab_bytes:
+            atomic_write_bytes(out / "vocab.txt", vocab_bytes)
+        meta = {**base, "key": dataset_key, "vocab": {"file": "vocab.txt", "sha256": vocab_sha,
+                                                      "size": len(vocab_map), "special": special._asdict(),
+                                                      "special_tokens": list(SPECIAL_TOKENS)},
+                "inputs": [f.identity() for f in files],
+                "shards": [{"name": u.name, **{s: infos[u.index]["counts"][s]["examples"] for s in SPLITS}}
+                           for u in units],
+                "counts": counts}
+        atomic_write_bytes(meta_path, dump_json(meta))  # last: from now on the dataset is complete
+        return meta
+    except BaseException:
+        # Nothing worth keeping from a failed first run except finished shards (reused next time).
+        if created and not (out / META).exists() and not any(out.glob("shard-*")):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        os.close(lock)
+
+
+def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
+    c = meta["counts"]
+    tr, va = c["train"], c["valid"]
+    n = max(1, tr["examples"])
+    lines = [(f"train: {tr['examples']} examples, {tr['tokens']} tokens; valid: {va['examples']} examples, "
+              f"{va['tokens']} tokens"),
+             (f"documents: {c['documents']}, lines: {c['lines']}, raw bytes: {c['bytes_read']}, "
+              f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
+              f"bad JSON records: {c['bad_records']}"),
+             (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
+              f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "
+              f"short-target draws: {100 * tr['short_target_draws'] / n:.2f}% "
+              f"(setting {100 * meta['settings']['short_seq_prob']:.1f}%), "
+              f"examples without a B segment: {100 * tr['one_segment'] / n:.2f}%")]
+    if seconds is not None:
+        lines.append(f"time: {seconds:.1f}s, {c['bytes_read'] / 1e6 / max(seconds, 1e-9):.2f} MB/s raw text, "
+                     f"{c['tokens_encoded'] / max(seconds, 1e-9) / 1e6:.3f} M tokens/s tokenized "
+                     f"({c['tokens_encoded']} word pieces, {tr['tokens'] + va['tokens']} kept in examples)")
+    return "\n".join(lines)
+
+
+def default_workers() -> int:
+    # The Rust tokenizer already uses every core inside one process; extra processes only help
+    # when there are many cores (measured on 2 cores: 1 process with 2 threads is as fast).
+    return max(1, (os.cpu_count() or 1) // 4)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="electra prepare", description=__doc__.split("\n\n")[0])
+    p.add_argument("corpus", nargs="+", help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+    p.add_argument("--vocab", required=True, help="BERT-style vocab.txt (from `electra vocab` or BERT's)")
+    p.add_argument("--out", required=True, help="dataset folder to create (or finish)")
+    p.add_argument("--seq-len", type=int, default=128, help="max_seq_length (128 small, 512 base/large)")
+    p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes")
+    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto", help="force one input format")
+    p.add_argument("--text-field", default="text", help="JSON Lines field holding the text")
+    p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep case (cased vocab)")
+    acc = p.add_mutually_exclusive_group()
+    acc.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None,
+                     help="default: strip accents exactly when lower-casing (as ELECTRA)")
+    acc.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
+    p.add_argument("--single-segment-prob", type=float, default=0.1, help="ELECTRA: 0.1")
+    p.add_argument("--short-seq-prob", type=float, default=0.05, help="random short target length (ELECTRA: 0.05)")
+    p.add_argument("--valid-fraction", type=float, default=0.01, help="fraction of documents held out")
+    p.add_argument("--seed", type=int, default=12345, help="seed of all random draws (output is reproducible)")
+    p.add_argument("--unit-mb", type=float, default=64.0, help="raw MB of input per shard (resume granularity)")
+    p.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="longer lines are split")
+    p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
+    p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    if a.workers < 1:
+        raise UserError(f"--workers {a.workers} must be at least 1")
+    settings = Settings(seq_len=a.seq_len, lowercase=a.lowercase, strip_accents=a.strip_accents,
+                        single_segment_prob=a.single_segment_prob, short_seq_prob=a.short_seq_prob, seed=a.seed,
+                        valid_fraction=a.valid_fraction, text_field=a.text_field, max_line_bytes=a.max_line_bytes)
+    t0 = time.time()
+    log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
+    info: dict[str, int] = {}
+    meta = prepare(a.corpus, a.vocab, a.out, settings, workers=a.workers, fmt=None if a.format == "auto" else a.format,
+                   unit_mb=a.unit_mb, batch_lines=a.batch_lines, log=log, run_info=info)
+    if not a.quiet:
+        # Throughput only means something when every shard was built by this run.
+        seconds = time.time() - t0 if info["built"] and not info["reused"] else None
+        print(f"dataset {a.out}:\n{summary(meta, seconds)}")
+    return 0

@@ -1,0 +1,159 @@
+"""On-disk shard format and crash-safe writing.
+
+A dataset folder holds `meta.json` (written last), `vocab.txt`, and one directory per work unit:
+
+    shard-00003-<key16>/
+        train.tokens.bin   token ids of all train examples back to back (uint16 or uint32, little-endian)
+        train.offsets.bin  int64[n+1]: example i is tokens[offsets[i]:offsets[i+1]], offsets[0] = 0
+        train.flags.bin    uint8[n]: builder flags (bit 0 single-segment draw, bit 1 short target, bit 2 no B)
+        valid.*            the same for the held-out split
+        shard.json         key, counts, file sizes
+
+Each example is stored unpadded as [CLS] A [SEP] (B [SEP]); masks, segment ids and padding are derived
+at load time. A shard is built in `.tmp-<name>-<pid>/`, every file fsync'd, then the directory is
+renamed into place and the parent fsync'd: a killed run leaves only `.tmp-*` leftovers, which no
+reader looks at and the next run deletes. `key` hashes everything the shard's bytes depend on, so a
+re-run reuses exactly the shards that would come out the same.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SPLITS = ("train", "valid")
+SHARD_JSON = "shard.json"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    """uint16 when every id fits, else uint32."""
+    return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp name, fsync, rename over `path`, fsync the folder."""
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def dump_json(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
+
+
+class SplitWriter:
+    """Streams examples of one split to its three files; memory is bounded by `flush_tokens`."""
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, flush_tokens: int = 1 << 20) -> None:
+        self.dtype = dtype
+        # Kept open while streaming; close() flushes, fsyncs and closes them.
+        self._tok = open(folder / f"{split}.tokens.bin", "wb")  # noqa: SIM115
+        self._off = open(folder / f"{split}.offsets.bin", "wb")  # noqa: SIM115
+        self._flg = open(folder / f"{split}.flags.bin", "wb")  # noqa: SIM115
+        self._off.write(np.zeros(1, "<i8").tobytes())
+        self._pending: list[int] = []
+        self._lengths: list[int] = []
+        self._flags: list[int] = []
+        self._flush_tokens = flush_tokens
+        self.examples = 0
+        self.tokens = 0
+        self.flag_counts = {"single_segment_draws": 0, "short_target_draws": 0, "one_segment": 0}
+        self._end = 0
+
+    def add(self, ids: list[int], flags: int) -> None:
+        self._pending += ids
+        self._lengths.append(len(ids))
+        self._flags.append(flags)
+        self.examples += 1
+        self.tokens += len(ids)
+        self.flag_counts["single_segment_draws"] += flags & 1
+        self.flag_counts["short_target_draws"] += (flags >> 1) & 1
+        self.flag_counts["one_segment"] += (flags >> 2) & 1
+        if len(self._pending) >= self._flush_tokens:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._lengths:
+            return
+        self._tok.write(np.array(self._pending, dtype=self.dtype).tobytes())
+        ends = self._end + np.cumsum(np.array(self._lengths, dtype="<i8"))
+        self._off.write(ends.astype("<i8").tobytes())
+        self._end = int(ends[-1])
+        self._flg.write(np.array(self._flags, dtype=np.uint8).tobytes())
+        self._pending, self._lengths, self._flags = [], [], []
+
+    def close(self) -> dict[str, int]:
+        self.flush()
+        for f in (self._tok, self._off, self._flg):
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+        return {"examples": self.examples, "tokens": self.tokens, **self.flag_counts}
+
+
+def commit_shard(tmp: Path, final: Path, info: dict) -> None:
+    """Record file sizes, write shard.json, fsync, and atomically rename `tmp` to `final`."""
+    info = dict(info)
+    info["file_sizes"] = {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}
+    with open(tmp / SHARD_JSON, "wb") as f:
+        f.write(dump_json(info))
+        f.flush()
+        os.fsync(f.fileno())
+    fsync_dir(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(tmp, final)
+    fsync_dir(final.parent)
+
+
+def read_shard_info(folder: Path) -> dict | None:
+    """shard.json of a finished shard whose files all have the recorded sizes, else None."""
+    try:
+        info = json.loads((folder / SHARD_JSON).read_text())
+        for name, size in info["file_sizes"].items():
+            if (folder / name).stat().st_size != size:
+                return None
+        return info
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class SplitArrays:
+    """Memory-mapped view of one split of one shard (opened lazily by the dataset)."""
+
+    def __init__(self, folder: Path, split: str, dtype: np.dtype, n: int) -> None:
+        self.n = n
+        if n == 0:
+            self.tokens = np.zeros(0, dtype)
+            self.offsets = np.zeros(1, "<i8")
+            return
+        tok_path = folder / f"{split}.tokens.bin"
+        self.tokens = np.memmap(tok_path, dtype=dtype, mode="r") if tok_path.stat().st_size else np.zeros(0, dtype)
+        self.offsets = np.memmap(folder / f"{split}.offsets.bin", dtype="<i8", mode="r")
+
+    def get(self, i: int) -> np.ndarray:
+        a, b = int(self.offsets[i]), int(self.offsets[i + 1])
+        return np.asarray(self.tokens[a:b], dtype=np.int64)
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.asarray(self.offsets))
+
+
+def read_flags(folder: Path, split: str) -> np.ndarray:
+    return np.fromfile(folder / f"{split}.flags.bin", dtype=np.uint8)

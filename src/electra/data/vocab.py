@@ -1,0 +1,90 @@
+"""`electra vocab`: train a WordPiece vocabulary on a corpus and write a standard BERT `vocab.txt`.
+
+    electra vocab CORPUS... --vocab-size 30522 --out DIR
+
+Uses the `tokenizers` WordPiece trainer behind the same normaliser and pre-tokenizer as
+`electra.data.tokenizer` (so training and use split text identically). The five special tokens
+come first, so [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4 (BERT's own vocab has them elsewhere:
+every consumer looks them up by name). The corpus is streamed; only the word counts are in memory.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+from electra.data.corpus import FORMATS, ReadStats, iter_corpus, resolve_corpus
+from electra.data.shards import atomic_write_bytes
+from electra.data.tokenizer import MAX_CHARS_PER_WORD, SPECIAL_TOKENS, read_vocab
+from electra.errors import UserError
+
+
+def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: int = 30522, lowercase: bool = True,
+                strip_accents: bool | None = None, min_frequency: int = 2, limit_alphabet: int = 1000,
+                fmt: str | None = None, text_field: str = "text") -> Path:
+    """Train and write `out_dir/vocab.txt`; returns its path."""
+    if vocab_size < len(SPECIAL_TOKENS) + 1:
+        raise UserError(f"--vocab-size {vocab_size} is too small; use at least {len(SPECIAL_TOKENS) + 1} (30522 as BERT)")
+    files = resolve_corpus(corpus, fmt)
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                strip_accents=strip_accents, lowercase=lowercase)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                        special_tokens=list(SPECIAL_TOKENS), limit_alphabet=limit_alphabet,
+                                        continuing_subword_prefix="##", show_progress=False)
+    stats = ReadStats()
+
+    def batches() -> Iterator[list[str]]:
+        batch: list[str] = []
+        for unit in iter_corpus(files, stats, text_field):
+            if unit:
+                batch.append(unit)
+                if len(batch) >= 1024:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    tok.train_from_iterator(batches(), trainer=trainer)
+    for w in stats.per_file_warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    vocab = tok.get_vocab()
+    if len(vocab) <= len(SPECIAL_TOKENS):
+        raise UserError(f"the corpus {' '.join(map(str, corpus))} has no text to learn a vocabulary from; give more text")
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise RuntimeError("tokenizers returned non-contiguous vocab ids")  # would break the vocab.txt format
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "vocab.txt"
+    atomic_write_bytes(path, "".join(f"{t}\n" for t, _ in by_id).encode("utf-8"))
+    read_vocab(path)  # sanity: all special tokens present, no duplicates
+    return path
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus.")
+    p.add_argument("corpus", nargs="+", help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+    p.add_argument("--out", required=True, help="folder to write vocab.txt into")
+    p.add_argument("--vocab-size", type=int, default=30522)
+    p.add_argument("--min-frequency", type=int, default=2)
+    p.add_argument("--limit-alphabet", type=int, default=1000)
+    p.add_argument("--no-lowercase", dest="lowercase", action="store_false")
+    acc = p.add_mutually_exclusive_group()
+    acc.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None,
+                     help="default: strip accents exactly when lower-casing (as ELECTRA)")
+    acc.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
+    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto")
+    p.add_argument("--text-field", default="text")
+    a = p.parse_args(argv)
+    path = train_vocab(a.corpus, a.out, a.vocab_size, a.lowercase, a.strip_accents, a.min_frequency,
+                       a.limit_alphabet, None if a.format == "auto" else a.format, a.text_field)
+    n = len(path.read_text(encoding="utf-8").splitlines())
+    print(f"wrote {path} ({n} tokens)")
+    return 0

@@ -1,0 +1,165 @@
+"""Corpus reading: formats, detection, folders/globs, bad input, streaming (issue 2, point 1)."""
+from __future__ import annotations
+
+import gzip
+import json
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from electra.data.corpus import ReadStats, detect_file, expand_inputs, iter_corpus, iter_units, resolve_corpus
+from electra.errors import UserError
+
+
+def units_of(path: Path, fmt: str | None = None, **kw) -> tuple[list[str], ReadStats]:
+    stats = ReadStats()
+    cf = detect_file(path, fmt)
+    assert cf is not None
+    return list(iter_units(cf, stats, **kw)), stats
+
+
+def docs_of(units: list[str]) -> list[list[str]]:
+    docs, cur = [], []
+    for u in units:
+        if u:
+            cur.append(u)
+        else:
+            docs.append(cur)
+            cur = []
+    assert not cur, "every document must end with a boundary"
+    return docs
+
+
+def test_plain_text_blank_lines_separate_documents(tmp_path: Path) -> None:
+    p = tmp_path / "a.txt"
+    p.write_text("\n\n  first line  \nsecond\r\n\n\n\nthird\n   \nfourth", encoding="utf-8")
+    units, stats = units_of(p)
+    assert docs_of(units) == [["first line", "second"], ["third"], ["fourth"]]
+    assert stats.documents == 3 and stats.lines == 10
+
+
+def test_gzip_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
+    p = tmp_path / "corpus.dat"  # no .gz suffix
+    p.write_bytes(gzip.compress(b"one\ntwo\n\nthree\n"))
+    cf = detect_file(p)
+    assert cf is not None and cf.gzip and cf.fmt == "text"
+    units, _ = units_of(p)
+    assert docs_of(units) == [["one", "two"], ["three"]]
+    q = tmp_path / "plain.gz"  # a .gz name on plain text is read as plain text
+    q.write_text("x y\n", encoding="utf-8")
+    assert detect_file(q).gzip is False and docs_of(units_of(q)[0]) == [["x y"]]
+
+
+def test_jsonl_text_field_and_record_boundaries(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    recs = [{"body": "a1\na2\n\na3", "id": 1}, {"body": "b1"}, {"other": "x"}, {"body": 5}]
+    p.write_text("\n".join(json.dumps(r) for r in recs) + "\nnot json\n\n", encoding="utf-8")
+    units, stats = units_of(p, text_field="body")
+    assert docs_of(units) == [["a1", "a2"], ["a3"], ["b1"]]
+    assert stats.bad_records == 3
+    assert any("body" in w and "3 JSON line" in w for w in stats.per_file_warnings)
+    with pytest.raises(UserError, match="text-field"):
+        units_of(p, text_field="missing")
+    # .json is JSON Lines too, and --format forces JSONL on any name; gzip'd JSONL works
+    q = tmp_path / "d.json.gz"
+    q.write_bytes(gzip.compress(b'{"text": "t1"}\n{"text": "t2"}\n'))
+    assert detect_file(q).fmt == "jsonl" and docs_of(units_of(q)[0]) == [["t1"], ["t2"]]
+    arr = tmp_path / "arr.json"
+    arr.write_text('[{"text": "a"},\n{"text": "b"}]\n', encoding="utf-8")
+    with pytest.raises(UserError, match="arr.json is a JSON array"):
+        units_of(arr)
+    r = tmp_path / "e.data"
+    r.write_text('{"text": "z"}\n', encoding="utf-8")
+    assert docs_of(units_of(r, "jsonl")[0]) == [["z"]]
+
+
+def test_wikiextractor_markup_and_title_dropped(tmp_path: Path) -> None:
+    p = tmp_path / "wiki_00"
+    p.write_text('<doc id="1" url="u" title="Anarchism">\nAnarchism\n\nAnarchism is a philosophy.\n'
+                 'Etymology.\n</doc>\n<doc id="2" url="u" title="AT&amp;T">\nAT&amp;T\n\nA company.\n</doc>\n'
+                 '<doc id="3" url="u" title="Empty">\nEmpty\n\n</doc>\n', encoding="utf-8")
+    assert detect_file(p).fmt == "wiki"
+    units, stats = units_of(p)
+    assert docs_of(units) == [["Anarchism is a philosophy.", "Etymology."], ["A company."]]
+    assert stats.documents == 2
+    # forcing plain text keeps the markup as text
+    assert "Anarchism" in units_of(p, "text")[0]
+
+
+def test_folders_globs_and_missing_paths(tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/b.txt", "d/a.txt", "d/sub/c.txt", "d/.hidden"):
+        (tmp_path / name).write_text(name + "\n", encoding="utf-8")
+    got = expand_inputs([tmp_path / "d"])
+    assert [p.name for p in got] == ["a.txt", "b.txt", "c.txt"]
+    assert [p.name for p in expand_inputs([str(tmp_path / "d" / "*.txt"), tmp_path / "d" / "a.txt"])] == ["a.txt", "b.txt"]
+    with pytest.raises(UserError, match="does not exist"):
+        expand_inputs([tmp_path / "nope.txt"])
+    with pytest.raises(UserError, match="matches no files"):
+        expand_inputs([str(tmp_path / "*.zzz")])
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(UserError, match="no files"):
+        expand_inputs([tmp_path / "empty_dir"])
+
+
+def test_empty_and_binary_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))
+    (tmp_path / "ok.txt").write_text("hello\n", encoding="utf-8")
+    warnings: list[str] = []
+    files = resolve_corpus([tmp_path / "empty.txt", tmp_path / "empty.gz", tmp_path / "ok.txt"], warn=warnings.append)
+    assert [f.path.name for f in files] == ["ok.txt"]
+    assert len(warnings) == 2 and "empty.txt" in warnings[0] and "empty" in warnings[0]
+    with pytest.raises(UserError, match="no non-empty files"):
+        resolve_corpus([tmp_path / "empty.txt"], warn=warnings.append)
+    (tmp_path / "model.bin").write_bytes(b"\x7fELF\x00\x01\x02" * 100)
+    with pytest.raises(UserError, match=r"model\.bin is not text"):
+        resolve_corpus([tmp_path / "model.bin"])
+    (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
+    with pytest.raises(UserError, match="bad.gz"):
+        resolve_corpus([tmp_path / "bad.gz"])
+
+
+def test_invalid_utf8_replaced_and_counted(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.txt"
+    p.write_bytes("café ok\n".encode("latin-1") + b"\xff\xfe x\nfine\n")
+    units, stats = units_of(p)
+    assert units[:3] == ["caf\ufffd ok", "\ufffd\ufffd x", "fine"]
+    assert stats.replaced_bytes == 3
+    assert any("3 invalid UTF-8" in w and "latin1.txt" in w for w in stats.per_file_warnings)
+
+
+def test_absurdly_long_lines_are_split_not_fatal(tmp_path: Path) -> None:
+    p = tmp_path / "long.txt"
+    word = "é" * 3 + " "  # multi-byte characters must never be cut in half
+    p.write_text("short\n" + word * 20000 + "\nend\n", encoding="utf-8")
+    units, stats = units_of(p, max_line_bytes=4096)
+    assert units[0] == "short" and units[-2:] == ["end", ""]
+    pieces = units[1:-2]
+    assert len(pieces) > 10 and stats.split_lines == len(pieces) - 1
+    assert all(len(u.encode()) <= 4096 + 7 for u in pieces)
+    assert "".join(pieces).replace(" ", "") == "é" * 60000 and stats.replaced_bytes == 0
+    nospace = tmp_path / "nospace.txt"
+    nospace.write_text("é" * 10000 + "\n", encoding="utf-8")
+    units, stats = units_of(nospace, max_line_bytes=1000)
+    assert "".join(units) == "é" * 10000 and stats.replaced_bytes == 0
+
+
+def test_streaming_memory_does_not_grow_with_corpus(tmp_path: Path) -> None:
+    p = tmp_path / "big.txt"
+    line = ("lorem ipsum dolor sit amet " * 8 + "\n").encode()
+    with open(p, "wb") as f:
+        f.writelines(line if i % 7 else b"\n" for i in range(40000))  # ~7.5 MB
+    gz = tmp_path / "big.txt.gz"
+    gz.write_bytes(gzip.compress(p.read_bytes(), compresslevel=1))
+    huge = tmp_path / "one_line.txt"
+    huge.write_bytes(b"x" * (6 << 20))
+    files = resolve_corpus([p, gz, huge])
+    stats = ReadStats()
+    tracemalloc.start()
+    n = sum(1 for _ in iter_corpus(files, stats, max_line_bytes=64 << 10))
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n > 60000 and stats.bytes_read > 20_000_000
+    assert peak < 2_000_000, f"peak traced memory {peak} bytes while streaming 21 MB"

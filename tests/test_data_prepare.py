@@ -1,0 +1,210 @@
+"""`electra prepare`: dataset layout, metadata, reuse, parallelism, crash safety, bad input (issue 2, point 4)."""
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from data_helpers import WORDS, run_electra, sentence, tree_bytes, write_docs, write_vocab
+
+from electra.cli import main as cli
+from electra.data.builder import split_segments
+from electra.data.dataset import PretrainData
+from electra.data.prepare import KILL_HOOK_ENV
+from electra.data.tokenizer import load_tokenizer, vocab_sha256
+
+GROUPS = [WORDS[i::4] for i in range(4)]  # document k only uses words of group k % 4
+
+
+def write_grouped(path: Path, n_docs: int, seed: int, start: int = 0) -> list[list[str]]:
+    rng = random.Random(seed)
+    docs = []
+    for k in range(start, start + n_docs):
+        words = GROUPS[k % 4]
+        docs.append([" ".join(rng.choice(words) for _ in range(rng.randint(2, 14))) for _ in range(rng.randint(1, 9))])
+    path.write_text("".join("\n".join(d) + "\n\n" for d in docs), encoding="utf-8")
+    return docs
+
+
+def prepare(*args: str) -> int:
+    return cli(["prepare", *args, "--quiet"])
+
+
+@pytest.fixture()
+def vocab(tmp_path: Path) -> Path:
+    return write_vocab(tmp_path / "vocab.txt")
+
+
+def test_dataset_layout_metadata_and_round_trip(tmp_path: Path, vocab: Path) -> None:
+    write_grouped(tmp_path / "a.txt", 150, seed=1)
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps({"text": "\n".join(d)}) + "\n"
+                                              for d in write_grouped(tmp_path / "tmp", 40, 2, start=1)))
+    (tmp_path / "c.gz").write_bytes(gzip.compress(b"alpha epsilon \xff iota\n\nbeta zeta\n"))
+    out = tmp_path / "ds"
+    assert prepare(str(tmp_path / "a.txt"), str(tmp_path / "b.jsonl"), str(tmp_path / "c.gz"), "--vocab", str(vocab),
+                   "--seq-len", "24", "--out", str(out), "--valid-fraction", "0.1", "--seed", "3") == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["vocab"]["sha256"] == vocab_sha256(vocab) == vocab_sha256(out / "vocab.txt")
+    assert meta["dtype"] == "uint16"
+    s = meta["settings"]
+    assert (s["seq_len"], s["lowercase"], s["strip_accents"], s["single_segment_prob"], s["short_seq_prob"],
+            s["seed"], s["valid_fraction"]) == (24, True, None, 0.1, 0.05, 3, 0.1)
+    c = meta["counts"]
+    assert c["documents"] == 150 + 40 + 2 and c["replaced_bytes"] == 1
+    assert c["train"]["examples"] > 100 and c["valid"]["examples"] > 5
+    assert [i["fmt"] for i in meta["inputs"]] == ["text", "jsonl", "text"]
+    data = PretrainData(out, vocab_path=vocab)
+    assert len(data.train) == c["train"]["examples"] and len(data.valid) == c["valid"]["examples"]
+    assert sum(len(data.train[i]) for i in range(len(data.train))) == c["train"]["tokens"]
+    tok = load_tokenizer(out / "vocab.txt")
+    group_of = {w: i % 4 for i, w in enumerate(WORDS)}
+    for split in (data.train, data.valid):
+        for i in range(len(split)):
+            x = split[i]
+            assert x.dtype == np.int64 and len(x) <= 24 and x[0] == data.special.cls and x[-1] == data.special.sep
+            a, b = split_segments(x.tolist(), data.special.sep)
+            words = tok.decode(a + b).split()
+            # segments never span two documents (documents alternate word groups)
+            assert len({group_of[w] for w in words if w in group_of}) == 1, words
+
+
+def test_uint32_tokens_for_large_vocab(tmp_path: Path) -> None:
+    extra = tuple(f"w{i:05d}" for i in range(70000))
+    vocab = write_vocab(tmp_path / "vocab.txt", extra=extra)
+    (tmp_path / "c.txt").write_text("w69999 w00001 alpha\nw65600 beta\n", encoding="utf-8")
+    assert prepare(str(tmp_path / "c.txt"), "--vocab", str(vocab), "--out", str(tmp_path / "ds"),
+                   "--valid-fraction", "0") == 0
+    data = PretrainData(tmp_path / "ds")
+    assert data.meta["dtype"] == "uint32" and data.vocab_size == 5 + 4 + len(WORDS) + len(extra)
+    ids = load_tokenizer(vocab).encode("w69999 w00001 alpha w65600 beta", add_special_tokens=False).ids
+    assert data.train[0].tolist() == [data.special.cls, *ids, data.special.sep] and max(ids) > 65535
+
+
+def test_rerun_reuses_shards_and_changes_rebuild(tmp_path: Path, vocab: Path, capsys: pytest.CaptureFixture) -> None:
+    files = []
+    for k in range(3):
+        write_docs(tmp_path / f"part{k}.txt", 120, seed=k)
+        files.append(str(tmp_path / f"part{k}.txt"))
+    out = tmp_path / "ds"
+    args = [*files, "--vocab", str(vocab), "--out", str(out), "--unit-mb", "0.005"]
+    assert cli(["prepare", *args]) == 0
+    first = tree_bytes(out)
+    shards = sorted(p.name for p in out.glob("shard-*"))
+    assert len(shards) == 3
+    capsys.readouterr()
+    assert cli(["prepare", *args]) == 0
+    assert "up to date" in capsys.readouterr().err and tree_bytes(out) == first
+    # touching one input rebuilds only its shard; the result is the same bytes
+    p1 = tmp_path / "part1.txt"
+    p1.write_bytes(p1.read_bytes())
+    assert cli(["prepare", *args]) == 0
+    assert "reusing 2 finished shard(s)" in capsys.readouterr().err
+    # a different setting gives new shards and removes the old ones
+    assert cli(["prepare", *args, "--seq-len", "16"]) == 0
+    new = sorted(p.name for p in out.glob("shard-*"))
+    assert len(new) == 3 and not set(new) & set(shards)
+    assert PretrainData(out).seq_len == 16
+
+
+def test_out_folder_inside_corpus_folder_is_not_read_back(tmp_path: Path, vocab: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_docs(corpus / "a.txt", 30, seed=5)
+    args = [str(corpus), "--vocab", str(vocab), "--out", str(corpus / "ds")]
+    assert prepare(*args) == 0
+    first = tree_bytes(corpus / "ds")
+    assert prepare(*args) == 0 and tree_bytes(corpus / "ds") == first
+    assert [i["path"] for i in PretrainData(corpus / "ds").meta["inputs"]] == [str((corpus / "a.txt").resolve())]
+
+
+def test_workers_give_identical_bytes(tmp_path: Path, vocab: Path) -> None:
+    files = []
+    for k in range(3):
+        write_docs(tmp_path / f"p{k}.txt", 80, seed=10 + k)
+        files.append(str(tmp_path / f"p{k}.txt"))
+    common = [*files, "--vocab", str(vocab), "--unit-mb", "0.004"]
+    assert prepare(*common, "--out", str(tmp_path / "w1"), "--workers", "1") == 0
+    assert prepare(*common, "--out", str(tmp_path / "w2"), "--workers", "2") == 0
+    assert tree_bytes(tmp_path / "w1") == tree_bytes(tmp_path / "w2")
+
+
+def _kill_corpus(tmp_path: Path, vocab: Path) -> list[str]:
+    files = []
+    for k in range(4):
+        write_docs(tmp_path / f"k{k}.txt", 600, seed=20 + k)
+        files.append(str(tmp_path / f"k{k}.txt"))
+    return [*files, "--vocab", str(vocab), "--unit-mb", "0.05", "--workers", "1"]
+
+
+def test_sigkill_after_first_shard_then_resume_is_byte_identical(tmp_path: Path, vocab: Path) -> None:
+    args = _kill_corpus(tmp_path, vocab)
+    run_electra("prepare", *args, "--out", str(tmp_path / "ref"))
+    killed = run_electra("prepare", *args, "--out", str(tmp_path / "ds"), env={KILL_HOOK_ENV: "1"}, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "ds" / "meta.json").exists() and len(list((tmp_path / "ds").glob("shard-*"))) == 1
+    with pytest.raises(Exception, match="incomplete"):
+        PretrainData(tmp_path / "ds")
+    resumed = run_electra("prepare", *args, "--out", str(tmp_path / "ds"))
+    assert "reusing 1 finished shard(s) of 4" in resumed.stderr
+    assert tree_bytes(tmp_path / "ds") == tree_bytes(tmp_path / "ref")
+
+
+def test_sigkill_mid_shard_leaves_nothing_a_reader_accepts(tmp_path: Path, vocab: Path) -> None:
+    args = _kill_corpus(tmp_path, vocab)
+    run_electra("prepare", *args, "--out", str(tmp_path / "ref"))
+    out = tmp_path / "ds"
+    proc = subprocess.Popen([sys.executable, "-m", "electra", "prepare", *args, "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and not list(out.glob(".tmp-shard-*")):
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)  # while a shard is being written (or after the end, if very fast)
+    proc.wait()
+    if not (out / "meta.json").exists():
+        with pytest.raises(Exception, match="incomplete|not a prepared"):
+            PretrainData(out)
+    run_electra("prepare", *args, "--out", str(out))
+    assert tree_bytes(out) == tree_bytes(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("case", ["missing", "blank", "binary", "foreign_out", "bad_vocab", "valid_only"])
+def test_bad_input_gives_one_line_error_and_no_output(tmp_path: Path, vocab: Path, case: str,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(sentence(random.Random(0)) + "\n", encoding="utf-8")
+    out = tmp_path / "ds"
+    extra: list[str] = []
+    expect = ""
+    if case == "missing":
+        corpus = tmp_path / "nope.txt"
+        expect = "nope.txt does not exist"
+    elif case == "blank":
+        corpus.write_text("\n \n\t\n", encoding="utf-8")
+        expect = "too small to make one training example"
+    elif case == "binary":
+        corpus.write_bytes(b"\x00\x01binary" * 50)
+        expect = "c.txt is not text"
+    elif case == "foreign_out":
+        out.mkdir()
+        (out / "important.doc").write_text("keep me")
+        expect = "not an electra dataset"
+    elif case == "bad_vocab":
+        vocab = write_vocab(tmp_path / "v2.txt", specials=("[PAD]", "[UNK]", "[CLS]", "[SEP]"))
+        expect = "lacks the special token"
+    elif case == "valid_only":
+        extra = ["--valid-fraction", "1.0"]
+        expect = "lower --valid-fraction"
+    rc = cli(["prepare", str(corpus), "--vocab", str(vocab), "--out", str(out), "--quiet", *extra])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and expect in err and len(err.splitlines()) == 1, err
+    if case == "foreign_out":
+        assert sorted(p.name for p in out.iterdir()) == ["important.doc"]
+    else:
+        assert not out.exists()

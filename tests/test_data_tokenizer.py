@@ -1,0 +1,95 @@
+"""Tokenizer loading, vocab checks and `electra vocab` training (issue 2, point 2)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from data_helpers import BERT_VOCAB, write_docs, write_vocab
+
+from electra.cli import main as cli
+from electra.data.tokenizer import SpecialIds, load_tokenizer, read_vocab, vocab_sha256
+from electra.data.vocab import train_vocab
+from electra.errors import UserError
+
+
+def test_read_vocab_special_ids_and_sha(tmp_path: Path) -> None:
+    v = write_vocab(tmp_path / "vocab.txt")
+    vocab = read_vocab(v)
+    assert vocab["[PAD]"] == 0 and vocab["alpha"] == 9
+    assert SpecialIds.from_vocab(v) == SpecialIds(pad=0, unk=1, cls=2, sep=3, mask=4)
+    assert vocab_sha256(v) == hashlib.sha256(v.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("specials,match", [
+    (("[PAD]", "[UNK]", "[CLS]", "[SEP]"), r"lacks the special token\(s\) \[MASK\]"),
+    (("<pad>", "<unk>", "<s>", "</s>", "<mask>"), "SentencePiece"),
+])
+def test_vocab_missing_special_token_is_refused(tmp_path: Path, specials: tuple[str, ...], match: str) -> None:
+    v = write_vocab(tmp_path / "vocab.txt", specials=specials)
+    with pytest.raises(UserError, match=match):
+        SpecialIds.from_vocab(v)
+    with pytest.raises(UserError, match=str(v).replace(".", r"\.")):
+        load_tokenizer(v)
+
+
+def test_bad_vocab_files(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        read_vocab(tmp_path / "none.txt")
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(UserError, match="empty"):
+        read_vocab(tmp_path / "empty.txt")
+    dup = write_vocab(tmp_path / "dup.txt", extra=("alpha",))
+    with pytest.raises(UserError, match="appears twice"):
+        read_vocab(dup)
+
+
+def test_bert_style_tokenization(tmp_path: Path) -> None:
+    v = write_vocab(tmp_path / "vocab.txt", extra=("##s", "cafe", "un", "##known"))
+    tok = load_tokenizer(v)
+    vocab = read_vocab(v)
+    enc = tok.encode("Cats, CAFÉ! unknown [SEP] " + "x" * 201, add_special_tokens=False)
+    assert enc.tokens == ["cat", "##s", ",", "cafe", "!", "un", "##known", "[UNK]", "[UNK]", "[UNK]", "[UNK]"]
+    # "[SEP]" in raw text is not the [SEP] token (BERT's tokenizer splits it too); no post-processor
+    assert vocab["[SEP]"] not in enc.ids and vocab["[CLS]"] not in enc.ids
+    assert tok.decode(tok.encode("cats cafe", add_special_tokens=False).ids) == "cats cafe"
+    cased = load_tokenizer(v, lowercase=False)
+    assert cased.encode("Cat", add_special_tokens=False).tokens == ["[UNK]"]
+    # accents follow lowercasing unless set explicitly (ELECTRA strips accents only when lower-casing)
+    assert load_tokenizer(v, strip_accents=False).encode("café", add_special_tokens=False).tokens == ["[UNK]"]
+
+
+@pytest.mark.skipif(not BERT_VOCAB.is_file(), reason="shared BERT vocab not available")
+def test_bert_vocab_loads() -> None:
+    assert SpecialIds.from_vocab(BERT_VOCAB) == SpecialIds(pad=0, unk=100, cls=101, sep=102, mask=103)
+    tok = load_tokenizer(BERT_VOCAB)
+    assert tok.encode("Hello, unaffable world!", add_special_tokens=False).tokens == [
+        "hello", ",", "una", "##ffa", "##ble", "world", "!"]  # greedy longest match
+
+
+def test_electra_vocab_cli_trains_wordpiece(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    corpus = tmp_path / "c.txt"
+    write_docs(corpus, 200, seed=3)
+    assert cli(["vocab", str(corpus), "--vocab-size", "120", "--out", str(tmp_path / "v")]) == 0
+    path = tmp_path / "v" / "vocab.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    assert len(lines) <= 120 and len(set(lines)) == len(lines)
+    assert any(t.startswith("##") for t in lines) and "alpha" in lines
+    assert "wrote" in capsys.readouterr().out
+    tok = load_tokenizer(path)
+    assert "[UNK]" not in tok.encode("alpha beta omega.", add_special_tokens=False).tokens
+    # cased training keeps capitals
+    (tmp_path / "cased.txt").write_text("Alpha Beta\n" * 50, encoding="utf-8")
+    p2 = train_vocab([tmp_path / "cased.txt"], tmp_path / "v2", vocab_size=50, lowercase=False)
+    assert "Alpha" in p2.read_text(encoding="utf-8").splitlines()
+
+
+def test_electra_vocab_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli(["vocab", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "missing.txt" in err and "does not exist" in err
+    (tmp_path / "blank.txt").write_text("\n\n  \n", encoding="utf-8")
+    assert cli(["vocab", str(tmp_path / "blank.txt"), "--out", str(tmp_path / "v")]) == 2
+    assert "no text" in capsys.readouterr().err
+    assert not (tmp_path / "v" / "vocab.txt").exists()
