@@ -53,7 +53,7 @@ def test_init_statistics_and_param_count():
     w = enc.embeddings.word.weight
     assert abs(float(w.detach().std()) - 0.02 * 0.88) < 0.002  # truncated at 2 std: std shrinks by ~0.88
     assert float(w.detach().abs().max()) <= 0.04 + 1e-6
-    assert float(enc.blocks[0].mlp.fc.bias.abs().sum()) == 0.0
+    assert float(enc.blocks[0].mlp.fc.bias.detach().abs().sum()) == 0.0
     # word + position + segment + LN; per block: qkv, proj, 2 LN, fc, proj
     expected = 3000 * 64 + 512 * 64 + 2 * 64 + 128 + (64 * 192 + 192 + 64 * 64 + 64 + 4 * 64 + 64 * 256 + 256 + 256 * 64 + 64)
     assert count_params(enc) == expected

@@ -12,7 +12,10 @@ Each entry point is `main(argv) -> int` and parses its own arguments; modules ar
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import importlib
+import os
 import sys
 
 from electra.errors import UserError
@@ -25,6 +28,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "finetune": ("electra.finetune.cli", "fine-tune and evaluate on GLUE, SQuAD or token tagging"),
     "export": ("electra.hf", "export a run to Hugging Face transformers folders"),
 }
+
+
+LONG_RUNNING = ("pretrain", "finetune")
+
+
+def tune_allocator() -> bool:
+    """glibc: serve no allocation by mmap and never trim the heap, so the large activation buffers freed at
+    the end of a training step are reused by the next one instead of being unmapped and page-faulted again
+    (1.2x tokens/s for ELECTRA-Small on CPU, no extra peak memory; benchmarks/results/pretrain_*). The same
+    as MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1e11, which glibc only reads at process start. Opt out with
+    ELECTRA_MALLOC=default; a user's own MALLOC_* settings are left alone."""
+    if os.environ.get("ELECTRA_MALLOC") == "default" or any(k.startswith("MALLOC_") for k in os.environ):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 100_000_000_000))
+    except (OSError, AttributeError):  # not glibc (macOS, musl): nothing to tune
+        return False
 
 
 def usage() -> str:
@@ -42,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"electra: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    if name in LONG_RUNNING:
+        tune_allocator()
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)

@@ -10,11 +10,75 @@ width, F MLP width, N masked slots per row.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from electra.config import ModelConfig
+
+# ---------------------------------------------------------------------------------------------------
+# Dropout for CPU eager mode. torch's CPU dropout (`bernoulli_` + div + mul) draws a double-precision
+# Bernoulli per element from the serial mt19937 generator (~7.5 ms per million elements here) and writes a
+# mask in the activation dtype: 8-27% of an ELECTRA step on CPU. This one draws 16 random bits per
+# element (4 elements per 64-bit draw, from the same seeded torch generator) and keeps an element when
+# they fall below floor(q * 2^16); the few elements exactly at the threshold (1 in 65536) are decided by
+# an extra uniform, so P(keep) = q exactly (to float32 precision, as torch's). The mask is stored as one
+# byte per element for the backward pass. CUDA and torch.compile keep F.dropout (fused RNG there).
+
+_TIE_ROW = 64  # elements per tie-check row (8 int64 words of bools)
+
+
+def keep_mask(shape: torch.Size | tuple[int, ...], keep_prob: float, device: torch.device,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool tensor of `shape`, each element independently True with probability `keep_prob`."""
+    n = math.prod(shape)
+    n_pad = -(-n // _TIE_ROW) * _TIE_ROW
+    words = torch.empty(n_pad // 4, dtype=torch.int64, device=device).random_(-2**63, None, generator=generator)
+    u = words.view(torch.int16)  # n_pad uniform 16-bit integers in [-32768, 32767]
+    t = keep_prob * 65536.0
+    k = math.floor(t)
+    thr = k - 32768
+    keep = u < thr
+    if t > k:  # u == thr: keep with probability t - k
+        tie = u == thr
+        rows = tie.view(torch.int64).view(-1, _TIE_ROW // 8).ne(0).any(-1).nonzero().squeeze(1)  # ~0.1% of rows
+        if rows.numel():
+            kr = keep.view(-1, _TIE_ROW)
+            extra = torch.rand(rows.shape[0], _TIE_ROW, generator=generator, device=device) < (t - k)
+            kr[rows] = kr[rows] | (tie.view(-1, _TIE_ROW)[rows] & extra)
+    return keep[:n].view(shape)
+
+
+class _FastDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # noqa: ANN001
+        keep = keep_mask(x.shape, 1.0 - p, x.device).view(torch.uint8)
+        ctx.save_for_backward(keep)
+        ctx.scale = 1.0 / (1.0 - p)
+        return x.mul(keep).mul_(ctx.scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+        (keep,) = ctx.saved_tensors
+        return grad.mul(keep).mul_(ctx.scale), None
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """F.dropout's semantics (zero with probability p, scale the rest by 1 / (1 - p)); see _FastDropout."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+        return _FastDropout.apply(x, p)
+    return F.dropout(x, p, True)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout (no parameters, same state dict) through `dropout` above."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, self.p, self.training)
 
 
 class Embeddings(nn.Module):
@@ -27,7 +91,7 @@ class Embeddings(nn.Module):
         self.position = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)  # (P, E), learned
         self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)  # (2, E)
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout)
+        self.drop = Dropout(cfg.hidden_dropout)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         T = input_ids.shape[1]
@@ -37,8 +101,11 @@ class Embeddings(nn.Module):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention through SDPA (fused kernels where the device has them); padded keys are
-    masked out. The original adds -10000 to masked logits; a boolean mask (-inf) differs by < 1e-30."""
+    """Multi-head self-attention; padded keys are masked out. SDPA (fused kernels) wherever it can run
+    fused: always on CUDA, and on CPU without attention dropout (eval). CPU training with attention
+    dropout would run SDPA's unfused math path anyway (its CPU flash kernel has no dropout), so there the
+    same math is spelled out with the faster dropout above and the original's additive -10000 mask
+    (SDPA's boolean mask is -inf; the two differ by < 1e-30 after the softmax)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -51,11 +118,24 @@ class Attention(nn.Module):
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
         q, k, v = (t.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=key_mask, dropout_p=self.attn_dropout if self.training else 0.0
-        )  # softmax(q k^T / sqrt(K) + mask) v: (B, H, T, K)
+        p = self.attn_dropout if self.training else 0.0
+        if p > 0.0 and x.device.type == "cpu":
+            y = _attention_math(q, k, v, key_mask, p)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask, dropout_p=p)
+        # softmax(q k^T / sqrt(K) + mask) v: (B, H, T, K)
         y = y.transpose(1, 2).reshape(B, T, D)  # heads side by side again: (B, T, D)
         return self.proj(y)
+
+
+def _attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask: torch.Tensor | None,
+                    p: float) -> torch.Tensor:
+    """dropout(softmax(q k^T / sqrt(K) + mask)) v in the dtype of q (bf16 under autocast, as SDPA)."""
+    scores = torch.matmul(q * (1.0 / math.sqrt(q.shape[-1])), k.transpose(-1, -2))  # (B, H, T, T)
+    if key_mask is not None:  # in place (matmul keeps no output for backward) and additive: no backward pass
+        scores.add_(torch.zeros(key_mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~key_mask, -10000.0))
+    probs = torch.softmax(scores, dim=-1, dtype=scores.dtype)
+    return torch.matmul(dropout(probs, p, True), v.to(probs.dtype))
 
 
 class MLP(nn.Module):
@@ -79,7 +159,7 @@ class Block(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.mlp = MLP(cfg)
         self.norm2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
-        self.drop = nn.Dropout(cfg.hidden_dropout)
+        self.drop = Dropout(cfg.hidden_dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
         x = self.norm1(x + self.drop(self.attn(x, key_mask)))
@@ -103,7 +183,11 @@ class Encoder(nn.Module):
         x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
         if self.project is not None:
             x = self.project(x)  # (B, T, D)
-        # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels)
+        # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels).
+        # Whether a batch is unpadded is only asked on CPU, where it costs no device sync.
+        if attention_mask is not None and attention_mask.device.type == "cpu" and not torch.compiler.is_compiling() \
+                and bool(attention_mask.all()):
+            attention_mask = None
         key_mask = None if attention_mask is None else attention_mask[:, None, None, :]
         for block in self.blocks:
             x = block(x, key_mask)

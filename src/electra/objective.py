@@ -36,6 +36,7 @@ class Sampled(NamedTuple):
     tokens: torch.Tensor  # (B, N) the generator's samples
     corrupted_ids: torch.Tensor  # (B, T) original ids with the samples written in: the discriminator's input
     labels: torch.Tensor  # (B, T) bool, True where the token differs from the original ("replaced")
+    argmax: torch.Tensor | None = None  # (B, N) the generator's most likely token, when the sampler computed it
 
 
 class Losses(NamedTuple):
@@ -112,22 +113,103 @@ def generate(generator: Encoder, head: GeneratorHead, word_embeddings: torch.Ten
 # 3. sample
 
 
+_BLOCK = 64  # vocabulary block of the two-level inverse-CDF sampler
+
+
+def _gumbel_max(logits: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+    """The original's sampler: argmax(logits + g), g = -log(-log(u + 1e-9) + 1e-9), one uniform per vocabulary
+    entry (B*N*V draws)."""
+    u = torch.rand(logits.shape, generator=rng, device=logits.device)
+    u.add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()  # Gumbel(0, 1) noise, in place
+    return (logits + u).argmax(dim=-1)
+
+
+def _padded(shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """An fp32 buffer (..., nb * _BLOCK) whose tail past V is zero, and its (..., V) view to write into."""
+    *lead, V = shape
+    nb = -(-V // _BLOCK)
+    buf = torch.empty(*lead, nb * _BLOCK, device=device)
+    buf[..., V:] = 0.0
+    return buf, buf[..., :V]
+
+
+def _inverse_cdf(weights: torch.Tensor, rng: torch.Generator | None, u: torch.Tensor | None = None,
+                 buffer: torch.Tensor | None = None) -> torch.Tensor:
+    """One index per row of `weights` (..., V), drawn with probability weights / weights.sum(-1): exact
+    inverse-CDF sampling with ONE float64 uniform per row, in two levels so that nothing V-wide is sorted,
+    cumulated or converted to float64: pick a block of _BLOCK entries by the cumulative block sums, then an entry
+    inside it. `weights` must be >= 0 with a positive row sum; entries of weight 0 are never drawn.
+    `buffer`: the `_padded` buffer that `weights` is the (..., V) view of (used in place, no copy). `u`
+    (..., 1) in [0, 1) replaces the random draw (tests)."""
+    *lead, V = weights.shape
+    nb = -(-V // _BLOCK)
+    if buffer is not None:
+        base = buffer
+    else:
+        base, view = _padded(tuple(weights.shape), weights.device)
+        view.copy_(weights)
+    blocks = base.view(*lead, nb, _BLOCK)
+    # block sums in fp32 (64 terms: relative error ~1e-7, below the fp32 rounding the Gumbel-max path has
+    # in logits + noise); the cumulative sums over blocks and inside the chosen block in float64
+    cdf = blocks.sum(-1).double().cumsum_(-1)  # (..., nb)
+    total = cdf[..., -1:]
+    if u is None:
+        u = torch.rand(total.shape, generator=rng, device=weights.device, dtype=torch.float64)
+    u = u.to(torch.float64) * total
+    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # strictly below the total
+    b = torch.searchsorted(cdf, u, right=True)  # first block whose cumulative sum exceeds u: never empty
+    below = torch.where(b > 0, cdf.gather(-1, (b - 1).clamp_min(0)), torch.zeros_like(u))
+    inner = blocks.gather(-2, b[..., None].expand(*b.shape, _BLOCK)).squeeze(-2).double().cumsum_(-1)  # (..., B)
+    r = torch.minimum(u - below, torch.nextafter(inner[..., -1:], torch.zeros_like(u)))
+    j = torch.searchsorted(inner, r, right=True)  # first entry whose cumulative weight exceeds r: weight > 0
+    return (b * _BLOCK + j).squeeze(-1)
+
+
 @torch.no_grad()
 def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Tensor, temperature: float,
-                  disallow_correct: bool, rng: torch.Generator | None = None) -> Sampled:
-    """Gumbel-max sampling in fp32, outside autograd: the discriminator's loss never reaches the
-    generator through the samples (spec 1.4; no straight-through, no relaxation). A sample equal to the
-    original is labelled original (paper section 2)."""
-    logits = logits_BNV.float() / temperature
-    if disallow_correct:  # the original subtracts 1000 from the true token's logit
-        logits = logits.scatter_add(-1, masked.targets[..., None], torch.full_like(logits[..., :1], -1000.0))
-    u = torch.rand(logits.shape, generator=rng, device=logits.device)
-    gumbel = -torch.log(-torch.log(u + 1e-9) + 1e-9)
-    tokens_BN = (logits + gumbel).argmax(dim=-1)
+                  disallow_correct: bool, rng: torch.Generator | None = None, method: str = "multinomial") -> Sampled:
+    """One sample per masked slot from softmax(logits / temperature) in fp32, outside autograd: the
+    discriminator's loss never reaches the generator through the samples (spec 1.4; no straight-through, no
+    relaxation). A sample equal to the original is labelled original (paper section 2).
+
+    method="gumbel": the original's Gumbel-max, one uniform per vocabulary entry (B*N*V random numbers).
+    method="multinomial" (default): the same distribution by exact inverse-CDF sampling of the softmax, one
+    uniform per slot; also returns the argmax of the logits (the generator's accuracy) from the same pass.
+    disallow_correct subtracts 1000 from the true token's scaled logit in both, as the original."""
+    argmax = None
+    if method == "gumbel":
+        logits = logits_BNV.float() / temperature
+        if disallow_correct:  # the original subtracts 1000 from the true token's logit
+            logits = logits.scatter_add(-1, masked.targets[..., None], torch.full_like(logits[..., :1], -1000.0))
+        tokens_BN = _gumbel_max(logits, rng)
+    elif method == "multinomial":
+        x = logits_BNV
+        if disallow_correct:
+            x = (x.float() / temperature).scatter_add(-1, masked.targets[..., None],
+                                                       torch.full_like(x[..., :1], -1000.0, dtype=torch.float32))
+            top, argmax = logits_BNV.max(dim=-1)
+            tokens_BN = _inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng)
+        else:
+            top, argmax = x.max(dim=-1)  # (B, N): the shift that keeps exp() finite, and the generator's argmax
+            if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses the pad anyway
+                V = x.shape[-1]
+                buf = torch.nn.functional.pad(x - top.float()[..., None], (0, -(-V // _BLOCK) * _BLOCK - V),
+                                              value=float("-inf"))  # exp(-inf) = 0: zero weight
+                buf = (buf / temperature).exp()
+                w = buf[..., :V]
+            else:
+                buf, w = _padded(tuple(x.shape), x.device)  # zero tail
+                torch.sub(x, top.float()[..., None], out=w)  # in fp32 (bf16 - fp32 promotes), into the buffer
+                if temperature != 1.0:
+                    w.div_(temperature)
+                w.exp_()
+            tokens_BN = _inverse_cdf(w, rng, buffer=buf)
+    else:
+        raise ValueError(f"sampling must be 'gumbel' or 'multinomial', got {method!r}")
     # unused slots write the token already at position 0; duplicates resolve deterministically (largest id)
     tokens_BN = torch.where(masked.weights.bool(), tokens_BN, input_ids[:, :1])
     corrupted = input_ids.scatter_reduce(1, masked.positions, tokens_BN, "amax", include_self=False)
-    return Sampled(tokens_BN, corrupted, corrupted != input_ids)
+    return Sampled(tokens_BN, corrupted, corrupted != input_ids, argmax)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -205,15 +287,19 @@ class Electra(nn.Module):
         logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask)
         gen_loss = mlm_loss(logits_BNV, masked)
         w = masked.weights
-        with torch.no_grad():
-            gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
         tokens = attention_mask.sum()
         zero = torch.zeros((), device=input_ids.device)
         if not self.electra:
+            with torch.no_grad():
+                gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
             stats = Stats(w.sum(), gen_correct, zero, tokens.float(), zero, zero, zero, zero)
             return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
         # 3. sample
-        sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng)
+        sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
+                                o.sampling)
+        with torch.no_grad():
+            argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.argmax(-1)
+            gen_correct = ((argmax_BN == masked.targets).float() * w).sum()
         # 4. discriminate
         hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask)
         disc_logits_BT = self.discriminator_head(hidden_BTD)

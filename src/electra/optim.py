@@ -96,7 +96,7 @@ def build_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float,
     groups = param_groups(model, weight_decay, lr_scales)
     if kind == "adamw":
         device = next(model.parameters()).device
-        fused = device.type in ("cuda", "xpu")
+        fused = device.type in ("cuda", "xpu", "cpu")  # torch has fused AdamW kernels for all three
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
     return ElectraAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False)
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env python
+"""Data-loader benchmark: `electra.data.dataset.BatchStream` + `collate` alone, no model.
+
+    python benchmarks/bench_loader.py                       # prepares the Wikipedia sample into a temp dir
+    python benchmarks/bench_loader.py --data DATASET_DIR --batch 128 --micro 32 --seq-len 128
+
+Measures, over `--steps` optimizer steps after one warm-up step: seconds per step of `stream.next_step()`
+(random access into the memory-mapped shards, padding, masks and segment ids for every micro-batch), and
+sequences/s and tokens/s it can feed. Compare with the training step's tokens/s from bench_pretrain.py:
+the loader is never the bottleneck while its tokens/s is orders of magnitude above the step's. CPU time
+(process time) is reported next to wall time because other jobs share this machine. Last line: JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+WIKI = SHARED / "pretrain" / "enwiki-2015-wikiextractor" / "sample"
+VOCAB = SHARED / "vocab" / "vocab.txt"
+
+
+def prepare(out: Path, seq_len: int) -> Path:
+    cmd = [sys.executable, "-m", "electra", "prepare", str(WIKI), "--vocab", str(VOCAB), "--out", str(out),
+           "--seq-len", str(seq_len), "--workers", "1", "--quiet"]
+    subprocess.run(cmd, check=True, env={"PYTHONPATH": str(ROOT / "src"), **__import__("os").environ})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", type=Path, help="prepared dataset folder (default: prepare the Wikipedia sample)")
+    p.add_argument("--batch", type=int, default=128, help="global batch (sequences per optimizer step)")
+    p.add_argument("--micro", type=int, default=32, help="micro-batch")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--steps", type=int, default=200)
+    args = p.parse_args(argv)
+    sys.path.insert(0, str(ROOT / "src"))
+    import torch
+    from electra.data.dataset import BatchStream, PretrainData
+    torch.set_num_threads(1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        root = args.data or prepare(Path(tmp) / "ds", args.seq_len)
+        prep_s = time.perf_counter() - t0 if args.data is None else 0.0
+        data = PretrainData(root)
+        stream = BatchStream(data.train, args.batch, args.micro, seed=1234)
+        stream.next_step()  # warm: opens the shards, first permutation
+        wall, cpu = [], []
+        real = 0
+        for _ in range(args.steps):
+            w0, c0 = time.perf_counter(), time.process_time()
+            batches = stream.next_step()
+            wall.append(time.perf_counter() - w0)
+            cpu.append(time.process_time() - c0)
+            real += sum(int(b.attention_mask.sum()) for b in batches)
+        n_tokens = args.batch * data.seq_len
+        med = statistics.median(wall)
+        res = {"examples": len(data.train), "seq_len": data.seq_len, "batch": args.batch, "micro": args.micro,
+               "steps": args.steps, "step_wall_median_s": med, "step_wall_max_s": max(wall),
+               "step_cpu_median_s": statistics.median(cpu), "sequences_per_s": args.batch / med,
+               "tokens_per_s": n_tokens / med, "tokens_per_cpu_s": n_tokens / statistics.median(cpu),
+               "real_token_fraction": real / (n_tokens * args.steps), "prepare_s": prep_s}
+    print(f"# BatchStream + collate: {res['examples']} examples of {res['seq_len']} tokens, global batch "
+          f"{args.batch} = {args.batch // args.micro} x {args.micro}")
+    print(f"step: median {med * 1e3:.2f} ms wall ({res['step_cpu_median_s'] * 1e3:.2f} ms CPU), max "
+          f"{max(wall) * 1e3:.2f} ms | {res['sequences_per_s']:,.0f} sequences/s | {res['tokens_per_s']:,.0f} "
+          f"tokens/s ({res['tokens_per_cpu_s']:,.0f} per CPU-second) | {res['real_token_fraction']:.1%} real tokens")
+    print(json.dumps(res))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

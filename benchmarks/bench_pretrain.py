@@ -1,0 +1,512 @@
+#!/usr/bin/env python
+"""Training-step benchmark: this project's `Electra` step against the common PyTorch peer setup, side by side.
+
+    python benchmarks/bench_pretrain.py --preset small --batch 32 --seq-len 128 --modes fp32,bf16
+    python benchmarks/bench_pretrain.py --preset small --modes compile-bf16 --steps 5
+    python benchmarks/bench_pretrain.py --preset tiny --env stock,malloc      # both allocator settings
+    python benchmarks/bench_pretrain.py --profile ours --modes bf16           # + a torch.profiler table
+
+"peer" = Hugging Face `transformers` `ElectraForMaskedLM` (generator) + `ElectraForPreTraining`
+(discriminator), embeddings shared, LM head tied, wired as `richarddwang/electra_pytorch` does it:
+Bernoulli(15%) masking (85% [MASK], 15% kept), the generator reads the masked input with labels -100 off
+the masked positions so HF computes its MLM loss over all B x T positions' logits, fp32 Gumbel-max
+sampling of `logits[is_mlm]`, the discriminator reads the corrupted input, loss = mlm + 50 * disc,
+clip 1.0, torch AdamW (lr 5e-4, eps 1e-6, wd 0.01). "ours" = `electra.objective.Electra` driven exactly
+as `electra.pretrain` drives it (seed per micro-step, autocast, backward, clip, our optimizer).
+
+How it measures (noise on a shared 2-core VM is +-5-10% between processes, so nothing is compared across
+runs): for every mode and allocator environment one worker subprocess per side is started (so peak RSS
+never mixes), both are warmed up, then their timed steps are INTERLEAVED one by one (ours, peer, peer,
+ours, ...) so that background load hits both alike. The same batches of real tokenized Wikipedia text
+(ELECTRA-like examples from `ExampleBuilder`, some short and padded) feed both. Reported per side: step
+time (median, min, max), tokens/s (B*T / median), peak RSS of the worker (and its growth over the
+post-import RSS) or max allocated on CUDA, model FLOPs per token (`electra.flops.model_flops_per_token`:
+ours with the generator head on masked slots only, the peer as executed with the head on all positions)
+and MFU against a matmul peak measured here, in fp32 and bf16. Timers synchronize CUDA.
+The last line of output is JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+WIKI = SHARED / "pretrain" / "enwiki-2015-wikiextractor" / "sample" / "wiki_00"
+VOCAB = SHARED / "vocab" / "vocab.txt"
+MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+MODES = ("fp32", "bf16", "compile", "compile-bf16")
+
+
+# ---------------------------------------------------------------------------------------------------
+# inputs
+
+
+def make_batches(seq_len: int, batch: int, n_batches: int, seed: int = 0):
+    """`n_batches` collated batches of ELECTRA-style examples built from the Wikipedia sample
+    (falls back to random ids when the shared data is absent)."""
+    import numpy as np
+    import torch
+    from electra.data.builder import ExampleBuilder, build_examples
+    from electra.data.dataset import collate
+    from electra.data.tokenizer import SpecialIds, load_tokenizer
+
+    need = batch * n_batches
+    if WIKI.exists() and VOCAB.exists():
+        special = SpecialIds.from_vocab(VOCAB)
+        tok = load_tokenizer(VOCAB)
+        units: list = []
+        for line in WIKI.read_text(encoding="utf-8").splitlines():
+            if line.startswith("<doc"):
+                continue
+            if line.startswith("</doc") or not line.strip():
+                units.append(None)
+                continue
+            units.append(line)
+        texts = [u for u in units if u is not None]
+        enc = iter(tok.encode_batch(texts, add_special_tokens=False))
+        tokenized = [None if u is None else next(enc).ids for u in units]
+        builder = ExampleBuilder(seq_len, special.cls, special.sep, random.Random(seed))
+        rows = [np.asarray(ids, dtype=np.int64) for ids, _ in build_examples(tokenized, builder)]
+        random.Random(seed).shuffle(rows)
+        while len(rows) < need:
+            rows = rows + rows
+        source = f"{WIKI.relative_to(SHARED.parent)} ({len(rows)} examples)"
+    else:
+        special = SpecialIds(pad=0, unk=100, cls=101, sep=102, mask=103)
+        g = np.random.default_rng(seed)
+        rows = []
+        for _ in range(need):
+            n = seq_len if g.random() > 0.05 else int(g.integers(5, seq_len))
+            rows.append(np.concatenate([[special.cls], g.integers(1000, 30522, n - 2), [special.sep]]))
+        source = "random ids (shared data absent)"
+    batches = [collate(rows[i * batch:(i + 1) * batch], seq_len, special) for i in range(n_batches)]
+    pad = float(sum(float((~b.attention_mask).float().mean()) for b in batches) / n_batches)
+    return [tuple(t for t in b) for b in batches], special, source, pad
+
+
+# ---------------------------------------------------------------------------------------------------
+# the two training steps
+
+
+class OursStep:
+    def __init__(self, cfg, special, device, mode):
+        import torch
+        from electra.objective import Electra, SpecialTokens
+        from electra.optim import build_optimizer, set_lr
+        t = cfg.train
+        torch.manual_seed(t.seed)
+        self.model = Electra(cfg, SpecialTokens(special.pad, special.cls, special.sep, special.mask)).to(device)
+        self.model.train()
+        self.opt = build_optimizer(self.model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.step_model = torch.compile(self.model) if mode.startswith("compile") else self.model
+        self.set_lr, self.lr, self.clip = set_lr, t.lr, t.clip_norm  # constant peak lr, as the peer
+        self.seed = t.seed
+
+    def __call__(self, batch, i, autocast):
+        import torch
+        torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
+        with autocast:
+            out = self.step_model(*batch)
+        out.losses.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.set_lr(self.opt, self.lr)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return out.losses.total.detach(), grad_norm
+
+    def modules(self):
+        return self.model
+
+
+class PeerStep:
+    """richarddwang/electra_pytorch's ELECTRAModel + ELECTRALoss on HF transformers models."""
+
+    def __init__(self, cfg, special, device, mode, attn="sdpa"):
+        import torch
+        from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+        from electra.config import generator_config
+        m, o = cfg.model, cfg.objective
+        g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
+
+        def hf(c):
+            return ElectraConfig(vocab_size=c.vocab_size, embedding_size=m.embedding_size, hidden_size=c.hidden_size,
+                                 num_hidden_layers=c.num_layers, num_attention_heads=c.num_heads,
+                                 intermediate_size=c.intermediate_size, hidden_act="gelu",
+                                 hidden_dropout_prob=c.hidden_dropout, attention_probs_dropout_prob=c.attention_dropout,
+                                 max_position_embeddings=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+                                 layer_norm_eps=c.layer_norm_eps, attn_implementation=attn)
+
+        torch.manual_seed(cfg.train.seed)
+        self.gen = ElectraForMaskedLM(hf(g)).to(device)
+        self.disc = ElectraForPreTraining(hf(m)).to(device)
+        self.disc.electra.embeddings = self.gen.electra.embeddings
+        self.gen.generator_lm_head.weight = self.disc.electra.embeddings.word_embeddings.weight
+        both = torch.nn.ModuleDict({"gen": self.gen, "disc": self.disc}).train()
+        self.both = both
+        self.params = list({id(p): p for p in both.parameters()}.values())
+        self.opt = torch.optim.AdamW(self.params, lr=cfg.train.lr, eps=1e-6, weight_decay=0.01)
+        if mode.startswith("compile"):  # as the peer baseline: each model compiled on its own
+            self.gen_fwd, self.disc_fwd = torch.compile(self.gen), torch.compile(self.disc)
+        else:
+            self.gen_fwd, self.disc_fwd = self.gen, self.disc
+        self.special, self.vocab = special, m.vocab_size
+        self.mask_prob, self.seed = o.mask_prob, cfg.train.seed
+        self.gumbel = torch.distributions.gumbel.Gumbel(torch.tensor(0.0, device=device), torch.tensor(1.0, device=device))
+
+    def mask_tokens(self, inputs):
+        """richarddwang's `mask_tokens(..., replace_prob=0.0, orginal_prob=0.15)`."""
+        import torch
+        sp = self.special
+        inputs = inputs.clone()
+        labels = inputs.clone()
+        prob = torch.full(labels.shape, self.mask_prob, device=inputs.device)
+        special = torch.zeros_like(inputs, dtype=torch.bool)
+        for t in (sp.pad, sp.cls, sp.sep):
+            special |= inputs == t
+        prob.masked_fill_(special, 0.0)
+        mlm_mask = torch.bernoulli(prob).bool()
+        labels[~mlm_mask] = -100
+        mask_token_mask = torch.bernoulli(torch.full(labels.shape, 0.85, device=inputs.device)).bool() & mlm_mask
+        inputs[mask_token_mask] = sp.mask
+        return inputs, labels, mlm_mask
+
+    def __call__(self, batch, i, autocast):
+        import torch
+        ids, seg, am = batch
+        torch.manual_seed(self.seed + i)
+        with autocast:
+            masked, labels, is_mlm = self.mask_tokens(ids)
+            gen_out = self.gen_fwd(input_ids=masked, attention_mask=am, token_type_ids=seg, labels=labels)
+            gen_logits = gen_out.logits  # (B, T, V): the LM head ran on every position
+            mlm_logits = gen_logits[is_mlm, :]
+            with torch.no_grad():
+                pred = (mlm_logits.float() + self.gumbel.sample(mlm_logits.shape)).argmax(dim=-1)
+                generated = ids.clone()
+                generated[is_mlm] = pred
+                is_replaced = is_mlm.clone()
+                is_replaced[is_mlm] = pred != ids[is_mlm]
+            disc_logits = self.disc_fwd(input_ids=generated, attention_mask=am, token_type_ids=seg).logits
+            disc_loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                disc_logits.masked_select(am).float(), is_replaced.masked_select(am).float())
+            loss = gen_out.loss * 1.0 + disc_loss * 50.0
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        return loss.detach(), grad_norm
+
+    def modules(self):
+        return self.both
+
+
+# ---------------------------------------------------------------------------------------------------
+# worker: one side, one mode, driven over stdin/stdout
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(args: argparse.Namespace) -> None:
+    import contextlib
+    if os.environ.get("ELECTRA_BENCH_MALLOPT") == "1":
+        from electra.cli import tune_allocator
+        tune_allocator()
+    import torch
+    torch.set_num_threads(args.threads)
+    base_rss = rss_mib()
+    from electra.config import build_config
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    data = torch.load(args.inputs, weights_only=False)
+    batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
+    cfg = build_config(args.preset, {**data["overrides"]})
+    Step = PeerStep if args.side == "peer" else OursStep
+    step = Step(cfg, data["special"], device, args.mode)
+    bf16 = args.mode.endswith("bf16")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    i = 0
+
+    cpu_times: list[float] = []
+
+    def one() -> float:
+        nonlocal i
+        b = batches[i % len(batches)]
+        sync()
+        t0, c0 = time.perf_counter(), time.process_time()
+        loss, gn = step(b, i, autocast)
+        float(loss)  # the loop's per-step finite check reads the loss on CPU
+        sync()
+        i += 1
+        cpu_times.append(time.process_time() - c0)
+        return time.perf_counter() - t0
+
+    print(json.dumps({"ready": True, "import_rss_mib": base_rss}), flush=True)
+    for line in sys.stdin:
+        cmd = line.strip()
+        if cmd == "step":
+            print(json.dumps({"t": one()}), flush=True)
+        elif cmd == "warmup":
+            ts = [one() for _ in range(args.warmup)]
+            if cuda:
+                torch.cuda.reset_peak_memory_stats()
+            print(json.dumps({"warmup": ts}), flush=True)
+        elif cmd == "profile":
+            from torch.profiler import ProfilerActivity, profile
+            acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+            with profile(activities=acts, record_shapes=False) as prof:
+                t = one()
+            key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            table = prof.key_averages().table(sort_by=key, row_limit=args.profile_rows, max_name_column_width=48)
+            print(json.dumps({"t": t, "table": table}), flush=True)
+        elif cmd == "stats":
+            timed = cpu_times[args.warmup:args.warmup + args.steps]
+            out = {"peak_rss_mib": peak_rss_mib(), "rss_mib": rss_mib(), "import_rss_mib": base_rss,
+                   "cpu_median_s": statistics.median(timed) if timed else float("nan")}
+            if cuda:
+                out["max_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+            print(json.dumps(out), flush=True)
+        elif cmd == "quit":
+            return
+
+
+class Worker:
+    def __init__(self, args, side, mode, env_name, inputs):
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH", "")]))
+        if side == "before":  # ours at another revision (e.g. `git archive HEAD src | tar -x -C /tmp/head`)
+            if not args.before_src:
+                raise SystemExit("side 'before' needs --before-src DIR")
+            env["PYTHONPATH"] = os.pathsep.join([args.before_src, env["PYTHONPATH"]])
+        for k in MALLOC_ENV:
+            env.pop(k, None)
+        if env_name == "malloc":
+            env.update(MALLOC_ENV)
+        elif env_name == "mallopt":  # the same two settings applied from Python at start-up (ctypes mallopt)
+            env["ELECTRA_BENCH_MALLOPT"] = "1"
+        cmd = [sys.executable, __file__, "--worker", "--side", side, "--mode", mode, "--inputs", inputs,
+               "--preset", args.preset, "--threads", str(args.threads), "--device", args.device,
+               "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows)]
+        self.side, self.mode, self.env_name = side, mode, env_name
+        self.label = side if not getattr(args, "interleave_env", False) else f"{side}/{env_name}"
+        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.ready = self.read()
+
+    def read(self) -> dict:
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"worker {self.side}/{self.mode} died (rc {self.p.wait()})")
+        return json.loads(line)
+
+    def ask(self, cmd: str) -> dict:
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.read()
+
+    def close(self) -> None:
+        try:
+            self.p.stdin.write("quit\n")
+            self.p.stdin.flush()
+        except BrokenPipeError:
+            pass
+        self.p.wait(timeout=60)
+
+
+# ---------------------------------------------------------------------------------------------------
+# peak matmul rate
+
+
+def matmul_peak(threads: int, device: str, repeats: int = 5) -> dict:
+    """Best GFLOP/s of torch.mm over a few GEMM shapes (the square ones and the ELECTRA-Small step's), each
+    timed as a loop of calls lasting >= 50 ms, best of `repeats` loops. Single-call timings on this VM
+    are unreliable (sub-millisecond calls sometimes read faster than the hardware can go)."""
+    import torch
+    torch.set_num_threads(threads)
+    dev = torch.device(device)
+    shapes = [(1024, 1024, 1024), (2048, 2048, 2048), (4096, 256, 256), (4096, 256, 1024), (4096, 1024, 256)]
+    if dev.type == "cuda":
+        shapes = [(8192, 8192, 8192), (4096, 4096, 4096)]
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        best = 0.0
+        for (M, K, N) in shapes:
+            a = torch.randn(M, K, device=dev, dtype=dtype)
+            b = torch.randn(K, N, device=dev, dtype=dtype)
+            c = torch.empty(M, N, device=dev, dtype=dtype)
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(3):
+                torch.mm(a, b, out=c)
+            sync()
+            n = max(3, int(0.05 / max((time.perf_counter() - t0) / 3, 1e-6)))
+            for _ in range(repeats):
+                sync()
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    torch.mm(a, b, out=c)
+                sync()
+                best = max(best, 2 * M * K * N * n / (time.perf_counter() - t0))
+        out[str(dtype).replace("torch.", "")] = best
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def summarize(ts: list[float]) -> dict:
+    return {"median_s": statistics.median(ts), "min_s": min(ts), "max_s": max(ts), "n": len(ts)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--preset", default="small", choices=["tiny", "small", "base", "large"])
+    p.add_argument("--batch", type=int, default=32, help="micro-batch (sequences per step)")
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--modes", default="fp32,bf16", help=f"comma list of {', '.join(MODES)}")
+    p.add_argument("--env", default="malloc", help="comma list of stock, malloc (glibc env: keep freed memory), "
+                   "mallopt (the same via ctypes mallopt at start-up)")
+    p.add_argument("--interleave-env", action="store_true", help="run all envs in one interleaved group "
+                   "(sides labelled side/env) instead of one group per env")
+    p.add_argument("--sides", default="ours,peer", help="comma list of ours, peer, before (see --before-src)")
+    p.add_argument("--before-src", default="", help="src dir of another revision of ours, run as side 'before'")
+    p.add_argument("--steps", type=int, default=6, help="timed steps per side (interleaved)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    p.add_argument("--profile", default="", help="side(s) to profile one extra step of (prints a table)")
+    p.add_argument("--profile-rows", type=int, default=25)
+    p.add_argument("--no-peak", action="store_true", help="skip the matmul peak measurement")
+    p.add_argument("--overrides", default="", help="config overrides, k=v,k=v (both sides)")
+    # worker-only
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--side", help=argparse.SUPPRESS)
+    p.add_argument("--mode", help=argparse.SUPPRESS)
+    p.add_argument("--inputs", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return 0
+
+    sys.path.insert(0, str(ROOT / "src"))
+    import torch
+    from electra.config import build_config
+    from electra.flops import model_flops_per_token
+
+    modes = [m for m in args.modes.split(",") if m]
+    envs = [e for e in args.env.split(",") if e]
+    sides = [s for s in args.sides.split(",") if s]
+    bad = [m for m in modes if m not in MODES] + [e for e in envs if e not in ("stock", "malloc", "mallopt")]
+    if bad:
+        p.error(f"unknown mode/env {bad}")
+    overrides = {"seq_len": str(args.seq_len), "micro_batch_size": str(args.batch), "global_batch_size": str(args.batch)}
+    overrides.update(dict(kv.split("=", 1) for kv in args.overrides.split(",") if kv))
+    cfg = build_config(args.preset, overrides)
+    n_batches = max(4, args.warmup + args.steps + 1)
+    batches, special, source, pad = make_batches(args.seq_len, args.batch, min(n_batches, 8))
+    flops = {"ours": model_flops_per_token(cfg, lm_head="masked"), "peer": model_flops_per_token(cfg, lm_head="all")}
+    flops["before"] = flops["ours"]
+    print(f"# {args.preset} B={args.batch} T={args.seq_len} | data: {source}, {pad:.1%} padding | "
+          f"threads {args.threads} | device {args.device} | torch {torch.__version__}")
+    print(f"# model FLOPs/token (fwd+bwd matmuls): ours {flops['ours'] / 1e6:.1f} M (LM head on masked slots), "
+          f"peer {flops['peer'] / 1e6:.1f} M (LM head on all positions)")
+    peak = {} if args.no_peak else matmul_peak(args.threads, args.device)
+    if peak:
+        print(f"# matmul peak: fp32 {peak['float32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = os.path.join(tmp, "inputs.pt")
+        torch.save({"batches": batches, "special": special, "overrides": overrides}, inputs)
+        groups = [[(s, e) for e in envs for s in sides]] if args.interleave_env else [[(s, e) for s in sides] for e in envs]
+        for group in groups:
+            for mode in modes:
+                workers = []
+                for s, e in group:
+                    w = Worker(args, s, mode, e, inputs)
+                    w.warm = w.ask("warmup")["warmup"]
+                    workers.append(w)
+                times = {w.label: [] for w in workers}
+                print(f"# {mode}: warm-up " + ", ".join(
+                    f"{w.label} {' '.join(f'{t:.2f}' for t in w.warm)} s" for w in workers), file=sys.stderr, flush=True)
+                for k in range(args.steps):  # interleaved, alternating who goes first
+                    for w in (workers if k % 2 == 0 else workers[::-1]):
+                        times[w.label].append(w.ask("step")["t"])
+                    print(f"# step {k}: " + ", ".join(f"{s} {times[s][-1]:.3f} s" for s in times), file=sys.stderr, flush=True)
+                group_results = {}
+                for w in workers:
+                    if w.side in args.profile.split(","):
+                        prof = w.ask("profile")
+                        print(f"\n## profile: {w.label} {mode} {w.env_name} (one step, {prof['t']:.3f} s)\n{prof['table']}")
+                    st = w.ask("stats")
+                    w.close()
+                    r = {"side": w.side, "label": w.label, "mode": mode, "env": w.env_name, **summarize(times[w.label]),
+                         "warmup_s": w.warm, **st}
+                    tokens = args.batch * args.seq_len
+                    r["tokens_per_s"] = tokens / r["median_s"]
+                    r["flops_per_token"] = flops.get(w.side, flops["ours"])
+                    r["achieved_gflops"] = r["flops_per_token"] * r["tokens_per_s"] / 1e9
+                    if peak:
+                        key = "bfloat16" if mode.endswith("bf16") else "float32"
+                        r["mfu"] = r["achieved_gflops"] * 1e9 / peak[key]
+                    results.append(r)
+                    group_results[w.label] = r
+                    print(_row(r), flush=True)
+                base = [lb for lb in group_results if group_results[lb]["side"] == "ours"][:1]
+                for lb in base:
+                    o = group_results[lb]
+                    for other, q in group_results.items():
+                        if other == lb:
+                            continue
+                        print(f"   {lb}/{other} {mode}: tokens/s x{o['tokens_per_s'] / q['tokens_per_s']:.2f}, "
+                              f"peak RSS {o['peak_rss_mib'] / q['peak_rss_mib']:.0%} of {other}'s "
+                              f"(growth {(o['peak_rss_mib'] - o['import_rss_mib']) / (q['peak_rss_mib'] - q['import_rss_mib']):.0%})",
+                              flush=True)
+    summary = {"preset": args.preset, "batch": args.batch, "seq_len": args.seq_len, "threads": args.threads,
+               "device": args.device, "torch": torch.__version__, "data": source, "padding": pad,
+               "peak_flops": peak, "flops_per_token": flops, "machine": platform.machine(), "results": results}
+    print(json.dumps(summary))
+    return 0
+
+
+def _row(r: dict) -> str:
+    mfu = f" | MFU {r['mfu']:.0%}" if "mfu" in r else ""
+    mem = f"peak RSS {r['peak_rss_mib'] / 1024:.2f} GiB (+{(r['peak_rss_mib'] - r['import_rss_mib']) / 1024:.2f} over import)"
+    if "max_allocated_mib" in r:
+        mem += f", max allocated {r['max_allocated_mib'] / 1024:.2f} GiB"
+    return (f"{r['label']:>14} {r['mode']:>12} {r['env']:>7} | {r['tokens_per_s']:8.0f} tok/s | step median "
+            f"{r['median_s']:.3f} s (min {r['min_s']:.3f}, max {r['max_s']:.3f}, n {r['n']}; CPU {r['cpu_median_s']:.3f} s) | "
+            f"{r['achieved_gflops']:.0f} GFLOP/s{mfu} | {mem}")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())
