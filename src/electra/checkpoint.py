@@ -23,24 +23,12 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from electra.config import PretrainConfig
+from electra.data.shards import atomic_write_bytes, fsync_dir
 from electra.errors import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -93,7 +81,7 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _fsync_dir(ckpt_root)
+    fsync_dir(ckpt_root)
     atomic_write_text(ckpt_root / "LATEST", final.name)
     for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)

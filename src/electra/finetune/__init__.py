@@ -1,0 +1,11 @@
+"""Fine-tuning and evaluation (electra-spec 3): GLUE, SQuAD 1.1/2.0 and token tagging.
+
+    config.py   FinetuneConfig: the paper's recipe, every field overridable from the command line
+    glue.py     the GLUE task table, TSV readers, pair encoding, leaderboard prediction files
+    squad.py    SQuAD features with a document stride, n-best span extraction
+    tagging.py  CoNLL readers, first-sub-token labelling
+    metrics.py  MCC, F1, Pearson, Spearman, GLUE score, conlleval span F1, SQuAD EM/F1
+    heads.py    classification / regression / tagging / QA heads and the encoder + head model
+    train.py    the loop (layer-wise LR, warmup + linear decay, Adam without bias correction), saving
+    cli.py      `electra finetune`
+"""

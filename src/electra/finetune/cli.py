@@ -1,0 +1,186 @@
+"""`electra finetune`: fine-tune and evaluate a model on GLUE, SQuAD or token tagging (electra-spec 3).
+
+    electra finetune --task sst2 --data GLUE_DIR --model RUN_DIR --out OUT_DIR [--seeds N] [--epochs E]
+                     [--lr 1e-4] [--weight-decay 0.01] [--max-train-examples N] [--max-seq-len T] ...
+    electra finetune --task glue ...        all eight GLUE tasks, one after the other, plus the GLUE score
+    electra finetune --print-config         every recipe field with its default
+
+--task takes one name or a comma-separated list (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad1,
+squad2, conll2003, chunk; `glue` = the eight GLUE tasks). --model is an `electra pretrain` run folder or a
+Hugging Face ELECTRA folder (both read by checkpoint.load_discriminator). --random-init keeps the
+model's shape and vocabulary but re-initialises the encoder: the "no pre-training" baseline.
+
+Output (one task): OUT/results.json (resolved config, per-seed dev metrics, median / mean / std),
+OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, finetune.json, vocab.txt),
+OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
+Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from electra.errors import UserError
+from electra.finetune.config import FinetuneConfig, build_config, split_overrides
+from electra.finetune.glue import GLUE_TASKS, glue_job
+from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
+from electra.finetune.squad import SQUAD_TASKS, squad_job
+from electra.finetune.tagging import TAGGING_TASKS, tagging_job
+from electra.finetune.train import Job, pick_device, predict, save_model, train
+
+ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
+    overrides, rest = split_overrides(argv)
+    recipe = "  ".join(f"--{f.name.replace('_', '-')} {f.default}" for f in dataclasses.fields(FinetuneConfig))
+    p = argparse.ArgumentParser(prog="electra finetune", description=__doc__.split("\n\n")[0],
+                                epilog=f"recipe fields, as --field VALUE (0 = automatic; see docs/finetune.md): {recipe}")
+    p.add_argument("--task", help=f"one of {', '.join(ALL_TASKS)}, 'glue', or a comma-separated list")
+    p.add_argument("--data", type=Path, help="GLUE root (holding SST-2/ ...) or the task's own folder")
+    p.add_argument("--model", type=Path, help="an `electra pretrain` run folder or a Hugging Face ELECTRA folder")
+    p.add_argument("--out", type=Path, help="output folder")
+    p.add_argument("--seeds", type=int, default=1, help="fine-tuning runs per task (the paper reports the median of 10)")
+    p.add_argument("--random-init", action="store_true", help="same shape and vocab as --model, random weights")
+    p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/")
+    p.add_argument("--print-config", action="store_true", help="print the recipe fields and defaults, then exit")
+    args, unknown = p.parse_known_args(rest)
+    if unknown:
+        raise UserError(f"unknown option(s) {' '.join(unknown)} (see `electra finetune --help` and --print-config)")
+    cfg = build_config(overrides)
+    if args.print_config:
+        return args, cfg
+    for name in ("task", "data", "model", "out"):
+        if getattr(args, name) is None:
+            raise UserError(f"--{name} is required")
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    return args, cfg
+
+
+def task_names(spec: str) -> list[str]:
+    names: list[str] = []
+    for name in spec.replace(" ", "").lower().split(","):
+        if name == "glue":
+            names += list(GLUE_TASKS)
+        elif name in ALL_TASKS:
+            names.append(name)
+        else:
+            raise UserError(f"unknown task {name!r}; choose from {', '.join(ALL_TASKS)} or glue")
+    return list(dict.fromkeys(names))
+
+
+def build_job(name: str, data: Path, cfg: FinetuneConfig, tokenizer: Any, cls_id: int, sep_id: int) -> Job:
+    if name in GLUE_TASKS:
+        return glue_job(GLUE_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
+    if name in SQUAD_TASKS:
+        return squad_job(SQUAD_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
+    return tagging_job(TAGGING_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
+
+
+def task_defaults(name: str) -> tuple[float, int]:
+    """(epochs, max_seq_len) of a task (spec 3.3)."""
+    t = GLUE_TASKS.get(name) or SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
+    return t.epochs, t.max_seq_len
+
+
+def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0: torch.nn.Module, pre: Any,
+             out: Path, device: torch.device) -> dict[str, Any]:
+    """All seeds of one task; writes out/results.json, out/model/, out/test_predictions/."""
+    from electra.data.tokenizer import SpecialIds, load_tokenizer
+    from electra.finetune.heads import FinetuneModel
+    from electra.model import init_weights
+
+    mcfg = encoder0.cfg
+    epochs, seq = task_defaults(name)
+    cfg = cfg0.resolve(mcfg.hidden_size, epochs, seq, mcfg.max_position_embeddings)
+    tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase)
+    special = SpecialIds.from_vocab(pre.vocab_path)
+    t0 = time.time()
+    job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
+    print(f"[{name}] {len(job.train)} training features, lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}, "
+          f"{cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, device {device} "
+          f"({time.time() - t0:.1f}s to read)", flush=True)
+    runs, best = [], None
+    for k in range(args.seeds):
+        seed = cfg.seed + k
+        torch.manual_seed(seed)
+        encoder = copy.deepcopy(encoder0)
+        if args.random_init:
+            init_weights(encoder, std=mcfg.initializer_range)
+        head = job.make_head(mcfg.hidden_size)
+        head.reduction = cfg.loss_reduction
+        model = FinetuneModel(encoder, head).to(device)
+        stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True))
+        pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size)
+        metrics = job.evaluate(pred)
+        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
+        runs.append({"seed": seed, "metrics": metrics, "train": stats})
+        if best is None or metrics[job.main_metric] > best[0]:
+            best = (metrics[job.main_metric], seed, {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()})
+    assert best is not None
+    model.load_state_dict(best[2])  # the best dev seed: the one saved and used for test predictions
+    test_files: list[str] = []
+    if job.write_test is not None:
+        test_files = job.write_test(pred, out / "test_predictions")
+    summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}
+    meta = {"task": name, "head": job.head_kind, "labels": job.labels, "model_config": dataclasses.asdict(mcfg),
+            "lowercase": pre.lowercase}
+    if not args.no_save_model:
+        save_model(model, out / "model", meta, pre.vocab_path)
+    result = {"task": name, "model": str(args.model), "random_init": args.random_init, "device": str(device),
+              "head": job.head_kind, "labels": job.labels, "main_metric": job.main_metric, "config": cfg.to_dict(),
+              "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase, "runs": runs,
+              "summary": summary, "best_seed": best[1], "test_predictions": test_files,
+              "seconds": time.time() - t0}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [f"{'task':<10} {'metric':<22} {'median':>8} {'mean':>8} {'std':>7} {'n':>3}"]
+    for name, r in results.items():
+        for metric, s in r["summary"].items():
+            lines.append(f"{name:<10} {metric:<22} {s['median']:8.2f} {s['mean']:8.2f} {s['std']:7.2f} {s['n']:3d}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    args, cfg = parse_args(argv)
+    if args.print_config:
+        print(json.dumps(cfg.to_dict(), indent=1))
+        return 0
+    from electra.checkpoint import load_discriminator
+
+    names = task_names(args.task)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device()
+    encoder, pre = load_discriminator(args.model)
+    encoder.cpu()
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        out = args.out if len(names) == 1 else args.out / name
+        results[name] = run_task(name, args, cfg, encoder, pre, out, device)
+    print(table(results))
+    if len(names) > 1:
+        medians = {n: {m: s["median"] for m, s in r["summary"].items()} for n, r in results.items()}
+        score = glue_score(medians)
+        if score is not None:
+            print(f"GLUE score (median per task; {', '.join(f'{t} {m}' for t, m in GLUE_SCORE_METRIC.items())}): "
+                  f"{score:.2f}")
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(
+            {"tasks": results, "glue_score": score}, indent=1))
+    print(f"results: {args.out / 'results.json'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,209 @@
+"""Task heads on top of the discriminator encoder, and the model that joins them (electra-spec 3.2).
+
+    ClassificationHead  dropout -> Linear(D, n_labels) on the final [CLS] vector; no pooler; softmax CE
+    RegressionHead      the same with Linear(D, 1); target / 5, squared error; predictions x 5 (STS-B)
+    TaggingHead         Linear(D, n_tags) on every token (no extra dropout, as tagging_tasks.py); CE over
+                        first sub-tokens only
+    SimpleQAHead        Linear(D, 2): start / end logits (HF's ElectraForQuestionAnswering.qa_outputs)
+    ElectraQAHead       the original's XLNet-style head (qa_tasks.py): end conditioned on the start, and
+                        an "impossible" classifier for SQuAD 2.0
+The QA and tagging heads read the encoder output directly, without the extra dropout the classifier has,
+as the original's qa_tasks.py / tagging_tasks.py (and HF's QA / token-classification heads' qa_outputs).
+
+Each head's final layer is `out` (`head.out.weight`, `head.out.bias` in the saved model: the exporter
+relies on these names). Final layers use TF's default init, Glorot uniform with zero bias, as the
+original's `tf.layers.dense` does (spec 1.1); the QA head's hidden layers too.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE = -100  # label of positions that carry no loss (non-first sub-tokens, padding, [CLS]/[SEP])
+NEG = -1000.0  # the original's additive logit mask for positions outside the allowed answer span
+
+
+def reduce(losses: torch.Tensor, how: str) -> torch.Tensor:
+    """The original sums per-example losses over the batch (run_finetuning.py: reduce_sum of the stacked task
+    losses; a tagging example's loss is itself a sum over its words); `mean` averages instead."""
+    return losses.sum() if how == "sum" else losses.mean()
+
+
+def glorot_(linear: nn.Linear) -> nn.Linear:
+    nn.init.xavier_uniform_(linear.weight)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class ClassificationHead(nn.Module):
+    kind = "classification"
+    reduction = "sum"  # set from FinetuneConfig.loss_reduction
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.out = glorot_(nn.Linear(hidden, num_labels))
+
+    def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.out(self.drop(h[:, 0]))  # (B, n_labels) from the raw final [CLS] vector
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return reduce(F.cross_entropy(logits.float(), batch["label"].long(), reduction="none"), self.reduction)
+
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        return logits.float().cpu().numpy().tolist()  # per example: logits; argmax taken by the caller
+
+
+class RegressionHead(ClassificationHead):
+    kind = "regression"
+
+    def __init__(self, hidden: int, dropout: float):
+        super().__init__(hidden, 1, dropout)
+
+    def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return super().forward(h, batch).squeeze(-1)  # (B,)
+
+    def loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # spec 3.2: the target is normalised to [0, 1] ((y - 0) / 5) and the loss is the squared error
+        return reduce(F.mse_loss(pred.float(), batch["label"].float() / 5.0, reduction="none"), self.reduction)
+
+    def predict(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        return (pred.float() * 5.0).cpu().numpy().tolist()  # back on the 0-5 scale
+
+
+class TaggingHead(ClassificationHead):
+    kind = "tagging"
+
+    def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.out(h)  # (B, T, n_tags)
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # per labelled word (first pieces only); the original sums them (per sentence, then over the batch)
+        losses = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE,
+                                 reduction="none")
+        mask = batch["labels"].flatten() != IGNORE
+        return losses[mask].sum() if self.reduction == "sum" else losses[mask].mean()
+
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
+        return logits.argmax(-1).cpu().numpy().tolist()  # per example: a tag id per token
+
+
+def _masked(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Positions outside segment B (context + final [SEP]) and [CLS] get -1000 added: the original's answer_mask."""
+    return logits + (1.0 - allowed.float()) * NEG
+
+
+class SimpleQAHead(nn.Module):
+    """Start / end logits from one Linear(D, 2); row 0 = start, row 1 = end. The SQuAD 2.0 'no answer'
+    is the [CLS] span (start = end = 0), scored against the best real span at inference."""
+
+    kind = "qa_simple"
+    reduction = "sum"
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.out = glorot_(nn.Linear(hidden, 2))
+
+    def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        start, end = self.out(h).float().unbind(-1)  # 2 x (B, T)
+        allowed = batch["allowed"]
+        return {"start": _masked(start, allowed), "end": _masked(end, allowed)}
+
+    def loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ce = lambda k: F.cross_entropy(out[k], batch[k], reduction="none")
+        return reduce(0.5 * (ce("start") + ce("end")), self.reduction)
+
+    def predict(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> list[Any]:
+        s, e = out["start"].cpu().numpy(), out["end"].cpu().numpy()
+        return [{"start": s[i], "end": e[i]} for i in range(s.shape[0])]
+
+
+class ElectraQAHead(nn.Module):
+    """The original's head (finetune/qa/qa_tasks.py, spec 3.2): start = Linear(D, 1); end logits from
+    concat(start-token vector, each token vector) -> Linear(2D, 512) GELU -> Linear(512, 1), with the gold
+    start at training time and each of the top-k starts at inference (beam); SQuAD 2.0: an "impossible"
+    logit (label = the question has no answer, the same for all its windows) from concat([CLS],
+    start-probability-weighted vector) -> Linear(2D, 512) GELU -> Linear(512, 1), sigmoid BCE x 0.5."""
+
+    kind = "qa_electra"
+    reduction = "sum"
+
+    def __init__(self, hidden: int, beam: int = 20, answerable: bool = False):
+        super().__init__()
+        self.beam, self.answerable = beam, answerable
+        self.start = glorot_(nn.Linear(hidden, 1))
+        self.end_dense = glorot_(nn.Linear(2 * hidden, 512))
+        self.out = glorot_(nn.Linear(512, 1))  # the end logit
+        self.ans_dense = glorot_(nn.Linear(2 * hidden, 512))
+        self.ans_out = glorot_(nn.Linear(512, 1))
+
+    def _end_logits(self, h: torch.Tensor, start_vec: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        """h (B, T, D), start_vec (B, K, D) -> end logits (B, K, T)."""
+        D = h.shape[-1]
+        # dense(concat(s, h_t)) = W_s s + W_h h_t + b: project both halves once instead of materialising
+        # the (B, K, T, 2D) concatenation
+        w_s, w_h = self.end_dense.weight[:, :D], self.end_dense.weight[:, D:]
+        x = (start_vec @ w_s.T)[:, :, None] + (h @ w_h.T)[:, None] + self.end_dense.bias  # (B, K, T, 512)
+        logits = self.out(F.gelu(x)).squeeze(-1).float()  # (B, K, T)
+        return _masked(logits, allowed[:, None, :])
+
+    def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        allowed = batch["allowed"]
+        start = _masked(self.start(h).squeeze(-1).float(), allowed)  # (B, T)
+        out = {"start": start}
+        if self.training:
+            idx = batch["start"]  # teacher forcing: the end is conditioned on the gold start
+            out["end"] = self._end_logits(h, h[torch.arange(h.shape[0]), idx][:, None], allowed)[:, 0]
+        else:
+            k = min(self.beam, h.shape[1])
+            top = start.topk(k, dim=-1).indices  # (B, K)
+            start_vec = torch.gather(h, 1, top[..., None].expand(-1, -1, h.shape[-1]))
+            out["top_start"] = top
+            out["end"] = self._end_logits(h, start_vec, allowed)  # (B, K, T)
+        probs = torch.softmax(start, dim=-1).to(h.dtype)  # (B, T)
+        summary = torch.einsum("bt,btd->bd", probs, h)
+        out["impossible"] = self.ans_out(F.gelu(self.ans_dense(torch.cat([h[:, 0], summary], -1)))).squeeze(-1).float()
+        return out
+
+    def loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        ce = lambda k: F.cross_entropy(out[k], batch[k], reduction="none")
+        loss = 0.5 * (ce("start") + ce("end"))
+        if self.answerable:
+            loss = loss + 0.5 * F.binary_cross_entropy_with_logits(out["impossible"], batch["is_impossible"].float(),
+                                                                   reduction="none")
+        return reduce(loss, self.reduction)
+
+    def predict(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> list[Any]:
+        s, e = out["start"].cpu().numpy(), out["end"].cpu().numpy()
+        top, a = out["top_start"].cpu().numpy(), out["impossible"].cpu().numpy()
+        return [{"start": s[i], "end_beam": e[i], "top_start": top[i], "impossible": float(a[i])}
+                for i in range(s.shape[0])]
+
+
+class FinetuneModel(nn.Module):
+    """encoder + head; parameter names `encoder.*` (the Encoder's own) and `head.*`, the saved layout."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.head = head
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Any:
+        h = self.encoder(batch["input_ids"], batch["segment_ids"], batch["attention_mask"])  # (B, T, D)
+        return self.head(h, batch)
+
+
+def encoder_depth(name: str) -> int | None:
+    """Layer depth for layer-wise LR decay (spec 1.7): embeddings / projection 0, block i -> i + 1,
+    head None (the top). Any other encoder name is an error, as in the original."""
+    if name.startswith("head."):
+        return None
+    sub = name.removeprefix("encoder.")
+    if sub.startswith(("embeddings.", "project.")):
+        return 0
+    if sub.startswith("blocks."):
+        return int(sub.split(".")[1]) + 1
+    raise ValueError(f"parameter {name} has no layer depth")

@@ -1,0 +1,181 @@
+"""SQuAD: reading, windowed features, span extraction (hand-made logits), and tiny end-to-end runs."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+from test_finetune_fixtures import SHARED, make_run, write_vocab
+
+from electra.cli import main as electra_main
+from electra.data.tokenizer import SpecialIds, load_tokenizer
+from electra.errors import UserError
+from electra.finetune.config import FinetuneConfig
+from electra.finetune.metrics import normalize_answer, squad_scores
+from electra.finetune.squad import build_features, extract_answers, read_squad, windows
+
+DEV = SHARED / "squad-v1.1" / "dev-v1.1.json"
+
+
+def _squad(path: Path, paragraphs: list[dict]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"version": "x", "data": [{"title": "t", "paragraphs": paragraphs}]}))
+    return path
+
+
+CONTEXT = "john was born in paris . mary was born in london . the team won the game in france ."
+
+
+def _paragraphs(v2: bool = False, repeat: int = 1) -> list[dict]:
+    qas = [{"id": "q1", "question": "where was john born ?", "answers": [{"text": "paris", "answer_start": 17}]},
+           {"id": "q2", "question": "where was mary born ?", "answers": [{"text": "london", "answer_start": 42}]},
+           {"id": "q3", "question": "who won the game ?", "answers": [{"text": "the team", "answer_start": 51}]}]
+    if v2:
+        qas.append({"id": "q4", "question": "where was peter born ?", "answers": [], "is_impossible": True})
+    return [{"context": CONTEXT, "qas": [dict(q, id=f"{q['id']}_{r}") for q in qas]} for r in range(repeat)]
+
+
+def _tok(tmp_path: Path):
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    return load_tokenizer(vocab), SpecialIds.from_vocab(vocab)
+
+
+def test_read_squad_v2_and_errors(tmp_path: Path) -> None:
+    exs = read_squad(_squad(tmp_path / "d.json", _paragraphs(v2=True)))
+    assert [e.qid for e in exs] == ["q1_0", "q2_0", "q3_0", "q4_0"]
+    assert exs[0].answers == [("paris", 17)] and CONTEXT[17:22] == "paris"
+    assert exs[3].is_impossible and exs[3].answers == []
+    (tmp_path / "bad.json").write_text('{"data": [{"paragraphs": [{"qas": []}]}]}')
+    with pytest.raises(UserError, match="bad.json is not a SQuAD json file"):
+        read_squad(tmp_path / "bad.json")
+
+
+def test_windows_cover_the_context_with_the_stride() -> None:
+    assert windows(10, 4, 3) == [(0, 4), (3, 4), (6, 4)]
+    assert windows(3, 4, 2) == [(0, 3)]
+    spans = windows(1000, 384 - 64 - 3, 128)
+    assert spans[0] == (0, 317) and all(b[0] - a[0] == 128 for a, b in itertools.pairwise(spans))
+    assert spans[-1][0] + spans[-1][1] == 1000
+
+
+def test_features_targets_and_windows(tmp_path: Path) -> None:
+    tok, sp = _tok(tmp_path)
+    exs = read_squad(_squad(tmp_path / "d.json", _paragraphs(v2=True)))
+    cfg = FinetuneConfig(max_seq_len=16, doc_stride=4, max_query_len=64)
+    feats = build_features(exs, tok, sp.cls, sp.sep, cfg, training=True)
+    q1 = [f for f in feats if f["example"] == 0]
+    assert len(q1) > 2  # the 16-piece limit forces several windows
+    paris = tok.token_to_id("paris")
+    hits = [f for f in q1 if f["start"] > 0]
+    assert hits and all(f["input_ids"][f["start"]] == paris and f["start"] == f["end"] for f in hits)
+    assert all(f["start"] == 0 and f["end"] == 0 for f in q1 if f not in hits)
+    assert all(f["is_impossible"] == 0 for f in q1)  # per question, not per window (qa_tasks.py)
+    f = q1[0]
+    assert f["input_ids"][0] == sp.cls and f["input_ids"][-1] == sp.sep and len(f["input_ids"]) <= 16
+    n_q = f["segment_ids"].count(0)
+    # the original's answer_mask: [CLS] and all of segment B (context and the final [SEP])
+    assert f["allowed"] == [1] + [0] * (n_q - 1) + [1] * (len(f["input_ids"]) - n_q)
+    # every context piece is the max-context piece of exactly one window
+    counts: dict[int, int] = {}
+    for g in q1:
+        for c, m in zip(g["ctx_index"], g["max_context"]):
+            if m:
+                counts[c] = counts.get(c, 0) + 1
+    assert set(counts.values()) == {1} and len(counts) == max(c for g in q1 for c in g["ctx_index"]) + 1
+    assert all(g["start"] == 0 and g["is_impossible"] == 1 for g in feats if g["example"] == 3)  # -> [CLS]
+
+
+def test_extract_answers_from_hand_made_logits(tmp_path: Path) -> None:
+    tok, sp = _tok(tmp_path)
+    exs = read_squad(_squad(tmp_path / "d.json", _paragraphs(v2=True)))[:1] + \
+        read_squad(_squad(tmp_path / "d.json", _paragraphs(v2=True)))[3:]
+    cfg = FinetuneConfig(max_seq_len=64)
+    feats = build_features(exs, tok, sp.cls, sp.sep, cfg, training=False)
+    offsets = [tok.encode(e.context, add_special_tokens=False).offsets for e in exs]
+    outs = []
+    for f in feats:
+        st, en = np.zeros(len(f["input_ids"])), np.zeros(len(f["input_ids"]))
+        pos = f["ctx_index"].index(4)  # context piece 4 = "paris"
+        st[pos], en[pos] = 5.0, 5.0
+        en[pos + 1] = 4.0  # "paris ." scores lower
+        st[0] = en[0] = 1.0 if f["example"] == 0 else 9.0  # [CLS]: the null span
+        outs.append({"start": st, "end": en})
+    preds = extract_answers(exs, offsets, feats, outs, cfg, version2=True)
+    assert preds == {"q1_0": "paris", "q4_0": ""}
+    assert extract_answers(exs, offsets, feats, outs, cfg, version2=False)["q4_0"] == "paris"
+    cfg2 = FinetuneConfig(max_seq_len=64, max_answer_len=1)
+    outs[0]["end"][outs[0]["end"].argmax()] = -5.0  # the best end now lies after the start
+    assert extract_answers(exs, offsets, feats, outs, cfg2, version2=False)["q1_0"] != "paris ."
+
+
+def test_gold_spans_survive_feature_round_trip_on_real_dev(tmp_path: Path) -> None:
+    if not DEV.exists():
+        pytest.skip("shared SQuAD dev not present")
+    vocab = SHARED / "vocab" / "vocab.txt"
+    tok, sp = load_tokenizer(vocab), SpecialIds.from_vocab(vocab)
+    exs = read_squad(DEV, limit=400)
+    cfg = FinetuneConfig(max_seq_len=384)
+    feats = build_features(exs, tok, sp.cls, sp.sep, cfg, training=True)
+    offsets = [tok.encode(e.context, add_special_tokens=False).offsets for e in exs]
+    got = {}
+    for f in feats:
+        if f["start"] > 0:
+            ex = exs[f["example"]]
+            o = offsets[f["example"]]
+            got[ex.qid] = ex.context[o[f["ctx_index"][f["start"]]][0]:o[f["ctx_index"][f["end"]]][1]]
+    # The first gold answer is the training target. 10 of these 400 dev annotations start or end inside a
+    # word ("8" of "20-18", "gold" of "golden"), which no word-piece span can reproduce (BERT's whitespace
+    # tokens cannot either); everything else must come back exactly.
+    scores = squad_scores({e.qid: [a for a, _ in e.answers] for e in exs}, got)
+    assert len(got) == len(exs) and scores["exact"] >= 97.5 and scores["f1"] >= 97.5
+    assert sum(normalize_answer(got[e.qid]) == normalize_answer(e.answers[0][0]) for e in exs) >= 390
+
+
+@pytest.mark.parametrize("task,head", [("squad1", "simple"), ("squad2", "electra"), ("squad2", "simple")])
+def test_end_to_end_squad(tmp_path: Path, task: str, head: str) -> None:
+    run = make_run(tmp_path)
+    v2 = task == "squad2"
+    names = ("train-v2.0.json", "dev-v2.0.json") if v2 else ("train-v1.1.json", "dev-v1.1.json")
+    _squad(tmp_path / "sq" / names[0], _paragraphs(v2, repeat=16))
+    _squad(tmp_path / "sq" / names[1], _paragraphs(v2))
+    out = tmp_path / "out"
+    assert electra_main(["finetune", "--task", task, "--data", str(tmp_path / "sq"), "--model", str(run),
+                         "--out", str(out), "--max-seq-len", "48", "--epochs", "15", "--lr", "3e-3",
+                         "--layer-decay", "1", "--qa-head", head, "--threads", "1", "--batch-size", "8"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["head"] == f"qa_{head}" and res["config"]["max_seq_len"] == 48
+    assert {"exact", "f1"} <= set(res["summary"])
+    if not v2:
+        assert res["summary"]["f1"]["median"] >= 60.0  # at least 2 of the 3 answers (chance is ~1/200 per question)
+    keys = load_file(str(out / "model" / "model.safetensors"))
+    if head == "simple":
+        assert keys["head.out.weight"].shape == (2, 32) and keys["head.out.bias"].shape == (2,)
+    else:
+        assert keys["head.end_dense.weight"].shape == (512, 64)
+
+
+def test_electra_head_no_answer_uses_the_impossible_logit(tmp_path: Path) -> None:
+    tok, sp = _tok(tmp_path)
+    exs = read_squad(_squad(tmp_path / "d.json", _paragraphs(v2=True)))
+    cfg = FinetuneConfig(max_seq_len=64, n_best=3)
+    feats = build_features(exs, tok, sp.cls, sp.sep, cfg, training=False)
+    offsets = [tok.encode(e.context, add_special_tokens=False).offsets for e in exs]
+    outs = []
+    for f in feats:
+        T = len(f["input_ids"])
+        pos = f["ctx_index"].index(4)  # "paris"
+        start = np.full(T, -5.0)
+        start[pos] = 5.0
+        top = np.argsort(-start)[:3]
+        end_beam = np.full((3, T), -5.0)
+        end_beam[0, pos] = 5.0
+        # q1: clearly answerable; q4: impossible logit above the original's -2.75 threshold
+        outs.append({"start": start, "end_beam": end_beam, "top_start": top,
+                     "impossible": -6.0 if f["example"] != 3 else -1.0})
+    preds = extract_answers(exs, offsets, feats, outs, cfg, version2=True)  # NaN threshold -> -2.75
+    assert preds["q1_0"] == "paris" and preds["q4_0"] == ""
+    cfg = FinetuneConfig(max_seq_len=64, n_best=3, null_threshold=0.0)
+    assert extract_answers(exs, offsets, feats, outs, cfg, version2=True)["q4_0"] == "paris"
