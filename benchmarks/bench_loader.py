@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sys.path.insert(0, str(ROOT / "src"))
     import torch
+
     from electra.data.dataset import BatchStream, PretrainData
     torch.set_num_threads(1)
 

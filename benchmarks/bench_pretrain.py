@@ -56,7 +56,7 @@ def make_batches(seq_len: int, batch: int, n_batches: int, seed: int = 0):
     """`n_batches` collated batches of ELECTRA-style examples built from the Wikipedia sample
     (falls back to random ids when the shared data is absent)."""
     import numpy as np
-    import torch
+
     from electra.data.builder import ExampleBuilder, build_examples
     from electra.data.dataset import collate
     from electra.data.tokenizer import SpecialIds, load_tokenizer
@@ -102,6 +102,7 @@ def make_batches(seq_len: int, batch: int, n_batches: int, seed: int = 0):
 class OursStep:
     def __init__(self, cfg, special, device, mode):
         import torch
+
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
         t = cfg.train
@@ -136,6 +137,7 @@ class PeerStep:
     def __init__(self, cfg, special, device, mode, attn="sdpa"):
         import torch
         from transformers import ElectraConfig, ElectraForMaskedLM, ElectraForPreTraining
+
         from electra.config import generator_config
         m, o = cfg.model, cfg.objective
         g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
@@ -411,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(ROOT / "src"))
     import torch
+
     from electra.config import build_config
     from electra.flops import model_flops_per_token
 

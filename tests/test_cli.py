@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import tiny_overrides
+
 from electra.cli import COMMANDS, main
 
 

@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
-
 from conftest import tiny_overrides
+from safetensors.torch import load_file
 
 # micro-batch 4 everywhere: one process runs 2 micro-steps of what 2 ranks run side by side
 COMMON = tiny_overrides(global_batch_size=8, micro_batch_size=4, max_steps=6, save_every=2, eval_every=3)

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from electra.config import build_config
-from electra.flops import (Transformer, electra_train_flops, inference_flops, model_flops_per_token,
-                           train_flops)
+from electra.flops import (
+    Transformer,
+    electra_train_flops,
+    inference_flops,
+    model_flops_per_token,
+    train_flops,
+)
 
 
 def close(x: float, ref: float, rel: float = 5e-3) -> bool:
@@ -65,6 +70,7 @@ def test_model_flops_per_token_against_torch_flop_counter():
     """Our Electra step, fwd + bwd, counted by torch (SDPA's math path, which the counter sees): the matmul
     FLOPs per token equal the formula exactly, generator head on the masked slots included."""
     from torch.utils.flop_counter import FlopCounterMode
+
     from electra.objective import Electra, SpecialTokens
     cfg = build_config(None, dict(vocab_size="500", hidden_size="64", embedding_size="32", num_layers="2",
                                   num_heads="2", intermediate_size="128", seq_len="32", hidden_dropout="0",

@@ -10,10 +10,10 @@ import math
 
 import pytest
 import torch
+from conftest import SHARED
 
 from electra.config import build_config
 from electra.objective import Electra, SpecialTokens, auc, mask_tokens, mlm_loss, rtd_loss, sample_tokens
-from conftest import SHARED
 
 SP = SpecialTokens(pad=0, cls=101, sep=102, mask=103)
 

@@ -168,6 +168,7 @@ def test_dropout_forward_backward_and_seeding():
 
 def test_cpu_attention_math_equals_sdpa():
     import torch.nn.functional as F
+
     from electra.model import _attention_math
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 10, 8, generator=g, requires_grad=True) for _ in range(3))

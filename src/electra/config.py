@@ -222,29 +222,29 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def _coerce(text: str, default: Any, where: str) -> Any:
-    """Parse a command-line string into the type of the field's default."""
+def parse_value(text: str, kind: type, where: str) -> Any:
+    """Parse a command-line string as `kind` (bool, int, float or str); UserError naming `where` if it is not."""
     try:
-        if isinstance(default, bool):
+        if kind is bool:
             low = text.lower()
             if low in ("1", "true", "yes", "on"):
                 return True
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if isinstance(default, int):
+        if kind is int:
             value = float(text)  # accept 1e6 for step counts
             if value != int(value):
                 raise ValueError
             return int(value)
-        if isinstance(default, float):
+        if kind is float:
             value = float(text)
             if not math.isfinite(value):
                 raise ValueError
             return value
         return text
     except ValueError:
-        raise UserError(f"bad value {text!r} for {where}: expected {type(default).__name__}") from None
+        raise UserError(f"bad value {text!r} for {where}: expected {kind.__name__}") from None
 
 
 def field_index() -> dict[str, tuple[str, str]]:
@@ -276,7 +276,7 @@ def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, 
             raise UserError(f"unknown config field {key!r} (see `electra pretrain --print-config` for all fields)")
         section, name = index[key]
         default = getattr(defaults[section].default_factory(), name)
-        d[section][name] = _coerce(text, default, f"{section}.{name}")
+        d[section][name] = parse_value(text, type(default), f"{section}.{name}")
     return PretrainConfig.from_dict(d)
 
 

@@ -24,8 +24,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
-from electra.checkpoint import (atomic_write_text, latest_checkpoint, optimizer_from_flat, read_state,
-                                read_weights, save_checkpoint)
+from electra.checkpoint import (
+    atomic_write_text,
+    latest_checkpoint,
+    optimizer_from_flat,
+    read_state,
+    read_weights,
+    save_checkpoint,
+)
 from electra.config import PretrainConfig, build_config, split_overrides
 from electra.data.dataset import Batch, BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
@@ -55,6 +61,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     args, unknown = p.parse_known_args(rest)
     if unknown:
         import difflib
+
         from electra.config import field_index
         guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
         hint = f" (did you mean --{guess[0]}?)" if guess else ""

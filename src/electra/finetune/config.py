@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
+from electra.config import parse_value
 from electra.errors import UserError
 
 
@@ -108,30 +109,6 @@ def _hints() -> dict[str, Any]:
     return typing.get_type_hints(FinetuneConfig)
 
 
-def _coerce(text: str, kind: Any, key: str) -> Any:
-    try:
-        if kind is bool:
-            low = text.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            value = float(text)
-            if value != int(value):
-                raise ValueError
-            return int(value)
-        if kind is float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-        return text
-    except ValueError:
-        raise UserError(f"bad value {text!r} for --{key.replace('_', '-')}: expected {kind.__name__}") from None
-
-
 def build_config(overrides: dict[str, str]) -> FinetuneConfig:
     """Defaults < overrides; keys are field names with '-' or '_'; an unknown key is an error."""
     hints = _hints()
@@ -140,7 +117,7 @@ def build_config(overrides: dict[str, str]) -> FinetuneConfig:
         name = key.replace("-", "_")
         if name not in hints:
             raise UserError(f"unknown option --{key} (see `electra finetune --print-config` for all fields)")
-        values[name] = _coerce(text, hints[name], name)
+        values[name] = parse_value(text, hints[name], f"--{name.replace('_', '-')}")
     return FinetuneConfig(**values)
 
 
