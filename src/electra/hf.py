@@ -176,14 +176,9 @@ def same_architecture(a: ModelConfig, b: ModelConfig) -> bool:
     return all(getattr(a, k) == getattr(b, k) for k in keys)
 
 
-def check_encoder(sd: dict[str, torch.Tensor], cfg: ModelConfig, where: str) -> None:
-    """UserError unless `sd` (our Encoder names) has exactly the tensors, and shapes, of Encoder(cfg)."""
-    from electra.model import Encoder
-
-    with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in Encoder(cfg).state_dict().items()}
-    missing = sorted(set(expected) - set(sd))
-    unexpected = sorted(set(sd) - set(expected))
+def check_shapes(expected: dict[str, tuple[int, ...]], sd: dict[str, torch.Tensor], names: set[str], where: str) -> None:
+    """UserError unless `names` (the keys of `sd` under test) are exactly `expected`'s, with its shapes."""
+    missing, unexpected = sorted(set(expected) - names), sorted(names - set(expected))
     if missing or unexpected:
         raise UserError(f"{where} do not match the config (missing {missing[:3]}, unexpected {unexpected[:3]}); "
                         f"the weights and config.json come from different models")
@@ -191,6 +186,15 @@ def check_encoder(sd: dict[str, torch.Tensor], cfg: ModelConfig, where: str) -> 
         if tuple(sd[k].shape) != shape:
             raise UserError(f"{where}: tensor {k} has shape {tuple(sd[k].shape)} but the config implies {shape}; "
                             f"the weights and config.json come from different models")
+
+
+def check_encoder(sd: dict[str, torch.Tensor], cfg: ModelConfig, where: str) -> None:
+    """UserError unless `sd` (our Encoder names) has exactly the tensors, and shapes, of Encoder(cfg)."""
+    from electra.model import Encoder
+
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in Encoder(cfg).state_dict().items()}
+    check_shapes(expected, sd, set(sd), where)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from electra.errors import UserError
 from electra.hf import (
     DISC_HEAD,
     GEN_HEAD,
+    check_shapes,
     encoder_from_hf,
     encoder_to_hf,
     has_electra_config,
@@ -132,15 +133,8 @@ def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in encoder_to_hf(Encoder(cfg).state_dict(), prefix).items()}
     body = hf_encoder_keys(sd, prefix)
-    missing, unexpected = sorted(set(expected) - body), sorted(body - set(expected))
     where = folder / "model.safetensors"
-    if missing or unexpected:
-        raise UserError(f"{where} does not match {folder / 'config.json'} (missing {missing[:3]}, unexpected "
-                        f"{unexpected[:3]}); the weights and the config come from different models")
-    for k, shape in expected.items():
-        if tuple(sd[k].shape) != shape:
-            raise UserError(f"{where}: {k} has shape {tuple(sd[k].shape)} but config.json implies {shape}; "
-                            f"the weights and the config come from different models")
+    check_shapes(expected, sd, body, str(where))
     heads = {k: v for k, v in sd.items() if k not in body and not k.endswith(("position_ids", "token_type_ids"))}
     _check_heads(heads, cfg, where)
     vocab = folder / "vocab.txt"
