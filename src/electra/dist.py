@@ -94,7 +94,10 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
+    """Leave the group together: a rank that tears its connections down while a peer is still finishing
+    can make the peer's gloo threads abort (seen as SIGABRT at exit)."""
     if td.is_initialized():
+        td.barrier()
         td.destroy_process_group()
 
 
