@@ -415,6 +415,9 @@ def test_bad_input_is_one_line_user_error(vocab, tmp_path):
         load_hf_pretraining(pkl)
     encoder, _ = load_hf_encoder(pkl, allow_pickle=True)
     assert torch.equal(encoder.blocks[0].attn.qkv.weight, model.discriminator.blocks[0].attn.qkv.weight)
+    from electra.cli import main  # detect and finetune pass the flag through load_discriminator
+    assert main(["detect", "--model", str(pkl), "the city"]) == 2
+    assert main(["detect", "--model", str(pkl), "--allow-pickle", "the city"]) == 0
 
     with pytest.raises(UserError, match="not empty"):  # export over an existing export
         export(tmp_path / "run", tmp_path / "out")

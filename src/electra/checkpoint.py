@@ -155,12 +155,13 @@ def load_pretrained(path: Path) -> Pretrained:
     return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"])
 
 
-def load_discriminator(path: Path) -> tuple[torch.nn.Module, Pretrained]:
+def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn.Module, Pretrained]:
     """The discriminator encoder of a run (what fine-tuning starts from), with its run info. For an MLM run
-    the (full-size) generator encoder is the model."""
+    the (full-size) generator encoder is the model. `allow_pickle`: a Hugging Face folder may hold a
+    pytorch_model.bin (read with torch.load(weights_only=True))."""
     from electra.hf import is_hf_folder, load_hf_encoder  # a Hugging Face ELECTRA folder (docs/hf.md)
     if is_hf_folder(path, any_model_type=True):
-        return load_hf_encoder(path)
+        return load_hf_encoder(path, allow_pickle=allow_pickle)
     from electra.model import Encoder
 
     pre = load_pretrained(path)

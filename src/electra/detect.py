@@ -29,8 +29,8 @@ class Detection(NamedTuple):
 class Detector:
     """A discriminator (encoder + RTD head) and its tokenizer, in eval mode."""
 
-    def __init__(self, path: Path, device: str = "cpu"):
-        encoder, pre = load_discriminator(path)
+    def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
+        encoder, pre = load_discriminator(path, allow_pickle)
         head = DiscriminatorHead(pre.cfg.model)
         sub = {k[len("discriminator_head."):]: v for k, v in pre.weights.items() if k.startswith("discriminator_head.")}
         if not sub:
@@ -81,9 +81,11 @@ def main(argv: list[str]) -> int:
     p.add_argument("--model", type=Path, required=True, help="run folder, checkpoint folder or HF ELECTRA folder")
     p.add_argument("--threshold", type=float, default=0.5, help="mark tokens with P(replaced) at or above this")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
     p.add_argument("text", nargs="+", help="one or more sentences")
     args = p.parse_args(argv)
-    detector = Detector(args.model, args.device)
+    detector = Detector(args.model, args.device, args.allow_pickle)
     for det in detector(args.text):
         print(render(det, args.threshold))
         print()

@@ -51,6 +51,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--seeds", type=int, default=1, help="fine-tuning runs per task (the paper reports the median of 10)")
     p.add_argument("--random-init", action="store_true", help="same shape and vocab as --model, random weights")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
     p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/")
     p.add_argument("--print-config", action="store_true", help="print the recipe fields and defaults, then exit")
     args, unknown = p.parse_known_args(rest)
@@ -166,7 +168,7 @@ def main(argv: list[str]) -> int:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device()
-    encoder, pre = load_discriminator(args.model)
+    encoder, pre = load_discriminator(args.model, allow_pickle=args.allow_pickle)
     encoder.cpu()
     results: dict[str, dict[str, Any]] = {}
     for name in names:
