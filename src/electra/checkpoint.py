@@ -62,7 +62,7 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer | dict, state: dict[str, Any], keep_last: int) -> Path:
-    """Write checkpoints/step_XXXXXXXX atomically, point LATEST at it, prune to the newest `keep_last`."""
+    """Write checkpoints/step_<8-digit step> atomically, point LATEST at it, prune to the newest `keep_last`."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:08d}"
