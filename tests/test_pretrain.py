@@ -39,6 +39,7 @@ def test_end_to_end_tiny_run(tiny_dataset, tmp_path, capsys):
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides()]) == 0
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["hidden_size"] == 32 and cfg["train"]["seq_len"] == 32  # seq_len taken from the dataset
+    assert json.loads((run / "tokenizer.json").read_text())["dataset"] == str(tiny_dataset)
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "train/loss" in r] == [1, 2, 3, 4, 5, 6]
     evals = [r for r in records if "eval/disc_auc" in r]

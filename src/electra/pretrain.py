@@ -131,7 +131,7 @@ def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
-           "special": data.special._asdict(), "dataset": str(data.path if hasattr(data, "path") else "")}
+           "special": data.special._asdict(), "dataset": str(data.root)}
     atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
     if not (run_dir / "vocab.txt").exists():
         shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")
@@ -302,7 +302,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
             grad_norm = grad_norm.full_tensor()
         nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
-        first_bad = torch.where(nonfinite & (first_bad < 0), torch.tensor(step, device=d.device), first_bad)
+        first_bad.masked_fill_(nonfinite & (first_bad < 0), step)  # no host-to-device copy, no sync
         lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
         set_lr(optimizer, lr)
         optimizer.step()
