@@ -45,7 +45,10 @@ SHARED = ROOT.parent / "shared" / "data"
 WIKI = SHARED / "pretrain" / "enwiki-2015-wikiextractor" / "sample" / "wiki_00"
 VOCAB = SHARED / "vocab" / "vocab.txt"
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
-MODES = ("fp32", "bf16", "compile", "compile-bf16")
+MODES = ("fp32", "bf16", "compile", "compile-bf16", "graphs", "graphs-bf16")
+# graphs*: torch.compile(mode="reduce-overhead"), i.e. compiled and replayed as CUDA graphs (CUDA only)
+SIDES = ("ours", "ours-unpad", "ours-pad", "peer", "before")
+# ours: as `electra pretrain` runs (unpad=auto: unpadded on CUDA unless CUDA graphs); ours-unpad / ours-pad force it
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -100,26 +103,37 @@ def make_batches(seq_len: int, batch: int, n_batches: int, seed: int = 0):
 
 
 class OursStep:
-    def __init__(self, cfg, special, device, mode):
+    def __init__(self, cfg, special, device, mode, unpad="auto"):
         import torch
 
+        from electra.model import pack, packing_to
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
+        from electra.pretrain import compile_model
         t = cfg.train
         torch.manual_seed(t.seed)
         self.model = Electra(cfg, SpecialTokens(special.pad, special.cls, special.sep, special.mask)).to(device)
         self.model.train()
         self.opt = build_optimizer(self.model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.step_model = torch.compile(self.model) if mode.startswith("compile") else self.model
+        graphs = mode.startswith("graphs")
+        compiled = mode.startswith("compile") or graphs
+        self.step_model = compile_model(self.model, "reduce-overhead" if graphs else "default") if compiled else self.model
         self.set_lr, self.lr, self.clip = set_lr, t.lr, t.clip_norm  # constant peak lr, as the peer
         self.seed = t.seed
+        # as the training loop decides it (pretrain.py): unpadded on CUDA unless replayed as CUDA graphs
+        self.unpad = unpad == "on" or (unpad == "auto" and device.type == "cuda" and not graphs)
+        self.pack = lambda mask_cpu: packing_to(pack(mask_cpu), device)
+        self.graphs = graphs and device.type == "cuda"
 
-    def __call__(self, batch, i, autocast):
+    def __call__(self, batch, i, autocast, mask_cpu=None):
         import torch
         torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
+        packing = self.pack(mask_cpu if mask_cpu is not None else batch[2].cpu()) if self.unpad else None
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast:
-            out = self.step_model(*batch)
+            out = self.step_model(*batch, packing=packing)
         out.losses.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
         self.set_lr(self.opt, self.lr)
@@ -159,10 +173,12 @@ class PeerStep:
         self.both = both
         self.params = list({id(p): p for p in both.parameters()}.values())
         self.opt = torch.optim.AdamW(self.params, lr=cfg.train.lr, eps=1e-6, weight_decay=0.01)
-        if mode.startswith("compile"):  # as the peer baseline: each model compiled on its own
-            self.gen_fwd, self.disc_fwd = torch.compile(self.gen), torch.compile(self.disc)
+        if mode.startswith(("compile", "graphs")):  # as the peer baseline: each model compiled on its own
+            cmode = "reduce-overhead" if mode.startswith("graphs") else None
+            self.gen_fwd, self.disc_fwd = torch.compile(self.gen, mode=cmode), torch.compile(self.disc, mode=cmode)
         else:
             self.gen_fwd, self.disc_fwd = self.gen, self.disc
+        self.graphs = mode.startswith("graphs") and device.type == "cuda"
         self.special, self.vocab = special, m.vocab_size
         self.mask_prob, self.seed = o.mask_prob, cfg.train.seed
         self.gumbel = torch.distributions.gumbel.Gumbel(torch.tensor(0.0, device=device), torch.tensor(1.0, device=device))
@@ -184,10 +200,12 @@ class PeerStep:
         inputs[mask_token_mask] = sp.mask
         return inputs, labels, mlm_mask
 
-    def __call__(self, batch, i, autocast):
+    def __call__(self, batch, i, autocast, mask_cpu=None):
         import torch
         ids, seg, am = batch
         torch.manual_seed(self.seed + i)
+        if self.graphs:
+            torch.compiler.cudagraph_mark_step_begin()
         with autocast:
             masked, labels, is_mlm = self.mask_tokens(ids)
             gen_out = self.gen_fwd(input_ids=masked, attention_mask=am, token_type_ids=seg, labels=labels)
@@ -242,27 +260,36 @@ def worker(args: argparse.Namespace) -> None:
     cuda = device.type == "cuda"
     data = torch.load(args.inputs, weights_only=False)
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
+    masks_cpu = [b[2] for b in data["batches"]]  # what the loop packs from: the batch before its transfer
     cfg = build_config(args.preset, {**data["overrides"]})
-    Step = PeerStep if args.side == "peer" else OursStep
-    step = Step(cfg, data["special"], device, args.mode)
+    if args.side == "peer":
+        step = PeerStep(cfg, data["special"], device, args.mode)
+    else:
+        step = OursStep(cfg, data["special"], device, args.mode,
+                        {"ours-unpad": "on", "ours-pad": "off"}.get(args.side, "auto"))
     bf16 = args.mode.endswith("bf16")
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    block = args.block or (10 if cuda else 1)
     i = 0
 
     cpu_times: list[float] = []
 
     def one() -> float:
+        """Seconds per step, over `block` steps: on CUDA the loop never waits for the device between steps
+        (it syncs on log steps only), so steps are timed in blocks, synchronized at both ends."""
         nonlocal i
-        b = batches[i % len(batches)]
         sync()
         t0, c0 = time.perf_counter(), time.process_time()
-        loss, gn = step(b, i, autocast)
-        float(loss)  # the loop's per-step finite check reads the loss on CPU
+        for _ in range(block):
+            k = i % len(batches)
+            loss, _ = step(batches[k], i, autocast, masks_cpu[k])
+            if not cuda:
+                float(loss)  # the CPU loop's per-step finite check reads the loss
+            i += 1
         sync()
-        i += 1
-        cpu_times.append(time.process_time() - c0)
-        return time.perf_counter() - t0
+        cpu_times.append((time.process_time() - c0) / block)
+        return (time.perf_counter() - t0) / block
 
     print(json.dumps({"ready": True, "import_rss_mib": base_rss}), flush=True)
     for line in sys.stdin:
@@ -279,7 +306,7 @@ def worker(args: argparse.Namespace) -> None:
             acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
             with profile(activities=acts, record_shapes=False) as prof:
                 t = one()
-            key = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+            key = "self_device_time_total" if cuda else "self_cpu_time_total"
             table = prof.key_averages().table(sort_by=key, row_limit=args.profile_rows, max_name_column_width=48)
             print(json.dumps({"t": t, "table": table}), flush=True)
         elif cmd == "stats":
@@ -309,11 +336,11 @@ class Worker:
             env["ELECTRA_BENCH_MALLOPT"] = "1"
         cmd = [sys.executable, __file__, "--worker", "--side", side, "--mode", mode, "--inputs", inputs,
                "--preset", args.preset, "--threads", str(args.threads), "--device", args.device,
-               "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows)]
+               "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows),
+               "--block", str(args.block)]
         self.side, self.mode, self.env_name = side, mode, env_name
         self.label = side if not getattr(args, "interleave_env", False) else f"{side}/{env_name}"
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        self.ready = self.read()
 
     def read(self) -> dict:
         line = self.p.stdout.readline()
@@ -321,18 +348,24 @@ class Worker:
             raise RuntimeError(f"worker {self.side}/{self.mode} died (rc {self.p.wait()})")
         return json.loads(line)
 
-    def ask(self, cmd: str) -> dict:
+    def send(self, cmd: str) -> None:
         self.p.stdin.write(cmd + "\n")
         self.p.stdin.flush()
+
+    def ask(self, cmd: str) -> dict:
+        self.send(cmd)
         return self.read()
 
     def close(self) -> None:
         try:
             self.p.stdin.write("quit\n")
             self.p.stdin.flush()
-        except BrokenPipeError:
+        except (BrokenPipeError, OSError):
             pass
-        self.p.wait(timeout=60)
+        try:
+            self.p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -389,12 +422,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--modes", default="fp32,bf16", help=f"comma list of {', '.join(MODES)}")
     p.add_argument("--env", default="malloc", help="comma list of stock, malloc (glibc env: keep freed memory), "
                    "mallopt (the same via ctypes mallopt at start-up)")
+    p.add_argument("--skip", default="", help="comma list of side/mode pairs not to run, e.g. ours-unpad/graphs-bf16")
+    p.add_argument("--modes-together", action="store_true", help="warm every mode's workers up at once and "
+                   "time them all interleaved (saves the sequential compile time on a lent GPU)")
     p.add_argument("--interleave-env", action="store_true", help="run all envs in one interleaved group "
                    "(sides labelled side/env) instead of one group per env")
-    p.add_argument("--sides", default="ours,peer", help="comma list of ours, peer, before (see --before-src)")
+    p.add_argument("--sides", default="ours,peer", help=f"comma list of {', '.join(SIDES)} (before: see --before-src)")
     p.add_argument("--before-src", default="", help="src dir of another revision of ours, run as side 'before'")
     p.add_argument("--steps", type=int, default=6, help="timed steps per side (interleaved)")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--block", type=int, default=0, help="steps per timing (default 1 on CPU, 10 on CUDA)")
+    p.add_argument("--save-inputs", default="", help="write the batches to this file and exit (to carry them "
+                   "to a machine without the shared data)")
+    p.add_argument("--load-inputs", default="", help="use batches written by --save-inputs")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--profile", default="", help="side(s) to profile one extra step of (prints a table)")
@@ -421,15 +461,27 @@ def main(argv: list[str] | None = None) -> int:
     envs = [e for e in args.env.split(",") if e]
     sides = [s for s in args.sides.split(",") if s]
     bad = [m for m in modes if m not in MODES] + [e for e in envs if e not in ("stock", "malloc", "mallopt")]
+    bad += [x for x in sides if x not in SIDES]
     if bad:
         p.error(f"unknown mode/env {bad}")
     overrides = {"seq_len": str(args.seq_len), "micro_batch_size": str(args.batch), "global_batch_size": str(args.batch)}
     overrides.update(dict(kv.split("=", 1) for kv in args.overrides.split(",") if kv))
     cfg = build_config(args.preset, overrides)
     n_batches = max(4, args.warmup + args.steps + 1)
-    batches, special, source, pad = make_batches(args.seq_len, args.batch, min(n_batches, 8))
+    if args.load_inputs:
+        saved = torch.load(args.load_inputs, weights_only=False)
+        batches, special, source, pad = saved["batches"], saved["special"], saved["source"], saved["padding"]
+        if batches[0][0].shape != (args.batch, args.seq_len):
+            p.error(f"{args.load_inputs} holds {tuple(batches[0][0].shape)} batches, not ({args.batch}, {args.seq_len})")
+    else:
+        batches, special, source, pad = make_batches(args.seq_len, args.batch, min(n_batches, 8))
+    if args.save_inputs:
+        torch.save({"batches": batches, "special": special, "source": source, "padding": pad}, args.save_inputs)
+        print(f"wrote {len(batches)} batches of {args.batch} x {args.seq_len} from {source} to {args.save_inputs}")
+        return 0
     flops = {"ours": model_flops_per_token(cfg, lm_head="masked"), "peer": model_flops_per_token(cfg, lm_head="all")}
-    flops["before"] = flops["ours"]
+    for side in SIDES:
+        flops.setdefault(side, flops["ours"])  # model FLOPs: the unpadded variant saves work, not model FLOPs
     print(f"# {args.preset} B={args.batch} T={args.seq_len} | data: {source}, {pad:.1%} padding | "
           f"threads {args.threads} | device {args.device} | torch {torch.__version__}")
     print(f"# model FLOPs/token (fwd+bwd matmuls): ours {flops['ours'] / 1e6:.1f} M (LM head on masked slots), "
@@ -438,59 +490,107 @@ def main(argv: list[str] | None = None) -> int:
     if peak:
         print(f"# matmul peak: fp32 {peak['float32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bfloat16'] / 1e9:.0f} GFLOP/s")
 
-    results = []
+    results, failed = [], []
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "inputs.pt")
         torch.save({"batches": batches, "special": special, "overrides": overrides}, inputs)
-        groups = [[(s, e) for e in envs for s in sides]] if args.interleave_env else [[(s, e) for s in sides] for e in envs]
+        by_env = [[(s, e) for e in envs for s in sides]] if args.interleave_env else [[(s, e) for s in sides] for e in envs]
+        if args.modes_together:  # one group: every (mode, side) warms up at once, then all are timed interleaved
+            groups = [[(s, e, m) for m in modes for s, e in g] for g in by_env]
+        else:
+            groups = [[(s, e, m) for s, e in g] for g in by_env for m in modes]
+        skip = set(filter(None, args.skip.split(",")))
+        groups = [[(s, e, m) for s, e, m in g if f"{s}/{m}" not in skip] for g in groups]
         for group in groups:
-            for mode in modes:
-                workers = []
-                for s, e in group:
-                    w = Worker(args, s, mode, e, inputs)
-                    w.warm = w.ask("warmup")["warmup"]
-                    workers.append(w)
-                times = {w.label: [] for w in workers}
-                print(f"# {mode}: warm-up " + ", ".join(
-                    f"{w.label} {' '.join(f'{t:.2f}' for t in w.warm)} s" for w in workers), file=sys.stderr, flush=True)
-                for k in range(args.steps):  # interleaved, alternating who goes first
-                    for w in (workers if k % 2 == 0 else workers[::-1]):
-                        times[w.label].append(w.ask("step")["t"])
-                    print(f"# step {k}: " + ", ".join(f"{s} {times[s][-1]:.3f} s" for s in times), file=sys.stderr, flush=True)
-                group_results = {}
-                for w in workers:
-                    if w.side in args.profile.split(","):
-                        prof = w.ask("profile")
-                        print(f"\n## profile: {w.label} {mode} {w.env_name} (one step, {prof['t']:.3f} s)\n{prof['table']}")
-                    st = w.ask("stats")
-                    w.close()
-                    r = {"side": w.side, "label": w.label, "mode": mode, "env": w.env_name, **summarize(times[w.label]),
-                         "warmup_s": w.warm, **st}
-                    tokens = args.batch * args.seq_len
-                    r["tokens_per_s"] = tokens / r["median_s"]
-                    r["flops_per_token"] = flops.get(w.side, flops["ours"])
-                    r["achieved_gflops"] = r["flops_per_token"] * r["tokens_per_s"] / 1e9
-                    if peak:
-                        key = "bfloat16" if mode.endswith("bf16") else "float32"
-                        r["mfu"] = r["achieved_gflops"] * 1e9 / peak[key]
-                    results.append(r)
-                    group_results[w.label] = r
-                    print(_row(r), flush=True)
-                base = [lb for lb in group_results if group_results[lb]["side"] == "ours"][:1]
-                for lb in base:
-                    o = group_results[lb]
-                    for other, q in group_results.items():
-                        if other == lb:
-                            continue
-                        print(f"   {lb}/{other} {mode}: tokens/s x{o['tokens_per_s'] / q['tokens_per_s']:.2f}, "
-                              f"peak RSS {o['peak_rss_mib'] / q['peak_rss_mib']:.0%} of {other}'s "
-                              f"(growth {(o['peak_rss_mib'] - o['import_rss_mib']) / (q['peak_rss_mib'] - q['import_rss_mib']):.0%})",
-                              flush=True)
+            results += run_group(args, group, inputs, flops, peak, failed, label_mode=args.modes_together)
+        if len(modes) > 1:  # the best mode of each side against the best of the others
+            best = {}
+            for r in results:
+                if r["side"] not in best or r["tokens_per_s"] > best[r["side"]]["tokens_per_s"]:
+                    best[r["side"]] = r
+            if "ours" in best:
+                o = best["ours"]
+                for side, q in best.items():
+                    if side != "ours":
+                        print(f"   best ours ({o['mode']}) / best {side} ({q['mode']}): tokens/s "
+                              f"x{o['tokens_per_s'] / q['tokens_per_s']:.2f}{_mem_ratio(o, q)}", flush=True)
     summary = {"preset": args.preset, "batch": args.batch, "seq_len": args.seq_len, "threads": args.threads,
                "device": args.device, "torch": torch.__version__, "data": source, "padding": pad,
-               "peak_flops": peak, "flops_per_token": flops, "machine": platform.machine(), "results": results}
+               "peak_flops": peak, "flops_per_token": flops, "machine": platform.machine(), "results": results,
+               "failed": failed}
+    if args.device.startswith("cuda"):
+        summary["gpu"] = torch.cuda.get_device_name()
     print(json.dumps(summary))
     return 0
+
+
+def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> list[dict]:
+    """Start one worker per (side, env, mode), warm them all up at once, time their steps interleaved one by
+    one (alternating who goes first), print a row each and the ratios of ours to the others."""
+    started = []
+    for s, e, mode in group:
+        w = Worker(args, s, mode, e, inputs)
+        if label_mode:
+            w.label = f"{w.label}/{mode}"
+        started.append(w)
+    for w in started:  # compilation is the long part of a warm-up: let them overlap
+        w.send("warmup")
+    workers = []
+    for w in started:
+        try:
+            w.ready = w.read()
+            w.warm = w.read()["warmup"]
+            workers.append(w)
+        except (RuntimeError, ValueError) as err:
+            print(f"# {w.label} {w.mode}: failed to start or warm up: {err}", flush=True)
+            failed.append({"side": w.side, "mode": w.mode, "env": w.env_name, "error": str(err)})
+            w.close()
+    if not workers:
+        return []
+    times = {w.label: [] for w in workers}
+    print("# warm-up " + ", ".join(f"{w.label} {w.mode} {' '.join(f'{t:.2f}' for t in w.warm)} s" for w in workers),
+          file=sys.stderr, flush=True)
+    for k in range(args.steps):
+        for w in list(workers if k % 2 == 0 else workers[::-1]):
+            try:
+                times[w.label].append(w.ask("step")["t"])
+            except (RuntimeError, ValueError) as err:
+                print(f"# {w.label} {w.mode}: failed at timed step {k}: {err}", flush=True)
+                failed.append({"side": w.side, "mode": w.mode, "env": w.env_name, "error": str(err)})
+                workers.remove(w)
+                times.pop(w.label)
+        print(f"# step {k}: " + ", ".join(f"{s} {times[s][-1]:.3f} s" for s in times), file=sys.stderr, flush=True)
+    results = []
+    for w in workers:
+        if w.side in args.profile.split(","):
+            prof = w.ask("profile")
+            print(f"\n## profile: {w.label} {w.mode} {w.env_name} (one step, {prof['t']:.3f} s)\n{prof['table']}")
+        st = w.ask("stats")
+        w.close()
+        r = {"side": w.side, "label": w.label, "mode": w.mode, "env": w.env_name, **summarize(times[w.label]),
+             "warmup_s": w.warm, **st}
+        r["tokens_per_s"] = args.batch * args.seq_len / r["median_s"]
+        r["flops_per_token"] = flops.get(w.side, flops["ours"])
+        r["achieved_gflops"] = r["flops_per_token"] * r["tokens_per_s"] / 1e9
+        if peak:
+            r["mfu"] = r["achieved_gflops"] * 1e9 / peak["bfloat16" if w.mode.endswith("bf16") else "float32"]
+        results.append(r)
+        print(_row(r), flush=True)
+    for o in results:
+        if o["side"] != "ours":
+            continue
+        for q in results:
+            if q is not o and q["mode"] == o["mode"] and q["env"] == o["env"]:
+                print(f"   {o['label']}/{q['label']} {o['mode']}: tokens/s x{o['tokens_per_s'] / q['tokens_per_s']:.2f}"
+                      f"{_mem_ratio(o, q)}", flush=True)
+    return results
+
+
+def _mem_ratio(o: dict, q: dict) -> str:
+    if "max_allocated_mib" in o and "max_allocated_mib" in q:
+        return f", max allocated {o['max_allocated_mib'] / q['max_allocated_mib']:.0%} of {q['label']}'s"
+    return (f", peak RSS {o['peak_rss_mib'] / q['peak_rss_mib']:.0%} of {q['label']}'s (growth "
+            f"{(o['peak_rss_mib'] - o['import_rss_mib']) / (q['peak_rss_mib'] - q['import_rss_mib']):.0%})")
 
 
 def _row(r: dict) -> str:

@@ -82,6 +82,9 @@ class ObjectiveConfig:
             raise UserError(f"objective.max_predictions must be >= 0, got {self.max_predictions}")
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
+
 @dataclass
 class TrainConfig:
     seq_len: int = 128  # tokens per example (must match the prepared dataset)
@@ -99,6 +102,8 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16
     compile: bool = False  # torch.compile the training step's model
+    compile_mode: str = "default"  # with compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    unpad: str = "auto"  # run the encoders on real tokens only (no work on padding): auto (= on CUDA) | on | off
     parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (fully_shard: sharded weights and state)
     seed: int = 1234  # one seed for init, data order, masking, sampling and dropout
     log_every: int = 50  # steps between log lines (the only steps that sync the device)
@@ -123,6 +128,10 @@ class TrainConfig:
             raise UserError(f"train.parallel must be ddp or fsdp, got {self.parallel!r}")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.compile_mode not in COMPILE_MODES:
+            raise UserError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
+        if self.unpad not in ("auto", "on", "off"):
+            raise UserError(f"train.unpad must be auto, on or off, got {self.unpad!r}")
 
 
 @dataclass

@@ -6,11 +6,17 @@ embedding block with the discriminator (see objective.py). Every parameter maps 
 Face's ELECTRA weights (hf.py does the renaming; q/k/v are one fused matrix here, three there).
 
 Dimensions: B batch, T tokens per row, V vocab, E embedding width, D hidden width, H heads, K = D / H head
-width, F MLP width, N masked slots per row.
+width, F MLP width, N masked slots per row, S real (non-pad) tokens of a whole batch.
+
+Unpadded mode (`Packing`): the encoder can run on the S real tokens of a batch laid end to end instead of
+on B x T slots, so that no matmul, norm or dropout is spent on padding; attention then runs per row on the
+packed tokens (flash attention's variable-length kernel on CUDA), and the result is scattered back to
+(B, T, D) for the heads.
 """
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 import torch.nn as nn
@@ -81,6 +87,27 @@ class Dropout(nn.Dropout):
         return dropout(x, self.p, self.training)
 
 
+class Packing(NamedTuple):
+    """Where the real tokens of a padded (B, T) batch go when the padding is dropped."""
+    index: torch.Tensor  # (S,) flat slots b * T + t of the non-pad tokens, row by row
+    cu_seqlens: torch.Tensor  # (B + 1,) int32: row b's tokens are packed[cu[b]:cu[b + 1]]
+    seq_len: int  # T: the padded width (positions are index % T) and a bound on every row's length
+
+
+def pack(attention_mask: torch.Tensor) -> Packing:
+    """The `Packing` of a (B, T) bool mask. `nonzero` waits for the device, so the training loop calls this on
+    the CPU copy of the mask before moving the batch. A row with holes packs its real tokens in order, which
+    attends exactly as masking the holes' keys (their own outputs are never read)."""
+    lengths_B = attention_mask.sum(dim=1, dtype=torch.int32)
+    cu = F.pad(lengths_B.cumsum(0, dtype=torch.int32), (1, 0))
+    return Packing(attention_mask.flatten().nonzero().squeeze(1), cu, attention_mask.shape[1])
+
+
+def packing_to(packing: Packing, device: torch.device) -> Packing:
+    return Packing(packing.index.to(device, non_blocking=True), packing.cu_seqlens.to(device, non_blocking=True),
+                   packing.seq_len)
+
+
 class Embeddings(nn.Module):
     """word + position + segment embeddings -> LayerNorm -> dropout. Shared between generator and
     discriminator (word, position and segment tables *and* the LayerNorm, as the original's AUTO_REUSE scope)."""
@@ -93,10 +120,14 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.drop = Dropout(cfg.hidden_dropout)
 
-    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
-        T = input_ids.shape[1]
-        pos = torch.arange(T, device=input_ids.device)
-        x = self.word(input_ids) + self.position(pos) + self.segment(segment_ids)  # (B, T, E)
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        if packing is None:
+            pos = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+        else:  # only the real tokens: (S,) ids, segments and their positions in the padded rows
+            input_ids = input_ids.flatten()[packing.index]
+            segment_ids = segment_ids.flatten()[packing.index]
+            pos = packing.index % packing.seq_len
+        x = self.word(input_ids) + self.position(pos) + self.segment(segment_ids)  # (B, T, E) or (S, E)
         return self.drop(self.norm(x))
 
 
@@ -114,11 +145,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
         self.attn_dropout = cfg.attention_dropout
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+        p = self.attn_dropout if self.training else 0.0
+        if packing is not None:  # x: (S, D), rows end to end
+            S, D = x.shape
+            q, k, v = self.qkv(x).view(S, 3, self.num_heads, D // self.num_heads).unbind(1)  # 3 x (S, H, K)
+            return self.proj(varlen_attention(q, k, v, packing, p).reshape(S, D))
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
         q, k, v = (t.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
-        p = self.attn_dropout if self.training else 0.0
         if p > 0.0 and x.device.type == "cpu":
             y = _attention_math(q, k, v, key_mask, p)
         else:
@@ -136,6 +171,25 @@ def _attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask:
         scores.add_(torch.zeros(key_mask.shape, dtype=scores.dtype, device=scores.device).masked_fill_(~key_mask, -10000.0))
     probs = torch.softmax(scores, dim=-1, dtype=scores.dtype)
     return torch.matmul(dropout(probs, p, True), v.to(probs.dtype))
+
+
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, p: float) -> torch.Tensor:
+    """Attention within each packed row: q, k, v (S, H, K) -> (S, H, K). On CUDA in bf16/fp16 this is flash
+    attention's variable-length kernel (with its fused dropout; autograd has its backward). Elsewhere (CPU,
+    fp32) the rows are scattered into a padded (B, H, T, K) batch for `scaled_dot_product_attention` and
+    gathered back: the same function, without the saving."""
+    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
+        cu, T = packing.cu_seqlens, packing.seq_len
+        return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, T, T, p, False, False)[0]
+    B, T = packing.cu_seqlens.shape[0] - 1, packing.seq_len
+    S, H, K = q.shape
+
+    def padded(t: torch.Tensor) -> torch.Tensor:  # (S, H, K) -> (B, H, T, K), zeros at pads
+        return t.new_zeros(B * T, H, K).index_copy(0, packing.index, t).view(B, T, H, K).transpose(1, 2)
+
+    key_mask = torch.zeros(B * T, dtype=torch.bool, device=q.device).index_fill_(0, packing.index, True)
+    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask.view(B, 1, 1, T), dropout_p=p)
+    return y.transpose(1, 2).reshape(B * T, H, K)[packing.index]
 
 
 class MLP(nn.Module):
@@ -161,14 +215,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
         self.drop = Dropout(cfg.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.norm1(x + self.drop(self.attn(x, key_mask)))
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+        x = self.norm1(x + self.drop(self.attn(x, key_mask, packing)))
         return self.norm2(x + self.drop(self.mlp(x)))
 
 
 class Encoder(nn.Module):
     """Embeddings (owned or shared), an E -> D projection when the widths differ (never shared: each model
-    has its own, as the original), and L blocks. Returns the final hidden states (B, T, D)."""
+    has its own, as the original), and L blocks. Returns the final hidden states (B, T, D); with a `Packing`
+    the blocks see only the real tokens (S, D), and pad slots of the output are zero."""
 
     def __init__(self, cfg: ModelConfig, embeddings: Embeddings | None = None):
         super().__init__()
@@ -179,10 +234,15 @@ class Encoder(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
-                attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.embeddings(input_ids, segment_ids)  # (B, T, E)
+                attention_mask: torch.Tensor | None = None, packing: Packing | None = None) -> torch.Tensor:
+        x = self.embeddings(input_ids, segment_ids, packing)  # (B, T, E), or (S, E) packed
         if self.project is not None:
-            x = self.project(x)  # (B, T, D)
+            x = self.project(x)  # (B, T, D) or (S, D)
+        if packing is not None:
+            for block in self.blocks:
+                x = block(x, None, packing)
+            B, T = input_ids.shape
+            return x.new_zeros(B * T, x.shape[-1]).index_copy(0, packing.index, x).view(B, T, -1)  # (B, T, D)
         # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels).
         # Whether a batch is unpadded is only asked on CPU, where it costs no device sync.
         if attention_mask is not None and attention_mask.device.type == "cpu" and not torch.compiler.is_compiling() \

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from electra.config import ModelConfig, PretrainConfig, generator_config
-from electra.model import DiscriminatorHead, Encoder, GeneratorHead, init_weights
+from electra.model import DiscriminatorHead, Encoder, GeneratorHead, Packing, init_weights
 
 
 class SpecialTokens(NamedTuple):
@@ -101,9 +101,9 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
 
 
 def generate(generator: Encoder, head: GeneratorHead, word_embeddings: torch.Tensor, masked: Masked,
-             segment_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+             segment_ids: torch.Tensor, attention_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
     """The generator reads the masked input; its vocabulary projection runs on the N chosen slots only."""
-    hidden_BTD = generator(masked.input_ids, segment_ids, attention_mask)
+    hidden_BTD = generator(masked.input_ids, segment_ids, attention_mask, packing)
     D = hidden_BTD.shape[-1]
     hidden_BND = hidden_BTD.gather(1, masked.positions[..., None].expand(-1, -1, D))
     return head(hidden_BND, word_embeddings)  # logits (B, N, V)
@@ -277,14 +277,16 @@ class Electra(nn.Module):
             raise KeyError(f"missing {missing[:5]} unexpected {unexpected[:5]}")
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
-                rng: torch.Generator | None = None) -> StepOutput:
+                rng: torch.Generator | None = None, packing: Packing | None = None) -> StepOutput:
+        """One joint step on a padded batch. `packing` (model.pack of the same mask) runs both encoders on
+        the real tokens only; the losses and statistics are the same function of the inputs either way."""
         o = self.cfg.objective
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
                              o.mask_prob, o.mask_token_prob, rng)
         # 2. generate (the generator's output layer is the shared word-embedding table)
         word = self.generator.embeddings.word.weight
-        logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask)
+        logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
         gen_loss = mlm_loss(logits_BNV, masked)
         w = masked.weights
         tokens = attention_mask.sum()
@@ -301,7 +303,7 @@ class Electra(nn.Module):
             argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.argmax(-1)
             gen_correct = ((argmax_BN == masked.targets).float() * w).sum()
         # 4. discriminate
-        hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask)
+        hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask, packing)
         disc_logits_BT = self.discriminator_head(hidden_BTD)
         # 5. loss
         disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask)

@@ -32,12 +32,12 @@ from electra.checkpoint import (
     read_weights,
     save_checkpoint,
 )
-from electra.config import PretrainConfig, build_config, split_overrides
+from electra.config import PretrainConfig, TrainConfig, build_config, split_overrides
 from electra.data.dataset import Batch, BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
-from electra.model import Block, count_params
+from electra.model import Block, count_params, pack, packing_to
 from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 
@@ -97,6 +97,18 @@ def native_bf16(device: torch.device) -> bool:
         except AttributeError:  # older torch: no capability probes
             return False
     return False
+
+
+def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """torch.compile of the whole step's forward (and so its backward through AOTAutograd). The token count of
+    an unpadded batch changes every step: dynamo recompiles once, at the second count, with it dynamic."""
+    return torch.compile(model, mode=None if mode == "default" else mode)
+
+
+def cuda_graphs(t: TrainConfig) -> bool:
+    """CUDA graphs replay fixed shapes: with them, unpadded batches (a new token count each step) would record
+    a graph per count, so `unpad=auto` keeps the padded layout."""
+    return t.compile and t.compile_mode in ("reduce-overhead", "max-autotune")
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -228,7 +240,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         dist.load_full_optimizer(raw, optimizer, opt_state) if fsdp else optimizer.load_state_dict(opt_state)
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
-    step_model = torch.compile(model) if t.compile else model
+    step_model = compile_model(model, t.compile_mode) if t.compile else model
+    graphs = cuda_graphs(t) and d.device.type == "cuda"
+    unpad = t.unpad == "on" or (t.unpad == "auto" and d.device.type == "cuda" and not graphs)
 
     def grad_sync(last: bool) -> contextlib.AbstractContextManager:
         """All-reduce (or reduce-scatter) gradients on the last micro-step of an optimizer step only."""
@@ -240,7 +254,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     gen_params = count_params(raw.generator) + count_params(raw.generator_head)
     log.print(f"config:\n{cfg.to_json()}")
-    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'} | params: total "
+    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'} | "
+              f"{'unpadded' if unpad else 'padded'} encoders | params: total "
               f"{count_params(raw) / 1e6:.2f}M, generator+head {gen_params / 1e6:.2f}M (shared embeddings counted "
               f"in both) | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
@@ -287,15 +302,19 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     while step < t.max_steps:
         micro_batches = stream.next_step()
         for m, batch in enumerate(micro_batches):
+            packing = packing_to(pack(batch.attention_mask), d.device) if unpad else None  # on the CPU copy: no sync
             batch = to_device(batch, d.device)
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
             last = m == len(micro_batches) - 1
+            if graphs:  # a new iteration: the previous one's graph outputs may be overwritten
+                torch.compiler.cudagraph_mark_step_begin()
             with grad_sync(last):
                 with autocast:
-                    out = step_model(*batch)
+                    out = step_model(*batch, packing=packing)
                 (out.losses.total / n_micro).backward()
+            # always a new tensor: outputs replayed from CUDA graphs are overwritten by the next micro-step
             stats = Stats(*(s.detach() for s in out.stats))
-            run_sums = stats if run_sums is None else Stats(*(a + b for a, b in zip(run_sums, stats)))
+            run_sums = Stats(*(s.clone() for s in stats)) if run_sums is None else Stats(*(a + b for a, b in zip(run_sums, stats)))
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))

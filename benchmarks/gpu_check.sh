@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Everything this project checks on a lent GPU, in one call (a lease is short: each stage has its own time
+# limit and a failing stage does not stop the next). Run from the repository root on the GPU machine:
+#
+#   bash benchmarks/gpu_check.sh CARRY_DIR OUT_DIR
+#
+# CARRY_DIR holds what the machine cannot make itself (no network, no ../shared there):
+#   inputs_b128.pt, inputs_b512.pt   bench batches: `bench_pretrain.py --batch B --save-inputs FILE`
+#   wiki128/                         a prepared dataset: `electra prepare CORPUS --vocab V --out DIR`
+# OUT_DIR receives one log per stage; the last lines printed are a summary.
+# Stages, most important first: environment; CUDA tests; the step benchmark at the paper's batch (128 x 128)
+# in eager, compiled and CUDA-graph modes against the transformers peer; the real training loop (data loader,
+# logging, evaluation, checkpoint) eager and with CUDA graphs; the benchmark at batch 512 (SKIP_B512=1: not).
+set -u
+carry=${1:?CARRY_DIR}
+out=${2:?OUT_DIR}
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+t0=$(date +%s)
+stage() {  # stage NAME SECONDS CMD...: run with a time limit, log to OUT_DIR/NAME.log, note the exit status
+  local name=$1 limit=$2
+  shift 2
+  local s=$(date +%s)
+  echo "=== $name (limit ${limit}s, at +$((s - t0))s)"
+  timeout -k 10 "$limit" "$@" >"$out/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: rc $rc in $(( $(date +%s) - s ))s"
+  echo "$name rc=$rc $(( $(date +%s) - s ))s" >>"$out/stages.txt"
+}
+
+stage env 60 bash -c 'nvidia-smi; python3 -c "import torch, transformers, sys; print(sys.version); \
+print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"transformers\", transformers.__version__); \
+print(torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))"; git log -1 --format="%H %cI" 2>/dev/null; nproc'
+tail -n 4 "$out/env.log"
+
+stage tests 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py
+tail -n 3 "$out/tests.log"
+
+bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
+stage bench_b128 230 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
+  --sides ours,ours-unpad,peer --skip ours-unpad/graphs-bf16 --modes-together --profile ours --profile-rows 30
+grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" | cut -c1-230
+
+run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \
+  --warmup-steps 1000 --log-every 100 --eval-every 0 --eval-batches 4 --save-every 100000"
+stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
+grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230
+stage loop_graphs 120 $run --out /tmp/run_graphs --max-time 75 --compile true --compile-mode reduce-overhead
+grep -E "padded|tok/s|eval|done" "$out/loop_graphs.log" | tail -n 4 | cut -c1-230
+cp /tmp/run_eager/metrics.jsonl "$out/loop_eager_metrics.jsonl" 2>/dev/null
+[ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
+  --modes-together --no-peak
+grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
+echo "=== total $(( $(date +%s) - t0 ))s"
+cat "$out/stages.txt"
