@@ -38,11 +38,11 @@ tail -n 3 "$out/tests.log"
 
 bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
 stage bench_b128 230 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
-  --sides ours,ours-unpad,peer --skip ours-unpad/graphs-bf16 --modes-together --profile ours --profile-rows 30
+  --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together --profile ours --profile-rows 30
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" | cut -c1-230
 
 run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \
-  --warmup-steps 1000 --log-every 100 --eval-every 0 --eval-batches 4 --save-every 100000"
+  --warmup-steps 1000 --log-every 100 --eval-every 400 --eval-batches 4 --save-every 100000"
 stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
 grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230
 stage loop_graphs 120 $run --out /tmp/run_graphs --max-time 75 --compile true --compile-mode reduce-overhead

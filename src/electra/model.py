@@ -187,7 +187,7 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing:
     def padded(t: torch.Tensor) -> torch.Tensor:  # (S, H, K) -> (B, H, T, K), zeros at pads
         return t.new_zeros(B * T, H, K).index_copy(0, packing.index, t).view(B, T, H, K).transpose(1, 2)
 
-    key_mask = torch.zeros(B * T, dtype=torch.bool, device=q.device).index_fill_(0, packing.index, True)
+    key_mask = torch.zeros(B * T, dtype=torch.uint8, device=q.device).index_fill_(0, packing.index, 1).bool()
     y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask.view(B, 1, 1, T), dropout_p=p)
     return y.transpose(1, 2).reshape(B * T, H, K)[packing.index]
 

@@ -90,8 +90,9 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
 
     use_mask_BN = (torch.rand(B, max_predictions, generator=rng, device=input_ids.device) < mask_token_prob)
     use_mask_BN &= weights_BN.bool()
-    # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined)
-    masked_BT = torch.zeros_like(candidates_BT).scatter_reduce(1, positions_BN, use_mask_BN, "amax")
+    # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined);
+    # counted in int32 because CUDA has no bool scatter
+    masked_BT = torch.zeros(B, T, dtype=torch.int32, device=input_ids.device).scatter_add_(1, positions_BN, use_mask_BN.int()) > 0
     masked_ids = torch.where(masked_BT, special.mask, input_ids)
     return Masked(masked_ids, positions_BN, weights_BN, targets_BN)
 
