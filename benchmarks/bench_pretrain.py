@@ -106,7 +106,6 @@ class OursStep:
     def __init__(self, cfg, special, device, mode, unpad="auto"):
         import torch
 
-        from electra.model import pack, packing_to
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
         from electra.pretrain import compile_model
@@ -123,13 +122,15 @@ class OursStep:
         self.seed = t.seed
         # as the training loop decides it (pretrain.py): unpadded on CUDA unless replayed as CUDA graphs
         self.unpad = unpad == "on" or (unpad == "auto" and device.type == "cuda" and not graphs)
-        self.pack = lambda mask_cpu: packing_to(pack(mask_cpu), device)
+        self.device, self._host = device, {}
         self.graphs = graphs and device.type == "cuda"
 
     def __call__(self, batch, i, autocast, mask_cpu=None):
         import torch
+
+        from electra.model import packing_to
         torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
-        packing = self.pack(mask_cpu if mask_cpu is not None else batch[2].cpu()) if self.unpad else None
+        packing = packing_to(self.host_packing(mask_cpu), self.device) if self.unpad else None
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast:
@@ -140,6 +141,18 @@ class OursStep:
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
         return out.losses.total.detach(), grad_norm
+
+    def host_packing(self, mask_cpu):
+        """The batch's packing as the training loop's prefetch thread prepares it (on the host, pinned on
+        CUDA), made once per distinct batch: only its copy to the device is part of the step."""
+        from electra.model import Packing, pack
+        key = id(mask_cpu)
+        if key not in self._host:
+            p = pack(mask_cpu)
+            if self.device.type == "cuda":
+                p = Packing(p.index.pin_memory(), p.cu_seqlens.pin_memory(), p.seq_len)
+            self._host[key] = (p, mask_cpu)  # keep the mask alive: its id stays unique
+        return self._host[key][0]
 
     def modules(self):
         return self.model

@@ -183,3 +183,22 @@ def test_prefetch_gives_the_same_batches_and_resumes() -> None:
     assert [i for _ in range(2) for i in ids_of(other.next_step())] == \
         [i for step in expected[6:8] for i in step[2:]]
     other.close()
+
+
+def test_transform_runs_on_every_micro_batch_also_in_the_prefetch_thread() -> None:
+    seen_threads = set()
+
+    def tag(b):
+        import threading
+        seen_threads.add(threading.current_thread().name)
+        return ("tagged", b)
+
+    plain = BatchStream(Rows(17), 4, 2, seed=3)
+    expected = [ids_of(plain.next_step()) for _ in range(5)]
+    for prefetch in (0, 2):
+        s = BatchStream(Rows(17), 4, 2, seed=3, prefetch=prefetch, transform=tag)
+        got = [s.next_step() for _ in range(5)]
+        assert all(len(step) == 2 and all(t == "tagged" for t, _ in step) for step in got)
+        assert [ids_of([b for _, b in step]) for step in got] == expected
+        s.close()
+    assert len(seen_threads) == 2  # the main thread without prefetch, the prefetch thread with it

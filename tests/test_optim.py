@@ -23,9 +23,10 @@ def test_lr_schedule_values():
     assert math.isclose(lr_at(10_000, 5e-4, 1_000_000, 10_000), 0.99 * 5e-4)  # spec: ~0.99 lr at 10k of 1M
 
 
-def test_update_matches_hand_computation_without_bias_correction():
+@pytest.mark.parametrize("fused", [False, True])
+def test_update_matches_hand_computation_without_bias_correction(fused):
     p = nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
-    opt = ElectraAdam([{"params": [p], "weight_decay": 0.01}], lr=0.1, betas=(0.9, 0.999), eps=1e-6)
+    opt = ElectraAdam([{"params": [p], "weight_decay": 0.01}], lr=0.1, betas=(0.9, 0.999), eps=1e-6, fused=fused)
     grads = [torch.tensor([0.5, -1.0, 2.0]), torch.tensor([-0.5, 0.25, 1.0])]
     expect = p.detach().clone()
     m = torch.zeros(3)
@@ -37,6 +38,26 @@ def test_update_matches_hand_computation_without_bias_correction():
         v = 0.999 * v + 0.001 * g * g
         expect = expect - 0.1 * (m / (v.sqrt() + 1e-6) + 0.01 * expect)
     assert torch.allclose(p.detach(), expect, atol=1e-6)
+
+
+def test_fused_kernel_path_equals_the_foreach_path_on_a_model():
+    torch.manual_seed(0)
+    a = nn.Sequential(nn.Linear(6, 16), nn.LayerNorm(16), nn.Linear(16, 3))
+    b = nn.Sequential(nn.Linear(6, 16), nn.LayerNorm(16), nn.Linear(16, 3))
+    b.load_state_dict(a.state_dict())
+    fused = build_optimizer(a, "electra", 1e-2, 0.01, (0.9, 0.999), 1e-6)  # CPU has torch's fused kernel
+    assert fused.fused
+    plain = ElectraAdam(param_groups(b, 0.01), lr=1e-2, eps=1e-6, fused=False)
+    for _ in range(20):
+        x = torch.randn(8, 6)
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-6, rtol=1e-5)
+    sa, sb = fused.state_dict()["state"], plain.state_dict()["state"]
+    assert all(torch.allclose(sa[k]["exp_avg_sq"], sb[k]["exp_avg_sq"]) and float(sa[k]["step"]) == 20 for k in sa)
 
 
 def test_bias_corrected_variant_equals_torch_adamw():

@@ -46,9 +46,27 @@ class ElectraAdam(torch.optim.Optimizer):
     With bias_correction=True, m and v are divided by (1 - b^t) and decay is p -= lr * wd * p (AdamW)."""
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-6,
-                 weight_decay: float = 0.0, bias_correction: bool = False):
+                 weight_decay: float = 0.0, bias_correction: bool = False, fused: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       bias_correction=bias_correction))
+        self.fused = fused
+        self._no_correction: dict[torch.device, torch.Tensor] = {}
+
+    def _fused_step(self, params: list, grads: list, m: list, v: list, group: dict) -> bool:
+        """The update in one pass per tensor list with torch's fused AdamW kernel. Its bias corrections
+        1 - b^t vanish exactly (b^t underflows to 0) when it is shown a step count of 2^40, and its decoupled
+        decay p *= 1 - lr wd followed by p -= lr m / (sqrt(v) + eps) is the update above, term for term. Plain
+        tensors only (FSDP's DTensors take the foreach path); False when it did not apply."""
+        if not self.fused or group["bias_correction"] or any(type(p.data) is not torch.Tensor for p in params):
+            return False
+        dev = params[0].device
+        if dev not in self._no_correction:
+            self._no_correction[dev] = torch.tensor(2.0 ** 40, device=dev)
+        b1, b2 = group["betas"]
+        torch._fused_adamw_(params, grads, m, v, [], [self._no_correction[dev]] * len(params), lr=group["lr"],
+                            beta1=b1, beta2=b2, weight_decay=group["weight_decay"], eps=group["eps"],
+                            amsgrad=False, maximize=False)
+        return True
 
     @torch.no_grad()
     def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
@@ -67,6 +85,8 @@ class ElectraAdam(torch.optim.Optimizer):
             v = [self.state[p]["exp_avg_sq"] for p in params]
             steps = [self.state[p]["step"] for p in params]
             torch._foreach_add_(steps, 1.0)
+            if self._fused_step(params, grads, m, v, group):
+                continue
             torch._foreach_lerp_(m, grads, 1 - b1)  # m = b1 m + (1 - b1) g
             torch._foreach_mul_(v, b2)
             torch._foreach_addcmul_(v, grads, grads, value=1 - b2)  # v = b2 v + (1 - b2) g^2
@@ -92,13 +112,13 @@ class ElectraAdam(torch.optim.Optimizer):
 
 def build_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float, betas: tuple[float, float],
                     eps: float, lr_scales: dict[str, float] | None = None) -> torch.optim.Optimizer:
-    """`electra` (the original: no bias correction) or `adamw` (torch's, fused where the device has it)."""
+    """`electra` (the original: no bias correction) or `adamw` (torch's); both fused where the device has it."""
     groups = param_groups(model, weight_decay, lr_scales)
+    device = next(model.parameters()).device
+    fused = device.type in ("cuda", "xpu", "cpu")  # torch has fused AdamW kernels for all three
     if kind == "adamw":
-        device = next(model.parameters()).device
-        fused = device.type in ("cuda", "xpu", "cpu")  # torch has fused AdamW kernels for all three
         return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, fused=fused or None)
-    return ElectraAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False)
+    return ElectraAdam(groups, lr=lr, betas=betas, eps=eps, bias_correction=False, fused=fused)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

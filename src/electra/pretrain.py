@@ -37,7 +37,7 @@ from electra.data.dataset import Batch, BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
-from electra.model import Block, count_params, pack, packing_to
+from electra.model import Block, Packing, count_params, pack, packing_to
 from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 
@@ -109,6 +109,18 @@ def cuda_graphs(t: TrainConfig) -> bool:
     """CUDA graphs replay fixed shapes: with them, unpadded batches (a new token count each step) would record
     a graph per count, so `unpad=auto` keeps the padded layout."""
     return t.compile and t.compile_mode in ("reduce-overhead", "max-autotune")
+
+
+def host_batch(batch: Batch, unpad: bool, pin: bool) -> tuple[Batch, Packing | None]:
+    """One micro-batch as the step takes it, prepared on the host: its `Packing` when the encoders run
+    unpadded (`nonzero` on the CPU copy: the device is never waited for), all in pinned memory on CUDA so
+    that the copies really are asynchronous (a copy from pageable memory waits for the GPU to drain)."""
+    packing = pack(batch.attention_mask) if unpad else None
+    if pin:
+        batch = Batch(*(t.pin_memory() for t in batch))
+        if packing is not None:
+            packing = Packing(packing.index.pin_memory(), packing.cu_seqlens.pin_memory(), packing.seq_len)
+    return batch, packing
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:
@@ -207,7 +219,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                             f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
-    stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size)
+    cuda = d.device.type == "cuda"
+    graphs = cuda and cuda_graphs(t)
+    unpad = t.unpad == "on" or (t.unpad == "auto" and cuda and not graphs)
+    # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
+    stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
+                         prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))
     n_micro = t.global_batch_size // (micro * d.world_size)
 
     torch.manual_seed(t.seed)
@@ -241,8 +258,6 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = compile_model(model, t.compile_mode) if t.compile else model
-    graphs = cuda_graphs(t) and d.device.type == "cuda"
-    unpad = t.unpad == "on" or (t.unpad == "auto" and d.device.type == "cuda" and not graphs)
 
     def grad_sync(last: bool) -> contextlib.AbstractContextManager:
         """All-reduce (or reduce-scatter) gradients on the last micro-step of an optimizer step only."""
@@ -301,9 +316,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     reason = "max_steps"
     while step < t.max_steps:
         micro_batches = stream.next_step()
-        for m, batch in enumerate(micro_batches):
-            packing = packing_to(pack(batch.attention_mask), d.device) if unpad else None  # on the CPU copy: no sync
+        for m, (batch, packing) in enumerate(micro_batches):
             batch = to_device(batch, d.device)
+            packing = packing_to(packing, d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
             last = m == len(micro_batches) - 1
             if graphs:  # a new iteration: the previous one's graph outputs may be overwritten
@@ -359,6 +374,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 reason = "interrupted (Ctrl-C)" if stop["signal"] else f"max_time {t.max_time:.0f}s reached"
                 break
 
+    stream.close()
     log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast))
     save()
     signal.signal(signal.SIGINT, old_handler)

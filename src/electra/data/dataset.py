@@ -159,7 +159,8 @@ class BatchStream:
 
     def __init__(self, examples: Examples, global_batch_size: int, micro_batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, shuffle: bool = True, seq_len: int | None = None,
-                 special: SpecialIds | None = None, prefetch: int = 0) -> None:
+                 special: SpecialIds | None = None, prefetch: int = 0,
+                 transform: Callable[[Batch], object] | None = None) -> None:
         G, M, W = int(global_batch_size), int(micro_batch_size), int(world_size)
         if G <= 0 or M <= 0 or W <= 0 or G % (W * M) != 0:
             raise UserError(f"global batch size {G} must be a positive multiple of world_size {W} x "
@@ -183,6 +184,9 @@ class BatchStream:
         # prefetch > 0: build that many steps ahead in a background thread (same batches, same order).
         self.prefetch = int(prefetch)
         self._prefetcher: _Prefetcher | None = None
+        # transform: applied to every micro-batch where it is built (in the prefetch thread when there is one),
+        # e.g. pinning host memory for asynchronous copies to a GPU
+        self.transform = transform
 
     def _perm(self, epoch: int) -> np.ndarray:
         p = self._perms.get(epoch)
@@ -212,12 +216,17 @@ class BatchStream:
         return [collate([self.examples[int(i)] for i in idx[k:k + self.M]], self.seq_len, self.special)
                 for k in range(0, len(idx), self.M)]
 
-    def next_step(self) -> list[Batch]:
+    def _build(self, step: int) -> list:
+        batches = self.build_step(step)
+        return batches if self.transform is None else [self.transform(b) for b in batches]
+
+    def next_step(self) -> list:
+        """This rank's micro-batches of the current step (each through `transform` if set); advances the stream."""
         if self.prefetch <= 0:
-            batches = self.build_step(self.step)
+            batches = self._build(self.step)
         else:
             if self._prefetcher is None:
-                self._prefetcher = _Prefetcher(self.build_step, self.step, self.prefetch)
+                self._prefetcher = _Prefetcher(self._build, self.step, self.prefetch)
             got, batches = self._prefetcher.get()
             assert got == self.step, (got, self.step)  # the thread builds exactly steps step, step+1, ...
         self.step += 1
