@@ -37,9 +37,12 @@ stage tests 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py
 tail -n 3 "$out/tests.log"
 
 bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
-stage bench_b128 230 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
-  --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together --profile ours --profile-rows 30
+stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
+  --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" | cut -c1-230
+# profiling an eager and a compiled step took most of the 230 s of the first H100 run: one short stage of its own
+stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes graphs-bf16 --sides ours \
+  --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40
 
 run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \
   --warmup-steps 1000 --log-every 100 --eval-every 400 --eval-batches 4 --save-every 100000"
