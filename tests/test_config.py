@@ -44,6 +44,17 @@ def test_split_overrides_takes_both_spellings():
     assert build_config("tiny", over).objective.disallow_correct is True
 
 
+def test_bare_bool_flag_means_true_and_others_need_a_value():
+    over, rest = split_overrides(["--compile", "--compile-mode", "reduce-overhead", "--data", "d", "--disallow-correct"])
+    assert over == {"compile": "true", "compile-mode": "reduce-overhead", "disallow-correct": "true"}
+    assert rest == ["--data", "d"]
+    cfg = build_config("small", over)
+    assert cfg.train.compile is True and cfg.train.compile_mode == "reduce-overhead"
+    with pytest.raises(UserError, match="--hidden-size needs a value"):
+        split_overrides(["--hidden-size"])
+    assert split_overrides(["--compile", "false"])[0] == {"compile": "false"}
+
+
 @pytest.mark.parametrize("overrides, needle", [
     ({"hiden_size": "3"}, "hiden_size"),
     ({"hidden_size": "abc"}, "model.hidden_size"),

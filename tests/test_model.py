@@ -1,4 +1,4 @@
-"""The encoder: shapes, padding invariance, post-LN, init, head widths.
+"""The encoder: shapes, padding invariance, post-LN, init, head widths; the CPU dropout and attention math.
 
     python -m pytest tests/test_model.py -q
 """
@@ -57,3 +57,60 @@ def test_init_statistics_and_param_count():
     # word + position + segment + LN; per block: qkv, proj, 2 LN, fc, proj
     expected = 3000 * 64 + 512 * 64 + 2 * 64 + 128 + (64 * 192 + 192 + 64 * 64 + 64 + 4 * 64 + 64 * 256 + 256 + 256 * 64 + 64)
     assert count_params(enc) == expected
+
+# ---------------------------------------------------------------------------------------------------
+# The step's other random draws: CPU dropout (electra.model.dropout) keeps F.dropout's distribution, and
+# the spelled-out CPU attention equals SDPA.
+
+
+def test_keep_mask_is_bernoulli_with_the_exact_probability():
+    from electra.model import keep_mask
+    torch.manual_seed(0)
+    n = 1 << 22
+    for q in (0.9, 0.5, 1 - 1e-4, 0.123456):
+        m = keep_mask((n,), q, torch.device("cpu"))
+        rate = float(m.double().mean())
+        sd = (q * (1 - q) / n) ** 0.5
+        assert abs(rate - q) < 5 * sd, (q, rate)
+    # q = 0.9 sits at 58982.4 / 65536: the 16-bit draws equal to 58982 (1 in 65536) are kept with
+    # probability 0.4, so with a tiny q resolution the ties decide almost everything
+    q = 2.5 / 65536
+    m = torch.cat([keep_mask((n,), q, torch.device("cpu")) for _ in range(8)])
+    rate, sd = float(m.double().mean()), (q / m.numel()) ** 0.5
+    assert abs(rate - q) < 4 * sd, (rate, q)  # ignoring the tie would give 2/65536, 7 sd away
+    m = torch.cat([keep_mask((n,), 0.9, torch.device("cpu")) for _ in range(4)])
+    # independence between neighbours (the 16-bit draws come from one 64-bit word): pair frequencies
+    pairs = (m[:-1:2].long() * 2 + m[1::2].long()).bincount(minlength=4).double() / (m.numel() // 2)
+    expect = torch.tensor([0.01, 0.09, 0.09, 0.81], dtype=torch.float64)
+    assert (pairs - expect).abs().max() < 5 * (0.25 / (m.numel() // 2)) ** 0.5
+
+
+def test_dropout_forward_backward_and_seeding():
+    from electra.model import dropout
+    x = torch.randn(64, 300, requires_grad=True)
+    torch.manual_seed(3)
+    y = dropout(x, 0.1, True)
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / 0.9)
+    (g,) = torch.autograd.grad((y * 2).sum(), x)
+    assert torch.allclose(g, kept.float() * 2 / 0.9)
+    torch.manual_seed(3)
+    assert torch.equal(dropout(x, 0.1, True), y)  # the seeded torch generator decides: resumable runs
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    yb = dropout(x.detach().bfloat16(), 0.25, True)
+    assert yb.dtype == torch.bfloat16 and 0.70 < float((yb != 0).float().mean()) < 0.80
+
+
+def test_cpu_attention_math_equals_sdpa():
+    import torch.nn.functional as F
+
+    from electra.model import _attention_math
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8, generator=g, requires_grad=True) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 10, dtype=torch.bool)
+    mask[1, ..., 6:] = False
+    a = _attention_math(q, k, v, mask, 1e-12)  # dropout that keeps everything
+    b = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    assert torch.allclose(a, b, atol=1e-5)
+    for ga, gb in zip(torch.autograd.grad(a.sum(), (q, k, v)), torch.autograd.grad(b.sum(), (q, k, v))):
+        assert torch.allclose(ga, gb, atol=1e-5)

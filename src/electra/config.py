@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -289,25 +291,45 @@ def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, 
     return PretrainConfig.from_dict(d)
 
 
-def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Pull `--key=value` / `--key value` pairs that name config fields out of argv; return the rest."""
-    index = field_index()
+def split_argv(argv: list[str], field_type: Callable[[str], Any]) -> tuple[dict[str, str], list[str]]:
+    """Pull `--field value` / `--field=value` pairs naming config fields out of argv; return them and the rest.
+    `field_type(key)` is the field's type, or None when `key` names no field. A bool field given without a
+    value (last, or before another --option) means true: `--compile` is `--compile true`."""
     overrides: dict[str, str] = {}
     rest: list[str] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
-        if arg.startswith("--"):
-            key, eq, value = arg[2:].partition("=")
-            if key in index:
-                if not eq:
-                    if i + 1 >= len(argv):
-                        raise UserError(f"--{key} needs a value")
-                    value = argv[i + 1]
-                    i += 1
-                overrides[key] = value
+        key, eq, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        kind = field_type(key) if key else None
+        if kind is None:
+            rest.append(arg)
+            i += 1
+            continue
+        if not eq:
+            nxt = argv[i + 1] if i + 1 < len(argv) else None
+            if kind is bool and (nxt is None or nxt.startswith("--")):
+                value = "true"
+            elif nxt is None:
+                raise UserError(f"--{key} needs a value")
+            else:
+                value = nxt
                 i += 1
-                continue
-        rest.append(arg)
+        overrides[key] = value
         i += 1
     return overrides, rest
+
+
+def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    """`split_argv` for the pre-training config: any spelling of `field_index`."""
+    index = field_index()
+    hints = {section: typing.get_type_hints(kind) for section, kind in
+             (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig))}
+
+    def field_type(key: str) -> Any:
+        if key not in index:
+            return None
+        section, name = index[key]
+        return hints[section][name]
+
+    return split_argv(argv, field_type)

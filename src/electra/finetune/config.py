@@ -16,10 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from electra.config import parse_value
+from electra.config import parse_value, split_argv
 from electra.errors import UserError
 
 
@@ -122,30 +122,6 @@ def build_config(overrides: dict[str, str]) -> FinetuneConfig:
 
 
 def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
-    """Pull `--field value` / `--field=value` pairs naming config fields out of argv; return the rest.
-    A bool field given without a value (`--double-unordered` as the last arg or before another --flag)
-    means true."""
-    names = {f.name for f in fields(FinetuneConfig)}
+    """`config.split_argv` for the fine-tuning config: field names with '-' or '_'."""
     hints = _hints()
-    overrides: dict[str, str] = {}
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        key, eq, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        name = key.replace("-", "_")
-        if name in names:
-            if not eq:
-                nxt = argv[i + 1] if i + 1 < len(argv) else None
-                if hints[name] is bool and (nxt is None or nxt.startswith("--")):
-                    value = "true"
-                else:
-                    if nxt is None:
-                        raise UserError(f"--{key} needs a value")
-                    value = nxt
-                    i += 1
-            overrides[key] = value
-        else:
-            rest.append(arg)
-        i += 1
-    return overrides, rest
+    return split_argv(argv, lambda key: hints.get(key.replace("-", "_")))
