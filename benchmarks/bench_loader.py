@@ -11,7 +11,7 @@ sequences/s and tokens/s it can feed. Compare with the training step's tokens/s 
 the loader is never the bottleneck while its tokens/s is orders of magnitude above the step's. CPU time
 (process time) is reported next to wall time because other jobs share this machine. Last line: JSON.
 
-`--unpad` adds the loop's per-micro-batch host work (`pretrain.host_batch`: the packing of the real tokens);
+`--unpad` adds the loop's per-micro-batch host work (`device.host_batch`: the packing of the real tokens);
 `--prefetch N --step-ms X` builds in the loop's background thread while the main thread "trains" for X ms a
 step (a sleep: the GPU step leaves the CPU free), and then the step time is what the loop waits for data.
 """
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from electra.data.dataset import BatchStream, PretrainData
-    from electra.pretrain import host_batch
+    from electra.device import host_batch
     torch.set_num_threads(1)
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -69,9 +69,9 @@ class OursStep:
     def __init__(self, cfg, special, device, mode, unpad="auto"):
         import torch
 
+        from electra.device import compile_model
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
-        from electra.pretrain import compile_model
         t = cfg.train
         torch.manual_seed(t.seed)
         self.model = Electra(cfg, SpecialTokens(special.pad, special.cls, special.sep, special.mask)).to(device)
