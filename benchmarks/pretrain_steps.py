@@ -69,7 +69,7 @@ class OursStep:
     def __init__(self, cfg, special, device, mode, unpad="auto"):
         import torch
 
-        from electra.device import compile_model
+        from electra.device import compile_model, unpadded
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
         t = cfg.train
@@ -84,7 +84,7 @@ class OursStep:
         self.set_lr, self.lr, self.clip = set_lr, t.lr, t.clip_norm  # constant peak lr, as the peer
         self.seed = t.seed
         # as the training loop decides it (pretrain.py): unpadded on CUDA unless replayed as CUDA graphs
-        self.unpad = unpad == "on" or (unpad == "auto" and device.type == "cuda" and not graphs)
+        self.unpad = unpadded(unpad, device, graphs)
         self.device, self._host = device, {}
         self.graphs = graphs and device.type == "cuda"
 

@@ -35,7 +35,7 @@ from electra.checkpoint import (
 from electra.config import PretrainConfig, build_config, split_overrides
 from electra.data.dataset import BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
-from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device
+from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
 from electra.errors import UserError
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
 from electra.model import Block, count_params, packing_to
@@ -181,7 +181,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
     cuda = d.device.type == "cuda"
     graphs = cuda and cuda_graphs(t)
-    unpad = t.unpad == "on" or (t.unpad == "auto" and cuda and not graphs)
+    unpad = unpadded(t.unpad, d.device, graphs)
     # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
     stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
                          prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))
@@ -287,9 +287,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 with autocast:
                     out = step_model(*batch, packing=packing)
                 (out.losses.total / n_micro).backward()
-            # always a new tensor: outputs replayed from CUDA graphs are overwritten by the next micro-step
+            # always new tensors: outputs replayed from CUDA graphs are overwritten by the next micro-step
             stats = Stats(*(s.detach() for s in out.stats))
-            run_sums = Stats(*(s.clone() for s in stats)) if run_sums is None else Stats(*(a + b for a, b in zip(run_sums, stats)))
+            if run_sums is None:
+                run_sums = Stats(*(s.clone() for s in stats))
+            else:
+                run_sums = Stats(*(a + b for a, b in zip(run_sums, stats)))
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
