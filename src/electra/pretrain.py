@@ -343,7 +343,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     signal.signal(signal.SIGINT, old_handler)
     if d.is_main:
         plot = plot_curves(args.out)
-        log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen this run segment; "
+        log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began; "
                   f"curves in {plot}")
     log.close()
     dist.cleanup()
