@@ -90,10 +90,8 @@ class OursStep:
 
     def __call__(self, batch, i, autocast, mask_cpu=None):
         import torch
-
-        from electra.model import packing_to
         torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
-        packing = packing_to(self.host_packing(mask_cpu), self.device) if self.unpad else None
+        packing = self.host_packing(mask_cpu).to(self.device) if self.unpad else None
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
         with autocast:
@@ -106,15 +104,12 @@ class OursStep:
         return out.losses.total.detach(), grad_norm
 
     def host_packing(self, mask_cpu):
-        """The batch's packing as the training loop's prefetch thread prepares it (on the host, pinned on
-        CUDA), made once per distinct batch: only its copy to the device is part of the step."""
-        from electra.model import Packing, pack
+        """The batch's packing as the training loop's prefetch thread prepares it (`device.host_packing`), made
+        once per distinct batch: only its copy to the device is part of the step."""
+        from electra.device import host_packing
         key = id(mask_cpu)
-        if key not in self._host:
-            p = pack(mask_cpu)
-            if self.device.type == "cuda":
-                p = Packing(p.index.pin_memory(), p.cu_seqlens.pin_memory(), p.seq_len)
-            self._host[key] = (p, mask_cpu)  # keep the mask alive: its id stays unique
+        if key not in self._host:  # the mask is kept alive with it, so its id stays unique
+            self._host[key] = (host_packing(mask_cpu, pin=self.device.type == "cuda"), mask_cpu)
         return self._host[key][0]
 
     def modules(self):

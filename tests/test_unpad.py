@@ -12,7 +12,7 @@ import torch
 from test_objective import SP, tiny_cfg
 
 from electra.config import ModelConfig
-from electra.model import Encoder, pack, packing_to
+from electra.model import Encoder, pack
 from electra.objective import Electra
 
 CFG = ModelConfig(vocab_size=120, hidden_size=32, embedding_size=16, num_layers=2, num_heads=4,
@@ -105,7 +105,7 @@ def test_flash_varlen_matches_padded_sdpa_on_cuda():
     torch.manual_seed(0)
     model = Electra(tiny_cfg(seq_len="24", hidden_size="128", num_heads="2", embedding_size="64"), SP).to(dev)
     ids, seg, mask = ragged(V=300, device="cuda")
-    packing = packing_to(pack(mask.cpu()), dev)
+    packing = pack(mask.cpu()).to(dev)
     outs, grads = [], []
     for p in (None, packing):
         model.zero_grad()

@@ -48,12 +48,14 @@ def host_batch(batch: Batch, unpad: bool, pin: bool) -> tuple[Batch, Packing | N
     """One micro-batch as the step takes it, prepared on the host: its `Packing` when the encoders run
     unpadded (`nonzero` on the CPU copy: the device is never waited for), all in pinned memory on CUDA so
     that the copies really are asynchronous (a copy from pageable memory waits for the GPU to drain)."""
-    packing = pack(batch.attention_mask) if unpad else None
-    if pin:
-        batch = Batch(*(t.pin_memory() for t in batch))
-        if packing is not None:
-            packing = Packing(packing.index.pin_memory(), packing.cu_seqlens.pin_memory(), packing.seq_len)
-    return batch, packing
+    packing = host_packing(batch.attention_mask, pin) if unpad else None
+    return (Batch(*(t.pin_memory() for t in batch)) if pin else batch), packing
+
+
+def host_packing(attention_mask: torch.Tensor, pin: bool) -> Packing:
+    """`pack` of a CPU mask, pinned for an asynchronous copy when `pin`."""
+    packing = pack(attention_mask)
+    return packing.pin_memory() if pin else packing
 
 
 def to_device(batch: Batch, device: torch.device) -> Batch:

@@ -93,6 +93,13 @@ class Packing(NamedTuple):
     cu_seqlens: torch.Tensor  # (B + 1,) int32: row b's tokens are packed[cu[b]:cu[b + 1]]
     seq_len: int  # T: the padded width (positions are index % T) and a bound on every row's length
 
+    def to(self, device: torch.device) -> Packing:
+        return Packing(self.index.to(device, non_blocking=True), self.cu_seqlens.to(device, non_blocking=True),
+                       self.seq_len)
+
+    def pin_memory(self) -> Packing:
+        return Packing(self.index.pin_memory(), self.cu_seqlens.pin_memory(), self.seq_len)
+
 
 def pack(attention_mask: torch.Tensor) -> Packing:
     """The `Packing` of a (B, T) bool mask. `nonzero` waits for the device, so the training loop calls this on
@@ -101,11 +108,6 @@ def pack(attention_mask: torch.Tensor) -> Packing:
     lengths_B = attention_mask.sum(dim=1, dtype=torch.int32)
     cu = F.pad(lengths_B.cumsum(0, dtype=torch.int32), (1, 0))
     return Packing(attention_mask.flatten().nonzero().squeeze(1), cu, attention_mask.shape[1])
-
-
-def packing_to(packing: Packing, device: torch.device) -> Packing:
-    return Packing(packing.index.to(device, non_blocking=True), packing.cu_seqlens.to(device, non_blocking=True),
-                   packing.seq_len)
 
 
 class Embeddings(nn.Module):

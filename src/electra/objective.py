@@ -188,7 +188,7 @@ def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Ten
         if disallow_correct:
             x = (x.float() / temperature).scatter_add(-1, masked.targets[..., None],
                                                        torch.full_like(x[..., :1], -1000.0, dtype=torch.float32))
-            top, argmax = logits_BNV.max(dim=-1)
+            argmax = logits_BNV.argmax(dim=-1)
             tokens_BN = _inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng)
         else:
             top, argmax = x.max(dim=-1)  # (B, N): the shift that keeps exp() finite, and the generator's argmax

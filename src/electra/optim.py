@@ -57,7 +57,7 @@ class ElectraAdam(torch.optim.Optimizer):
         1 - b^t vanish exactly (b^t underflows to 0) when it is shown a step count of 2^40, and its decoupled
         decay p *= 1 - lr wd followed by p -= lr m / (sqrt(v) + eps) is the update above, term for term. Plain
         tensors only (FSDP's DTensors take the foreach path); False when it did not apply."""
-        if not self.fused or group["bias_correction"] or any(type(p.data) is not torch.Tensor for p in params):
+        if not self.fused or group["bias_correction"] or any(type(p) is not nn.Parameter for p in params):
             return False
         dev = params[0].device
         if dev not in self._no_correction:

@@ -38,7 +38,7 @@ from electra.data.tokenizer import vocab_sha256
 from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
 from electra.errors import UserError
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
-from electra.model import Block, count_params, packing_to
+from electra.model import Block, count_params
 from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 
@@ -278,7 +278,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         micro_batches = stream.next_step()
         for m, (batch, packing) in enumerate(micro_batches):
             batch = to_device(batch, d.device)
-            packing = packing_to(packing, d.device) if packing is not None else None
+            packing = packing.to(d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
             last = m == len(micro_batches) - 1
             if graphs:  # a new iteration: the previous one's graph outputs may be overwritten
