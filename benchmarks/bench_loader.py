@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,7 +36,9 @@ VOCAB = SHARED / "vocab" / "vocab.txt"
 def prepare(out: Path, seq_len: int) -> Path:
     cmd = [sys.executable, "-m", "electra", "prepare", str(WIKI), "--vocab", str(VOCAB), "--out", str(out),
            "--seq-len", str(seq_len), "--workers", "1", "--quiet"]
-    subprocess.run(cmd, check=True, env={"PYTHONPATH": str(ROOT / "src"), **__import__("os").environ})
+    env = dict(os.environ)  # the repository's src first, whatever PYTHONPATH was
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH", "")]))
+    subprocess.run(cmd, check=True, env=env)
     return out
 
 

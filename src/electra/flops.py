@@ -44,7 +44,6 @@ class Transformer:
     i: int | None = None
     heads: int | None = None
     output_frac: float = OUTPUT_FRAC
-    sparse_embed_lookup: bool = False
 
     @property
     def emb(self) -> int:
@@ -76,8 +75,7 @@ class Transformer:
         """Forward FLOPs of the input embeddings, or (output=True) of the MLM output head."""
         e, h, v, s = self.emb, self.h, self.v, self.s
         terms = 0.0
-        if output or not self.sparse_embed_lookup:
-            terms += 2 * e * v  # one-hot lookup / vocabulary projection
+        terms += 2 * e * v  # one-hot lookup / vocabulary projection
         if not output:
             terms += 2 * e * (s + 2) + 2 * e + LAYER_NORM_FLOPS * e + DROPOUT_FLOPS * e  # positions/types, add, LN, dropout
         if e != h or output:
@@ -132,9 +130,8 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
         return _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps)
     g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
     disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
+    # shared embeddings (and sharing=all, one encoder serving as both: still two forward/backward passes of it)
     gen_e = m.embedding_size if o.sharing != "none" else None
-    if o.sharing == "all":  # one encoder serves as both: still two forward/backward passes of it
-        gen_e = m.embedding_size
     gen = _transformer(g, t.seq_len, gen_e, output_frac).train_flops(batch, steps)
     return disc + gen
 

@@ -305,12 +305,3 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
 def count_params(module: nn.Module) -> int:
     """Parameters of a module, each shared tensor counted once."""
     return sum(p.numel() for p in {id(p): p for p in module.parameters()}.values())
-
-
-def encoder_flops_per_token(cfg: ModelConfig, seq_len: int) -> float:
-    """Forward FLOPs per token of one encoder (2 per multiply-add), counting matmuls only, as the original's
-    flops_computation.py: q/k/v/out projections, the T x T score and mix products, the MLP, the E->D projection."""
-    D, F_, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_layers
-    per_layer = 2 * (4 * D * D + 2 * D * F_) + 2 * 2 * seq_len * D
-    project = 2 * cfg.embedding_size * D if cfg.embedding_size != D else 0
-    return L * per_layer + project

@@ -138,20 +138,16 @@ class Batch(NamedTuple):
 
 def collate(rows: Sequence[np.ndarray], seq_len: int, special: SpecialIds) -> Batch:
     """Pad unpadded [CLS] A [SEP] (B [SEP]) rows to exactly seq_len and derive masks/segments (spec 2.1 step 6)."""
-    b = len(rows)
-    ids = np.full((b, seq_len), special.pad, dtype=np.int64)
-    seg = np.zeros((b, seq_len), dtype=np.int64)
-    mask = np.zeros((b, seq_len), dtype=bool)
-    for j, row in enumerate(rows):
-        n = len(row)
-        if n > seq_len:
-            raise ValueError(f"example of length {n} does not fit seq_len {seq_len}")
-        ids[j, :n] = row
-        mask[j, :n] = True
-        seps = np.flatnonzero(np.asarray(row) == special.sep)
-        if len(seps):
-            seg[j, seps[0] + 1: n] = 1
-    return Batch(torch.from_numpy(ids), torch.from_numpy(seg), torch.from_numpy(mask))
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    if len(rows) and lengths.max() > seq_len:
+        raise ValueError(f"example of length {int(lengths.max())} does not fit seq_len {seq_len}")
+    mask = np.arange(seq_len)[None, :] < lengths[:, None]  # (B, T): the first len(row) slots of each row
+    ids = np.full((len(rows), seq_len), special.pad, dtype=np.int64)
+    if len(rows):
+        ids[mask] = np.concatenate(rows)  # row-major order of the mask = the rows end to end
+    is_sep = ids == special.sep
+    seg = ((np.cumsum(is_sep, axis=1) - is_sep) > 0) & mask  # segment B: after the first [SEP], up to the end
+    return Batch(torch.from_numpy(ids), torch.from_numpy(seg.astype(np.int64)), torch.from_numpy(mask))
 
 
 class BatchStream:

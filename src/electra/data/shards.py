@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from electra.data.builder import FLAG_ONE_SEGMENT, FLAG_SHORT_TARGET, FLAG_SINGLE_SEGMENT
+
 SPLITS = ("train", "valid")
 SHARD_JSON = "shard.json"
 
@@ -82,9 +84,9 @@ class SplitWriter:
         self._flags.append(flags)
         self.examples += 1
         self.tokens += len(ids)
-        self.flag_counts["single_segment_draws"] += flags & 1
-        self.flag_counts["short_target_draws"] += (flags >> 1) & 1
-        self.flag_counts["one_segment"] += (flags >> 2) & 1
+        self.flag_counts["single_segment_draws"] += bool(flags & FLAG_SINGLE_SEGMENT)
+        self.flag_counts["short_target_draws"] += bool(flags & FLAG_SHORT_TARGET)
+        self.flag_counts["one_segment"] += bool(flags & FLAG_ONE_SEGMENT)
         if len(self._pending) >= self._flush_tokens:
             self.flush()
 

@@ -29,13 +29,14 @@ from typing import Any
 
 import torch
 
+from electra.dist import pick_device
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.glue import GLUE_TASKS, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.squad import SQUAD_TASKS, squad_job
 from electra.finetune.tagging import TAGGING_TASKS, tagging_job
-from electra.finetune.train import Job, pick_device, predict, save_model, train
+from electra.finetune.train import Job, predict, save_model, train
 
 ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
 

@@ -187,7 +187,7 @@ def truncate_pair(a: list[int], b: list[int], max_len: int) -> tuple[list[int], 
 
 def encode_examples(examples: Sequence[Example], tokenizer: Any, cls_id: int, sep_id: int,
                     max_seq_len: int) -> list[dict[str, Any]]:
-    """Features: input_ids, segment_ids and `label` (class id or target / 5 for regression)."""
+    """Features: input_ids, segment_ids and `label` (class id, or the raw score for regression: the head scales by 1/5)."""
     n_seg = len(examples[0].texts) if examples else 1
     encoded = [tokenizer.encode_batch([ex.texts[s] for ex in examples], add_special_tokens=False)
                for s in range(n_seg)]
@@ -203,11 +203,6 @@ def encode_examples(examples: Sequence[Example], tokenizer: Any, cls_id: int, se
             seg = [0] * (len(a) + 2) + [1] * (len(b) + 1)
         feats.append({"input_ids": ids, "segment_ids": seg, "label": ex.label})
     return feats
-
-
-def regression_target(score: float) -> float:
-    """STS-B targets are normalised to [0, 1] (spec 3.2: (y - 0) / 5); predictions are scaled back."""
-    return score / 5.0
 
 
 def score(task: GlueTask, gold: Sequence[Any], pred: Sequence[Any]) -> dict[str, float]:
@@ -240,17 +235,14 @@ class GlueData:
     test: dict[str, list[Example]] = field(default_factory=dict)
 
 
-def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0,
-              with_test: bool = True) -> GlueData:
+def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> GlueData:
     """Read train, dev(s) and, when present, test file(s) of a task. Test files are optional."""
     task_dir = find_task_dir(data_dir, task.folder, task.train.file)
     train = read_split(task, task_dir, task.train, max_train)
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")
     dev = {k: read_split(task, task_dir, s, max_eval) for k, s in task.dev.items()}
-    test = {}
-    if with_test:
-        test = {k: read_split(task, task_dir, s) for k, s in task.test.items() if (task_dir / s.file).is_file()}
+    test = {k: read_split(task, task_dir, s) for k, s in task.test.items() if (task_dir / s.file).is_file()}
     return GlueData(task, train, dev, test)
 
 

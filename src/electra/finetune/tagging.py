@@ -68,7 +68,7 @@ def read_conll(path: Path, label_column: int = -1, limit: int = 0) -> list[Sente
             tags.append(cols[label_column])
     if words:
         out.append(Sentence(words, tags))
-    return out[:limit] if limit else out
+    return out
 
 
 def encode_sentences(sents: list[Sentence], tokenizer: Any, cls_id: int, sep_id: int, max_seq_len: int,

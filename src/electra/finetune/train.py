@@ -159,7 +159,3 @@ def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_
     (out_dir / "finetune.json").write_text(json.dumps(meta, indent=1))
     shutil.copyfile(vocab_path, out_dir / "vocab.txt")
     return out_dir
-
-
-def pick_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
