@@ -40,6 +40,16 @@ def test_update_matches_hand_computation_without_bias_correction(fused):
     assert torch.allclose(p.detach(), expect, atol=1e-6)
 
 
+def train_side_by_side(pairs, steps: int, width: int) -> None:
+    """`steps` updates of each (model, optimizer) pair on the same random inputs (loss: sum of squared outputs)."""
+    for _ in range(steps):
+        x = torch.randn(8, width)
+        for model, opt in pairs:
+            opt.zero_grad()
+            model(x).pow(2).sum().backward()
+            opt.step()
+
+
 def test_fused_kernel_path_equals_the_foreach_path_on_a_model():
     torch.manual_seed(0)
     a = nn.Sequential(nn.Linear(6, 16), nn.LayerNorm(16), nn.Linear(16, 3))
@@ -48,12 +58,7 @@ def test_fused_kernel_path_equals_the_foreach_path_on_a_model():
     fused = build_optimizer(a, "electra", 1e-2, 0.01, (0.9, 0.999), 1e-6)  # CPU has torch's fused kernel
     assert fused.fused
     plain = ElectraAdam(param_groups(b, 0.01), lr=1e-2, eps=1e-6, fused=False)
-    for _ in range(20):
-        x = torch.randn(8, 6)
-        for model, opt in ((a, fused), (b, plain)):
-            opt.zero_grad()
-            model(x).pow(2).sum().backward()
-            opt.step()
+    train_side_by_side(((a, fused), (b, plain)), 20, 6)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6, rtol=1e-5)
     sa, sb = fused.state_dict()["state"], plain.state_dict()["state"]
@@ -66,12 +71,7 @@ def test_bias_corrected_variant_equals_torch_adamw():
     b.load_state_dict(a.state_dict())
     ours = ElectraAdam(a.parameters(), lr=1e-2, eps=1e-6, weight_decay=0.01, bias_correction=True)
     ref = torch.optim.AdamW(b.parameters(), lr=1e-2, eps=1e-6, weight_decay=0.01)
-    for _ in range(5):
-        x = torch.randn(8, 5)
-        for model, opt in ((a, ours), (b, ref)):
-            opt.zero_grad()
-            model(x).pow(2).sum().backward()
-            opt.step()
+    train_side_by_side(((a, ours), (b, ref)), 5, 5)
     for pa, pb in zip(a.parameters(), b.parameters()):
         assert torch.allclose(pa, pb, atol=1e-6)
 
