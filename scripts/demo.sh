@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole pipeline on real text, on CPU, in about ten minutes:
-#   vocab (BERT's, or trained on the corpus) -> prepare -> pretrain the tiny preset -> detect.
+#   vocab (BERT's, or trained on the corpus) -> prepare -> pretrain the tiny preset -> detect -> export to a
+#   Hugging Face folder with its model card.
 # Usage: bash scripts/demo.sh CORPUS [OUT_DIR] [SECONDS]
 #   CORPUS   a text file, folder or glob (plain, gzip, JSON Lines, WikiExtractor)
 #   OUT_DIR  where the dataset and run go (default: out/demo)
@@ -25,4 +26,5 @@ electra pretrain --preset tiny --data "$out/data" --out "$out/run" --max-time "$
 electra detect --model "$out/run" \
   "the cat sat on the mat and the dog slept by the fire ." \
   "the cat sat on the river and the dog sang by the fire ."
-echo "curves: $out/run/curves.png   metrics: $out/run/metrics.jsonl   log: $out/run/train.log"
+electra export "$out/run" "$out/hf" --overwrite
+echo "curves: $out/run/curves.png   metrics: $out/run/metrics.jsonl   log: $out/run/train.log   model: $out/hf/discriminator (README.md is its card)"

@@ -3,8 +3,8 @@
 A pre-training run (folder or one checkpoint folder) becomes
     OUT/discriminator/   ElectraForPreTraining  (the model to fine-tune)
     OUT/generator/       ElectraForMaskedLM     (its MLM head tied to the word embeddings, as HF expects)
-each with config.json, model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json and
-tokenizer.json. The shared embedding block is written into both. An MLM-objective run (the BERT baseline)
+each with config.json, model.safetensors, vocab.txt, tokenizer_config.json, special_tokens_map.json,
+tokenizer.json and a README.md model card (model_card.py). The shared embedding block is written into both. An MLM-objective run (the BERT baseline)
 has no discriminator: only OUT/generator/ is written.
 
 A fine-tuned model (`electra finetune` output: OUT/model/{model.safetensors, finetune.json, vocab.txt}) becomes
@@ -14,16 +14,21 @@ head adds a dense + GELU layer; its QA head is the simple one), so their body is
 """
 from __future__ import annotations
 
+import functools
 import json
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
 from safetensors.torch import save_file
 
-from electra.checkpoint import Pretrained, load_pretrained, read_weights
+from electra import model_card
+from electra.checkpoint import Pretrained, load_pretrained, read_weights, resolve_checkpoint
 from electra.config import ModelConfig, generator_config
+from electra.data.shards import fsync_dir
 from electra.errors import UserError
 from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
 
@@ -40,12 +45,32 @@ def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
     return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
-def _prepare_out(out: Path, overwrite: bool) -> None:
+def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder; choose another OUT_DIR")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise UserError(f"output folder {out} is not empty; choose another OUT_DIR or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+
+
+def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
+    """Run `write` into a hidden folder beside OUT and move what it wrote into OUT only when it all succeeded,
+    so that a failed export leaves OUT as it was (entries it replaces under --overwrite are swapped one by one)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = out.parent / f".{out.name}.export-{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        result = write(stage)
+        out.mkdir(exist_ok=True)
+        for entry in sorted(stage.iterdir()):
+            target = out / entry.name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        fsync_dir(out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return ExportResult([(out / folder.relative_to(stage), arch) for folder, arch in result.folders], result.notes)
 
 
 def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_len: int) -> None:
@@ -74,41 +99,52 @@ def _write_json(path: Path, d: dict[str, Any]) -> None:
 
 
 def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor], vocab_path: Path,
-                    lowercase: bool) -> None:
-    """One save_pretrained-style folder. Tensors are written contiguous, on the CPU, sorted by name, with
-    metadata {"format": "pt"} (what transformers checks), so the same weights give the same bytes."""
+                    lowercase: bool, card: str | None = None) -> None:
+    """One save_pretrained-style folder (and its model card, when given). Tensors are written contiguous, on
+    the CPU, sorted by name, with metadata {"format": "pt"} (what transformers checks), so the same weights
+    give the same bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "config.json", config)
     save_file({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, str(folder / "model.safetensors"),
               metadata={"format": "pt"})
     write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"])
+    if card is not None:
+        model_card.write_card(folder, card)
 
 
 # ---------------------------------------------------------------------------------------------------
 
 
 def export(src: Path, out: Path, overwrite: bool = False) -> ExportResult:
-    """`electra export SRC OUT`: a run / checkpoint folder, or a fine-tuned model folder."""
+    """`electra export SRC OUT`: a run / checkpoint folder, or a fine-tuned model folder. All or nothing: the
+    files are written aside and moved into OUT once every one of them was written."""
     src, out = Path(src), Path(out)
-    for cand in (src, src / "model"):
-        if (cand / "finetune.json").is_file():
-            _prepare_out(out, overwrite)
-            return export_finetuned(cand, out)
+    for model_dir in (src, src / "model"):
+        if (model_dir / "finetune.json").is_file():
+            _check_out(out, overwrite)
+            return _staged(out, functools.partial(export_finetuned, model_dir))
     if is_hf_folder(src):
         raise UserError(f"{src} is already a Hugging Face folder; export takes an electra run or fine-tuned model")
     pre = load_pretrained(src)
-    _prepare_out(out, overwrite)
-    return export_pretrained(pre, out)
+    facts = model_card.run_facts(*resolve_checkpoint(src), pre.step)
+    _check_out(out, overwrite)
+    return _staged(out, lambda stage: export_pretrained(pre, stage, facts))
 
 
-def export_pretrained(pre: Pretrained, out: Path) -> ExportResult:
-    """discriminator/ and generator/ (generator/ only for an MLM run) from a loaded run."""
+def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | None = None) -> ExportResult:
+    """discriminator/ and generator/ (generator/ only for an MLM run) from a loaded run, each with a model
+    card (`facts`: what the run folder recorded about the checkpoint; by default only its step)."""
     from electra.data.tokenizer import SpecialIds
 
     cfg, w = pre.cfg, pre.weights
     o = cfg.objective
     pad = SpecialIds.from_vocab(pre.vocab_path).pad
+    facts = facts or model_card.RunFacts(pre.step, None, None, None, {})
     folders, notes = [], []
+
+    def card(arch: str, model: ModelConfig, tensors: dict[str, torch.Tensor]) -> str:
+        return model_card.pretrained_card(arch, model, cfg, tensors, facts)
+
     try:
         if o.objective == "electra":
             d_cfg = cfg.model
@@ -117,7 +153,7 @@ def export_pretrained(pre: Pretrained, out: Path) -> ExportResult:
             check_encoder(d_enc, d_cfg, "discriminator weights")
             disc = encoder_to_hf(d_enc) | rename(w, DISC_HEAD, "discriminator_head.")
             write_hf_folder(out / "discriminator", hf_config(d_cfg, "ElectraForPreTraining", pad), disc,
-                            pre.vocab_path, pre.lowercase)
+                            pre.vocab_path, pre.lowercase, card("ElectraForPreTraining", d_cfg, disc))
             folders.append((out / "discriminator", "ElectraForPreTraining"))
             if o.sharing == "all":
                 g_enc = d_enc
@@ -133,7 +169,8 @@ def export_pretrained(pre: Pretrained, out: Path) -> ExportResult:
         gen = encoder_to_hf(g_enc) | rename(w, GEN_HEAD, "generator_head.")
     except KeyError as e:
         raise UserError(f"checkpoint weights lack {e}; the run folder is incomplete or from another version") from None
-    write_hf_folder(out / "generator", hf_config(g_cfg, "ElectraForMaskedLM", pad), gen, pre.vocab_path, pre.lowercase)
+    write_hf_folder(out / "generator", hf_config(g_cfg, "ElectraForMaskedLM", pad), gen, pre.vocab_path, pre.lowercase,
+                    card("ElectraForMaskedLM", g_cfg, gen))
     folders.append((out / "generator", "ElectraForMaskedLM"))
     return ExportResult(folders, notes)
 
@@ -188,7 +225,12 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
         tensors = encoder_to_hf(enc, prefix="")
         notes.append(f"the {kind!r} head has no transformers equivalent (HF's sequence-classification head adds "
                      f"dense+GELU; its QA head is the simple start/end one): exported the encoder only, as ElectraModel")
-    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase)
+    try:  # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
+        results = json.loads((model_dir.parent / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = {}
+    card = model_card.finetuned_card(arch, cfg, meta, tensors, results if isinstance(results, dict) else {})
+    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase, card)
     return ExportResult([(out, arch)], notes)
 
 

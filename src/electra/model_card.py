@@ -1,0 +1,143 @@
+"""README.md model cards for the folders `electra export` writes, so that a published model says what it is.
+
+A card opens with the YAML block the Hugging Face Hub reads (`library_name`, `pipeline_tag`, `tags`), then
+states facts the export already has, never claims: the architecture and parameter count of the tensors
+written, how the run was trained (objective, mask rate, generator size, schedule, steps, tokens seen) and,
+when the run logged them, its held-out metrics at the exported step (`metrics.jsonl`); for a fine-tuned
+model, the task, its labels and the dev scores over seeds from `results.json`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from electra.config import ModelConfig, PretrainConfig
+
+PROJECT = "electra"
+PAPER = "[ELECTRA](https://arxiv.org/abs/2003.10555) (Clark et al., ICLR 2020)"
+ROLE = {  # transformers class -> (pipeline tag, one line on what the folder is for)
+    "ElectraForPreTraining": (None, ("the discriminator: the model to fine-tune (it predicts, for every token, "
+                                     "whether the generator replaced it)")),
+    "ElectraForMaskedLM": ("fill-mask", ("the generator: the small masked-language model that corrupted the "
+                                         "discriminator's input during pre-training; usually discarded")),
+    "ElectraForTokenClassification": ("token-classification", "a fine-tuned token tagger"),
+    "ElectraForQuestionAnswering": ("question-answering", "a fine-tuned extractive question-answering model"),
+    "ElectraModel": ("feature-extraction", "the fine-tuned encoder (its task head has no transformers class)"),
+}
+
+
+class RunFacts(NamedTuple):
+    """What a pre-training run recorded about the exported checkpoint."""
+    step: int
+    tokens_seen: int | None
+    seconds: float | None
+    dataset: str | None  # the prepared dataset's folder name (never a full local path)
+    eval: dict[str, float]  # eval/* metrics of the last evaluation at or before `step`
+
+
+def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
+    """Read what a run folder says about checkpoint `ckpt`; whatever is missing or unreadable is left out."""
+    def read_json(path: Path) -> dict[str, Any]:
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    state, tok = read_json(ckpt / "state.json"), read_json(run_dir / "tokenizer.json")
+    last_eval: dict[str, float] = {}
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except ValueError:  # a line cut short by a crash
+            continue
+        if rec.get("step", step + 1) <= step and any(k.startswith("eval/") for k in rec):
+            last_eval = {k: float(v) for k, v in rec.items() if k.startswith("eval/")} | {"step": rec["step"]}
+    dataset = Path(tok["dataset"]).name if tok.get("dataset") else None
+    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval)
+
+
+def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
+                    facts: RunFacts) -> str:
+    """The card of an exported discriminator or generator."""
+    o, t = cfg.objective, cfg.train
+    rows = [("objective", "replaced-token detection (generator + discriminator)" if o.objective == "electra"
+             else "masked language modelling (the paper's BERT baseline)"),
+            ("masking", f"{o.mask_prob:.0%} of tokens, {o.mask_token_prob:.0%} of them shown as [MASK]")]
+    if o.objective == "electra":
+        rows += [("generator", (f"{o.generator_hidden_fraction:g} x the discriminator's width, "
+                                f"{o.generator_layers_fraction:g} x its depth; sharing: {o.sharing}")),
+                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_weight:g} x RTD")]
+    rows += [("batch", f"{t.global_batch_size} sequences x {t.seq_len} tokens"),
+             ("schedule", (f"{t.optimizer} optimizer, peak lr {t.lr:g}, {t.warmup_steps:,} warmup steps, "
+                           f"decay to 0 at step {t.max_steps:,}")),
+             ("trained", f"{facts.step:,} steps" + (f", {facts.tokens_seen / 1e6:,.1f} M tokens"
+                                                     if facts.tokens_seen else "")
+              + (f", {facts.seconds / 3600:.2f} h" if facts.seconds else ""))]
+    if facts.dataset:
+        rows.append(("data", f"`{facts.dataset}` (prepared with `electra prepare`)"))
+    body = [_architecture(arch, model, tensors), "## Pre-training", "", *_table(rows)]
+    if facts.eval:
+        e = facts.eval
+        names = [("eval/gen_acc", "generator accuracy"), ("eval/replaced_rate", "replaced-token rate"),
+                 ("eval/disc_auc", "discriminator AUC"), ("eval/disc_precision", "discriminator precision"),
+                 ("eval/disc_recall", "discriminator recall"), ("eval/mlm_loss", "MLM loss"),
+                 ("eval/rtd_loss", "RTD loss")]
+        body += ["", f"Held-out metrics at step {int(e['step']):,} (the run's last evaluation before this checkpoint):",
+                 "", *_table([(label, f"{e[key]:.4f}") for key, label in names if key in e])]
+    if o.objective == "mlm":  # the baseline's one model is the full-size masked LM, not a helper
+        return _card(arch, body, "the masked-language model of an MLM (BERT-style) pre-training run",
+                     "It was pre-trained")
+    return _card(arch, body, ROLE.get(arch, (None, "an ELECTRA model"))[1], f"It was pre-trained with {PAPER}")
+
+
+def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
+                   results: dict[str, Any]) -> str:
+    """The card of an exported fine-tuned model; `results` is the task's results.json ({} when absent)."""
+    labels = meta.get("labels") or []
+    rows = [("task", str(meta.get("task", "?"))), ("head", str(meta.get("head", meta.get("head_kind", "?"))))]
+    if labels:
+        rows.append(("labels", ", ".join(map(str, labels[:30])) + (" ..." if len(labels) > 30 else "")))
+    body = [_architecture(arch, model, tensors), "## Fine-tuning", "", *_table(rows)]
+    summary = results.get("summary") or {}
+    if summary:
+        n = next(iter(summary.values())).get("n", "?")
+        body += ["", (f"Scores over {n} seed(s), as median (mean ± std); the exported weights are seed "
+                      f"{results.get('best_seed', '?')}'s, the best on the dev set:"), "",
+                 *_table([(m, f"{s['median']:.2f} ({s['mean']:.2f} ± {s['std']:.2f})") for m, s in summary.items()])]
+    return _card(arch, body, ROLE.get(arch, (None, "a fine-tuned ELECTRA model"))[1],
+                 "It was fine-tuned from an ELECTRA encoder")
+
+
+def _architecture(arch: str, m: ModelConfig, tensors: dict[str, torch.Tensor]) -> str:
+    n = sum(v.numel() for v in tensors.values())
+    return (f"`{arch}`: {m.num_layers} layers x {m.hidden_size} hidden, {m.num_heads} heads, MLP "
+            f"{m.intermediate_size}, embeddings {m.embedding_size}, vocabulary {m.vocab_size:,}, up to "
+            f"{m.max_position_embeddings} positions; {n / 1e6:.2f} M parameters in this folder.\n")
+
+
+def _card(arch: str, body: list[str], role: str, how: str) -> str:
+    pipeline = ROLE.get(arch, (None, ""))[0]
+    head = ["---", "library_name: transformers", *([f"pipeline_tag: {pipeline}"] if pipeline else []),
+            "tags:", "- electra", "- replaced-token-detection", "---", "",
+            f"# ELECTRA: {role.split(':')[0]}", "",
+            (f"This folder is {role}. {how} by `{PROJECT}`, and it loads in `transformers` with no missing or "
+             f"unexpected weights."), ""]
+    use = ["", "## Use", "", "```python", f"from transformers import AutoTokenizer, {arch}",
+           'tok = AutoTokenizer.from_pretrained("PATH")  # this folder, or its Hub id once uploaded',
+           f'model = {arch}.from_pretrained("PATH")', "```", ""]
+    return "\n".join(head + body + use)
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    return ["| | |", "| --- | --- |", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def write_card(folder: Path, text: str) -> None:
+    (folder / "README.md").write_text(text, encoding="utf-8")
