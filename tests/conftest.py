@@ -5,27 +5,12 @@ shared data folder when present, and small configs.
 """
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
+from data_helpers import ENGLISH_WORDS, SHARED, write_docs
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-WORDS = ("the of and a to in is was for on that with as by at from his her it an were are which this be "
-         "city river music team film war school king game house church village station north south "
-         "played born built named known found called became during after before between under").split()
-
-
-def write_corpus(path: Path, n_docs: int = 60, seed: int = 0) -> Path:
-    """Plain-text documents of random sentences (one per line), blank line between documents."""
-    rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(n_docs):
-            for _ in range(rng.randint(3, 12)):
-                f.write(" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 20))).capitalize() + ".\n")
-            f.write("\n")
-    return path
+__all__ = ["SHARED", "tiny_overrides"]  # what tests import from here (SHARED lives in data_helpers)
 
 
 @pytest.fixture(scope="session")
@@ -34,7 +19,8 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from electra.cli import main
 
     root = tmp_path_factory.mktemp("tiny_data")
-    corpus = write_corpus(root / "corpus.txt", n_docs=300)
+    corpus = root / "corpus.txt"
+    write_docs(corpus, 300, lines=(3, 12), words=ENGLISH_WORDS, sentence_len=(4, 20), capitalize=True)
     assert main(["vocab", str(corpus), "--vocab-size", "200", "--out", str(root / "vocab")]) == 0
     assert main(["prepare", str(corpus), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "32",
                  "--out", str(root / "ds"), "--workers", "1", "--valid-fraction", "0.05", "--quiet"]) == 0

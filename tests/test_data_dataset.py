@@ -1,8 +1,10 @@
 """Reading for training: PretrainData checks, collate, BatchStream order/ranks/resume (issue 2, point 5)."""
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 from data_helpers import WORDS, write_docs, write_vocab
 
 from electra.cli import main as cli
+from electra.data.background import in_background
 from electra.data.dataset import Batch, BatchStream, PretrainData, collate
 from electra.data.tokenizer import SpecialIds, vocab_sha256
 from electra.errors import UserError
@@ -40,6 +43,23 @@ def test_pretrain_data_attributes(dataset: Path) -> None:
     with pytest.raises(IndexError):
         data.train[len(data.train)]
     assert data.train.lengths().sum() == data.meta["counts"]["train"]["tokens"]
+
+
+def test_take_reads_the_same_rows_as_the_shard_files(dataset: Path) -> None:
+    data = PretrainData(dataset)
+    n = len(data.train)
+    tokens = np.concatenate([np.fromfile(dataset / s["name"] / "train.tokens.bin", dtype=data.meta["dtype"])
+                             for s in data.meta["shards"]])
+    rows = data.train.take(np.arange(n))
+    assert np.array_equal(np.concatenate(rows), tokens)
+    assert [len(r) for r in rows] == data.train.lengths().tolist()
+    picked = [n - 1, 0, -1, 5, 5, -n]
+    assert all(np.array_equal(r, rows[i]) and np.array_equal(r, data.train[i])
+               for r, i in zip(data.train.take(picked), picked))
+    with pytest.raises(IndexError, match=f"example {n} out of range"):
+        data.train.take([0, n])
+    with pytest.raises(IndexError):
+        data.train[-n - 1]
 
 
 def test_pretrain_data_refuses_bad_folders(dataset: Path, tmp_path: Path) -> None:
@@ -183,6 +203,55 @@ def test_prefetch_gives_the_same_batches_and_resumes() -> None:
     assert [i for _ in range(2) for i in ids_of(other.next_step())] == \
         [i for step in expected[6:8] for i in step[2:]]
     other.close()
+
+
+def test_prefetch_error_reaches_the_consumer_and_a_retry_resumes() -> None:
+    class Flaky(Rows):
+        fail = True
+
+        def __getitem__(self, i: int) -> np.ndarray:
+            if self.fail:
+                raise OSError("disk hiccup")
+            return super().__getitem__(i)
+
+    rows = Flaky(17)
+    s = BatchStream(rows, 4, 2, seed=3, prefetch=2)
+    with pytest.raises(OSError, match="hiccup"):
+        s.next_step()
+    rows.fail = False
+    plain = BatchStream(Rows(17), 4, 2, seed=3)
+    assert [ids_of(s.next_step()) for _ in range(3)] == [ids_of(plain.next_step()) for _ in range(3)]
+    s.close()
+
+
+def test_in_background_order_errors_and_shutdown() -> None:
+    closed = threading.Event()
+
+    def produce(fail_at: int | None):
+        try:
+            for i in itertools.count():
+                if i == fail_at:
+                    raise ValueError(f"boom at {i}")
+                yield ValueError("a value, not an error") if i == 1 else i
+        finally:
+            closed.set()
+
+    def threads() -> int:
+        return sum(t.name == "electra-background" for t in threading.enumerate())
+
+    before = threads()  # a stream another test left open keeps its thread: count ours only
+    it = in_background(produce(3), depth=2)
+    assert next(it) == 0 and isinstance(next(it), ValueError) and next(it) == 2
+    with pytest.raises(ValueError, match="boom at 3"):
+        next(it)
+    assert closed.is_set() and threads() == before
+    # A consumer that stops early closes the producer (in its own thread) and the thread ends.
+    closed.clear()
+    it = in_background(produce(None), depth=2)
+    assert next(it) == 0 and threads() == before + 1
+    it.close()
+    assert closed.is_set() and threads() == before
+    assert list(in_background(iter(range(5)), depth=1)) == [0, 1, 2, 3, 4]
 
 
 def test_transform_runs_on_every_micro_batch_also_in_the_prefetch_thread() -> None:

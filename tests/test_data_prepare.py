@@ -6,13 +6,21 @@ import json
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import WORDS, run_electra, sentence, tree_bytes, write_docs, write_vocab
+from data_helpers import (
+    WORDS,
+    electra_argv,
+    electra_env,
+    run_electra,
+    sentence,
+    tree_bytes,
+    write_docs,
+    write_vocab,
+)
 
 from electra.cli import main as cli
 from electra.data.builder import split_segments
@@ -160,7 +168,7 @@ def test_sigkill_mid_shard_leaves_nothing_a_reader_accepts(tmp_path: Path, vocab
     args = _kill_corpus(tmp_path, vocab)
     run_electra("prepare", *args, "--out", str(tmp_path / "ref"))
     out = tmp_path / "ds"
-    proc = subprocess.Popen([sys.executable, "-m", "electra", "prepare", *args, "--out", str(out)],
+    proc = subprocess.Popen(electra_argv("prepare", *args, "--out", str(out)), env=electra_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None and not list(out.glob(".tmp-shard-*")):

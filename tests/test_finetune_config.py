@@ -1,11 +1,19 @@
 """FinetuneConfig (defaults, per-size resolution, overrides) and the layer-wise learning-rate factors."""
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from electra.config import ModelConfig
 from electra.errors import UserError
-from electra.finetune.config import FinetuneConfig, build_config, split_overrides
+from electra.finetune.config import (
+    DEFAULT_NULL_THRESHOLD,
+    FinetuneConfig,
+    build_config,
+    null_threshold,
+    split_overrides,
+)
 from electra.finetune.heads import ClassificationHead, FinetuneModel, encoder_depth
 from electra.finetune.train import lr_scales
 from electra.model import Encoder
@@ -28,6 +36,13 @@ def test_resolve_by_model_size(hidden: int, lr: float, decay: float) -> None:
     assert (r.lr, r.epochs, r.max_seq_len) == (2e-5, 1, 64)
     assert r.null_threshold == 0.0 and FinetuneConfig(qa_head="electra").resolve(hidden, 2, 512, 512).null_threshold == -2.75
     assert FinetuneConfig(qa_head="electra", null_threshold=1.5).resolve(hidden, 2, 512, 512).null_threshold == 1.5
+
+
+def test_null_threshold_defaults_come_from_one_table() -> None:
+    # resolve() and squad.extract_answers (for an unresolved config) both fall back through this function
+    assert null_threshold(math.nan, "electra") == DEFAULT_NULL_THRESHOLD["electra"] == -2.75  # qa_metrics.py
+    assert null_threshold(math.nan, "simple") == DEFAULT_NULL_THRESHOLD["simple"] == 0.0
+    assert null_threshold(1.5, "electra") == 1.5
 
 
 def test_overrides_parse_and_reject_unknown_keys() -> None:
@@ -91,21 +106,20 @@ def test_loss_reduction_sum_is_batch_times_mean() -> None:
     import torch
 
     from electra.finetune.heads import RegressionHead, TaggingHead
+    from electra.finetune.train import reduce_loss
 
     torch.manual_seed(0)
     h = torch.randn(4, 5, 8)
     batch = {"label": torch.tensor([0, 1, 1, 0]), "labels": torch.tensor([[-100, 0, 1, -100, -100]] * 4)}
     for head in (ClassificationHead(8, 2, 0.0), TaggingHead(8, 2, 0.0)):
         with torch.no_grad():
-            out = head(h, batch)
-        head.reduction = "mean"
-        mean = float(head.loss(out, batch))
-        head.reduction = "sum"
-        n = 8 if isinstance(head, TaggingHead) else 4  # tagging: 2 labelled words per row
-        assert float(head.loss(out, batch)) == pytest.approx(n * mean, rel=1e-5)
+            terms = head.losses(head(h, batch), batch)
+        n = 8 if isinstance(head, TaggingHead) else 4  # tagging: one term per labelled word, 2 per row
+        assert terms.shape == (n,)
+        mean = float(reduce_loss(terms, "mean"))
+        assert float(reduce_loss(terms, "sum")) == pytest.approx(n * mean, rel=1e-5)
     reg = RegressionHead(8, 0.0)
-    reg.reduction = "mean"
     batch = {"label": torch.tensor([5.0, 0.0, 2.5, 1.0])}
     pred = torch.tensor([1.0, 0.0, 0.5, 0.2])  # exactly label / 5: zero squared error
-    assert float(reg.loss(pred, batch)) == pytest.approx(0.0)
-    assert float(reg.loss(torch.zeros(4), batch)) == pytest.approx((1 + 0 + 0.25 + 0.04) / 4)
+    assert float(reduce_loss(reg.losses(pred, batch), "mean")) == pytest.approx(0.0)
+    assert float(reduce_loss(reg.losses(torch.zeros(4), batch), "mean")) == pytest.approx((1 + 0 + 0.25 + 0.04) / 4)

@@ -179,3 +179,60 @@ def test_electra_head_no_answer_uses_the_impossible_logit(tmp_path: Path) -> Non
     assert preds["q1_0"] == "paris" and preds["q4_0"] == ""
     cfg = FinetuneConfig(max_seq_len=64, n_best=3, null_threshold=0.0)
     assert extract_answers(exs, offsets, feats, outs, cfg, version2=True)["q4_0"] == "paris"
+    # SQuAD 1.1: the head has no answerability branch, and its outputs no "impossible" logit
+    v1_outs = [{k: v for k, v in o.items() if k != "impossible"} for o in outs]
+    assert extract_answers(exs, offsets, feats, v1_outs, cfg, version2=False) == {
+        "q1_0": "paris", "q2_0": "paris", "q3_0": "paris", "q4_0": "paris"}
+
+
+def test_electra_head_scores_answerability_only_for_squad2() -> None:
+    import torch
+
+    from electra.finetune.heads import ElectraQAHead
+
+    torch.manual_seed(0)
+    h = torch.randn(2, 6, 8)
+    batch = {"allowed": torch.ones(2, 6, dtype=torch.long), "start": torch.tensor([1, 2]),
+             "end": torch.tensor([3, 2]), "is_impossible": torch.tensor([0, 1])}
+    v1 = ElectraQAHead(8, beam=3)
+    v2 = ElectraQAHead(8, beam=3, answerable=True)
+    v2.load_state_dict(v1.state_dict())  # same weights: the span logits must not depend on the extra branch
+    for head in (v1, v2):
+        head.eval()
+    with torch.no_grad():
+        o1, o2 = v1(h, batch), v2(h, batch)
+    assert "impossible" not in o1 and o2["impossible"].shape == (2,)
+    assert all(torch.equal(o1[k], o2[k]) for k in ("start", "end", "top_start"))
+    assert "impossible" not in v1.predict(o1, batch)[0] and isinstance(v2.predict(o2, batch)[0]["impossible"], float)
+    for head in (v1, v2):
+        head.train()
+    with torch.no_grad():
+        l1, l2 = v1.losses(v1(h, batch), batch), v2.losses(v2(h, batch), batch)
+    assert l1.shape == l2.shape == (2,) and bool((l2 > l1).all())  # v2 adds 0.5 x the answerability BCE
+
+
+class CountingTokenizer:
+    """A tokenizer that remembers every text it was asked to encode."""
+
+    def __init__(self, tok) -> None:
+        self.tok, self.texts = tok, []
+
+    def encode_batch(self, texts, **kwargs):
+        self.texts += list(texts)
+        return self.tok.encode_batch(texts, **kwargs)
+
+
+def test_squad_job_tokenizes_each_context_once(tmp_path: Path) -> None:
+    from electra.finetune.squad import SQUAD_TASKS, squad_job
+
+    tok, sp = _tok(tmp_path)
+    _squad(tmp_path / "squad-v1.1" / "train-v1.1.json", _paragraphs(repeat=4))
+    _squad(tmp_path / "squad-v1.1" / "dev-v1.1.json", _paragraphs(repeat=2))
+    counting = CountingTokenizer(tok)
+    job = squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), counting, sp.cls, sp.sep)
+    # 12 training and 6 dev questions over one paragraph text: encoded once for training, once for dev
+    assert counting.texts.count(CONTEXT) == 2 and len(job.train) >= 12
+    with pytest.raises(UserError, match=r"^squad2: task folder \S+squad-v2.0 is missing \(no train-v2.0.json under "
+                                         r"\S+squad-v2.0, \S+squad2, \S+squad or \S+\); pass --data") as e:
+        squad_job(SQUAD_TASKS["squad2"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
+    assert "\n" not in str(e.value)

@@ -98,3 +98,22 @@ def test_end_to_end_tagging(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "asis" / "results.json").read_text())["labels"] == ["B-LOC", "B-PER", "I-PER", "O"]
     assert json.loads((out / "model" / "finetune.json").read_text())["head"] == "tagging"
     assert TAGGING_TASKS["chunk"].train == "train.txt"
+
+
+def test_task_folder_lookup(tmp_path: Path) -> None:
+    from electra.finetune.config import FinetuneConfig
+    from electra.finetune.files import find_task_dir
+    from electra.finetune.tagging import tagging_job
+
+    folders = TAGGING_TASKS["chunk"].folders  # chunk, conll2000, CoNLL-2000; then --data itself
+    (tmp_path / "chunk").mkdir()  # without the training file: passed over
+    for d in (tmp_path / "conll2000", tmp_path / "CoNLL-2000", tmp_path):
+        d.mkdir(exist_ok=True)
+        (d / "train.txt").write_text("a NN B-NP\n")
+    assert find_task_dir(tmp_path, "chunk", folders, "train.txt") == tmp_path / "conll2000"
+    assert find_task_dir(tmp_path / "CoNLL-2000", "chunk", folders, "train.txt") == tmp_path / "CoNLL-2000"
+    with pytest.raises(UserError, match=r"^chunk: task folder \S+chunk is missing \(no train.txt under ") as e:
+        tagging_job(TAGGING_TASKS["chunk"], tmp_path / "chunk", FinetuneConfig(), None, 0, 0)
+    assert "\n" not in str(e.value)
+    with pytest.raises(UserError, match=r"test.txt is missing$"):  # the folder is found; its dev file is not
+        tagging_job(TAGGING_TASKS["chunk"], tmp_path, FinetuneConfig(max_seq_len=16), None, 0, 0)

@@ -14,21 +14,22 @@ units, so the result does not depend on how many workers run or in which order.
 from __future__ import annotations
 
 import os
-import queue
 import random
 import shutil
-import threading
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tokenizers import Tokenizer
 
+from electra.data.background import in_background
 from electra.data.builder import ExampleBuilder
 from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, CorpusFile, ReadStats, iter_corpus
-from electra.data.shards import SplitWriter, commit_shard
-from electra.data.tokenizer import SpecialIds, load_tokenizer
+from electra.data.shards import SPLITS, SplitWriter, commit_shard
+from electra.data.tokenizer import SpecialIds, build_tokenizer
 
 
 @dataclass(frozen=True)
@@ -62,51 +63,6 @@ class Unit:
         return f"shard-{self.index:05d}-{self.key[:16]}"
 
 
-_DONE = object()
-
-
-def _threaded(gen: Iterator[Any], maxsize: int = 4) -> Iterator[Any]:
-    """Run a generator in a daemon thread; exceptions are re-raised in the consumer, and the thread
-    stops (closing the generator and its files) when the consumer stops early."""
-    q: queue.Queue = queue.Queue(maxsize)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in gen:
-                if not put(item):
-                    break
-            else:
-                put(_DONE)
-        except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            put(e)
-        finally:
-            close = getattr(gen, "close", None)
-            if close is not None:
-                close()
-
-    threading.Thread(target=run, daemon=True).start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-
-
 def _batches(units: Iterator[str], max_lines: int, max_chars: int) -> Iterator[list[str]]:
     batch: list[str] = []
     chars = 0
@@ -125,52 +81,65 @@ def unit_random(seed: int, unit: int, purpose: str) -> random.Random:
     return random.Random(f"electra-prepare:{seed}:{unit}:{purpose}")
 
 
-def build_unit(unit: Unit, settings: Settings, vocab_path: Path, out_dir: Path, dtype: np.dtype,
+def _encode(tok: Tokenizer, batches: Iterator[list[str]], counter: list[int]
+            ) -> Iterator[tuple[list[str], list[list[int]]]]:
+    for batch in batches:
+        encs = tok.encode_batch_fast([u for u in batch if u], add_special_tokens=False)
+        ids = [e.ids for e in encs]
+        counter[0] += sum(map(len, ids))  # not in ReadStats: the reader thread updates that concurrently
+        yield batch, ids
+
+
+def _build_examples(stream: Iterator[tuple[list[str], list[list[int]]]], doc_rng: random.Random,
+                    valid_fraction: float, builders: dict[str, ExampleBuilder],
+                    writers: dict[str, SplitWriter]) -> None:
+    """Route each document to a split, feed its sentences to that split's builder, write the examples."""
+    split = ""  # "" = between documents: the next unit starts a document and draws its split
+    for batch, ids in stream:
+        it = iter(ids)
+        for u in batch:
+            if not split:
+                # Held-out split by whole documents, so no validation text leaks into training.
+                split = "valid" if doc_rng.random() < valid_fraction else "train"
+            b = builders[split]
+            ex = b.end_document() if not u else b.add_sentence(next(it))
+            if ex is not None:
+                writers[split].add(*ex)
+            if not u:
+                split = ""
+    for s in SPLITS:
+        ex = builders[s].end_document()
+        if ex is not None:
+            writers[s].add(*ex)
+
+
+def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: Path, dtype: np.dtype,
                batch_lines: int = 4096) -> dict[str, Any]:
-    """Build `unit` into `out_dir/unit.name` (crash-safe, see shards.py); returns its shard info."""
-    tok = load_tokenizer(vocab_path, lowercase=settings.lowercase, strip_accents=settings.strip_accents)
-    special = SpecialIds.from_vocab(vocab_path)
+    """Build `unit` into `out_dir/unit.name` (crash-safe, see shards.py); returns its shard info.
+
+    `vocab` is the token -> id map that `prepare` read once (a worker process gets a copy instead
+    of reading the file again)."""
+    tok = build_tokenizer(vocab, lowercase=settings.lowercase, strip_accents=settings.strip_accents)
+    special = SpecialIds.from_tokens(vocab)
     stats = ReadStats()
     tmp = out_dir / f".tmp-{unit.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
     try:
-        writers = {s: SplitWriter(tmp, s, dtype) for s in ("train", "valid")}
+        writers = {s: SplitWriter(tmp, s, dtype) for s in SPLITS}
         builders = {s: ExampleBuilder(settings.seq_len, special.cls, special.sep,
                                       unit_random(settings.seed, unit.index, s),
                                       settings.single_segment_prob, settings.short_seq_prob)
-                    for s in ("train", "valid")}
-        doc_rng = unit_random(settings.seed, unit.index, "docs")
-
+                    for s in SPLITS}
         encoded = [0]
-
-        def encode(batches: Iterator[list[str]]) -> Iterator[tuple[list[str], list[list[int]]]]:
-            for batch in batches:
-                encs = tok.encode_batch_fast([u for u in batch if u], add_special_tokens=False)
-                ids = [e.ids for e in encs]
-                encoded[0] += sum(map(len, ids))  # not in `stats`: the reader thread updates that
-                yield batch, ids
-
         units = iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes)
-        stream = _threaded(encode(_threaded(_batches(units, batch_lines, 4 << 20))))
-        split = ""  # "" = between documents: the next unit starts a document and draws its split
-        for batch, ids in stream:
-            it = iter(ids)
-            for u in batch:
-                if not split:
-                    # Held-out split by whole documents, so no validation text leaks into training.
-                    split = "valid" if doc_rng.random() < settings.valid_fraction else "train"
-                b = builders[split]
-                ex = b.end_document() if not u else b.add_sentence(next(it))
-                if ex is not None:
-                    writers[split].add(*ex)
-                if not u:
-                    split = ""
-        for s in ("train", "valid"):
-            ex = builders[s].end_document()
-            if ex is not None:
-                writers[s].add(*ex)
+        # The reader and encoder threads of the module docstring, both stopped (encoder first) when
+        # this block is left, also on an error.
+        with closing(in_background(_batches(units, batch_lines, 4 << 20))) as batches, \
+                closing(in_background(_encode(tok, batches, encoded))) as stream:
+            _build_examples(stream, unit_random(settings.seed, unit.index, "docs"), settings.valid_fraction,
+                            builders, writers)
         stats.tokens_encoded = encoded[0]
         counts = {s: w.close() for s, w in writers.items()}
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],

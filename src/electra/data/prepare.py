@@ -26,20 +26,30 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from electra.data.args import add_corpus_arg, add_text_args, corpus_format
 from electra.data.corpus import (
     DEFAULT_MAX_LINE_BYTES,
-    FORMATS,
     CorpusFile,
+    default_warn,
     file_bytes_estimate,
     resolve_corpus,
 )
 from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
-from electra.data.shards import SPLITS, atomic_write_bytes, dump_json, fsync_dir, read_shard_info, token_dtype
-from electra.data.tokenizer import SPECIAL_TOKENS, SpecialIds, read_vocab, vocab_sha256
+from electra.data.shards import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    SPLITS,
+    atomic_write_bytes,
+    dump_json,
+    fsync_dir,
+    read_shard_info,
+    token_dtype,
+)
+from electra.data.tokenizer import SPECIAL_TOKENS, VocabFile
 from electra.errors import UserError
 
-FORMAT_NAME = "electra-pretrain-dataset"
-FORMAT_VERSION = 1
 META = "meta.json"
 # Test hook: SIGKILL this process right after the N-th shard of the run is committed.
 KILL_HOOK_ENV = "ELECTRA_PREPARE_KILL_AFTER_SHARDS"
@@ -95,6 +105,72 @@ def _sum_counts(infos: Sequence[dict]) -> dict[str, Any]:
     return {**total, **read}
 
 
+def _check_settings(settings: Settings) -> None:
+    if settings.seq_len < 5:
+        raise UserError(f"--seq-len {settings.seq_len} is too small; use at least 5 (128 or 512 as in ELECTRA)")
+    for name in ("single_segment_prob", "short_seq_prob", "valid_fraction"):
+        v = getattr(settings, name)
+        if not 0.0 <= v <= 1.0:
+            raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
+
+
+def _has_bytes(path: Path, data: bytes) -> bool:
+    return path.is_file() and path.read_bytes() == data
+
+
+def _up_to_date(out: Path, dataset_key: str, units: Sequence[Unit],
+                vocab: VocabFile) -> dict[str, Any] | None:
+    """The metadata of a complete dataset in `out` that this plan would rebuild identically, else None."""
+    try:
+        old = json.loads((out / META).read_text())
+    except ValueError:
+        return None
+    if (old.get("key") == dataset_key and all(read_shard_info(out / u.name) for u in units)
+            and _has_bytes(out / "vocab.txt", vocab.data)):
+        return old
+    return None
+
+
+def _finished_shards(out: Path, units: Sequence[Unit]) -> tuple[dict[int, dict], list[Unit]]:
+    """Infos of the units whose shard is already finished with the same key, and the units still to build."""
+    infos: dict[int, dict] = {}
+    todo = []
+    for u in units:
+        info = read_shard_info(out / u.name)
+        if info is not None and info.get("key") == u.key:
+            infos[u.index] = info
+        else:
+            todo.append(u)
+    return infos, todo
+
+
+def _build_units(todo: Sequence[Unit], settings: Settings, vocab: VocabFile, out: Path, dtype: np.dtype,
+                 batch_lines: int, workers: int, committed: Callable[[dict], None]) -> None:
+    """Build the shards of `todo`, calling `committed` with each one's info in unit order."""
+    workers = max(1, min(workers, len(todo)))
+    if workers == 1:
+        for u in todo:
+            committed(build_unit(u, settings, vocab.tokens, out, dtype, batch_lines))
+    elif todo:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                 initargs=(threads,)) as pool:
+            args = [(u, settings, vocab.tokens, out, dtype, batch_lines) for u in todo]
+            for info in pool.map(build_unit_in_worker, args):
+                committed(info)
+
+
+def _meta(base: dict[str, Any], dataset_key: str, vocab: VocabFile, files: Sequence[CorpusFile],
+          units: Sequence[Unit], infos: dict[int, dict], counts: dict[str, Any]) -> dict[str, Any]:
+    vocab_meta = {"file": "vocab.txt", "sha256": vocab.sha256, "size": len(vocab.tokens),
+                  "special": vocab.special._asdict(), "special_tokens": list(SPECIAL_TOKENS)}
+    return {**base, "key": dataset_key, "vocab": vocab_meta,
+            "inputs": [f.identity() for f in files],
+            "shards": [{"name": u.name, **{s: infos[u.index]["counts"][s]["examples"] for s in SPLITS}}
+                       for u in units],
+            "counts": counts}
+
+
 def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, settings: Settings,
             workers: int = 1, fmt: str | None = None, unit_mb: float = 64.0, batch_lines: int = 4096,
             log: Callable[[str], None] = print, run_info: dict[str, int] | None = None) -> dict[str, Any]:
@@ -103,22 +179,14 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     `run_info`, if given, receives {"built": shards built now, "reused": shards kept}."""
     run_info = {} if run_info is None else run_info
     run_info.update(built=0, reused=0)
-    if settings.seq_len < 5:
-        raise UserError(f"--seq-len {settings.seq_len} is too small; use at least 5 (128 or 512 as in ELECTRA)")
-    for name in ("single_segment_prob", "short_seq_prob", "valid_fraction"):
-        v = getattr(settings, name)
-        if not 0.0 <= v <= 1.0:
-            raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
-    vocab_path = Path(vocab)
-    vocab_map = read_vocab(vocab_path)
-    special = SpecialIds.from_vocab(vocab_path)
-    vocab_sha = vocab_sha256(vocab_path)
-    dtype = token_dtype(len(vocab_map))
+    _check_settings(settings)
+    vocab_file = VocabFile.read(vocab)  # the only read of the vocab: everything below uses these bytes
+    dtype = token_dtype(len(vocab_file.tokens))
     out = Path(out)
     # An --out folder inside a corpus folder must not be read back as corpus on a re-run.
     files = resolve_corpus(corpus, fmt, exclude=out)
-    base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "vocab_sha256": vocab_sha, "dtype": dtype.name,
-            "settings": settings.as_dict()}
+    base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "vocab_sha256": vocab_file.sha256,
+            "dtype": dtype.name, "settings": settings.as_dict()}
     units = plan_units(files, int(unit_mb * (1 << 20)), base)
     dataset_key = hashlib.sha256("".join(u.key for u in units).encode()).hexdigest()
     _check_out_dir(out)
@@ -128,13 +196,8 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     try:
         meta_path = out / META
         if meta_path.exists():
-            try:
-                old = json.loads(meta_path.read_text())
-            except ValueError:
-                old = {}
-            copy = out / "vocab.txt"
-            if (old.get("key") == dataset_key and all(read_shard_info(out / u.name) for u in units)
-                    and copy.is_file() and vocab_sha256(copy) == vocab_sha):
+            old = _up_to_date(out, dataset_key, units, vocab_file)
+            if old is not None:
                 log(f"{out} is up to date ({old['counts']['train']['examples']} train examples); nothing to do")
                 run_info["reused"] = len(units)
                 return old
@@ -142,14 +205,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
             fsync_dir(out)
         for p in out.glob(".tmp-*"):  # leftovers of a killed run
             shutil.rmtree(p) if p.is_dir() else p.unlink()
-        infos: dict[int, dict] = {}
-        todo = []
-        for u in units:
-            info = read_shard_info(out / u.name)
-            if info is not None and info.get("key") == u.key:
-                infos[u.index] = info
-            else:
-                todo.append(u)
+        infos, todo = _finished_shards(out, units)
         run_info.update(built=len(todo), reused=len(infos))
         if infos:
             log(f"reusing {len(infos)} finished shard(s) of {len(units)}")
@@ -164,27 +220,16 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
             log(f"shard {info['unit'] + 1}/{len(units)}: {c['examples']} train examples, {c['tokens']} tokens "
                 f"({time.time() - t0:.1f}s)")
             for w in info.get("warnings", []):
-                print(f"warning: {w}", file=sys.stderr)
+                default_warn(w)
             if kill_after and done[0] >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
-        workers = max(1, min(workers, len(todo)))
-        if workers == 1:
-            for u in todo:
-                committed(build_unit(u, settings, vocab_path, out, dtype, batch_lines))
-        elif todo:
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                     initargs=(threads,)) as pool:
-                args = [(u, settings, vocab_path, out, dtype, batch_lines) for u in todo]
-                for info in pool.map(build_unit_in_worker, args):
-                    committed(info)
+        _build_units(todo, settings, vocab_file, out, dtype, batch_lines, workers, committed)
         wanted = {u.name for u in units}
         for p in out.glob("shard-*"):
             if p.name not in wanted:
                 shutil.rmtree(p)
-        ordered = [infos[u.index] for u in units]
-        counts = _sum_counts(ordered)
+        counts = _sum_counts([infos[u.index] for u in units])
         if counts["train"]["examples"] == 0:
             for u in units:
                 shutil.rmtree(out / u.name, ignore_errors=True)
@@ -192,18 +237,11 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
             raise UserError(f"the corpus {' '.join(map(str, corpus))} is too small to make one training example"
                             f"{hint}; give more text")
         if counts["valid"]["examples"] == 0 and settings.valid_fraction > 0:
-            print(f"warning: no validation examples ({counts['documents']} documents); raise --valid-fraction "
-                  "for a held-out split", file=sys.stderr)
-        vocab_bytes = vocab_path.read_bytes()
-        if not (out / "vocab.txt").exists() or (out / "vocab.txt").read_bytes() != vocab_bytes:
-            atomic_write_bytes(out / "vocab.txt", vocab_bytes)
-        meta = {**base, "key": dataset_key, "vocab": {"file": "vocab.txt", "sha256": vocab_sha,
-                                                      "size": len(vocab_map), "special": special._asdict(),
-                                                      "special_tokens": list(SPECIAL_TOKENS)},
-                "inputs": [f.identity() for f in files],
-                "shards": [{"name": u.name, **{s: infos[u.index]["counts"][s]["examples"] for s in SPLITS}}
-                           for u in units],
-                "counts": counts}
+            default_warn(f"no validation examples ({counts['documents']} documents); raise --valid-fraction "
+                         "for a held-out split")
+        if not _has_bytes(out / "vocab.txt", vocab_file.data):
+            atomic_write_bytes(out / "vocab.txt", vocab_file.data)
+        meta = _meta(base, dataset_key, vocab_file, files, units, infos, counts)
         atomic_write_bytes(meta_path, dump_json(meta))  # last: from now on the dataset is complete
         return meta
     except BaseException:
@@ -244,18 +282,12 @@ def default_workers() -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="electra prepare", description=__doc__.split("\n\n")[0])
-    p.add_argument("corpus", nargs="+", help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+    add_corpus_arg(p)
     p.add_argument("--vocab", required=True, help="BERT-style vocab.txt (from `electra vocab` or BERT's)")
     p.add_argument("--out", required=True, help="dataset folder to create (or finish)")
     p.add_argument("--seq-len", type=int, default=128, help="max_seq_length (128 small, 512 base/large)")
     p.add_argument("--workers", type=int, default=default_workers(), help="parallel processes")
-    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto", help="force one input format")
-    p.add_argument("--text-field", default="text", help="JSON Lines field holding the text")
-    p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep case (cased vocab)")
-    acc = p.add_mutually_exclusive_group()
-    acc.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None,
-                     help="default: strip accents exactly when lower-casing (as ELECTRA)")
-    acc.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
+    add_text_args(p)
     p.add_argument("--single-segment-prob", type=float, default=0.1, help="ELECTRA: 0.1")
     p.add_argument("--short-seq-prob", type=float, default=0.05, help="random short target length (ELECTRA: 0.05)")
     p.add_argument("--valid-fraction", type=float, default=0.01, help="fraction of documents held out")
@@ -277,7 +309,7 @@ def main(argv: list[str]) -> int:
     t0 = time.time()
     log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
     info: dict[str, int] = {}
-    meta = prepare(a.corpus, a.vocab, a.out, settings, workers=a.workers, fmt=None if a.format == "auto" else a.format,
+    meta = prepare(a.corpus, a.vocab, a.out, settings, workers=a.workers, fmt=corpus_format(a),
                    unit_mb=a.unit_mb, batch_lines=a.batch_lines, log=log, run_info=info)
     if not a.quiet:
         # Throughput only means something when every shard was built by this run.

@@ -27,6 +27,10 @@ import numpy as np
 
 from electra.data.builder import FLAG_ONE_SEGMENT, FLAG_SHORT_TARGET, FLAG_SINGLE_SEGMENT
 
+# meta.json's "format" and "version", written by prepare and checked by dataset: a reader refuses a
+# folder whose version it does not know instead of misreading it.
+FORMAT_NAME = "electra-pretrain-dataset"
+FORMAT_VERSION = 1
 SPLITS = ("train", "valid")
 SHARD_JSON = "shard.json"
 

@@ -10,6 +10,9 @@ raw text (e.g. "[SEP]") are NOT matched as special tokens, exactly like BERT's t
 from __future__ import annotations
 
 import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
@@ -33,8 +36,38 @@ class SpecialIds(NamedTuple):
 
     @classmethod
     def from_vocab(cls, vocab_path: str | Path) -> SpecialIds:
-        vocab = read_vocab(vocab_path)
+        return cls.from_tokens(read_vocab(vocab_path))
+
+    @classmethod
+    def from_tokens(cls, vocab: Mapping[str, int]) -> SpecialIds:
+        """From a token -> id map that `parse_vocab` accepted (so every special token is in it)."""
         return cls(*(vocab[t] for t in SPECIAL_TOKENS))
+
+
+@dataclass(frozen=True)
+class VocabFile:
+    """A vocab.txt read once: its exact bytes (hashed and copied by `electra prepare`) and its token ids."""
+
+    path: Path
+    data: bytes
+    tokens: dict[str, int]
+
+    @classmethod
+    def read(cls, vocab_path: str | Path) -> VocabFile:
+        """Read and check `vocab_path` (UserError as `read_vocab`)."""
+        path = Path(vocab_path)
+        if not path.is_file():
+            raise UserError(f"vocab file {path} not found; pass a BERT-style vocab.txt (or build one with `electra vocab`)")
+        data = path.read_bytes()
+        return cls(path, data, parse_vocab(data, path))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()  # = vocab_sha256(self.path)
+
+    @property
+    def special(self) -> SpecialIds:
+        return SpecialIds.from_tokens(self.tokens)
 
 
 def read_vocab(vocab_path: str | Path) -> dict[str, int]:
@@ -42,20 +75,23 @@ def read_vocab(vocab_path: str | Path) -> dict[str, int]:
 
     Raises UserError if the file is missing, empty, has duplicate tokens, or lacks a special token
     (a SentencePiece vocab is the usual culprit: spec 5, google-research/electra#8)."""
-    path = Path(vocab_path)
-    if not path.is_file():
-        raise UserError(f"vocab file {path} not found; pass a BERT-style vocab.txt (or build one with `electra vocab`)")
-    vocab: dict[str, int] = {}
+    return VocabFile.read(vocab_path).tokens
+
+
+def parse_vocab(data: bytes, path: Path) -> dict[str, int]:
+    """The token -> id map of a vocab.txt's bytes (`path` is only named in errors)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f):
-                token = line.rstrip("\n").strip()  # BERT's load_vocab strips each line
-                if token in vocab:
-                    raise UserError(f"vocab {path}: token {token!r} appears twice (lines {vocab[token] + 1} and {i + 1}); "
-                                    "fix the vocab file so every line is a distinct token")
-                vocab[token] = i
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"vocab {path} is not UTF-8 text ({e.reason} at byte {e.start}); pass a BERT-style vocab.txt") from None
+    vocab: dict[str, int] = {}
+    # newline=None: the same universal-newline line splitting as reading the file in text mode
+    for i, line in enumerate(io.StringIO(text, newline=None)):
+        token = line.rstrip("\n").strip()  # BERT's load_vocab strips each line
+        if token in vocab:
+            raise UserError(f"vocab {path}: token {token!r} appears twice (lines {vocab[token] + 1} and {i + 1}); "
+                            "fix the vocab file so every line is a distinct token")
+        vocab[token] = i
     if not vocab:
         raise UserError(f"vocab {path} is empty; pass a BERT-style vocab.txt with one token per line")
     missing = [t for t in SPECIAL_TOKENS if t not in vocab]
@@ -77,8 +113,12 @@ def vocab_sha256(vocab_path: str | Path) -> str:
     return h.hexdigest()
 
 
-def build_tokenizer(vocab: dict[str, int], lowercase: bool = True, strip_accents: bool | None = None) -> Tokenizer:
-    """A BERT tokenizer over an in-memory vocab (see module docstring for the pipeline)."""
+def build_tokenizer(vocab: dict[str, int] | None, lowercase: bool = True,
+                    strip_accents: bool | None = None) -> Tokenizer:
+    """A BERT tokenizer over an in-memory vocab (see module docstring for the pipeline).
+
+    `vocab=None` gives an empty model for `electra vocab` to train, so that training and use
+    normalise and split text identically."""
     tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
     # strip_accents=None follows `lowercase`, as in ELECTRA's tokenizer (accents are stripped only
     # when lower-casing, spec 2.1); an explicit True/False is honoured as given.

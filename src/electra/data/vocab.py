@@ -10,15 +10,15 @@ every consumer looks them up by name). The corpus is streamed; only the word cou
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import trainers
 
-from electra.data.corpus import FORMATS, ReadStats, iter_corpus, resolve_corpus
+from electra.data.args import add_corpus_arg, add_text_args, corpus_format
+from electra.data.corpus import ReadStats, default_warn, iter_corpus, resolve_corpus
 from electra.data.shards import atomic_write_bytes
-from electra.data.tokenizer import MAX_CHARS_PER_WORD, SPECIAL_TOKENS, read_vocab
+from electra.data.tokenizer import SPECIAL_TOKENS, build_tokenizer, read_vocab
 from electra.errors import UserError
 
 
@@ -29,10 +29,7 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise UserError(f"--vocab-size {vocab_size} is too small; use at least {len(SPECIAL_TOKENS) + 1} (30522 as BERT)")
     files = resolve_corpus(corpus, fmt)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
-    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
-                                                strip_accents=strip_accents, lowercase=lowercase)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                         special_tokens=list(SPECIAL_TOKENS), limit_alphabet=limit_alphabet,
                                         continuing_subword_prefix="##", show_progress=False)
@@ -51,7 +48,7 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
 
     tok.train_from_iterator(batches(), trainer=trainer)
     for w in stats.per_file_warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        default_warn(w)
     vocab = tok.get_vocab()
     if len(vocab) <= len(SPECIAL_TOKENS):
         raise UserError(f"the corpus {' '.join(map(str, corpus))} has no text to learn a vocabulary from; give more text")
@@ -70,21 +67,15 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
 
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus.")
-    p.add_argument("corpus", nargs="+", help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+    add_corpus_arg(p)
     p.add_argument("--out", required=True, help="folder to write vocab.txt into")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--min-frequency", type=int, default=2)
     p.add_argument("--limit-alphabet", type=int, default=1000)
-    p.add_argument("--no-lowercase", dest="lowercase", action="store_false")
-    acc = p.add_mutually_exclusive_group()
-    acc.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None,
-                     help="default: strip accents exactly when lower-casing (as ELECTRA)")
-    acc.add_argument("--no-strip-accents", dest="strip_accents", action="store_false")
-    p.add_argument("--format", choices=("auto",) + FORMATS, default="auto")
-    p.add_argument("--text-field", default="text")
+    add_text_args(p)
     a = p.parse_args(argv)
     path = train_vocab(a.corpus, a.out, a.vocab_size, a.lowercase, a.strip_accents, a.min_frequency,
-                       a.limit_alphabet, None if a.format == "auto" else a.format, a.text_field)
+                       a.limit_alphabet, corpus_format(a), a.text_field)
     n = len(path.read_text(encoding="utf-8").splitlines())
     print(f"wrote {path} ({n} tokens)")
     return 0

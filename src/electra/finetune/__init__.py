@@ -4,8 +4,10 @@
     glue.py     the GLUE task table, TSV readers, pair encoding, leaderboard prediction files
     squad.py    SQuAD features with a document stride, n-best span extraction
     tagging.py  CoNLL readers, first-sub-token labelling
+    files.py    finding a task's folder under --data, one-line errors for missing files
     metrics.py  MCC, F1, Pearson, Spearman, GLUE score, conlleval span F1, SQuAD EM/F1
     heads.py    classification / regression / tagging / QA heads and the encoder + head model
-    train.py    the loop (layer-wise LR, warmup + linear decay, Adam without bias correction), saving
+    train.py    the loop (layer-wise LR, warmup + linear decay, Adam without bias correction, the loss
+                reduction), batching, saving
     cli.py      `electra finetune`
 """

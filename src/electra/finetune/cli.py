@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from electra.checkpoint import atomic_write_text
 from electra.dist import pick_device
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
@@ -120,9 +121,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         encoder = copy.deepcopy(encoder0)
         if args.random_init:
             init_weights(encoder, std=mcfg.initializer_range)
-        head = job.make_head(mcfg.hidden_size)
-        head.reduction = cfg.loss_reduction
-        model = FinetuneModel(encoder, head).to(device)
+        model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
         stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True))
         pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size)
         metrics = job.evaluate(pred)
@@ -146,7 +145,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
               "summary": summary, "best_seed": best[1], "test_predictions": test_files,
               "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=1))
+    atomic_write_text(out / "results.json", json.dumps(result, indent=1))
     return result
 
 
@@ -183,7 +182,6 @@ def main(argv: list[str]) -> int:
             print(f"GLUE score (median per task; {', '.join(f'{t} {m}' for t, m in GLUE_SCORE_METRIC.items())}): "
                   f"{score:.2f}")
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(
-            {"tasks": results, "glue_score": score}, indent=1))
+        atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score}, indent=1))
     print(f"results: {args.out / 'results.json'}", file=sys.stderr)
     return 0

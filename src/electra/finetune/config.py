@@ -97,12 +97,19 @@ class FinetuneConfig:
         else:
             lr, decay = 5e-5, 0.9  # large
         seq = self.max_seq_len or task_max_seq_len
-        # qa_metrics.py: the electra head thresholds its "impossible" logit at -2.75 (spec 3.2); the simple
-        # head compares null and best span scores (0, as BERT / HF)
-        null = self.null_threshold if math.isfinite(self.null_threshold) else (-2.75 if self.qa_head == "electra" else 0.0)
         return dataclasses.replace(
             self, lr=self.lr or lr, layer_decay=self.layer_decay or decay, epochs=self.epochs or task_epochs,
-            max_seq_len=min(seq, max_positions), null_threshold=null)
+            max_seq_len=min(seq, max_positions), null_threshold=null_threshold(self.null_threshold, self.qa_head))
+
+
+# qa_metrics.py: the electra head thresholds its "impossible" logit at -2.75 (spec 3.2); the simple head
+# compares the null and best span scores (0, as BERT / HF). The one table of these defaults.
+DEFAULT_NULL_THRESHOLD = {"simple": 0.0, "electra": -2.75}
+
+
+def null_threshold(threshold: float, qa_head: str) -> float:
+    """The SQuAD 2.0 "no answer" threshold: `threshold` when set, else the head's default (NaN = unset)."""
+    return threshold if math.isfinite(threshold) else DEFAULT_NULL_THRESHOLD[qa_head]
 
 
 def _hints() -> dict[str, Any]:

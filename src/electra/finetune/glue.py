@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from electra.data.shards import atomic_write_bytes
 from electra.errors import UserError
+from electra.finetune.files import find_task_dir, require_file
 from electra.finetune.metrics import METRICS
 
 Column = str | int  # a header name, or a 0-based position for files without a header
@@ -93,22 +95,10 @@ class Example(NamedTuple):
     guid: str  # the test file's index / a row number
 
 
-def find_task_dir(root: Path, folder: str, marker: str) -> Path:
-    """DIR may be the GLUE root (holding SST-2/ ...) or the task's own folder."""
-    root = Path(root)
-    for cand in (root / folder, root):
-        if (cand / marker).is_file():
-            return cand
-    raise UserError(f"task folder {root / folder} is missing (no {marker} under {root / folder} or {root}); "
-                    f"pass --data GLUE_ROOT or the task's own folder")
-
-
 def read_tsv(path: Path) -> list[tuple[int, list[str]]]:
     """[(line number, fields)] of the non-blank lines of a TSV, split on tabs with no quoting."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # utf-8-sig drops MRPC's BOM
+        text = require_file(path).read_text(encoding="utf-8-sig")  # utf-8-sig drops MRPC's BOM
     except UnicodeDecodeError as e:
         raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     return [(i + 1, line.rstrip("\r").split("\t")) for i, line in enumerate(text.split("\n")) if line.strip()]
@@ -223,7 +213,7 @@ def write_test_predictions(task: GlueTask, name: str, guids: Sequence[str], pred
         else:
             value = task.labels[int(p)]
         lines.append(f"{guid}\t{value}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
 
 
@@ -237,7 +227,7 @@ class GlueData:
 
 def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> GlueData:
     """Read train, dev(s) and, when present, test file(s) of a task. Test files are optional."""
-    task_dir = find_task_dir(data_dir, task.folder, task.train.file)
+    task_dir = find_task_dir(data_dir, task.name, (task.folder,), task.train.file)
     train = read_split(task, task_dir, task.train, max_train)
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")

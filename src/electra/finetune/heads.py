@@ -10,6 +10,10 @@
 The QA and tagging heads read the encoder output directly, without the extra dropout the classifier has,
 as the original's qa_tasks.py / tagging_tasks.py (and HF's QA / token-classification heads' qa_outputs).
 
+Every head has forward(h, batch) -> outputs, losses(outputs, batch) -> the unreduced loss terms (one per
+example; one per labelled word for tagging) and predict(outputs, batch) -> one result per example. The
+training loop reduces the terms (train.reduce_loss, FinetuneConfig.loss_reduction), so no head needs to.
+
 Each head's final layer is `out` (`head.out.weight`, `head.out.bias` in the saved model: the exporter
 relies on these names). Final layers use TF's default init, Glorot uniform with zero bias, as the
 original's `tf.layers.dense` does (spec 1.1); the QA head's hidden layers too.
@@ -26,12 +30,6 @@ IGNORE = -100  # label of positions that carry no loss (non-first sub-tokens, pa
 NEG = -1000.0  # the original's additive logit mask for positions outside the allowed answer span
 
 
-def reduce(losses: torch.Tensor, how: str) -> torch.Tensor:
-    """The original sums per-example losses over the batch (run_finetuning.py: reduce_sum of the stacked task
-    losses; a tagging example's loss is itself a sum over its words); `mean` averages instead."""
-    return losses.sum() if how == "sum" else losses.mean()
-
-
 def glorot_(linear: nn.Linear) -> nn.Linear:
     nn.init.xavier_uniform_(linear.weight)
     nn.init.zeros_(linear.bias)
@@ -39,9 +37,6 @@ def glorot_(linear: nn.Linear) -> nn.Linear:
 
 
 class ClassificationHead(nn.Module):
-    kind = "classification"
-    reduction = "sum"  # set from FinetuneConfig.loss_reduction
-
     def __init__(self, hidden: int, num_labels: int, dropout: float):
         super().__init__()
         self.drop = nn.Dropout(dropout)
@@ -50,42 +45,38 @@ class ClassificationHead(nn.Module):
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.out(self.drop(h[:, 0]))  # (B, n_labels) from the raw final [CLS] vector
 
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return reduce(F.cross_entropy(logits.float(), batch["label"].long(), reduction="none"), self.reduction)
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), batch["label"].long(), reduction="none")  # (B,)
 
     def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         return logits.float().cpu().numpy().tolist()  # per example: logits; argmax taken by the caller
 
 
 class RegressionHead(ClassificationHead):
-    kind = "regression"
-
     def __init__(self, hidden: int, dropout: float):
         super().__init__(hidden, 1, dropout)
 
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return super().forward(h, batch).squeeze(-1)  # (B,)
 
-    def loss(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def losses(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         # spec 3.2: the target is normalised to [0, 1] ((y - 0) / 5) and the loss is the squared error
-        return reduce(F.mse_loss(pred.float(), batch["label"].float() / 5.0, reduction="none"), self.reduction)
+        return F.mse_loss(pred.float(), batch["label"].float() / 5.0, reduction="none")  # (B,)
 
     def predict(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         return (pred.float() * 5.0).cpu().numpy().tolist()  # back on the 0-5 scale
 
 
 class TaggingHead(ClassificationHead):
-    kind = "tagging"
-
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.out(h)  # (B, T, n_tags)
 
-    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # per labelled word (first pieces only); the original sums them (per sentence, then over the batch)
-        losses = F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE,
-                                 reduction="none")
-        mask = batch["labels"].flatten() != IGNORE
-        return losses[mask].sum() if self.reduction == "sum" else losses[mask].mean()
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # one term per labelled word (first pieces only): the original sums them (per sentence, then over
+        # the batch), and `mean` averages over words, not sentences
+        labels = batch["labels"].flatten()
+        losses = F.cross_entropy(logits.float().flatten(0, 1), labels, ignore_index=IGNORE, reduction="none")
+        return losses[labels != IGNORE]
 
     def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         return logits.argmax(-1).cpu().numpy().tolist()  # per example: a tag id per token
@@ -100,9 +91,6 @@ class SimpleQAHead(nn.Module):
     """Start / end logits from one Linear(D, 2); row 0 = start, row 1 = end. The SQuAD 2.0 'no answer'
     is the [CLS] span (start = end = 0), scored against the best real span at inference."""
 
-    kind = "qa_simple"
-    reduction = "sum"
-
     def __init__(self, hidden: int):
         super().__init__()
         self.out = glorot_(nn.Linear(hidden, 2))
@@ -112,9 +100,9 @@ class SimpleQAHead(nn.Module):
         allowed = batch["allowed"]
         return {"start": _masked(start, allowed), "end": _masked(end, allowed)}
 
-    def loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ce = lambda k: F.cross_entropy(out[k], batch[k], reduction="none")
-        return reduce(0.5 * (ce("start") + ce("end")), self.reduction)
+        return 0.5 * (ce("start") + ce("end"))  # (B,)
 
     def predict(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> list[Any]:
         s, e = out["start"].cpu().numpy(), out["end"].cpu().numpy()
@@ -126,10 +114,8 @@ class ElectraQAHead(nn.Module):
     concat(start-token vector, each token vector) -> Linear(2D, 512) GELU -> Linear(512, 1), with the gold
     start at training time and each of the top-k starts at inference (beam); SQuAD 2.0: an "impossible"
     logit (label = the question has no answer, the same for all its windows) from concat([CLS],
-    start-probability-weighted vector) -> Linear(2D, 512) GELU -> Linear(512, 1), sigmoid BCE x 0.5."""
-
-    kind = "qa_electra"
-    reduction = "sum"
+    start-probability-weighted vector) -> Linear(2D, 512) GELU -> Linear(512, 1), sigmoid BCE x 0.5.
+    `answerable` (SQuAD 2.0) turns that branch on; SQuAD 1.1 never computes it."""
 
     def __init__(self, hidden: int, beam: int = 20, answerable: bool = False):
         super().__init__()
@@ -137,6 +123,8 @@ class ElectraQAHead(nn.Module):
         self.start = glorot_(nn.Linear(hidden, 1))
         self.end_dense = glorot_(nn.Linear(2 * hidden, 512))
         self.out = glorot_(nn.Linear(512, 1))  # the end logit
+        # built even when unused (SQuAD 1.1): skipping their random init would shift the seed's random
+        # stream, and with it the encoder's dropout masks and every SQuAD 1.1 result; they get no gradient
         self.ans_dense = glorot_(nn.Linear(2 * hidden, 512))
         self.ans_out = glorot_(nn.Linear(512, 1))
 
@@ -163,24 +151,31 @@ class ElectraQAHead(nn.Module):
             start_vec = torch.gather(h, 1, top[..., None].expand(-1, -1, h.shape[-1]))
             out["top_start"] = top
             out["end"] = self._end_logits(h, start_vec, allowed)  # (B, K, T)
-        probs = torch.softmax(start, dim=-1).to(h.dtype)  # (B, T)
-        summary = torch.einsum("bt,btd->bd", probs, h)
-        out["impossible"] = self.ans_out(F.gelu(self.ans_dense(torch.cat([h[:, 0], summary], -1)))).squeeze(-1).float()
+        if self.answerable:
+            out["impossible"] = self._impossible_logit(h, start)
         return out
 
-    def loss(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _impossible_logit(self, h: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        """(B,) "no answer" logits from [CLS] and the start-probability-weighted token vector."""
+        probs = torch.softmax(start, dim=-1).to(h.dtype)  # (B, T)
+        summary = torch.einsum("bt,btd->bd", probs, h)
+        return self.ans_out(F.gelu(self.ans_dense(torch.cat([h[:, 0], summary], -1)))).squeeze(-1).float()
+
+    def losses(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
         ce = lambda k: F.cross_entropy(out[k], batch[k], reduction="none")
         loss = 0.5 * (ce("start") + ce("end"))
         if self.answerable:
             loss = loss + 0.5 * F.binary_cross_entropy_with_logits(out["impossible"], batch["is_impossible"].float(),
                                                                    reduction="none")
-        return reduce(loss, self.reduction)
+        return loss  # (B,)
 
     def predict(self, out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> list[Any]:
-        s, e = out["start"].cpu().numpy(), out["end"].cpu().numpy()
-        top, a = out["top_start"].cpu().numpy(), out["impossible"].cpu().numpy()
-        return [{"start": s[i], "end_beam": e[i], "top_start": top[i], "impossible": float(a[i])}
-                for i in range(s.shape[0])]
+        s, e, top = out["start"].cpu().numpy(), out["end"].cpu().numpy(), out["top_start"].cpu().numpy()
+        rows = [{"start": s[i], "end_beam": e[i], "top_start": top[i]} for i in range(s.shape[0])]
+        if self.answerable:
+            for row, a in zip(rows, out["impossible"].cpu().numpy()):
+                row["impossible"] = float(a)
+        return rows
 
 
 class FinetuneModel(nn.Module):

@@ -28,13 +28,15 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from electra.errors import UserError
+from electra.finetune.config import null_threshold
+from electra.finetune.files import find_task_dir, require_file
 from electra.finetune.metrics import squad_scores
 
 
 @dataclass(frozen=True)
 class SquadTask:
     name: str
-    folders: tuple[str, ...]
+    folders: tuple[str, ...]  # candidate sub-folders of --data (--data itself is tried last)
     train: str
     dev: str
     version2: bool
@@ -58,10 +60,8 @@ class QAExample(NamedTuple):
 
 def read_squad(path: Path, limit: int = 0) -> list[QAExample]:
     """Questions of a SQuAD json file (v1.1 or v2.0 layout); a malformed file is a one-line UserError."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))["data"]
+        data = json.loads(require_file(path).read_text(encoding="utf-8"))["data"]
         out = []
         for article in data:
             for para in article["paragraphs"]:
@@ -107,16 +107,25 @@ def max_context_window(spans: list[tuple[int, int]], t: int) -> int:
     return max((j for j, (s0, sl) in enumerate(spans) if s0 <= t < s0 + sl), key=score)
 
 
+def encode_contexts(examples: list[QAExample], tokenizer: Any) -> list[Any]:
+    """The tokenizer's encoding of each example's context. SQuAD asks several questions about each paragraph:
+    each distinct context is tokenized once and its encoding shared by all of its questions."""
+    unique = list(dict.fromkeys(ex.context for ex in examples))
+    encoded = dict(zip(unique, tokenizer.encode_batch(unique, add_special_tokens=False)))
+    return [encoded[ex.context] for ex in examples]
+
+
 def build_features(examples: list[QAExample], tokenizer: Any, cls_id: int, sep_id: int, cfg: Any,
-                   training: bool) -> list[dict[str, Any]]:
+                   training: bool, contexts: list[Any] | None = None) -> list[dict[str, Any]]:
     """One feature per (question, window). Besides the model inputs each carries `example` (index into
-    examples), `ctx_index` (context piece of each position, -1 elsewhere) and `max_context` flags."""
+    examples), `ctx_index` (context piece of each position, -1 elsewhere) and `max_context` flags.
+    `contexts`: encode_contexts(examples) when the caller needs the context offsets too (tokenize once)."""
     q_enc = tokenizer.encode_batch([ex.question for ex in examples], add_special_tokens=False)
-    c_enc = tokenizer.encode_batch([ex.context for ex in examples], add_special_tokens=False)
+    c_enc = contexts if contexts is not None else encode_contexts(examples, tokenizer)
     feats = []
     for ei, (ex, qe, ce) in enumerate(zip(examples, q_enc, c_enc)):
         q = qe.ids[: cfg.max_query_len]
-        offsets = ce.offsets
+        ctx_ids = ce.ids  # the binding builds a new list on every access: read it once
         max_doc = cfg.max_seq_len - len(q) - 3
         if max_doc < 1:
             raise UserError(f"max_seq_len {cfg.max_seq_len} leaves no room for the context after a "
@@ -124,13 +133,13 @@ def build_features(examples: list[QAExample], tokenizer: Any, cls_id: int, sep_i
         gold = None
         if training and not ex.is_impossible:
             text, s = ex.answers[0]
-            gold = char_span_to_tokens(offsets, s, s + len(text))
+            gold = char_span_to_tokens(ce.offsets, s, s + len(text))
             if gold is None:
                 continue  # answer not found in the context (bad offset): skipped, as BERT's script
-        spans = windows(len(ce.ids), max_doc, cfg.doc_stride)
+        spans = windows(len(ctx_ids), max_doc, cfg.doc_stride)
         for wi, (w0, wl) in enumerate(spans):
             prefix = [cls_id] + q + [sep_id]
-            ids = prefix + ce.ids[w0:w0 + wl] + [sep_id]
+            ids = prefix + ctx_ids[w0:w0 + wl] + [sep_id]
             seg = [0] * len(prefix) + [1] * (wl + 1)
             ctx_index = [-1] * len(prefix) + list(range(w0, w0 + wl)) + [-1]
             allowed = [1] + [0] * (len(prefix) - 1) + [1] * (wl + 1)  # the original's answer_mask: [CLS] + segment B
@@ -151,49 +160,56 @@ def _log_softmax(x: np.ndarray) -> np.ndarray:
     return x - m - np.log(np.exp(x - m).sum(axis=-1, keepdims=True))
 
 
+def _candidates(f: dict[str, Any], out: dict[str, Any], n_best: int) -> list[tuple[float, int, int]]:
+    """(score, start, end) of the spans worth checking in one window, before the validity rules."""
+    if "end_beam" in out:  # electra head: ends conditioned on each of the top starts
+        start_lp = _log_softmax(out["start"])
+        cands = []
+        for k, s in enumerate(out["top_start"][:n_best]):
+            end_lp = _log_softmax(out["end_beam"][k])
+            cands += [(float(start_lp[s] + end_lp[e]), int(s), int(e)) for e in np.argsort(-end_lp)[:n_best]]
+        return cands
+    st, en = out["start"], out["end"]
+    ok = [i for i, c in enumerate(f["ctx_index"]) if c >= 0]
+    top_s = sorted(ok, key=lambda i: -st[i])[:n_best]
+    top_e = sorted(ok, key=lambda i: -en[i])[:n_best]
+    return [(float(st[s] + en[e]), s, e) for s in top_s for e in top_e]
+
+
+def _is_valid(f: dict[str, Any], s: int, e: int, max_answer_len: int) -> bool:
+    """Both ends on context pieces, in order, short enough, and the start in its max-context window."""
+    ctx = f["ctx_index"]
+    return (s < len(ctx) and e < len(ctx) and ctx[s] >= 0 and ctx[e] >= 0 and s <= e
+            and e - s + 1 <= max_answer_len and f["max_context"][s])
+
+
+def _null_score(out: dict[str, Any]) -> float:
+    """A window's "no answer" score: the impossible logit (electra head) or the [CLS] span's (simple head)."""
+    return float(out["impossible"]) if "end_beam" in out else float(out["start"][0] + out["end"][0])
+
+
 def extract_answers(examples: list[QAExample], offsets: list[list[tuple[int, int]]], feats: list[dict[str, Any]],
                     outputs: list[dict[str, Any]], cfg: Any, version2: bool) -> dict[str, str]:
     """qid -> predicted answer text ('' = no answer, SQuAD 2.0) from the head outputs of every window;
     `offsets[i]` are the character offsets of example i's context pieces."""
+    head = "electra" if outputs and "end_beam" in outputs[0] else "simple"  # one head made all the outputs
     best: dict[int, tuple[float, str]] = {}
-    null: dict[int, float] = {}  # lowest over windows of the [CLS] span score (simple) / impossible logit (electra)
-    uses_classifier = False
+    null: dict[int, float] = {}  # SQuAD 2.0: the lowest "no answer" score over each question's windows
     for f, out in zip(feats, outputs):
         ei, ex = f["example"], examples[f["example"]]
-        ok = [i for i, c in enumerate(f["ctx_index"]) if c >= 0]
-        cands: list[tuple[float, int, int]] = []
-        if "end_beam" in out:  # electra head: ends conditioned on each of the top starts
-            start_lp = _log_softmax(out["start"])
-            for k, s in enumerate(out["top_start"][: cfg.n_best]):
-                end_lp = _log_softmax(out["end_beam"][k])
-                for e in np.argsort(-end_lp)[: cfg.n_best]:
-                    cands.append((float(start_lp[s] + end_lp[e]), int(s), int(e)))
-            null_score = float(out["impossible"])
-            uses_classifier = True
-        else:
-            st, en = out["start"], out["end"]
-            top_s = sorted(ok, key=lambda i: -st[i])[: cfg.n_best]
-            top_e = sorted(ok, key=lambda i: -en[i])[: cfg.n_best]
-            cands = [(float(st[s] + en[e]), s, e) for s in top_s for e in top_e]
-            null_score = float(st[0] + en[0])
-        null[ei] = min(null.get(ei, np.inf), null_score)
-        for sc, s, e in cands:
-            if (s >= len(f["ctx_index"]) or e >= len(f["ctx_index"]) or f["ctx_index"][s] < 0
-                    or f["ctx_index"][e] < 0 or e < s or e - s + 1 > cfg.max_answer_len or not f["max_context"][s]):
-                continue
-            if ei not in best or sc > best[ei][0]:
+        if version2:
+            null[ei] = min(null.get(ei, np.inf), _null_score(out))
+        for sc, s, e in _candidates(f, out, cfg.n_best):
+            if _is_valid(f, s, e, cfg.max_answer_len) and (ei not in best or sc > best[ei][0]):
                 a, b = offsets[ei][f["ctx_index"][s]][0], offsets[ei][f["ctx_index"][e]][1]
                 best[ei] = (sc, ex.context[a:b])
-    threshold = cfg.null_threshold
-    if not np.isfinite(threshold):  # an unresolved config: the heads' defaults (FinetuneConfig.resolve)
-        threshold = -2.75 if uses_classifier else 0.0
+    threshold = null_threshold(cfg.null_threshold, head)  # NaN (an unresolved config): the head's default
     preds = {}
     for ei, ex in enumerate(examples):
         score, text = best.get(ei, (-np.inf, ""))
         # qa_metrics.py: score_diff = null score - best span score (simple head; both logit sums), or the
         # impossible logit itself (electra head); "no answer" when score_diff > threshold
-        margin = null.get(ei, -np.inf) - (0.0 if uses_classifier else score)
-        if version2 and (margin > threshold or not text):
+        if version2 and (null.get(ei, -np.inf) - (0.0 if head == "electra" else score) > threshold or not text):
             text = ""
         preds[ex.qid] = text
     return preds
@@ -204,18 +220,15 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
     from electra.finetune.heads import ElectraQAHead, SimpleQAHead
     from electra.finetune.train import Job
 
-    folder = next((c for c in [Path(data_dir) / f for f in task.folders] + [Path(data_dir)]
-                   if (c / task.train).is_file()), None)
-    if folder is None:
-        raise UserError(f"task folder for {task.name} is missing: no {task.train} under {data_dir} or its "
-                        f"{', '.join(task.folders)} sub-folder")
+    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
     train = read_squad(folder / task.train, cfg.max_train_examples)
     dev = read_squad(folder / task.dev, cfg.max_eval_examples)
     train_feats = build_features(train, tokenizer, cls_id, sep_id, cfg, training=True)
     if not train_feats:
         raise UserError(f"{folder / task.train} gave no training features")
-    dev_feats = build_features(dev, tokenizer, cls_id, sep_id, cfg, training=False)
-    offsets = [e.offsets for e in tokenizer.encode_batch([ex.context for ex in dev], add_special_tokens=False)]
+    dev_contexts = encode_contexts(dev, tokenizer)  # the features and the answer offsets share it
+    dev_feats = build_features(dev, tokenizer, cls_id, sep_id, cfg, training=False, contexts=dev_contexts)
+    offsets = [c.offsets for c in dev_contexts]
     golds = {ex.qid: [a for a, _ in ex.answers] for ex in dev}
 
     def evaluate(predict: Any) -> dict[str, float]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from electra.errors import UserError
+from electra.finetune.files import find_task_dir, require_file
 from electra.finetune.heads import IGNORE
 from electra.finetune.metrics import span_f1, spans
 
@@ -24,7 +25,7 @@ from electra.finetune.metrics import span_f1, spans
 @dataclass(frozen=True)
 class TaggingTask:
     name: str
-    folders: tuple[str, ...]  # candidate sub-folders of DIR (DIR itself is tried last)
+    folders: tuple[str, ...]  # candidate sub-folders of --data (--data itself is tried last)
     train: str
     dev: str
     test: str | None  # scored too when present, reported as test_*
@@ -46,8 +47,7 @@ class Sentence(NamedTuple):
 
 def read_conll(path: Path, label_column: int = -1, limit: int = 0) -> list[Sentence]:
     """Sentences of a CoNLL file; a line without the label column is a one-line UserError."""
-    if not path.is_file():
-        raise UserError(f"{path} is missing")
+    require_file(path)
     out: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
@@ -106,20 +106,12 @@ def to_bioes(tags: list[str]) -> list[str]:
     return out
 
 
-def find_dir(data_dir: Path, task: TaggingTask) -> Path:
-    for cand in [Path(data_dir) / f for f in task.folders] + [Path(data_dir)]:
-        if (cand / task.train).is_file():
-            return cand
-    raise UserError(f"task folder for {task.name} is missing: no {task.train} under {data_dir} or its "
-                    f"{', '.join(task.folders)} sub-folder")
-
-
 def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for one tagging task (cfg is the resolved FinetuneConfig)."""
     from electra.finetune.heads import TaggingHead
     from electra.finetune.train import Job
 
-    folder = find_dir(data_dir, task)
+    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
     train = read_conll(folder / task.train, cfg.label_column, cfg.max_train_examples)
     if not train:
         raise UserError(f"{folder / task.train} has no sentences")

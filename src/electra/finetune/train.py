@@ -7,13 +7,16 @@ lists), a head factory, an `evaluate(predict)` that scores the dev set(s) and an
 - steps = n_train // batch * epochs (the original's count), 10% warmup multiplied onto a linear decay
   to 0 (`optim.lr_at`), Adam without bias correction, eps 1e-6, global-norm clip 1.0;
 - layer-wise LR decay through `optim.layerwise_lr_scales` (off-by-one of the original optional);
+- the batch loss: the head's loss terms summed (or averaged, --loss-reduction) by `reduce_loss`;
+  the loss is kept on the device and read on logging steps only (no per-step host sync on a GPU);
 - bf16 autocast on CUDA only, fp32 on CPU; batches padded to their longest row (no fixed-length pad);
 - `save_model`: OUT/model/model.safetensors (`encoder.*`, `head.*`), finetune.json, vocab.txt.
 """
 from __future__ import annotations
 
+import itertools
 import json
-import math
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -22,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import nn
@@ -49,30 +53,38 @@ class Job:
     write_test: Callable[[Predict, Path], list[str]] | None = None  # -> written file names
 
 
+def _row_mask(rows: list[list[Any]], width: int) -> np.ndarray:
+    """(len(rows), width) bool: True on the positions each row fills when left-aligned."""
+    lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+    return np.arange(width) < lengths[:, None]
+
+
+def pad_rows(rows: list[list[int]], width: int, fill: int) -> np.ndarray:
+    """(len(rows), width) int64 array of the rows left-aligned, `fill` after them. Built in one go (one flat
+    array of every value, one masked write): a tensor per row costs more than the copy itself."""
+    mask = _row_mask(rows, width)
+    out = np.full(mask.shape, fill, dtype=np.int64)
+    # a boolean-mask write fills the True positions in row-major order: the rows' values concatenated
+    out[mask] = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(mask.sum()))
+    return out
+
+
 def collate(feats: list[Feature], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a list of features to the longest row. Token-level fields are padded with IGNORE (labels) or
     0 (allowed answer positions); scalar fields are stacked; None (test rows) is left out."""
-    T = max(len(f["input_ids"]) for f in feats)
-    B = len(feats)
-    ids = torch.full((B, T), pad_id, dtype=torch.long)
-    seg = torch.zeros((B, T), dtype=torch.long)
-    mask = torch.zeros((B, T), dtype=torch.bool)
-    for i, f in enumerate(feats):
-        n = len(f["input_ids"])
-        ids[i, :n] = torch.tensor(f["input_ids"])
-        seg[i, :n] = torch.tensor(f["segment_ids"])
-        mask[i, :n] = True
-    batch: dict[str, Any] = {"input_ids": ids, "segment_ids": seg,
-                             "attention_mask": None if bool(mask.all()) else mask}
+    column = lambda key: [f[key] for f in feats]
+    ids = column("input_ids")
+    T = max(map(len, ids))
+    mask = _row_mask(ids, T)
+    batch: dict[str, Any] = {"input_ids": torch.from_numpy(pad_rows(ids, T, pad_id)),
+                             "segment_ids": torch.from_numpy(pad_rows(column("segment_ids"), T, 0)),
+                             "attention_mask": None if mask.all() else torch.from_numpy(mask)}
     for key, fill in (("labels", IGNORE), ("allowed", 0)):
         if key in feats[0]:
-            t = torch.full((B, T), fill, dtype=torch.long)
-            for i, f in enumerate(feats):
-                t[i, :len(f[key])] = torch.tensor(f[key])
-            batch[key] = t
+            batch[key] = torch.from_numpy(pad_rows(column(key), T, fill))
     for key in ("label", "start", "end", "is_impossible"):
         if key in feats[0] and feats[0][key] is not None:
-            batch[key] = torch.tensor([f[key] for f in feats])
+            batch[key] = torch.tensor(column(key))  # int64, or float32 for regression targets
     return batch
 
 
@@ -93,6 +105,43 @@ def lr_scales(model: FinetuneModel, cfg: FinetuneConfig) -> dict[str, float] | N
                                original_off_by_one=cfg.layer_decay_off_by_one)
 
 
+def reduce_loss(losses: torch.Tensor, how: str) -> torch.Tensor:
+    """The batch loss from a head's loss terms (FinetuneConfig.loss_reduction). The original sums them
+    (run_finetuning.py: reduce_sum of the stacked per-example losses; a tagging example's loss is itself a
+    sum over its words); `mean` averages the terms instead."""
+    return losses.sum() if how == "sum" else losses.mean()
+
+
+class LossTracker:
+    """The smoothed training loss (EMA 0.9 / 0.1) and the first step whose loss was not finite, both kept on
+    the device: reading a GPU value makes the host wait for the GPU, so they are read on logging steps only.
+    (On the CPU a read costs nothing, and the loop reads every step to stop at the first bad one.)"""
+
+    def __init__(self, device: torch.device):
+        self.ema: torch.Tensor | None = None
+        self.first_bad = torch.full((), -1, dtype=torch.long, device=device)
+        self.bad_value = torch.zeros((), dtype=torch.float64, device=device)
+
+    def add(self, loss: torch.Tensor, step: int) -> None:
+        value = loss.detach().double()  # float64: the same arithmetic as an EMA kept in Python floats
+        self.ema = value if self.ema is None else 0.9 * self.ema + 0.1 * value
+        bad = ~torch.isfinite(value) & (self.first_bad < 0)
+        self.first_bad.masked_fill_(bad, step)  # a scalar fill: no host-to-device copy, no sync
+        self.bad_value = torch.where(bad, value, self.bad_value)
+
+    def check(self, lr: float) -> None:
+        """UserError naming the first non-finite loss, if there was one (a host sync)."""
+        step = int(self.first_bad)
+        if step >= 0:
+            raise UserError(f"fine-tuning loss became {float(self.bad_value)} at step {step} (lr {lr:g}); "
+                            f"lower --lr")
+
+    def value(self, lr: float) -> float:
+        """The smoothed loss as a Python float (a host sync), after `check`."""
+        self.check(lr)
+        return float("nan") if self.ema is None else float(self.ema)
+
+
 def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_id: int, device: torch.device,
           seed: int, log: Callable[[str], None] = print) -> dict[str, float]:
     """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}."""
@@ -105,7 +154,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                           cfg.adam_eps, lr_scales(model, cfg))
     gen = torch.Generator().manual_seed(seed)
     model.train()
-    step, t0, ema = 0, time.time(), None
+    step, t0, tracker = 0, time.time(), LossTracker(device)
     while step < steps:
         order = torch.randperm(len(feats), generator=gen).tolist()
         # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
@@ -117,21 +166,20 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
             set_lr(opt, lr_at(step, cfg.lr, steps, warmup))
             with autocast(device):
                 out = model(batch)
-            loss = model.head.loss(out, batch)
+            loss = reduce_loss(model.head.losses(out, batch), cfg.loss_reduction)
             loss.backward()
             if cfg.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise UserError(f"fine-tuning loss became {value} at step {step} (lr {cfg.lr:g}); lower --lr")
-            ema = value if ema is None else 0.9 * ema + 0.1 * value
+            tracker.add(loss, step)
+            if device.type == "cpu":  # reading costs nothing here: stop at the first bad step
+                tracker.check(cfg.lr)
             step += 1
             if step % cfg.log_every == 0 or step == steps:
-                log(f"  step {step}/{steps}  loss {ema:.4f}  lr {lr_at(step - 1, cfg.lr, steps, warmup):.2e}  "
-                    f"{time.time() - t0:.0f}s")
-    return {"steps": steps, "final_loss": float(ema), "seconds": time.time() - t0}
+                log(f"  step {step}/{steps}  loss {tracker.value(cfg.lr):.4f}  "
+                    f"lr {lr_at(step - 1, cfg.lr, steps, warmup):.2e}  {time.time() - t0:.0f}s")
+    return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
 
 
 @torch.no_grad()
@@ -152,10 +200,20 @@ def predict(model: FinetuneModel, feats: list[Feature], pad_id: int, device: tor
 
 
 def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_path: Path) -> Path:
-    """OUT/model/: model.safetensors (`encoder.<Encoder names>`, `head.<...>`), finetune.json, vocab.txt."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(tensors, str(out_dir / "model.safetensors"), metadata={"format": "electra-finetune"})
-    (out_dir / "finetune.json").write_text(json.dumps(meta, indent=1))
-    shutil.copyfile(vocab_path, out_dir / "vocab.txt")
+    """OUT/model/: model.safetensors (`encoder.<Encoder names>`, `head.<...>`), finetune.json, vocab.txt, written
+    under a temporary name and renamed into place, so that a crash never leaves a folder with half a model."""
+    tmp = out_dir.parent / f".{out_dir.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "electra-finetune"})
+        (tmp / "finetune.json").write_text(json.dumps(meta, indent=1))
+        shutil.copyfile(vocab_path, tmp / "vocab.txt")
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    os.replace(tmp, out_dir)
     return out_dir

@@ -1,0 +1,31 @@
+"""Finding a task's input files under --data, with one-line errors (shared by glue.py, squad.py, tagging.py).
+
+--data may name a benchmark's root (GLUE_DIR holding SST-2/ ..., a folder holding squad-v1.1/ ...) or the
+task's own folder, so each task lists the sub-folder names it may sit in and the folder is the first of
+them, or --data itself, that holds the task's training file.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from electra.errors import UserError
+
+
+def find_task_dir(data_dir: Path, task: str, folders: Sequence[str], marker: str) -> Path:
+    """The first of data_dir/<folder> (in the order given), then data_dir itself, holding the file `marker`."""
+    data_dir = Path(data_dir)
+    candidates = [data_dir / f for f in folders] + [data_dir]
+    for cand in candidates:
+        if (cand / marker).is_file():
+            return cand
+    tried = ", ".join(str(c) for c in candidates[:-1]) + f" or {candidates[-1]}"
+    raise UserError(f"{task}: task folder {candidates[0]} is missing (no {marker} under {tried}); "
+                    f"pass --data as the task's own folder or the folder holding it")
+
+
+def require_file(path: Path) -> Path:
+    """`path`, or a one-line UserError naming it when it is not a file."""
+    if not path.is_file():
+        raise UserError(f"{path} is missing")
+    return path
