@@ -8,9 +8,11 @@
 #   inputs_b128.pt, inputs_b512.pt   bench batches: `bench_pretrain.py --batch B --save-inputs FILE`
 #   wiki128/                         a prepared dataset: `electra prepare CORPUS --vocab V --out DIR`
 # OUT_DIR receives one log per stage; the last lines printed are a summary.
-# Stages, most important first: environment; CUDA tests; the step benchmark at the paper's batch (128 x 128)
-# in eager, compiled and CUDA-graph modes against the transformers peer; the real training loop (data loader,
-# logging, evaluation, checkpoint) eager and with CUDA graphs; the benchmark at batch 512 (SKIP_B512=1: not).
+# Stages, most important first (a lease is 15 minutes including the machine's start; the first five take at
+# most about 9.5): environment; CUDA tests; the step benchmark at the paper's batch (128 x 128) in eager,
+# compiled and CUDA-graph modes against the transformers peer; the same at batch 512; a profile of our
+# CUDA-graph step; the real training loop (data loader, logging, evaluation, checkpoint) with CUDA graphs,
+# then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512).
 set -u
 carry=${1:?CARRY_DIR}
 out=${2:?OUT_DIR}
@@ -40,19 +42,21 @@ bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-l
 stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
   --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" | cut -c1-230
+[ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
+  --modes-together --no-peak
+grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
 # profiling an eager and a compiled step took most of the 230 s of the first H100 run: one short stage of its own
 stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes graphs-bf16 --sides ours \
   --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40
 
+if [ "${SKIP_LOOPS:-0}" != 1 ]; then
 run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \
   --warmup-steps 1000 --log-every 100 --eval-every 400 --eval-batches 4 --save-every 100000"
-stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
-grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230
 stage loop_graphs 120 $run --out /tmp/run_graphs --max-time 75 --compile true --compile-mode reduce-overhead
 grep -E "padded|tok/s|eval|done" "$out/loop_graphs.log" | tail -n 4 | cut -c1-230
+stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
+grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230
 cp /tmp/run_eager/metrics.jsonl "$out/loop_eager_metrics.jsonl" 2>/dev/null
-[ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
-  --modes-together --no-peak
-grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
+fi
 echo "=== total $(( $(date +%s) - t0 ))s"
 cat "$out/stages.txt"

@@ -89,7 +89,8 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                  ("eval/disc_auc", "discriminator AUC"), ("eval/disc_precision", "discriminator precision"),
                  ("eval/disc_recall", "discriminator recall"), ("eval/mlm_loss", "MLM loss"),
                  ("eval/rtd_loss", "RTD loss")]
-        body += ["", f"Held-out metrics at step {int(e['step']):,} (the run's last evaluation before this checkpoint):",
+        body += ["", (f"Held-out metrics at step {int(e['step']):,} (the run's last evaluation at or before this "
+                      "checkpoint):"),
                  "", *_table([(label, f"{e[key]:.4f}") for key, label in names if key in e])]
     if o.objective == "mlm":  # the baseline's one model is the full-size masked LM, not a helper
         return _card(arch, body, "the masked-language model of an MLM (BERT-style) pre-training run",
