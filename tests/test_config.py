@@ -59,12 +59,16 @@ def test_bare_bool_flag_means_true_and_others_need_a_value():
     ({"hiden_size": "3"}, "hiden_size"),
     ({"hidden_size": "abc"}, "model.hidden_size"),
     ({"max_steps": "1.5"}, "train.max_steps"),
+    ({"max_steps": "inf"}, "train.max_steps"),  # int(float("inf")) raises OverflowError, not ValueError
+    ({"save_every": "1e400"}, "train.save_every"),
     ({"sharing": "some"}, "sharing"),
     ({"mask_prob": "1.5"}, "mask_prob"),
     ({"seq_len": "1024"}, "position table"),
     ({"sharing": "all"}, "generator_hidden_fraction"),
     ({"hidden_size": "100", "num_heads": "3"}, "divisible"),
     ({"precision": "fp8"}, "precision"),
+    ({"seed": "-1"}, "train.seed"),  # numpy's SeedSequence refuses it deep in the run (a ValueError traceback)
+    ({"seed": str(2**64)}, "train.seed"),  # torch.manual_seed overflows
 ])
 def test_bad_values_name_the_field(overrides, needle):
     with pytest.raises(UserError, match=needle):

@@ -6,6 +6,7 @@ a 2-rank checkpoint resumes in one process with the identical loss curve.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ COMMON = tiny_overrides(global_batch_size=8, micro_batch_size=4, max_steps=6, sa
 
 
 def launch(out: Path, data: Path, nproc: int, extra: list[str] = (), env: dict | None = None,
-           max_restarts: int = 0) -> subprocess.CompletedProcess:
+           max_restarts: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
     if nproc == 1:
         cmd = [sys.executable, "-m", "electra"]
     else:
@@ -34,11 +35,18 @@ def launch(out: Path, data: Path, nproc: int, extra: list[str] = (), env: dict |
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                          env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
     try:
-        out, err = p.communicate(timeout=300)
+        out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, err = p.communicate()
-        pytest.fail(f"{' '.join(cmd[:6])} ... hung for 300 s:\n{err[-3000:]}")
+        # SIGTERM first: torchrun's agent then stops its workers, which run in sessions of their own (out of
+        # reach of killpg; left alive, they would also keep the pipes open and communicate() waiting forever)
+        p.terminate()
+        try:
+            out, err = p.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            out, err = "", "(the run did not stop on SIGTERM)"
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        pytest.fail(f"{' '.join(cmd[:6])} ... hung for {timeout} s:\n{err[-3000:]}")
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
@@ -109,3 +117,36 @@ def test_fsdp_equals_one_process_and_its_checkpoint_loads_in_one(tiny_dataset, t
     r = launch(out2, tiny_dataset, 1)
     assert r.returncode == 0, r.stderr[-3000:]
     assert_close(weights(out2), weights(single))
+
+
+@pytest.mark.parametrize("parallel, micro", [("ddp", 64), ("fsdp", 20)])
+def test_held_out_evaluation_with_a_small_split_does_not_hang(tiny_dataset, tmp_path, parallel, micro):
+    """The held-out split (51 rows here) is smaller than micro x world: with rows dealt out micro-batch by
+    micro-batch, rank 1 got none (micro 64) and skipped the metrics' all-reduce that rank 0 waited in, or one
+    batch fewer than rank 0 (micro 20), so FSDP's per-forward all-gathers no longer paired up."""
+    from electra.data.dataset import PretrainData
+    assert len(PretrainData(tiny_dataset).valid) < 2 * 64
+    out = tmp_path / parallel
+    r = launch(out, tiny_dataset, 2, extra=["--parallel", parallel, "--global-batch-size", str(2 * micro),
+                                            "--micro-batch-size", str(micro), "--max-steps", "1", "--eval-every", "0"],
+               timeout=150)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [row for row in rows if "eval/disc_auc" in row]
+    assert len(evals) == 1 and 0.0 <= evals[0]["eval/disc_auc"] <= 1.0
+
+
+def test_a_bad_device_name_is_a_one_line_error():
+    """--device takes auto, cpu or cuda; anything torch cannot parse, or CUDA (with or without an index) on a
+    machine without it, is a UserError rather than torch's RuntimeError / AssertionError traceback."""
+    from electra.dist import pick_device
+    from electra.errors import UserError
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(UserError, match="'gpu' is not a device"):
+        pick_device("gpu")
+    if not torch.cuda.is_available():
+        for name in ("cuda", "cuda:0"):
+            with pytest.raises(UserError, match="no CUDA device"):
+                pick_device(name)
+    else:
+        assert pick_device("cuda", 1) == torch.device("cuda", 1) and pick_device("cuda:0", 1) == torch.device("cuda", 0)

@@ -48,6 +48,20 @@ def test_train_flops_from_the_presets():
     assert close(train_flops(build_config("base", {"objective": "mlm"}), steps=1e6), 6.43e19)
 
 
+def test_untied_generator_is_counted_at_the_width_it_has():
+    """sharing=none keeps the discriminator's embedding width in the generator (fidelity.md difference 4): its
+    lookup, E -> D_gen projection and E x V output layer are those of the tied model, so the count is the same,
+    the script's tied_embeddings=True case (not its untied one, embeddings as wide as the generator)."""
+    from electra.objective import Electra, SpecialTokens
+    small = build_config("small", {})
+    untied = build_config("small", {"sharing": "none"})
+    ref = electra_train_flops(256, 12, 64, 12, 128, 1e6, True, s=128, e=128)
+    assert close(train_flops(untied), ref, rel=1e-12) and close(train_flops(small), ref, rel=1e-12)
+    model = Electra(untied, SpecialTokens(0, 101, 102, 103))  # the model really has 128-wide generator embeddings
+    assert model.generator.embeddings.word.weight.shape == (30522, 128)
+    assert model.generator.project.weight.shape == (64, 128)
+
+
 def test_inference_flops_at_128_tokens():
     assert close(inference_flops(build_config("small", {})), 3.7e9, rel=0.02)
     assert close(inference_flops(build_config("base", {})), 2.9e10, rel=0.02)

@@ -153,6 +153,29 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
     weights = run / "checkpoints" / "step_00000002" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "4"], "corrupt or truncated")
+    for name in ("config.json", "tokenizer.json"):  # a damaged run file: named, with what to do
+        saved = (run / name).read_text()
+        (run / name).write_text(saved[: len(saved) // 2])
+        one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run)], f"its {name} is missing or damaged")
+        (run / name).write_text(saved)
+
+
+def test_resume_applies_optimizer_overrides_and_refuses_a_misfit_in_one_line(tiny_dataset, tmp_path, capsys):
+    """The saved config with this command's overrides on top is what a resumed run uses: torch's
+    load_state_dict would silently bring back the checkpoint's eps / betas / weight decay, and a state that
+    cannot fit (decay switched off: one parameter group instead of two) must be a one-line error that leaves
+    the run's config.json untouched, so that the run still resumes as before."""
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard"]
+    assert main([*args, *tiny_overrides(max_steps=2, eval_every=0)]) == 0
+    config_before = (run / "config.json").read_text()
+    one_line_error(capsys, [*args, "--max-steps", "3", "--weight-decay", "0"], "optimizer state does not fit")
+    assert (run / "config.json").read_text() == config_before
+    assert main([*args, "--max-steps", "3"]) == 0  # resumes as if the refused attempt had never happened
+    assert main([*args, "--max-steps", "4", "--adam-eps", "0.25", "--adam-beta2", "0.5", "--weight-decay", "0.125"]) == 0
+    groups = json.loads((run / "checkpoints" / "step_00000004" / "state.json").read_text())["optimizer"]["param_groups"]
+    assert all(g["eps"] == 0.25 and g["betas"] == [0.9, 0.5] for g in groups)
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.125]  # biases and LayerNorm still undecayed
 
 
 def test_continue_pretraining_from_a_hugging_face_folder(tiny_dataset, tmp_path, capsys):

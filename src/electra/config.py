@@ -124,6 +124,8 @@ class TrainConfig:
             raise UserError("train.micro_batch_size, warmup_steps and eval_every must be >= 0")
         if self.lr <= 0:
             raise UserError(f"train.lr must be > 0, got {self.lr}")
+        if not 0 <= self.seed < 2**64:  # numpy's SeedSequence (data order, micro-step seeds) and torch.manual_seed
+            raise UserError(f"train.seed must be in [0, 2^64), got {self.seed}")
         if self.optimizer not in ("electra", "adamw"):
             raise UserError(f"train.optimizer must be 'electra' or 'adamw', got {self.optimizer!r}")
         if self.parallel not in ("ddp", "fsdp"):
@@ -255,7 +257,7 @@ def parse_value(text: str, kind: type, where: str) -> Any:
                 raise ValueError
             return value
         return text
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: int(float("inf")), e.g. --max-steps inf or 1e400
         raise UserError(f"bad value {text!r} for {where}: expected {kind.__name__}") from None
 
 

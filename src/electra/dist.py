@@ -25,14 +25,18 @@ class Dist(NamedTuple):
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    from electra.errors import UserError
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
+    try:
+        dev = torch.device(name)
+    except RuntimeError:  # torch's message lists every backend it knows; ours names what the flag takes
+        raise UserError(f"--device {name!r} is not a device: use auto, cpu or cuda") from None
+    if dev.type == "cuda":
         if not torch.cuda.is_available():
-            from electra.errors import UserError
-            raise UserError("--device cuda was asked for but no CUDA device is visible; use --device cpu")
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
+            raise UserError(f"--device {name} was asked for but no CUDA device is visible; use --device cpu")
+        return torch.device("cuda", local_rank if dev.index is None else dev.index)
+    return dev
 
 
 def init(device: str = "auto") -> Dist:

@@ -121,8 +121,11 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
                 output_frac: float = OUTPUT_FRAC) -> float:
     """Pre-training FLOPs of a run by the paper's method (spec 1.9): `steps` optimizer steps (default
     cfg.train.max_steps) of `batch_size` sequences (default the global batch) of cfg.train.seq_len tokens.
-    ELECTRA: discriminator + generator (generator embeddings counted at the tied width unless
-    sharing=none). MLM objective: one full-size model with the output softmax (the BERT baseline)."""
+    ELECTRA: discriminator + generator, the generator's embeddings counted at the tied width in every sharing
+    mode (with sharing=none too: this project's untied generator keeps the discriminator's embedding width,
+    fidelity.md difference 4, so it computes exactly what the tied one does; the script's untied case, width =
+    generator hidden, is a model this project does not build). MLM objective: one full-size model with the
+    output softmax (the BERT baseline)."""
     m, o, t = cfg.model, cfg.objective, cfg.train
     steps = t.max_steps if steps is None else steps
     batch = t.global_batch_size if batch_size is None else batch_size
@@ -130,9 +133,9 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
         return _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps)
     g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
     disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
-    # shared embeddings (and sharing=all, one encoder serving as both: still two forward/backward passes of it)
-    gen_e = m.embedding_size if o.sharing != "none" else None
-    gen = _transformer(g, t.seq_len, gen_e, output_frac).train_flops(batch, steps)
+    # the generator's embedding width is the discriminator's in every sharing mode (generator_config keeps it;
+    # sharing=all: one encoder serving as both, still two forward/backward passes of it)
+    gen = _transformer(g, t.seq_len, g.embedding_size, output_frac).train_flops(batch, steps)
     return disc + gen
 
 

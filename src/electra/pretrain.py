@@ -94,7 +94,7 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
     if args.resume and ckpt is None:
         raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
     if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
-        base = json.loads((args.out / "config.json").read_text())
+        base = read_run_json(args.out, "config.json")
         return build_config(None, overrides, base=base), ckpt, None
     overrides = dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
@@ -111,6 +111,19 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
     return PretrainConfig.from_dict(init.cfg), None, init
 
 
+def read_run_json(run_dir: Path, name: str) -> dict:
+    """One of a run folder's JSON files, for a resume; a missing or damaged one is a one-line error."""
+    try:
+        value = json.loads((run_dir / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"cannot resume {run_dir}: its {name} is missing or damaged ({str(e)[:120]}); restore it "
+                        f"or start a fresh run in another --out folder") from None
+    if not isinstance(value, dict):
+        raise UserError(f"cannot resume {run_dir}: its {name} is not a JSON object; restore it or start a fresh "
+                        f"run in another --out folder")
+    return value
+
+
 def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
@@ -125,14 +138,17 @@ def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> N
 def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int, d: dist.Dist,
              autocast: contextlib.AbstractContextManager) -> dict[str, float]:
     """Held-out metrics on the first eval_batches x micro x world rows of the validation split, with
-    dropout off and fixed masking seeds, so evaluations along a run are comparable."""
+    dropout off and fixed masking seeds, so evaluations along a run are comparable. Every rank takes an equal,
+    contiguous share of those rows (a remainder under world_size is left out), so that all ranks run the same
+    number of forwards (FSDP gathers weights in each) and all reach the collectives below or none does."""
     model.eval()
-    n = min(len(data.valid), cfg.train.eval_batches * micro * d.world_size)
+    share = min(len(data.valid), cfg.train.eval_batches * micro * d.world_size) // d.world_size
+    lo, hi = d.rank * share, (d.rank + 1) * share
     sums, scores, labels = None, [], []
     loss_sums = torch.zeros(3, device=d.device)
     batches = 0
-    for i, start in enumerate(range(d.rank * micro, n, micro * d.world_size)):
-        batch = to_device(collate([data.valid[j] for j in range(start, min(start + micro, n))],
+    for i, start in enumerate(range(lo, hi, micro)):
+        batch = to_device(collate([data.valid[j] for j in range(start, min(start + micro, hi))],
                                   cfg.train.seq_len, data.special), d.device)
         torch.manual_seed(micro_seed(cfg.train.seed, 2**31, i))
         with autocast:
@@ -173,7 +189,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if cfg.model.vocab_size < data.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
     if ckpt is not None:
-        recorded = json.loads((args.out / "tokenizer.json").read_text())["vocab_sha256"]
+        recorded = read_run_json(args.out, "tokenizer.json").get("vocab_sha256")
         if recorded != vocab_sha256(data.vocab_path):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
@@ -202,10 +218,6 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         opt_state = optimizer_from_flat(read_weights(ckpt / "optimizer.safetensors"), state["optimizer"])
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
-    if d.is_main:
-        write_run_files(args.out, cfg, data)
-    log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard) if d.is_main else NullLogger()
-
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
     raw = model
@@ -214,7 +226,20 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         dist.shard_model(raw, (Block,))
     optimizer = build_optimizer(raw, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
     if opt_state is not None:
-        dist.load_full_optimizer(raw, optimizer, opt_state) if fsdp else optimizer.load_state_dict(opt_state)
+        # torch restores the saved hyperparameters with the state; this command's config (its --weight-decay,
+        # --adam-eps, --adam-beta1/2 overrides, written to config.json) is what the run must use from here on
+        hparams = [{k: g[k] for k in ("weight_decay", "eps", "betas")} for g in optimizer.param_groups]
+        try:
+            dist.load_full_optimizer(raw, optimizer, opt_state) if fsdp else optimizer.load_state_dict(opt_state)
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise UserError(f"checkpoint {ckpt}: its optimizer state does not fit this run's optimizer "
+                            f"({str(e)[:200]}); weight_decay cannot be switched to or from 0 when resuming") from None
+        for group, hp in zip(optimizer.param_groups, hparams):
+            group.update(hp)
+    # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was
+    if d.is_main:
+        write_run_files(args.out, cfg, data)
+    log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard) if d.is_main else NullLogger()
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = compile_model(model, t.compile_mode) if t.compile else model
@@ -254,7 +279,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     def check_finite() -> None:
         bad = int(first_bad.item())
         if bad >= 0:
-            raise UserError(f"non-finite loss at step {bad} (lr {lr_at(bad, t.lr, t.max_steps, t.warmup_steps):.2e}); "
+            raise UserError(f"non-finite loss at step {bad} (lr {lr_at(bad, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power):.2e}); "
                             f"stopped without saving it. Lower --lr, raise --warmup-steps or use --precision fp32, "
                             f"then resume from the last checkpoint")
 
