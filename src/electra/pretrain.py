@@ -37,6 +37,7 @@ from electra.data.dataset import BatchStream, PretrainData, collate
 from electra.data.tokenizer import vocab_sha256
 from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
 from electra.errors import UserError
+from electra.health import Monitor
 from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
 from electra.model import Block, count_params
 from electra.objective import Electra, SpecialTokens, Stats, auc, summarize
@@ -272,6 +273,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     old_handler = signal.signal(signal.SIGINT, on_sigint)
     params = [p for p in raw.parameters() if p.requires_grad]
+    health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra")
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
@@ -349,9 +351,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                     f"{metrics['train/gen_acc']:.3f} | replaced {metrics['train/replaced_rate']:.3f} | disc_acc "
                     f"{metrics['train/disc_acc']:.3f} | lr {lr:.2e} | {tok_s:,.0f} tok/s | eta {fmt_duration(eta)}")
             run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, now)
+            if not t.eval_every:  # no held-out metrics to judge the run's health by: the training ones
+                for line in health.update(step, metrics):
+                    log.print(line)
         log.progress(step)
         if t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
-            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast))
+            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
         if step % t.save_every == 0 and step < t.max_steps:
             save()
         inject_fault(step, d.rank)
@@ -363,7 +368,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 break
 
     stream.close()
-    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast))
+    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
     save()
     signal.signal(signal.SIGINT, old_handler)
     if d.is_main:
@@ -375,7 +380,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     return 0
 
 
-def log_eval(log: NullLogger, step: int, metrics: dict[str, float]) -> None:
+def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Monitor) -> None:
     if not metrics:
         log.print(f"step {step}: no held-out examples, skipping evaluation")
         return
@@ -383,6 +388,8 @@ def log_eval(log: NullLogger, step: int, metrics: dict[str, float]) -> None:
             f"{metrics['eval/sampled_acc']:.3f} | replaced {metrics['eval/replaced_rate']:.3f} | disc_auc "
             f"{metrics.get('eval/disc_auc', math.nan):.3f} | precision {metrics['eval/disc_precision']:.3f} | "
             f"recall {metrics['eval/disc_recall']:.3f} | mlm {metrics['eval/mlm_loss']:.3f} | rtd {metrics['eval/rtd_loss']:.4f}")
+    for line in health.update(step, metrics):  # alerts on the two-player dynamics (health.py)
+        log.print(line)
 
 
 def main(argv: list[str]) -> int:
