@@ -58,6 +58,20 @@ def test_init_statistics_and_param_count():
     expected = 3000 * 64 + 512 * 64 + 2 * 64 + 128 + (64 * 192 + 192 + 64 * 64 + 64 + 4 * 64 + 64 * 256 + 256 + 256 * 64 + 64)
     assert count_params(enc) == expected
 
+
+def test_embedding_projection_keeps_tf_default_init():
+    """The original builds `embeddings_project` with tf.layers.dense and no initializer: Glorot uniform,
+    U(+-sqrt(6 / (E + D))), not the truncated normal of the other dense layers."""
+    from electra.model import init_weights
+    torch.manual_seed(0)
+    enc = Encoder(ModelConfig(vocab_size=100, hidden_size=256, embedding_size=128, num_layers=1, num_heads=4,
+                              intermediate_size=64))
+    init_weights(enc)
+    w, bound = enc.project.weight.detach(), (6 / (128 + 256)) ** 0.5
+    assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound  # uniform up to the bound
+    assert abs(float(w.std()) - bound / 3 ** 0.5) < 0.003 and float(enc.project.bias.abs().sum()) == 0.0
+    assert float(enc.blocks[0].attn.qkv.weight.detach().abs().max()) <= 0.04 + 1e-6  # the rest: truncated normal
+
 # ---------------------------------------------------------------------------------------------------
 # The step's other random draws: CPU dropout (electra.model.dropout) keeps F.dropout's distribution, and
 # the spelled-out CPU attention equals SDPA.

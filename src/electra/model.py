@@ -286,7 +286,8 @@ class DiscriminatorHead(nn.Module):
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:
     """Truncated normal (+-2 std) for embeddings and dense layers, zero biases, unit LayerNorm: the
-    original's initializer. The discriminator's final 1-unit layer keeps TF's default (Glorot uniform)."""
+    original's initializer. Two layers the original builds without an initializer keep TF's default, Glorot
+    uniform: the discriminator's final 1-unit layer and each encoder's `embeddings_project` (E -> D)."""
     for m in module.modules():
         if isinstance(m, nn.Linear):
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
@@ -300,6 +301,8 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
     for m in module.modules():
         if isinstance(m, DiscriminatorHead):
             nn.init.xavier_uniform_(m.out.weight)
+        elif isinstance(m, Encoder) and m.project is not None:
+            nn.init.xavier_uniform_(m.project.weight)
 
 
 def count_params(module: nn.Module) -> int:
