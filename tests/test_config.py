@@ -89,3 +89,11 @@ def test_json_round_trip_and_unknown_sections():
     with pytest.raises(UserError, match="unknown config section"):
         PretrainConfig.from_dict({"optim": {}})
     assert set(PRESETS) == {"tiny", "small", "base", "large"}
+
+
+def test_integers_are_exact_and_accept_scientific_step_counts():
+    big = 2**63 - 25  # not a float: parsing through float would round it
+    cfg = build_config("tiny", {"seed": str(big), "max_steps": "1e6", "warmup_steps": "2.5e3"})
+    assert (cfg.train.seed, cfg.train.max_steps, cfg.train.warmup_steps) == (big, 1_000_000, 2_500)
+    with pytest.raises(UserError, match="train.max_steps"):
+        build_config("tiny", {"max_steps": "1.5"})

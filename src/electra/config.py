@@ -247,7 +247,10 @@ def parse_value(text: str, kind: type, where: str) -> Any:
                 return False
             raise ValueError
         if kind is int:
-            value = float(text)  # accept 1e6 for step counts
+            try:
+                return int(text)  # exact, however large (a seed above 2^53 survives)
+            except ValueError:
+                value = float(text)  # accept 1e6 for step counts
             if value != int(value):
                 raise ValueError
             return int(value)
