@@ -78,11 +78,14 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    if final.exists():
-        shutil.rmtree(final)
+    previous = ckpt_root / f".old_{final.name}"  # the same step saved again (e.g. Ctrl-C right after a save)
+    if final.exists():  # moved aside whole, not deleted, until the new copy is in place (latest_checkpoint)
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(final, previous)
     os.replace(tmp, final)
     fsync_dir(ckpt_root)
     atomic_write_text(ckpt_root / "LATEST", final.name)
+    shutil.rmtree(previous, ignore_errors=True)
     for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -94,8 +97,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     if not pointer.exists():
         return None
     path = run_dir / "checkpoints" / pointer.read_text().strip()
+    previous = path.parent / f".old_{path.name}"
+    if not path.exists() and (previous / "state.json").exists():  # killed while re-saving this step: the old copy
+        os.replace(previous, path)
     if not (path / "state.json").exists():
-        raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; delete LATEST to start over")
+        raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; point LATEST at another "
+                        f"step_* folder there, or delete it to start over")
     return path
 
 

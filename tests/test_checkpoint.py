@@ -1,0 +1,38 @@
+"""Checkpoint folders: saving the same step again replaces it whole, and a run killed in the middle of that
+keeps the step's previous copy."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from electra.checkpoint import latest_checkpoint, read_state, read_weights, save_checkpoint
+from electra.errors import UserError
+
+
+def save(run: Path, step: int, value: float, keep_last: int = 3) -> Path:
+    w = {"w": torch.full((3,), value)}
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
+    return save_checkpoint(run, step, w, opt, {"note": value}, keep_last)
+
+
+def test_saving_a_step_again_replaces_it(tmp_path) -> None:
+    save(tmp_path, 5, 1.0)
+    path = save(tmp_path, 5, 2.0)
+    assert latest_checkpoint(tmp_path) == path and read_state(path)["note"] == 2.0
+    assert torch.equal(read_weights(path / "model.safetensors")["w"], torch.full((3,), 2.0))
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["LATEST", "step_00000005"]
+
+
+def test_killed_between_the_two_renames_resumes_from_the_previous_copy(tmp_path) -> None:
+    path = save(tmp_path, 5, 1.0)
+    os.replace(path, path.parent / ".old_step_00000005")  # the moment after the old copy was moved aside
+    assert latest_checkpoint(tmp_path) == path and read_state(path)["note"] == 1.0
+    save(tmp_path, 6, 3.0)
+    for p in list((tmp_path / "checkpoints").glob("step_*")):
+        os.rename(p, p.parent / f"gone_{p.name}")
+    with pytest.raises(UserError, match="LATEST names step_00000006, which is missing") as e:
+        latest_checkpoint(tmp_path)
+    assert "\n" not in str(e.value)
