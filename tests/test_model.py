@@ -69,7 +69,7 @@ def test_embedding_projection_keeps_tf_default_init():
     init_weights(enc)
     w, bound = enc.project.weight.detach(), (6 / (128 + 256)) ** 0.5
     assert float(w.abs().max()) <= bound and float(w.abs().max()) > 0.95 * bound  # uniform up to the bound
-    assert abs(float(w.std()) - bound / 3 ** 0.5) < 0.003 and float(enc.project.bias.abs().sum()) == 0.0
+    assert abs(float(w.std()) - bound / 3 ** 0.5) < 0.003 and float(enc.project.bias.detach().abs().sum()) == 0.0
     assert float(enc.blocks[0].attn.qkv.weight.detach().abs().max()) <= 0.04 + 1e-6  # the rest: truncated normal
 
 # ---------------------------------------------------------------------------------------------------
