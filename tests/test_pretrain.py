@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import tiny_overrides
 from safetensors.torch import load_file
@@ -84,7 +85,10 @@ def test_resume_after_sigkill_is_exact(tiny_dataset, tmp_path):
     assert all(la[s] == lb[s] for s in range(5, 9))
 
 
-def test_ctrl_c_saves_and_exits_cleanly(tiny_dataset, tmp_path):
+@pytest.mark.parametrize(("sig", "reason"), [(signal.SIGINT, "interrupted (Ctrl-C)"),
+                                             (signal.SIGTERM, "terminated (SIGTERM)")])
+def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig, reason):
+    """Ctrl-C, or a scheduler's SIGTERM (preemption, time limit): finish the step, save, exit 0."""
     run = tmp_path / "run"
     p = subprocess.Popen([sys.executable, "-m", "electra", "pretrain", "--data", str(tiny_dataset), "--out", str(run),
                           *tiny_overrides(max_steps=100000, save_every=100000, eval_every=0)],
@@ -92,10 +96,10 @@ def test_ctrl_c_saves_and_exits_cleanly(tiny_dataset, tmp_path):
     for line in p.stdout:
         if line.startswith("step"):
             break
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 0, err
-    assert "interrupted (Ctrl-C)" in out
+    assert reason in out
     step = json.loads((run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text() / "state.json").read_text())["step"]
     assert 1 <= step < 100000
 

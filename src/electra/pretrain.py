@@ -264,14 +264,19 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
         f", initialised from {args.init} ({', '.join(init.loaded)})" if init is not None else ""))
 
-    stop = {"signal": False}
+    stop: dict[str, signal.Signals | None] = {"signal": None}
 
-    def on_sigint(signum: int, frame: object) -> None:
-        if stop["signal"]:
+    def on_signal(signum: int, frame: object) -> None:
+        """Stop at the end of this step and save; a second signal stops at once."""
+        if stop["signal"] is not None:
             raise KeyboardInterrupt
-        stop["signal"] = True
+        stop["signal"] = signal.Signals(signum)
 
-    old_handler = signal.signal(signal.SIGINT, on_sigint)
+    # Ctrl-C; and SIGTERM (a scheduler's preemption or time limit) for a single process. Under torchrun a worker
+    # also gets SIGTERM when a peer dies, and waiting for a collective with the dead peer would only delay the
+    # restart, so there SIGTERM keeps its default (the run resumes from the last periodic checkpoint).
+    stopping = (signal.SIGINT, signal.SIGTERM) if d.world_size == 1 else (signal.SIGINT,)
+    old_handlers = {sig: signal.signal(sig, on_signal) for sig in stopping}
     params = [p for p in raw.parameters() if p.requires_grad]
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra")
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
@@ -363,14 +368,17 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         single = d.world_size == 1
         if single or step % t.log_every == 0:  # ranks agree on stopping only at sync points
             timed_out = t.max_time > 0 and time.time() - start_time >= t.max_time
-            if dist.any_rank(stop["signal"] or timed_out, d.device):
-                reason = "interrupted (Ctrl-C)" if stop["signal"] else f"max_time {t.max_time:.0f}s reached"
+            if dist.any_rank(stop["signal"] is not None or timed_out, d.device):
+                reason = (f"max_time {t.max_time:.0f}s reached" if timed_out else "stopped by another rank")
+                if stop["signal"] is not None:
+                    reason = "interrupted (Ctrl-C)" if stop["signal"] == signal.SIGINT else "terminated (SIGTERM)"
                 break
 
     stream.close()
     log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
     save()
-    signal.signal(signal.SIGINT, old_handler)
+    for sig, handler in old_handlers.items():
+        signal.signal(sig, handler)
     if d.is_main:
         plot = plot_curves(args.out)
         log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began; "
