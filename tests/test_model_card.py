@@ -13,6 +13,7 @@ from test_hf import electra_model, tiny_cfg, write_run
 
 from electra.checkpoint import save_checkpoint
 from electra.errors import UserError
+from electra.flops import train_flops
 from electra.hf import export
 
 vocab = test_hf.vocab  # the module-scoped fixture: a small vocabulary file
@@ -43,6 +44,7 @@ def test_export_writes_cards_from_the_run_record(vocab, tmp_path):
     assert "discriminator AUC | 0.7340" in disc and "0.99" not in disc  # the evaluation at the exported step
     assert "generator accuracy | 0.3125" in disc and "7 steps, 0.1 M tokens, 1.50 h" in disc
     assert "50 x RTD" in disc and "15% of tokens" in disc and "ElectraForMaskedLM.from_pretrained" in gen
+    assert f"| compute | {train_flops(model.cfg, steps=7):.2e} FLOPs" in disc  # spec 1.9, for the steps trained
     for sub, text in (("discriminator", disc), ("generator", gen)):  # the parameters actually written
         n = sum(t.numel() for t in load_file(str(tmp_path / "out" / sub / "model.safetensors")).values())
         assert f"{n / 1e6:.2f} M parameters" in text
