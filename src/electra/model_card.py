@@ -75,12 +75,15 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
         rows += [("generator", (f"{o.generator_hidden_fraction:g} x the discriminator's width, "
                                 f"{o.generator_layers_fraction:g} x its depth; sharing: {o.sharing}")),
                  ("loss", f"{o.gen_weight:g} x MLM + {o.disc_weight:g} x RTD")]
+    trained = [f"{facts.step:,} steps"]
+    if facts.tokens_seen:
+        trained.append(f"{facts.tokens_seen / 1e6:,.1f} M tokens")
+    if facts.seconds:
+        trained.append(f"{facts.seconds / 3600:.2f} h")
     rows += [("batch", f"{t.global_batch_size} sequences x {t.seq_len} tokens"),
              ("schedule", (f"{t.optimizer} optimizer, peak lr {t.lr:g}, {t.warmup_steps:,} warmup steps, "
                            f"decay to 0 at step {t.max_steps:,}")),
-             ("trained", f"{facts.step:,} steps" + (f", {facts.tokens_seen / 1e6:,.1f} M tokens"
-                                                     if facts.tokens_seen else "")
-              + (f", {facts.seconds / 3600:.2f} h" if facts.seconds else "")),
+             ("trained", ", ".join(trained)),
              ("compute", (f"{train_flops(cfg, steps=facts.step):.2e} FLOPs, counted by the paper's method "
                           "(ELECTRA-Small's full 1M-step schedule: 1.29e18 by this count, 1.4e18 in the paper)"))]
     if facts.dataset:
