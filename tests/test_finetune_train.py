@@ -2,6 +2,8 @@
 stop on a non-finite loss."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -120,3 +122,30 @@ def test_save_model_replaces_the_folder_whole(tmp_path, monkeypatch) -> None:
         train_mod.save_model(_model(TaggingHead(8, 7, 0.1)), out, {"task": "third"}, vocab)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert sorted(p.name for p in out.parent.iterdir()) == ["model"]
+
+
+def test_save_model_cut_short_while_removing_the_old_model_leaves_a_whole_one(tmp_path, monkeypatch) -> None:
+    """A kill while the previous model/ is being deleted must not leave half of a model under model/: the old
+    one is moved aside first, and only that copy is deleted."""
+    from electra.finetune import train as train_mod
+
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")
+    out = tmp_path / "ft" / "model"
+    train_mod.save_model(_model(TaggingHead(8, 3, 0.1)), out, {"task": "first"}, vocab)
+    real_rmtree = train_mod.shutil.rmtree
+
+    def cut_short(path, *args, **kwargs):  # deletes the weights, then the process is interrupted
+        path = Path(path)
+        if (path / "model.safetensors").exists():
+            (path / "model.safetensors").unlink()
+            raise KeyboardInterrupt
+        real_rmtree(path, *args, **kwargs)
+    monkeypatch.setattr(train_mod.shutil, "rmtree", cut_short)
+    try:
+        train_mod.save_model(_model(TaggingHead(8, 5, 0.1)), out, {"task": "second"}, vocab)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.undo()
+    assert sorted(p.name for p in out.iterdir()) == ["finetune.json", "model.safetensors", "vocab.txt"]
+    assert '"second"' in (out / "finetune.json").read_text()

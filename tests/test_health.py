@@ -68,3 +68,20 @@ def test_alerts_reach_the_training_log(tiny_dataset, tmp_path, monkeypatch) -> N
                      *tiny_overrides(max_steps=4, log_every=1, eval_every=evaluate)]) == 0
         log = (out / "train.log").read_text()
         assert log.count("health warning") == 1 and "(test_rule): replaced rate 0." in log
+
+
+def test_alerts_without_a_held_out_split(tiny_dataset, tmp_path, monkeypatch) -> None:
+    """A dataset prepared with --valid-fraction 0 has nothing to evaluate: the training metrics are judged
+    instead, rather than no alert ever firing (each evaluation is skipped)."""
+    root = tiny_dataset.parent
+    data = tmp_path / "no_valid"
+    assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len",
+                 "32", "--out", str(data), "--workers", "1", "--valid-fraction", "0", "--quiet"]) == 0
+    always = health.Rule("test_rule", lambda m: True, lambda m: f"replaced rate {m['replaced_rate']:.3f}", True, 0.0)
+    monkeypatch.setattr(health, "RULES", (always,))
+    out = tmp_path / "run"
+    assert main(["pretrain", "--data", str(data), "--out", str(out), "--no-tensorboard",
+                 *tiny_overrides(max_steps=4, log_every=1, eval_every=2)]) == 0
+    log = (out / "train.log").read_text()
+    assert "no held-out examples" in log
+    assert log.count("health warning") == 1 and "(test_rule): replaced rate 0." in log

@@ -50,6 +50,26 @@ def test_export_writes_cards_from_the_run_record(vocab, tmp_path):
         assert f"{n / 1e6:.2f} M parameters" in text
 
 
+def test_card_states_the_schedule_that_trained_the_checkpoint(vocab, tmp_path):
+    """A resume rewrites config.json with its overrides (a longer --max-steps, another --lr) before it saves
+    anything, or while an earlier checkpoint folder is kept: the card of a checkpoint states the schedule in its
+    own state.json, the one its steps were trained with."""
+    import dataclasses
+
+    model = electra_model(tiny_cfg(), vocab)
+    run = write_run(tmp_path / "run", model, vocab, step=7)
+    trained = dataclasses.replace(model.cfg, train=dataclasses.replace(model.cfg.train, lr=3e-3, warmup_steps=2,
+                                                                       max_steps=7))
+    save_checkpoint(run, 7, model.weights(), torch.optim.SGD(model.parameters(), lr=0.1),
+                    {"config": trained.to_dict()}, keep_last=1)
+    later = dataclasses.replace(trained, train=dataclasses.replace(trained.train, lr=5e-4, warmup_steps=0,
+                                                                   max_steps=20))
+    (run / "config.json").write_text(later.to_json())  # what `--max-steps 20 --lr 5e-4 ...` writes on resuming
+    export(run, tmp_path / "out")
+    disc = (tmp_path / "out" / "discriminator" / "README.md").read_text()
+    assert "peak lr 0.003, 2 warmup steps, decay to 0 at step 7 |" in disc and "0.0005" not in disc
+
+
 def test_card_without_a_run_record(vocab, tmp_path):
     """A checkpoint folder copied alone (no metrics.jsonl, no state facts) still gets a card, minus those."""
     run = write_run(tmp_path / "run", electra_model(tiny_cfg(objective="mlm"), vocab), vocab, step=3)
@@ -76,3 +96,72 @@ def test_failed_export_leaves_the_output_as_it_was(vocab, tmp_path):
     after = {p.relative_to(tmp_path / "out"): p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     assert after == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".")]  # no staging folder left behind
+    assert not [p for p in os.listdir(tmp_path / "out") if p.startswith(".")]  # beside OUT or inside it
+
+
+def _other_filesystem(tmp_path: Path) -> Path | None:
+    """A writable folder on another filesystem than tmp_path (tmpfs /dev/shm on Linux), or None."""
+    for root in (Path("/dev/shm"), Path("/run/user") / str(os.getuid())):
+        try:
+            if root.is_dir() and os.stat(root).st_dev != os.stat(tmp_path).st_dev and os.access(root, os.W_OK):
+                return root
+        except OSError:
+            continue
+    return None
+
+
+def test_export_into_a_symlink_to_another_filesystem(vocab, tmp_path):
+    """OUT a symlink to a folder on another filesystem: staged where the files will live, not beside the link
+    (a rename across filesystems fails with EXDEV, which left a traceback and half an export)."""
+    import shutil
+    import tempfile
+
+    root = _other_filesystem(tmp_path)
+    if root is None:
+        pytest.skip("no writable folder on another filesystem")
+    real = Path(tempfile.mkdtemp(dir=root))
+    try:
+        run = write_run(tmp_path / "run", electra_model(tiny_cfg(), vocab), vocab)
+        (tmp_path / "out").symlink_to(real)
+        result = export(run, tmp_path / "out")
+        assert [f for f, _ in result.folders] == [tmp_path / "out" / "discriminator", tmp_path / "out" / "generator"]
+        assert sorted(os.listdir(real)) == ["discriminator", "generator"]
+        assert (real / "discriminator" / "README.md").is_file()
+        assert sorted(os.listdir(tmp_path)) == ["out", "run"]  # nothing staged beside the link
+    finally:
+        shutil.rmtree(real, ignore_errors=True)
+
+
+def test_export_into_an_existing_folder_whose_parent_is_read_only(vocab, tmp_path):
+    """OUT exists and is writable, its parent is not: the export works (nothing is created beside OUT), and a
+    new OUT there is a one-line error, not a PermissionError traceback."""
+    import shutil
+    import subprocess
+
+    from data_helpers import electra_argv, electra_env
+
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # root ignores file modes: drop the capability that lets it
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv")
+        caps = "-dac_override,-dac_read_search"
+        prefix = ["setpriv", f"--bounding-set={caps}", f"--inh-caps={caps}"]
+    run = write_run(tmp_path / "run", electra_model(tiny_cfg(), vocab), vocab)
+    parent = tmp_path / "ro"
+    (parent / "out").mkdir(parents=True)
+    parent.chmod(0o555)
+    try:
+        probe = subprocess.run([*prefix, "mkdir", str(parent / "probe")], capture_output=True, check=False)
+        if probe.returncode == 0:  # the folder mode is not enforced here (or setpriv could not drop the capability)
+            pytest.skip("cannot make a folder read-only for this user")
+        ok = subprocess.run([*prefix, *electra_argv("export", str(run), str(parent / "out"))], capture_output=True,
+                            text=True, env=electra_env(), timeout=300, check=False)
+        assert ok.returncode == 0, ok.stderr
+        assert sorted(os.listdir(parent / "out")) == ["discriminator", "generator"]
+        new = subprocess.run([*prefix, *electra_argv("export", str(run), str(parent / "new"))], capture_output=True,
+                             text=True, env=electra_env(), timeout=300, check=False)
+        assert new.returncode == 2 and "Traceback" not in new.stderr, new.stderr
+        assert "cannot write the export into" in new.stderr and len(new.stderr.strip().splitlines()) == 1
+        assert sorted(os.listdir(parent)) == ["out"]
+    finally:
+        parent.chmod(0o755)

@@ -129,6 +129,14 @@ def test_non_finite_loss_stops_naming_the_step(tiny_dataset, tmp_path, monkeypat
     assert (run / "checkpoints" / "LATEST").read_text() == "step_00000002"  # the bad step was never saved
 
 
+def test_a_diverging_run_stops_with_the_one_line_error(tiny_dataset, tmp_path, capsys):
+    """A learning rate far too high: the weights go non-finite, the next step's sampling sees NaN
+    probabilities, and the run must still end with the non-finite-loss message, not a crash inside sampling."""
+    run = tmp_path / "run"
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run),
+                            *tiny_overrides(eval_every=0, lr=1e9, warmup_steps=0)], "non-finite loss at step")
+
+
 def one_line_error(capsys, args: list[str], needle: str) -> None:
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -162,6 +170,9 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
         (run / name).write_text(saved[: len(saved) // 2])
         one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run)], f"its {name} is missing or damaged")
         (run / name).write_text(saved)
+    saved = (run / "tokenizer.json").read_text()  # valid JSON without the vocabulary's hash
+    (run / "tokenizer.json").write_text(json.dumps({k: v for k, v in json.loads(saved).items() if k != "vocab_sha256"}))
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run)], "its tokenizer.json is missing or damaged")
 
 
 def test_resume_applies_optimizer_overrides_and_refuses_a_misfit_in_one_line(tiny_dataset, tmp_path, capsys):

@@ -99,7 +99,10 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     path = run_dir / "checkpoints" / pointer.read_text().strip()
     previous = path.parent / f".old_{path.name}"
     if not path.exists() and (previous / "state.json").exists():  # killed while re-saving this step: the old copy
-        os.replace(previous, path)
+        try:
+            os.replace(previous, path)
+        except OSError:  # a read-only run folder (export, detect): read the copy where it is
+            return previous
     if not (path / "state.json").exists():
         raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; point LATEST at another "
                         f"step_* folder there, or delete it to start over")

@@ -53,21 +53,36 @@ def _check_out(out: Path, overwrite: bool) -> None:
 
 
 def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
-    """Run `write` into a hidden folder beside OUT and move what it wrote into OUT only when it all succeeded,
-    so that a failed export leaves OUT as it was (entries it replaces under --overwrite are swapped one by one)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = out.parent / f".{out.name}.export-{os.getpid()}"
-    shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir()
+    """Run `write` into a hidden staging folder and move what it wrote into OUT only when it all succeeded, so
+    that a failed export leaves OUT as it was (entries it replaces under --overwrite are swapped one by one).
+    The staging folder is on OUT's own filesystem, where a rename works: inside OUT when OUT exists (whether OUT
+    is a symlink, a mount point, or in a folder this user cannot write), entries then moved in one by one; beside
+    OUT when OUT is new, then renamed to OUT whole."""
+    real = out.resolve()  # a symlinked OUT: stage where its files will live
+    try:
+        if real.is_dir():
+            stage = real / f".export-{os.getpid()}"
+        else:
+            real.parent.mkdir(parents=True, exist_ok=True)
+            stage = real.parent / f".{real.name}.export-{os.getpid()}"
+        shutil.rmtree(stage, ignore_errors=True)
+        stage.mkdir()
+    except OSError as e:
+        raise UserError(f"cannot write the export into {out} ({e.strerror or e}); choose another OUT_DIR") from None
     try:
         result = write(stage)
-        out.mkdir(exist_ok=True)
-        for entry in sorted(stage.iterdir()):
-            target = out / entry.name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-        fsync_dir(out)
+        if stage.parent == real:
+            for entry in sorted(stage.iterdir()):
+                target = real / entry.name
+                if target.is_dir() and not target.is_symlink():
+                    shutil.rmtree(target)
+                os.replace(entry, target)
+            fsync_dir(real)
+        else:
+            os.replace(stage, real)
+            fsync_dir(real.parent)
+    except OSError as e:
+        raise UserError(f"export into {out} failed ({e})") from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return ExportResult([(out / folder.relative_to(stage), arch) for folder, arch in result.folders], result.notes)

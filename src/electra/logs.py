@@ -101,7 +101,10 @@ def plot_curves(run_dir: Path) -> Path | None:
                 ax.plot(*zip(*pts), label=key, marker="." if key.startswith("eval") else None)
         ax.set_title(title)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+        else:  # e.g. the held-out panel of a run without a validation split
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
     fig.tight_layout()
     out = run_dir / "curves.png"
     tmp = out.with_name("curves.tmp.png")

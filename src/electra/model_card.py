@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import torch
 
 from electra.config import ModelConfig, PretrainConfig
+from electra.errors import UserError
 from electra.flops import train_flops
 
 PROJECT = "electra"
@@ -37,6 +38,9 @@ class RunFacts(NamedTuple):
     seconds: float | None
     dataset: str | None  # the prepared dataset's folder name (never a full local path)
     eval: dict[str, float]  # eval/* metrics of the last evaluation at or before `step`
+    # the config the checkpoint was saved with (its state.json), not the run's config.json, which a later resume
+    # rewrites with its own overrides (--lr, --max-steps, ...) whether or not it saves a checkpoint
+    config: PretrainConfig | None = None
 
 
 def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
@@ -61,12 +65,17 @@ def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
         if rec.get("step", step + 1) <= step and any(k.startswith("eval/") for k in rec):
             last_eval = {k: float(v) for k, v in rec.items() if k.startswith("eval/")} | {"step": rec["step"]}
     dataset = Path(tok["dataset"]).name if tok.get("dataset") else None
-    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval)
+    try:
+        config = PretrainConfig.from_dict(state["config"]) if isinstance(state.get("config"), dict) else None
+    except (UserError, TypeError, ValueError):  # from another version: the run's config.json then
+        config = None
+    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config)
 
 
 def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
                     facts: RunFacts) -> str:
     """The card of an exported discriminator or generator."""
+    cfg = facts.config or cfg
     o, t = cfg.objective, cfg.train
     rows = [("objective", "replaced-token detection (generator + discriminator)" if o.objective == "electra"
              else "masked language modelling (the paper's BERT baseline)"),

@@ -159,11 +159,14 @@ def _inverse_cdf(weights: torch.Tensor, rng: torch.Generator | None, u: torch.Te
     u = u.to(torch.float64) * total
     u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # strictly below the total
     b = torch.searchsorted(cdf, u, right=True)  # first block whose cumulative sum exceeds u: never empty
+    # non-finite weights (a diverged generator) must not index out of range: the step then reports its
+    # non-finite loss as a one-line error instead of crashing in a gather here
+    b.clamp_max_(nb - 1)
     below = torch.where(b > 0, cdf.gather(-1, (b - 1).clamp_min(0)), torch.zeros_like(u))
     inner = blocks.gather(-2, b[..., None].expand(*b.shape, _BLOCK)).squeeze(-2).double().cumsum_(-1)  # (..., B)
     r = torch.minimum(u - below, torch.nextafter(inner[..., -1:], torch.zeros_like(u)))
     j = torch.searchsorted(inner, r, right=True)  # first entry whose cumulative weight exceeds r: weight > 0
-    return (b * _BLOCK + j).squeeze(-1)
+    return (b * _BLOCK + j).clamp_max_(V - 1).squeeze(-1)
 
 
 @torch.no_grad()

@@ -191,6 +191,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
     if ckpt is not None:
         recorded = read_run_json(args.out, "tokenizer.json").get("vocab_sha256")
+        if not isinstance(recorded, str):
+            raise UserError(f"cannot resume {args.out}: its tokenizer.json is missing or damaged (no vocab_sha256); "
+                            f"restore it or start a fresh run in another --out folder")
         if recorded != vocab_sha256(data.vocab_path):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
@@ -279,6 +282,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     old_handlers = {sig: signal.signal(sig, on_signal) for sig in stopping}
     params = [p for p in raw.parameters() if p.requires_grad]
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra")
+    # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
+    # one after max_steps, or no held-out rows to evaluate (none at all, or fewer than the ranks)
+    evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) >= d.world_size
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
@@ -356,7 +362,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                     f"{metrics['train/gen_acc']:.3f} | replaced {metrics['train/replaced_rate']:.3f} | disc_acc "
                     f"{metrics['train/disc_acc']:.3f} | lr {lr:.2e} | {tok_s:,.0f} tok/s | eta {fmt_duration(eta)}")
             run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, now)
-            if not t.eval_every:  # no held-out metrics to judge the run's health by: the training ones
+            if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
         log.progress(step)

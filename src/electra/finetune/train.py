@@ -213,7 +213,12 @@ def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # the previous model is moved aside whole, then deleted: deleting it in place could be cut short and leave
+    # half of it under model/
+    old = out_dir.parent / f".{out_dir.name}.old"
     if out_dir.exists():
-        shutil.rmtree(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out_dir, old)
     os.replace(tmp, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
     return out_dir
