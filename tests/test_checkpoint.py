@@ -36,3 +36,13 @@ def test_killed_between_the_two_renames_resumes_from_the_previous_copy(tmp_path)
     with pytest.raises(UserError, match="LATEST names step_00000006, which is missing") as e:
         latest_checkpoint(tmp_path)
     assert "\n" not in str(e.value)
+
+
+def test_a_save_clears_what_killed_saves_left(tmp_path) -> None:
+    save(tmp_path, 5, 1.0)
+    root = tmp_path / "checkpoints"
+    (root / ".tmp_step_00000006").mkdir()  # killed while writing step 6
+    (root / ".old_step_00000005").mkdir()  # killed after re-saving step 5, before dropping its old copy
+    save(tmp_path, 7, 2.0)
+    assert sorted(os.listdir(root)) == ["LATEST", "step_00000005", "step_00000007"]
+

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,6 @@ def test_export_into_an_existing_folder_whose_parent_is_read_only(vocab, tmp_pat
     """OUT exists and is writable, its parent is not: the export works (nothing is created beside OUT), and a
     new OUT there is a one-line error, not a PermissionError traceback."""
     import shutil
-    import subprocess
 
     from data_helpers import electra_argv, electra_env
 
@@ -165,3 +165,15 @@ def test_export_into_an_existing_folder_whose_parent_is_read_only(vocab, tmp_pat
         assert sorted(os.listdir(parent)) == ["out"]
     finally:
         parent.chmod(0o755)
+
+
+def test_a_killed_exports_staging_folder_does_not_block_the_next(vocab, tmp_path):
+    run = write_run(tmp_path / "run", electra_model(tiny_cfg(), vocab), vocab)
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a PID that no longer runs
+    (out / f".export-{dead.pid}" / "discriminator").mkdir(parents=True)  # what a SIGKILLed export leaves
+    export(run, out)
+    assert sorted(os.listdir(out)) == ["discriminator", "generator"]
+

@@ -85,8 +85,10 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     os.replace(tmp, final)
     fsync_dir(ckpt_root)
     atomic_write_text(ckpt_root / "LATEST", final.name)
-    shutil.rmtree(previous, ignore_errors=True)
-    for old in sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
+    # LATEST now names a complete checkpoint: what a killed save left behind (half-written .tmp_ folders,
+    # set-aside .old_ copies) is no longer needed, nor are checkpoints beyond the newest keep_last
+    leftovers = [*ckpt_root.glob(".tmp_step_*"), *ckpt_root.glob(".old_step_*")]
+    for old in leftovers + sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

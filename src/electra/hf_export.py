@@ -48,8 +48,23 @@ def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tenso
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a folder; choose another OUT_DIR")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"output folder {out} is not empty; choose another OUT_DIR or pass --overwrite")
+    if out.is_dir():
+        _drop_dead_stages(out)
+        if any(out.iterdir()) and not overwrite:
+            raise UserError(f"output folder {out} is not empty; choose another OUT_DIR or pass --overwrite")
+
+
+def _drop_dead_stages(out: Path) -> None:
+    """Remove the staging folders (`.export-PID`) that killed exports left inside OUT."""
+    for stage in out.glob(".export-*"):
+        try:
+            os.kill(int(stage.name.rsplit("-", 1)[1]), 0)  # still running: an export in progress, leave it
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except OSError:  # exists, but another user's: leave it
+            continue
 
 
 def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
