@@ -52,6 +52,9 @@ def test_each_rule_and_the_mlm_objective() -> None:
         m = base | change
         lines = run(Monitor(10, electra=True), [(100, m), (200, m)])
         assert len(lines) == 1 and f"({name})" in lines[0], (name, lines)
+    copying = base | {"eval/sampled_acc": 1.0, "eval/replaced_rate": 0.0, "eval/disc_recall": 0.0}
+    lines = run(Monitor(10, electra=True), [(100, copying), (200, copying)])  # recall 0 of nothing replaced
+    assert len(lines) == 1 and "(generator_too_strong)" in lines[0], lines
     mlm = base | {"eval/disc_recall": 0.0, "eval/rtd_loss": 0.0, "eval/gen_acc": 0.004}
     lines = run(Monitor(10, electra=False), [(100, mlm), (200, mlm)])  # no discriminator: only the generator rule
     assert len(lines) == 1 and "(generator_stuck)" in lines[0]

@@ -131,10 +131,13 @@ def test_non_finite_loss_stops_naming_the_step(tiny_dataset, tmp_path, monkeypat
 
 def test_a_diverging_run_stops_with_the_one_line_error(tiny_dataset, tmp_path, capsys):
     """A learning rate far too high: the weights go non-finite, the next step's sampling sees NaN
-    probabilities, and the run must still end with the non-finite-loss message, not a crash inside sampling."""
+    probabilities, and the run must still end with the non-finite-loss message, not a crash inside sampling.
+    The caller's signal handlers are back afterwards, although the run ended in an error."""
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     run = tmp_path / "run"
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run),
                             *tiny_overrides(eval_every=0, lr=1e9, warmup_steps=0)], "non-finite loss at step")
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers
 
 
 def one_line_error(capsys, args: list[str], needle: str) -> None:

@@ -31,7 +31,7 @@ class Rule(NamedTuple):
 
 
 RULES = (
-    Rule("discriminator_silent", lambda m: m["disc_recall"] == 0.0,
+    Rule("discriminator_silent", lambda m: m["disc_recall"] == 0.0 and m["replaced_rate"] > 0.0,  # 0/0 is no news
          lambda m: ("the discriminator predicts 'original' for every token (recall 0, precision 0): it has settled "
                     "on the majority class. Use a larger batch (the tiny preset needs 128) or a lower --lr, or "
                     "raise --disc-weight"), True, 1.0),

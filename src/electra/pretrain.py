@@ -279,7 +279,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # also gets SIGTERM when a peer dies, and waiting for a collective with the dead peer would only delay the
     # restart, so there SIGTERM keeps its default (the run resumes from the last periodic checkpoint).
     stopping = (signal.SIGINT, signal.SIGTERM) if d.world_size == 1 else (signal.SIGINT,)
-    old_handlers = {sig: signal.signal(sig, on_signal) for sig in stopping}
+    for sig in stopping:  # main() puts the previous handlers back, however train() ends
+        signal.signal(sig, on_signal)
     params = [p for p in raw.parameters() if p.requires_grad]
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra")
     # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
@@ -383,8 +384,6 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     stream.close()
     log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
     save()
-    for sig, handler in old_handlers.items():
-        signal.signal(sig, handler)
     if d.is_main:
         plot = plot_curves(args.out)
         log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began; "
@@ -414,4 +413,9 @@ def main(argv: list[str]) -> int:
         return 0
     if args.out is None:
         raise UserError("--out RUN_DIR is required")
-    return train(args, overrides)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return train(args, overrides)
+    finally:  # an in-process caller (tests, notebooks) gets its own Ctrl-C back, after an error too
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
