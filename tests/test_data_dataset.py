@@ -122,6 +122,9 @@ class Rows:
     def __getitem__(self, i: int) -> np.ndarray:
         return np.array([SP.cls, 100 + i, SP.sep])
 
+    def take(self, indices: np.ndarray) -> list[np.ndarray]:
+        return [self[int(i)] for i in indices]
+
 
 def ids_of(batches: list[Batch]) -> list[int]:
     return [int(v) - 100 for b in batches for v in b.input_ids[:, 1]]

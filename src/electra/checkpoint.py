@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from electra.config import PretrainConfig
-from electra.data.shards import atomic_write_bytes, fsync_dir
+from electra.data.shards import atomic_write_bytes, replace_dir
 from electra.errors import UserError
 
 
@@ -78,12 +78,9 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-    previous = ckpt_root / f".old_{final.name}"  # the same step saved again (e.g. Ctrl-C right after a save)
-    if final.exists():  # moved aside whole, not deleted, until the new copy is in place (latest_checkpoint)
-        shutil.rmtree(previous, ignore_errors=True)
-        os.replace(final, previous)
-    os.replace(tmp, final)
-    fsync_dir(ckpt_root)
+    # the same step saved again (e.g. Ctrl-C right after a save): its old copy waits aside as .old_<name>, where
+    # latest_checkpoint finds it if this process is killed between the two renames
+    replace_dir(tmp, final, aside=ckpt_root / f".old_{final.name}")
     atomic_write_text(ckpt_root / "LATEST", final.name)
     # LATEST now names a complete checkpoint: what a killed save left behind (half-written .tmp_ folders,
     # set-aside .old_ copies) is no longer needed, nor are checkpoints beyond the newest keep_last

@@ -12,6 +12,8 @@ from typing import NamedTuple
 import torch
 import torch.distributed as td
 
+from electra.errors import UserError
+
 
 class Dist(NamedTuple):
     rank: int
@@ -25,7 +27,6 @@ class Dist(NamedTuple):
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    from electra.errors import UserError
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     try:

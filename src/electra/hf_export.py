@@ -255,11 +255,9 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
         tensors = encoder_to_hf(enc, prefix="")
         notes.append(f"the {kind!r} head has no transformers equivalent (HF's sequence-classification head adds "
                      f"dense+GELU; its QA head is the simple start/end one): exported the encoder only, as ElectraModel")
-    try:  # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
-        results = json.loads((model_dir.parent / "results.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        results = {}
-    card = model_card.finetuned_card(arch, cfg, meta, tensors, results if isinstance(results, dict) else {})
+    # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
+    results = model_card.read_json_object(model_dir.parent / "results.json")
+    card = model_card.finetuned_card(arch, cfg, meta, tensors, results)
     write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase, card)
     return ExportResult([(out, arch)], notes)
 

@@ -74,8 +74,15 @@ class RunLogger(NullLogger):
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl; a line cut short by a crash (the run was killed mid-write) is skipped."""
+    records = []
     with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except ValueError:  # a torn or empty line
+                continue
+    return records
 
 
 def plot_curves(run_dir: Path) -> Path | None:

@@ -17,6 +17,7 @@ import torch
 from electra.config import ModelConfig, PretrainConfig
 from electra.errors import UserError
 from electra.flops import train_flops
+from electra.logs import read_metrics
 
 PROJECT = "electra"
 PAPER = "[ELECTRA](https://arxiv.org/abs/2003.10555) (Clark et al., ICLR 2020)"
@@ -43,25 +44,21 @@ class RunFacts(NamedTuple):
     config: PretrainConfig | None = None
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object file, or {} when it is missing, unreadable or not an object: a card leaves that fact out."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
     """Read what a run folder says about checkpoint `ckpt`; whatever is missing or unreadable is left out."""
-    def read_json(path: Path) -> dict[str, Any]:
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-
-    state, tok = read_json(ckpt / "state.json"), read_json(run_dir / "tokenizer.json")
+    state, tok = read_json_object(ckpt / "state.json"), read_json_object(run_dir / "tokenizer.json")
+    metrics = run_dir / "metrics.jsonl"
     last_eval: dict[str, float] = {}
-    try:
-        lines = (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            rec = json.loads(line)
-        except ValueError:  # a line cut short by a crash
-            continue
+    for rec in read_metrics(metrics) if metrics.is_file() else []:
         if rec.get("step", step + 1) <= step and any(k.startswith("eval/") for k in rec):
             last_eval = {k: float(v) for k, v in rec.items() if k.startswith("eval/")} | {"step": rec["step"]}
     dataset = Path(tok["dataset"]).name if tok.get("dataset") else None

@@ -112,16 +112,18 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
     return PretrainConfig.from_dict(init.cfg), None, init
 
 
-def read_run_json(run_dir: Path, name: str) -> dict:
-    """One of a run folder's JSON files, for a resume; a missing or damaged one is a one-line error."""
+def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
+    """One of a run folder's JSON files, for a resume; a missing or damaged one (not an object, or without the
+    `require`d string field) is a one-line error."""
     try:
         value = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        problem = "not a JSON object" if not isinstance(value, dict) else (
+            f"no {require}" if require and not isinstance(value.get(require), str) else None)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot resume {run_dir}: its {name} is missing or damaged ({str(e)[:120]}); restore it "
-                        f"or start a fresh run in another --out folder") from None
-    if not isinstance(value, dict):
-        raise UserError(f"cannot resume {run_dir}: its {name} is not a JSON object; restore it or start a fresh "
-                        f"run in another --out folder")
+        problem = str(e)[:120]
+    if problem:
+        raise UserError(f"cannot resume {run_dir}: its {name} is missing or damaged ({problem}); restore it "
+                        f"or start a fresh run in another --out folder")
     return value
 
 
@@ -190,10 +192,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if cfg.model.vocab_size < data.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
     if ckpt is not None:
-        recorded = read_run_json(args.out, "tokenizer.json").get("vocab_sha256")
-        if not isinstance(recorded, str):
-            raise UserError(f"cannot resume {args.out}: its tokenizer.json is missing or damaged (no vocab_sha256); "
-                            f"restore it or start a fresh run in another --out folder")
+        recorded = read_run_json(args.out, "tokenizer.json", require="vocab_sha256")["vocab_sha256"]
         if recorded != vocab_sha256(data.vocab_path):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")

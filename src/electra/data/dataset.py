@@ -212,14 +212,9 @@ class BatchStream:
             out[sel] = self._perm(int(e))[pos[sel] % self.n]
         return out
 
-    def _rows(self, idx: np.ndarray) -> list[np.ndarray]:
-        take = getattr(self.examples, "take", None)
-        # Examples finds a whole step's rows with one searchsorted; any other sequence is indexed row by row.
-        return take(idx) if take is not None else [self.examples[int(i)] for i in idx]
-
     def build_step(self, step: int) -> list[Batch]:
         """This rank's micro-batches of global step `step` (pure function of step and the settings)."""
-        rows = self._rows(self.indices(step))
+        rows = self.examples.take(self.indices(step))  # one searchsorted for the whole step
         return [collate(rows[k:k + self.M], self.seq_len, self.special) for k in range(0, len(rows), self.M)]
 
     def _build(self, step: int) -> list:

@@ -59,6 +59,18 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fsync_dir(path.parent)
 
 
+def replace_dir(new: Path, final: Path, aside: Path) -> None:
+    """Put the finished folder `new` in place as `final`. A previous `final` is first renamed to `aside` and
+    deleted last, so that a crash at any moment leaves a whole folder: the old one (at `final` or `aside`,
+    where the reader can look for it) or the new one, never half of either."""
+    if final.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(final, aside)
+    os.replace(new, final)
+    fsync_dir(final.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
 def dump_json(obj: Any) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode()
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from electra.data.shards import replace_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, encoder_depth
@@ -213,12 +213,5 @@ def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    # the previous model is moved aside whole, then deleted: deleting it in place could be cut short and leave
-    # half of it under model/
-    old = out_dir.parent / f".{out_dir.name}.old"
-    if out_dir.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out_dir, old)
-    os.replace(tmp, out_dir)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_dir(tmp, out_dir, aside=out_dir.parent / f".{out_dir.name}.old")
     return out_dir
