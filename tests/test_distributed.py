@@ -65,6 +65,11 @@ def losses(run: Path) -> dict[int, float]:
     return {r["step"]: r["train/loss"] for r in rows if "train/loss" in r}
 
 
+def evals(run: Path) -> dict[int, dict[str, float]]:
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: {k: v for k, v in r.items() if k.startswith("eval/")} for r in rows if "eval/loss" in r}
+
+
 @pytest.fixture(scope="module")
 def single(tiny_dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("single") / "run"
@@ -81,6 +86,12 @@ def test_two_ranks_equal_one_process(tiny_dataset, tmp_path, single):
     assert_close(weights(out), weights(single))
     la, lb = losses(out), losses(single)
     assert all(abs(la[s] - lb[s]) < 1e-4 for s in lb)
+    # held-out metrics: the same rows, masked and sampled alike, on 2 ranks as in one process
+    ea, eb = evals(out), evals(single)
+    assert ea.keys() == eb.keys() == {3, 6}
+    for s in eb:
+        assert ea[s].keys() == eb[s].keys() and len(eb[s]) >= 10
+        assert all(abs(ea[s][k] - eb[s][k]) < 1e-4 for k in eb[s]), (s, ea[s], eb[s])
 
 
 def test_killed_worker_is_restarted_and_the_run_completes(tiny_dataset, tmp_path, single):

@@ -235,8 +235,10 @@ def test_import_same_size_generator_and_untied_embeddings(tf, vocab, tmp_path):
 # electra -> transformers
 
 
-@pytest.mark.parametrize("E,sharing,frac", [(32, "embeddings", 0.5), (64, "none", 0.5), (32, "all", 1.0)])
+@pytest.mark.parametrize("E,sharing,frac", [(32, "embeddings", 0.5), (64, "none", 0.5), (32, "all", 1.0), (32, "gdes", 0.5)])
 def test_export_loads_in_transformers_and_round_trips(tf, vocab, tmp_path, E, sharing, frac):
+    """sharing=gdes: perturb() gives the discriminator's residual embeddings non-zero values, so its exported
+    embeddings (the generator's tables plus the residual) differ from the generator's."""
     model = electra_model(tiny_cfg(E, sharing, frac), vocab)
     run = write_run(tmp_path / "run", model, vocab)
     res = export(run, tmp_path / "out")
@@ -259,8 +261,22 @@ def test_export_loads_in_transformers_and_round_trips(tf, vocab, tmp_path, E, sh
     load_into(again, init)
     export(write_run(tmp_path / "run2", again, vocab), tmp_path / "out2")
     for sub in ("discriminator", "generator"):
-        for name in ("model.safetensors", "config.json"):
-            assert (tmp_path / "out" / sub / name).read_bytes() == (tmp_path / "out2" / sub / name).read_bytes()
+        assert (tmp_path / "out" / sub / "config.json").read_bytes() == (tmp_path / "out2" / sub / "config.json").read_bytes()
+        first, second = (load_file(str(tmp_path / o / sub / "model.safetensors")) for o in ("out", "out2"))
+        if sharing == "gdes":  # the residual is re-derived as a difference: (g + d) - g + g is g + d to rounding
+            assert first.keys() == second.keys() and all(maxdiff(first[k], second[k]) < 1e-7 for k in first)
+        else:
+            assert (tmp_path / "out" / sub / "model.safetensors").read_bytes() == \
+                (tmp_path / "out2" / sub / "model.safetensors").read_bytes()
+    if sharing == "gdes":
+        gen_emb, disc_emb = (first_emb(load_file(str(tmp_path / "out" / s / "model.safetensors"))) for s in
+                             ("generator", "discriminator"))
+        assert maxdiff(gen_emb, disc_emb) > 1e-3  # the discriminator's are its own
+        torch.testing.assert_close(again.generator.embeddings.word.weight, model.generator.embeddings.word.weight)
+
+
+def first_emb(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+    return tensors["electra.embeddings.word_embeddings.weight"]
 
 
 def test_export_round_trip_without_transformers(vocab, tmp_path):

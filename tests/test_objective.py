@@ -152,6 +152,43 @@ def test_sharing_modes_share_the_same_tensors():
     assert out.losses.mlm.requires_grad
 
 
+def test_gdes_disentangles_the_two_losses_on_shared_embeddings():
+    """sharing=gdes (DeBERTa-v3): the discriminator reads sg(E_G) + delta. The MLM loss trains E_G and never the
+    residual; the RTD loss trains the residual and never E_G (with sharing=embeddings it trains E: checked above).
+    The residual starts at zero, so the discriminator starts from the generator's tables, and it reads the sum."""
+    torch.manual_seed(0)
+    model = Electra(tiny_cfg(sharing="gdes", generator_hidden_fraction="0.5"), SP)
+    base, delta = model.generator.embeddings, model.discriminator.embeddings.delta
+    assert all(float(p.detach().abs().sum()) == 0.0 for p in delta.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(model.discriminator.embeddings.tables(), base.tables()))
+    assert base.word.weight.detach().abs().sum() > 0
+    torch.manual_seed(1)
+    out = model(*batch())
+    grads = {}
+    for name, loss in (("mlm", out.losses.mlm), ("rtd", out.losses.rtd)):
+        model.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=True)
+        grads[name] = ([p.grad for p in base.parameters()], [p.grad for p in delta.parameters()])
+    def trained(gs: list) -> list[bool]:
+        return [g is not None and float(g.abs().sum()) > 0 for g in gs]
+
+    assert all(trained(grads["mlm"][0])) and not any(trained(grads["mlm"][1]))
+    assert not any(trained(grads["rtd"][0])) and all(trained(grads["rtd"][1]))
+    # every tensor saved once: the generator owns the tables, the discriminator its residual
+    w = model.weights()
+    assert "generator.embeddings.word.weight" in w and "discriminator.embeddings.delta.word.weight" in w
+    assert not any(k.startswith("discriminator.embeddings.word") for k in w)
+    model.load_weights(w)
+    # the discriminator reads the sum: a residual changes what it computes, the generator's output not at all
+    ids, seg, am = batch()
+    model.eval()
+    before_d, before_g = model.discriminator(ids, seg, am), model.generator(ids, seg, am)
+    with torch.no_grad():
+        delta.word.weight.normal_(0, 0.1)
+    assert (model.discriminator(ids, seg, am) - before_d).abs().max() > 1e-3
+    assert torch.equal(model.generator(ids, seg, am), before_g)
+
+
 def test_loss_weighting():
     ids, seg, am = batch()
     a = Electra(tiny_cfg(), SP)

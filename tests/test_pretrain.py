@@ -208,3 +208,48 @@ def test_continue_pretraining_from_a_hugging_face_folder(tiny_dataset, tmp_path,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "x"),
                             "--init", str(tmp_path / "nothing")], "nothing")
+
+
+def test_held_out_metrics_do_not_depend_on_the_micro_batch(tiny_dataset):
+    """Each held-out row is masked and sampled by its own seed, and losses are token means over all rows: cutting
+    the same rows into micro-batches of 3 or of 16 gives the same metrics (before, masks were drawn per batch)."""
+    import contextlib
+
+    from electra.config import build_config
+    from electra.data.dataset import PretrainData
+    from electra.dist import Dist
+    from electra.objective import Electra, SpecialTokens
+    from electra.pretrain import evaluate
+    data = PretrainData(tiny_dataset)
+    flags = tiny_overrides()
+    overrides = {name[2:].replace("-", "_"): value for name, value in zip(flags[::2], flags[1::2])}
+    sp = data.special
+    values = {}
+    for o in ("electra", "mlm"):
+        cfg = build_config(None, {**overrides, "seq_len": "32", "vocab_size": str(data.vocab_size), "objective": o})
+        torch.manual_seed(0)
+        model = Electra(cfg, SpecialTokens(sp.pad, sp.cls, sp.sep, sp.mask))
+        one = Dist(0, 0, 1, torch.device("cpu"))
+        a, b = (evaluate(model, data, cfg, micro, one, contextlib.nullcontext()) for micro in (3, 16))
+        assert a.keys() == b.keys() and len(a) >= 9
+        assert all(abs(a[k] - b[k]) < 1e-5 for k in a), (a, b)
+        values[o] = a
+    assert values["mlm"]["eval/rtd_loss"] == 0.0 and "eval/disc_auc" not in values["mlm"]
+    assert 0 < values["electra"]["eval/replaced_rate"] < 0.2
+
+
+def test_gdes_run_trains_resumes_and_its_discriminator_loads_as_the_sum(tiny_dataset, tmp_path):
+    """--sharing gdes end to end: the residual leaves zero, a resume continues, and what fine-tuning, `detect` and
+    the export load is the embedding the discriminator read: the generator's tables plus the residual."""
+    from electra.checkpoint import load_discriminator
+    run = tmp_path / "gdes"
+    args = ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard"]
+    assert main([*args, *tiny_overrides(max_steps=4, sharing="gdes")]) == 0
+    assert main([*args, "--max-steps", "6"]) == 0
+    assert "resuming from" in (run / "train.log").read_text()
+    w = final_weights(run)
+    delta = w["discriminator.embeddings.delta.word.weight"]
+    assert float(delta.abs().max()) > 0
+    encoder, pre = load_discriminator(run)
+    assert pre.step == 6 and pre.cfg.objective.sharing == "gdes"
+    torch.testing.assert_close(encoder.embeddings.word.weight.detach(), w["generator.embeddings.word.weight"] + delta)

@@ -172,12 +172,11 @@ def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn
     if is_hf_folder(path, any_model_type=True):
         return load_hf_encoder(path, allow_pickle=allow_pickle)
     from electra.model import Encoder
+    from electra.objective import encoder_weights
 
     pre = load_pretrained(path)
-    prefix = "discriminator." if pre.cfg.objective.objective == "electra" else "generator."
     encoder = Encoder(pre.cfg.model)
-    sub = {k[len(prefix):]: v for k, v in pre.weights.items() if k.startswith(prefix)}
-    missing, unexpected = encoder.load_state_dict(sub, strict=False)
+    missing, unexpected = encoder.load_state_dict(encoder_weights(pre.weights, pre.cfg, "discriminator"), strict=False)
     if missing or unexpected:
         raise UserError(f"checkpoint under {path} does not match its config (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")

@@ -50,6 +50,9 @@ class ModelConfig:
                 raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
 
 
+SHARING_MODES = ("embeddings", "none", "all", "gdes")
+
+
 @dataclass
 class ObjectiveConfig:
     objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline)
@@ -58,7 +61,7 @@ class ObjectiveConfig:
     max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
     generator_hidden_fraction: float = 0.25  # generator width / discriminator width (1/3 for base)
     generator_layers_fraction: float = 1.0  # generator depth / discriminator depth
-    sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all
+    sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all | gdes (DeBERTa-v3's gradient-disentangled sharing)
     temperature: float = 1.0  # sampling temperature of the generator's softmax
     disallow_correct: bool = False  # forbid sampling the original token (every masked slot becomes fake)
     sampling: str = "multinomial"  # multinomial (exact inverse-CDF of the softmax, 1 draw per slot) | gumbel (the original's Gumbel-max, 1 draw per vocab entry); same distribution
@@ -68,8 +71,8 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("electra", "mlm"):
             raise UserError(f"objective.objective must be 'electra' or 'mlm', got {self.objective!r}")
-        if self.sharing not in ("embeddings", "none", "all"):
-            raise UserError(f"objective.sharing must be embeddings, none or all, got {self.sharing!r}")
+        if self.sharing not in SHARING_MODES:
+            raise UserError(f"objective.sharing must be one of {', '.join(SHARING_MODES)}, got {self.sharing!r}")
         if not 0.0 < self.mask_prob < 1.0:
             raise UserError(f"objective.mask_prob must be in (0, 1), got {self.mask_prob}")
         if not 0.0 <= self.mask_token_prob <= 1.0:
@@ -110,7 +113,7 @@ class TrainConfig:
     seed: int = 1234  # one seed for init, data order, masking, sampling and dropout
     log_every: int = 50  # steps between log lines (the only steps that sync the device)
     eval_every: int = 500  # steps between held-out evaluations; 0 = only at the end
-    eval_batches: int = 20  # micro-batches of the held-out split per evaluation
+    eval_batches: int = 20  # held-out rows per evaluation, in global batches (eval_batches x global_batch_size rows)
     save_every: int = 1000  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
     max_time: float = 0.0  # seconds of training after which the run stops cleanly (0 = no limit)

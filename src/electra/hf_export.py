@@ -31,6 +31,7 @@ from electra.config import ModelConfig, generator_config
 from electra.data.shards import fsync_dir
 from electra.errors import UserError
 from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
+from electra.objective import encoder_weights
 
 SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
             "mask_token": "[MASK]"}
@@ -179,22 +180,16 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
         if o.objective == "electra":
             d_cfg = cfg.model
             g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction)
-            d_enc = _sub(w, "discriminator.")
+            d_enc = encoder_weights(w, cfg, "discriminator")  # shared tables taken from their owner, gdes summed
             check_encoder(d_enc, d_cfg, "discriminator weights")
             disc = encoder_to_hf(d_enc) | rename(w, DISC_HEAD, "discriminator_head.")
             write_hf_folder(out / "discriminator", hf_config(d_cfg, "ElectraForPreTraining", pad), disc,
                             pre.vocab_path, pre.lowercase, card("ElectraForPreTraining", d_cfg, disc))
             folders.append((out / "discriminator", "ElectraForPreTraining"))
-            if o.sharing == "all":
-                g_enc = d_enc
-            elif o.sharing == "embeddings":
-                g_enc = _sub(w, "generator.") | {k: v for k, v in d_enc.items() if k.startswith("embeddings.")}
-            else:
-                g_enc = _sub(w, "generator.")
         else:
             g_cfg = cfg.model
-            g_enc = _sub(w, "generator.")
             notes.append("MLM-objective run: there is no discriminator, only generator/ (ElectraForMaskedLM) is written")
+        g_enc = encoder_weights(w, cfg, "generator")
         check_encoder(g_enc, g_cfg, "generator weights")
         gen = encoder_to_hf(g_enc) | rename(w, GEN_HEAD, "generator_head.")
     except KeyError as e:

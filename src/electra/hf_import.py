@@ -239,7 +239,8 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
                generator's embeddings are the discriminator's (HF stores them twice: if the generator's differ
                they are NOT used and a warning is issued); with sharing="all" the generator encoder is the
                discriminator (a differing generator encoder is ignored, with a warning); with sharing="none" the
-               generator keeps its own embeddings.
+               generator keeps its own embeddings; with sharing="gdes" the generator keeps its own (or, without
+               generator/, takes the discriminator's) and the discriminator's residual is the difference.
       loaded   which parts came from the folder; the caller leaves the others at their random init. Without
                generator/, loaded = ("discriminator", "discriminator_head") and the fractions come from
                base_cfg_dict; a folder without discriminator_predictions (ElectraModel, a fine-tuned model) leaves
@@ -292,7 +293,7 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
                     warnings.warn(f"{g_dir}: the generator's embeddings differ from the discriminator's; with "
                                   f"sharing=embeddings the discriminator's are used", stacklevel=2)
                 weights |= {"generator." + k: v for k, v in gen.encoder.items() if not k.startswith("embeddings.")}
-            elif sharing == "none":
+            elif sharing in ("none", "gdes"):
                 weights |= _prefixed(gen.encoder, "generator.")
             elif any(not torch.equal(v, gen.encoder[k]) for k, v in disc.encoder.items()):
                 warnings.warn(f"{g_dir}: with sharing=all the generator is the discriminator; the generator's own "
@@ -301,6 +302,8 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
             if gen.gen_head():
                 weights |= gen.gen_head()
                 loaded.append("generator_head")
+        if obj.get("sharing") == "gdes":  # without a generator folder, its tables start as the discriminator's
+            weights = _disentangle(weights, (gen if gen is not None else disc).encoder)
     obj["objective"] = objective
     cfg: dict[str, Any] = {"model": dataclasses.asdict(model_cfg), "objective": obj}
     if "train" in base:
@@ -308,6 +311,18 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
     train = base.get("train", {"seq_len": min(128, model_cfg.max_position_embeddings)})
     PretrainConfig.from_dict({**cfg, "train": train})  # UserError for an inconsistent combination
     return HFPretraining(cfg, weights, vocab, lower, tuple(loaded))
+
+
+def _disentangle(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """sharing=gdes: a Hugging Face discriminator stores the embeddings it reads, the generator's tables plus its
+    residual. The generator gets `base`'s embedding tables, the discriminator their difference as its residual."""
+    out = {k: v for k, v in weights.items() if not k.startswith("discriminator.embeddings.")}
+    for name, table in weights.items():
+        if name.startswith("discriminator.embeddings."):
+            sub = name[len("discriminator."):]  # embeddings.word.weight
+            out["generator." + sub] = base[sub]
+            out["discriminator.embeddings.delta." + sub[len("embeddings."):]] = table - base[sub]
+    return out
 
 
 def _fractions(d: ModelConfig, g: ModelConfig, where: Path) -> dict[str, float]:

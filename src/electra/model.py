@@ -122,15 +122,44 @@ class Embeddings(nn.Module):
         self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
         self.drop = Dropout(cfg.hidden_dropout)
 
+    def tables(self) -> tuple[torch.Tensor, ...]:
+        """word (V, E), position (P, E), segment (2, E), LayerNorm weight (E,) and bias (E,)."""
+        return self.word.weight, self.position.weight, self.segment.weight, self.norm.weight, self.norm.bias
+
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        return self.embed(self.tables(), input_ids, segment_ids, packing)
+
+    def embed(self, tables: tuple[torch.Tensor, ...], input_ids: torch.Tensor, segment_ids: torch.Tensor,
+              packing: Packing | None) -> torch.Tensor:
+        word, position, segment, norm_weight, norm_bias = tables
         if packing is None:
             pos = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
         else:  # only the real tokens: (S,) ids, segments and their positions in the padded rows
             input_ids = input_ids.flatten()[packing.index]
             segment_ids = segment_ids.flatten()[packing.index]
             pos = packing.index % packing.seq_len
-        x = self.word(input_ids) + self.position(pos) + self.segment(segment_ids)  # (B, T, E) or (S, E)
-        return self.drop(self.norm(x))
+        x = F.embedding(input_ids, word) + F.embedding(pos, position) + F.embedding(segment_ids, segment)  # (B, T, E) or (S, E)
+        return self.drop(F.layer_norm(x, (x.shape[-1],), norm_weight, norm_bias, self.norm.eps))
+
+
+class DisentangledEmbeddings(nn.Module):
+    """Gradient-disentangled embedding sharing (DeBERTa-v3, He et al. 2021): the discriminator reads the
+    generator's embedding block through a stop-gradient, plus a residual block of its own that starts at zero:
+        tables_D = sg(tables_G) + delta
+    so the generator's MLM loss alone trains the shared tables, and the RTD loss only `delta`. The pull of the
+    two losses on one table (the "tug of war" of plain sharing) is gone, yet the discriminator starts from, and
+    keeps, what the generator learned. Exports and fine-tuning see the sum (`objective.encoder_weights`)."""
+
+    def __init__(self, cfg: ModelConfig, base: Embeddings):
+        super().__init__()
+        self.delta = Embeddings(cfg)  # zeroed by Electra after init: the sum starts equal to the generator's
+        self._base = (base,)  # a tuple, not a submodule: the generator owns and saves these tensors
+
+    def tables(self) -> tuple[torch.Tensor, ...]:
+        return tuple(b.detach() + d for b, d in zip(self._base[0].tables(), self.delta.tables()))
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
+        return self.delta.embed(self.tables(), input_ids, segment_ids, packing)
 
 
 class Attention(nn.Module):
@@ -227,11 +256,11 @@ class Encoder(nn.Module):
     has its own, as the original), and L blocks. Returns the final hidden states (B, T, D); with a `Packing`
     the blocks see only the real tokens (S, D), and pad slots of the output are zero."""
 
-    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | None = None):
+    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | DisentangledEmbeddings | None = None):
         super().__init__()
         self.cfg = cfg
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
-        E = self.embeddings.word.embedding_dim
+        E = cfg.embedding_size
         self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
 

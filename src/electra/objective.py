@@ -15,7 +15,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from electra.config import ModelConfig, PretrainConfig, generator_config
-from electra.model import DiscriminatorHead, Encoder, GeneratorHead, Packing, init_weights
+from electra.model import (
+    DiscriminatorHead,
+    DisentangledEmbeddings,
+    Encoder,
+    GeneratorHead,
+    Packing,
+    init_weights,
+)
 
 
 class SpecialTokens(NamedTuple):
@@ -30,6 +37,15 @@ class Masked(NamedTuple):
     positions: torch.Tensor  # (B, N) chosen positions; unused slots point at 0 ([CLS]) with weight 0
     weights: torch.Tensor  # (B, N) 1.0 for the first k slots of each row, 0.0 after
     targets: torch.Tensor  # (B, N) the original tokens at those positions
+
+
+class Noise(NamedTuple):
+    """The uniform numbers that one batch's masking and sampling consume. Training draws them from torch's
+    generator inside the step; held-out evaluation gives every row its own, from the row's index, so that a
+    row is masked and sampled alike whatever batch, rank or world size it is evaluated in."""
+    position: torch.Tensor  # (B, N) float32 in [0, 1): which maskable token each slot takes
+    keep: torch.Tensor  # (B, N) float32 in [0, 1): the slot's token becomes [MASK] where this is < mask_token_prob
+    sample: torch.Tensor  # (B, N, 1) float64 in [0, 1): the inverse-CDF draw of the slot's sample
 
 
 class Sampled(NamedTuple):
@@ -70,26 +86,30 @@ class StepOutput(NamedTuple):
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
                 max_predictions: int, mask_prob: float, mask_token_prob: float,
-                rng: torch.Generator | None = None) -> Masked:
+                rng: torch.Generator | None = None, noise: Noise | None = None) -> Masked:
     """Choose k = max(1, min(N, round(mask_prob * n_nonpad))) slots per row, uniformly *with replacement*
     among non-pad tokens other than [CLS]/[SEP]/[MASK]; replace 85% of them by [MASK], keep the rest
     (never a random token). As the original's pretrain_helpers.mask, so duplicates are possible: the input
-    changes once but the generator loss counts the slot twice. N is fixed so shapes are static."""
+    changes once but the generator loss counts the slot twice. N is fixed so shapes are static.
+    `noise`: the position and keep numbers to use (`Noise`); by default they are drawn from `rng`."""
     B, T = input_ids.shape
+    N, device = max_predictions, input_ids.device
+    u_pos_BN = noise.position if noise is not None else torch.rand(B, N, generator=rng, device=device)
+    u_keep_BN = noise.keep if noise is not None else torch.rand(B, N, generator=rng, device=device)
     candidates_BT = attention_mask & (input_ids != special.cls) & (input_ids != special.sep) & (input_ids != special.mask)
-    has_candidate_B = candidates_BT.any(dim=1)
-    # multinomial needs a non-zero row; a row with no candidate gets a dummy draw at 0 that is weighted out
-    probs_BT = candidates_BT.float()
-    probs_BT[:, 0] += (~has_candidate_B).float()
-    positions_BN = torch.multinomial(probs_BT, max_predictions, replacement=True, generator=rng)
+    # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position at
+    # which the running count of candidates exceeds j
+    count_BT = candidates_BT.long().cumsum(dim=1)
+    n_cand_B = count_BT[:, -1:]  # (B, 1)
+    j_BN = (u_pos_BN * n_cand_B).long().clamp_max_((n_cand_B - 1).clamp_min(0))
+    positions_BN = torch.searchsorted(count_BT, j_BN + 1).clamp_max_(T - 1)
     n_nonpad_B = attention_mask.sum(dim=1).float()  # counts [CLS]/[SEP] too, as the original does
-    k_B = torch.round(n_nonpad_B * mask_prob).clamp(1, max_predictions) * has_candidate_B
-    weights_BN = (torch.arange(max_predictions, device=input_ids.device)[None, :] < k_B[:, None]).float()
+    k_B = torch.round(n_nonpad_B * mask_prob).clamp(1, N) * (n_cand_B[:, 0] > 0)  # no candidate: k = 0
+    weights_BN = (torch.arange(N, device=device)[None, :] < k_B[:, None]).float()
     positions_BN = positions_BN * weights_BN.long()  # unused slots -> position 0, never written
     targets_BN = input_ids.gather(1, positions_BN)
 
-    use_mask_BN = (torch.rand(B, max_predictions, generator=rng, device=input_ids.device) < mask_token_prob)
-    use_mask_BN &= weights_BN.bool()
+    use_mask_BN = (u_keep_BN < mask_token_prob) & weights_BN.bool()
     # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined);
     # counted in int32 because CUDA has no bool scatter
     masked_BT = torch.zeros(B, T, dtype=torch.int32, device=input_ids.device).scatter_add_(1, positions_BN, use_mask_BN.int()) > 0
@@ -171,7 +191,8 @@ def _inverse_cdf(weights: torch.Tensor, rng: torch.Generator | None, u: torch.Te
 
 @torch.no_grad()
 def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Tensor, temperature: float,
-                  disallow_correct: bool, rng: torch.Generator | None = None, method: str = "multinomial") -> Sampled:
+                  disallow_correct: bool, rng: torch.Generator | None = None, method: str = "multinomial",
+                  u: torch.Tensor | None = None) -> Sampled:
     """One sample per masked slot from softmax(logits / temperature) in fp32, outside autograd: the
     discriminator's loss never reaches the generator through the samples (spec 1.4; no straight-through, no
     relaxation). A sample equal to the original is labelled original (paper section 2).
@@ -179,20 +200,21 @@ def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Ten
     method="gumbel": the original's Gumbel-max, one uniform per vocabulary entry (B*N*V random numbers).
     method="multinomial" (default): the same distribution by exact inverse-CDF sampling of the softmax, one
     uniform per slot; also returns the argmax of the logits (the generator's accuracy) from the same pass.
-    disallow_correct subtracts 1000 from the true token's scaled logit in both, as the original."""
+    disallow_correct subtracts 1000 from the true token's scaled logit in both, as the original.
+    `u` (B, N, 1): the inverse-CDF draws to use (`Noise.sample`); given, the multinomial method is used."""
     argmax = None
-    if method == "gumbel":
+    if method == "gumbel" and u is None:
         logits = logits_BNV.float() / temperature
         if disallow_correct:  # the original subtracts 1000 from the true token's logit
             logits = logits.scatter_add(-1, masked.targets[..., None], torch.full_like(logits[..., :1], -1000.0))
         tokens_BN = _gumbel_max(logits, rng)
-    elif method == "multinomial":
+    elif method in ("multinomial", "gumbel"):
         x = logits_BNV
         if disallow_correct:
             x = (x.float() / temperature).scatter_add(-1, masked.targets[..., None],
                                                        torch.full_like(x[..., :1], -1000.0, dtype=torch.float32))
             argmax = logits_BNV.argmax(dim=-1)
-            tokens_BN = _inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng)
+            tokens_BN = _inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng, u)
         else:
             top, argmax = x.max(dim=-1)  # (B, N): the shift that keeps exp() finite, and the generator's argmax
             if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses the pad anyway
@@ -207,7 +229,7 @@ def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Ten
                 if temperature != 1.0:
                     w.div_(temperature)
                 w.exp_()
-            tokens_BN = _inverse_cdf(w, rng, buffer=buf)
+            tokens_BN = _inverse_cdf(w, rng, u, buffer=buf)
     else:
         raise ValueError(f"sampling must be 'gumbel' or 'multinomial', got {method!r}")
     # unused slots write the token already at position 0; duplicates resolve deterministically (largest id)
@@ -239,7 +261,8 @@ def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_ma
 class Electra(nn.Module):
     """Generator + discriminator trained jointly. Sharing (spec 1.6):
     `embeddings` both encoders use one Embeddings block (tables and LayerNorm); `none` each its own;
-    `all` one encoder serves as both (equal size required), with separate heads.
+    `all` one encoder serves as both (equal size required), with separate heads; `gdes` the discriminator reads
+    the generator's block through a stop-gradient plus a zero-started residual of its own (DeBERTa-v3).
     For objective=mlm the generator is full size and there is no discriminator."""
 
     def __init__(self, cfg: PretrainConfig, special: SpecialTokens):
@@ -249,24 +272,32 @@ class Electra(nn.Module):
         self.electra = o.objective == "electra"
         d_cfg: ModelConfig = cfg.model
         g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if self.electra else d_cfg
-        self.discriminator = Encoder(d_cfg) if self.electra else None
+        gdes = o.sharing == "gdes" and self.electra
+        if gdes:  # the generator owns the embedding tables; the discriminator adds its residual to them
+            self.generator = Encoder(g_cfg)
+            self.discriminator = Encoder(d_cfg, embeddings=DisentangledEmbeddings(d_cfg, self.generator.embeddings))
+        else:
+            self.discriminator = Encoder(d_cfg) if self.electra else None
         self.discriminator_head = DiscriminatorHead(d_cfg) if self.electra else None
         if o.sharing == "all" and self.electra:
             self.generator = self.discriminator
         elif o.sharing == "embeddings" and self.electra:
             self.generator = Encoder(g_cfg, embeddings=self.discriminator.embeddings)
-        else:
+        elif not gdes:
             self.generator = Encoder(g_cfg)
         self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
         self.apply_init()
 
     def apply_init(self) -> None:
         init_weights(self, self.cfg.model.initializer_range)
+        if self.electra and isinstance(self.discriminator.embeddings, DisentangledEmbeddings):
+            for p in self.discriminator.embeddings.delta.parameters():
+                nn.init.zeros_(p)
 
     @property
     def aliases(self) -> list[str]:
         """State-dict prefixes that name a tensor already saved under the discriminator."""
-        if not self.electra or self.cfg.objective.sharing == "none":
+        if not self.electra or self.cfg.objective.sharing in ("none", "gdes"):
             return []
         return ["generator."] if self.cfg.objective.sharing == "all" else ["generator.embeddings."]
 
@@ -281,13 +312,15 @@ class Electra(nn.Module):
             raise KeyError(f"missing {missing[:5]} unexpected {unexpected[:5]}")
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
-                rng: torch.Generator | None = None, packing: Packing | None = None) -> StepOutput:
+                rng: torch.Generator | None = None, packing: Packing | None = None,
+                noise: Noise | None = None) -> StepOutput:
         """One joint step on a padded batch. `packing` (model.pack of the same mask) runs both encoders on
-        the real tokens only; the losses and statistics are the same function of the inputs either way."""
+        the real tokens only; the losses and statistics are the same function of the inputs either way.
+        `noise`: the masking and sampling draws to use instead of drawing them from `rng` (evaluation)."""
         o = self.cfg.objective
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
-                             o.mask_prob, o.mask_token_prob, rng)
+                             o.mask_prob, o.mask_token_prob, rng, noise)
         # 2. generate (the generator's output layer is the shared word-embedding table)
         word = self.generator.embeddings.word.weight
         logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
@@ -302,7 +335,7 @@ class Electra(nn.Module):
             return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
         # 3. sample
         sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
-                                o.sampling)
+                                o.sampling, noise.sample if noise is not None else None)
         with torch.no_grad():
             argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.argmax(-1)
             gen_correct = ((argmax_BN == masked.targets).float() * w).sum()
@@ -324,6 +357,29 @@ class Electra(nn.Module):
                 true_pos=(pred & labels).float().sum(), pred_pos=pred.float().sum(),
             )
         return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)
+
+
+def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which: str) -> dict[str, torch.Tensor]:
+    """The state dict of one plain `Encoder`, "discriminator" or "generator", from `Electra.weights()` (a
+    checkpoint), whatever the sharing: shared tensors are taken from where they are saved, and with sharing=gdes
+    the discriminator's embeddings are the sum the discriminator reads, the generator's tables plus its residual.
+    What exports, fine-tuning and `detect` load."""
+    o = cfg.objective
+    def sub(prefix: str) -> dict[str, torch.Tensor]:
+        return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+    if o.objective != "electra":
+        return sub("generator.")
+    disc, gen = sub("discriminator."), sub("generator.")
+    if o.sharing == "all":
+        return disc
+    if o.sharing == "embeddings":
+        return disc if which == "discriminator" else gen | {k: v for k, v in disc.items() if k.startswith("embeddings.")}
+    if o.sharing == "gdes" and which == "discriminator":
+        delta = {k.replace("embeddings.delta.", "embeddings.", 1): v for k, v in disc.items() if k.startswith("embeddings.delta.")}
+        rest = {k: v for k, v in disc.items() if not k.startswith("embeddings.")}
+        return rest | {k: gen[k] + v for k, v in delta.items()}
+    return disc if which == "discriminator" else gen
 
 
 def summarize(stats: Stats) -> dict[str, float]:
