@@ -177,3 +177,13 @@ def test_a_killed_exports_staging_folder_does_not_block_the_next(vocab, tmp_path
     export(run, out)
     assert sorted(os.listdir(out)) == ["discriminator", "generator"]
 
+    # a killed export into a new OUT leaves `.OUT.export-PID` beside it: the next export there clears it, and
+    # leaves a live one (this process's PID stands in for an export in progress) and other OUTs' alone
+    fresh = tmp_path / "fresh"
+    (tmp_path / f".fresh.export-{dead.pid}" / "generator").mkdir(parents=True)
+    live, other = tmp_path / f".fresh.export-{os.getppid()}", tmp_path / f".other.export-{dead.pid}"
+    live.mkdir()
+    other.mkdir()
+    export(run, fresh)
+    assert sorted(os.listdir(fresh)) == ["discriminator", "generator"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other.name])

@@ -15,6 +15,7 @@ head adds a dense + GELU layer; its QA head is the simple one), so their body is
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import shutil
@@ -55,9 +56,10 @@ def _check_out(out: Path, overwrite: bool) -> None:
             raise UserError(f"output folder {out} is not empty; choose another OUT_DIR or pass --overwrite")
 
 
-def _drop_dead_stages(out: Path) -> None:
-    """Remove the staging folders (`.export-PID`) that killed exports left inside OUT."""
-    for stage in out.glob(".export-*"):
+def _drop_dead_stages(folder: Path, pattern: str = ".export-*") -> None:
+    """Remove the staging folders (`.export-PID` inside OUT, `.OUT.export-PID` beside a new OUT) that killed
+    exports left behind."""
+    for stage in folder.glob(pattern):
         try:
             os.kill(int(stage.name.rsplit("-", 1)[1]), 0)  # still running: an export in progress, leave it
         except ValueError:
@@ -80,6 +82,7 @@ def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
             stage = real / f".export-{os.getpid()}"
         else:
             real.parent.mkdir(parents=True, exist_ok=True)
+            _drop_dead_stages(real.parent, f".{glob.escape(real.name)}.export-*")
             stage = real.parent / f".{real.name}.export-{os.getpid()}"
         shutil.rmtree(stage, ignore_errors=True)
         stage.mkdir()
