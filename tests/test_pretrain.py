@@ -219,7 +219,7 @@ def test_held_out_metrics_do_not_depend_on_the_micro_batch(tiny_dataset):
     from electra.data.dataset import PretrainData
     from electra.dist import Dist
     from electra.objective import Electra, SpecialTokens
-    from electra.pretrain import evaluate
+    from electra.heldout import evaluate
     data = PretrainData(tiny_dataset)
     flags = tiny_overrides()
     overrides = {name[2:].replace("-", "_"): value for name, value in zip(flags[::2], flags[1::2])}
