@@ -172,6 +172,22 @@ def _learnable_sst2(root: Path, n: int = 96) -> Path:
     return root
 
 
+def test_a_one_class_classifier_is_called_out(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Every dev example given the same label: a warning names the label (the SST-2-stuck-at-50% failure); a
+    classifier that predicts both classes, and a regression task, get none."""
+    tok, sp = _tok(tmp_path)
+    job = glue_job(GLUE_TASKS["sst2"], _learnable_sst2(tmp_path / "glue"), FinetuneConfig(max_seq_len=32), tok,
+                   sp.cls, sp.sep)
+    scores = job.evaluate(lambda feats: [[0.2, 0.9]] * len(feats))
+    assert scores["accuracy"] == 50.0
+    out = capsys.readouterr().out
+    assert "warning: [sst2] every dev prediction (32) is '1'" in out and len(out.strip().splitlines()) == 1
+    job.evaluate(lambda feats: [[0.2, 0.9] if i % 3 else [0.9, 0.2] for i in range(len(feats))])
+    assert capsys.readouterr().out == ""
+    from electra.finetune.glue import one_class_warning
+    assert one_class_warning(GLUE_TASKS["stsb"], "dev", [2.5, 2.5, 2.5]) is None
+
+
 def test_end_to_end_sst2_learns_and_saves(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     data = _learnable_sst2(tmp_path / "glue")

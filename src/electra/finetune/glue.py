@@ -236,6 +236,16 @@ def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int 
     return GlueData(task, train, dev, test)
 
 
+def one_class_warning(task: GlueTask, split: str, predicted: list[Any]) -> str | None:
+    """A classifier that gives every dev example one label has learned the class prior and nothing else (the
+    "SST-2 stuck at 50%" reports of ELECTRA reproductions): say so, rather than leave a bare score to puzzle over."""
+    if task.is_regression or len(predicted) < 2 or len(set(predicted)) > 1:
+        return None
+    return (f"warning: [{task.name}] every {split} prediction ({len(predicted)}) is {task.labels[predicted[0]]!r}: the "
+            f"classifier learned one class only. Usual causes: a learning rate too high (or too low), too few "
+            f"epochs, or a checkpoint pre-trained too briefly (compare --random-init)")
+
+
 def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for one GLUE task (cfg is the resolved FinetuneConfig)."""
     from electra.finetune.heads import ClassificationHead, RegressionHead
@@ -257,7 +267,11 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
     def evaluate(predict: Any) -> dict[str, float]:
         result: dict[str, float] = {}
         for k, feats in dev_feats.items():
-            scores = score(task, [ex.label for ex in data.dev[k]], to_labels(predict(feats)))
+            predicted = to_labels(predict(feats))
+            warning = one_class_warning(task, k, predicted)
+            if warning:
+                print(warning, flush=True)
+            scores = score(task, [ex.label for ex in data.dev[k]], predicted)
             # MNLI: matched under the plain names (what the GLUE score uses), mismatched prefixed
             prefix = "" if k in ("dev", "matched") else f"{k}_"
             result.update({prefix + m: v for m, v in scores.items()})
