@@ -275,6 +275,23 @@ def test_export_loads_in_transformers_and_round_trips(tf, vocab, tmp_path, E, sh
         torch.testing.assert_close(again.generator.embeddings.word.weight, model.generator.embeddings.word.weight)
 
 
+def test_gdes_run_continues_from_a_discriminator_alone(vocab, tmp_path):
+    """--sharing gdes from a folder with no generator: the generator takes the discriminator's embedding block, the
+    residual starts at zero, and the discriminator computes what it computed before the export."""
+    model = electra_model(tiny_cfg(32, "gdes", 0.5), vocab)
+    export(write_run(tmp_path / "run", model, vocab), tmp_path / "out")
+    shutil.rmtree(tmp_path / "out" / "generator")
+    init = load_hf_pretraining(tmp_path / "out", model.cfg.to_dict())
+    assert init.loaded == ("discriminator", "discriminator_head")
+    again = Electra(PretrainConfig.from_dict(init.cfg), model.special)
+    load_into(again, init)
+    assert all(float(p.detach().abs().max()) == 0.0 for p in again.discriminator.embeddings.delta.parameters())
+    exported = load_file(str(tmp_path / "out" / "discriminator" / "model.safetensors"))
+    assert torch.equal(again.generator.embeddings.word.weight.detach(), first_emb(exported))
+    ids, seg, mask = batch(vocab)
+    assert maxdiff(electra_logits(again.eval(), ids, seg, mask)[0], electra_logits(model, ids, seg, mask)[0]) < TOL
+
+
 def first_emb(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
     return tensors["electra.embeddings.word_embeddings.weight"]
 
