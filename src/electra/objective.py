@@ -272,18 +272,18 @@ class Electra(nn.Module):
         self.electra = o.objective == "electra"
         d_cfg: ModelConfig = cfg.model
         g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if self.electra else d_cfg
-        gdes = o.sharing == "gdes" and self.electra
-        if gdes:  # the generator owns the embedding tables; the discriminator adds its residual to them
+        sharing = o.sharing if self.electra else "none"  # the MLM baseline has a generator only
+        if sharing == "gdes":  # the generator owns the embedding tables; the discriminator adds its residual to them
             self.generator = Encoder(g_cfg)
             self.discriminator = Encoder(d_cfg, embeddings=DisentangledEmbeddings(d_cfg, self.generator.embeddings))
         else:
             self.discriminator = Encoder(d_cfg) if self.electra else None
         self.discriminator_head = DiscriminatorHead(d_cfg) if self.electra else None
-        if o.sharing == "all" and self.electra:
+        if sharing == "all":
             self.generator = self.discriminator
-        elif o.sharing == "embeddings" and self.electra:
+        elif sharing == "embeddings":
             self.generator = Encoder(g_cfg, embeddings=self.discriminator.embeddings)
-        elif not gdes:
+        elif sharing == "none":
             self.generator = Encoder(g_cfg)
         self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
         self.apply_init()
