@@ -253,3 +253,11 @@ def test_gdes_run_trains_resumes_and_its_discriminator_loads_as_the_sum(tiny_dat
     encoder, pre = load_discriminator(run)
     assert pre.step == 6 and pre.cfg.objective.sharing == "gdes"
     torch.testing.assert_close(encoder.embeddings.word.weight.detach(), w["generator.embeddings.word.weight"] + delta)
+    # a checkpoint without the generator's table that the residual adds to: a one-line error, not a KeyError
+    from safetensors.torch import save_file
+
+    from electra.errors import UserError
+    ckpt = run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text().strip() / "model.safetensors"
+    save_file({k: v for k, v in w.items() if k != "generator.embeddings.word.weight"}, str(ckpt))
+    with pytest.raises(UserError, match="lacks 'embeddings.word.weight'"):
+        load_discriminator(run)

@@ -176,7 +176,11 @@ def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn
 
     pre = load_pretrained(path)
     encoder = Encoder(pre.cfg.model)
-    missing, unexpected = encoder.load_state_dict(encoder_weights(pre.weights, pre.cfg, "discriminator"), strict=False)
+    try:
+        weights = encoder_weights(pre.weights, pre.cfg, "discriminator")
+    except KeyError as e:  # sharing=gdes: the generator's table that the residual adds to is missing
+        raise UserError(f"checkpoint under {path} lacks {e}; the run folder is incomplete or from another version") from None
+    missing, unexpected = encoder.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise UserError(f"checkpoint under {path} does not match its config (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
