@@ -19,6 +19,7 @@ from electra.checkpoint import load_discriminator
 from electra.data.tokenizer import SpecialIds, load_tokenizer
 from electra.errors import UserError
 from electra.model import DiscriminatorHead, Encoder
+from electra.objective import strip_prefix
 
 
 class Detection(NamedTuple):
@@ -32,7 +33,7 @@ class Detector:
     def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
         encoder, pre = load_discriminator(path, allow_pickle)
         head = DiscriminatorHead(pre.cfg.model)
-        sub = {k[len("discriminator_head."):]: v for k, v in pre.weights.items() if k.startswith("discriminator_head.")}
+        sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:
             raise UserError(f"{path} has no discriminator head (an MLM run or a generator-only folder); "
                             f"detect needs an ELECTRA discriminator")

@@ -70,9 +70,8 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
     sums, (mlm_sum, rtd_sum) = Stats(*packed[:8]), packed[8:10].tolist()
     metrics = {f"eval/{k}": v for k, v in summarize(sums).items()}
     mlm, rtd = mlm_sum / max(float(sums.masked), 1e-6), rtd_sum / max(float(sums.tokens), 1e-6)
-    o = cfg.objective
-    metrics.update({"eval/loss": o.gen_weight * mlm + (o.disc_weight * rtd if o.objective == "electra" else 0.0),
-                    "eval/mlm_loss": mlm, "eval/rtd_loss": rtd})
+    o = cfg.objective  # rtd is 0 for the MLM objective
+    metrics.update({"eval/loss": o.gen_weight * mlm + o.disc_weight * rtd, "eval/mlm_loss": mlm, "eval/rtd_loss": rtd})
     if model.electra:
         empty = torch.zeros(0, device=d.device)
         all_scores = dist.all_gather_cat(torch.cat(scores) if scores else empty)

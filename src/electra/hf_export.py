@@ -32,7 +32,7 @@ from electra.config import ModelConfig, generator_config
 from electra.data.shards import fsync_dir
 from electra.errors import UserError
 from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
-from electra.objective import encoder_weights
+from electra.objective import encoder_weights, strip_prefix
 
 SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
             "mask_token": "[MASK]"}
@@ -41,10 +41,6 @@ SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "c
 class ExportResult(NamedTuple):
     folders: list[tuple[Path, str]]  # (folder, transformers class)
     notes: list[str]  # one-line notices (what was not exported and why)
-
-
-def _sub(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
 
 
 def _check_out(out: Path, overwrite: bool) -> None:
@@ -229,7 +225,7 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     if not vocab.is_file():
         raise UserError(f"{model_dir} has no vocab.txt; copy the vocabulary the model was fine-tuned with there")
     w = read_weights(model_dir / "model.safetensors")
-    enc, head = _sub(w, "encoder."), _sub(w, "head.")
+    enc, head = strip_prefix(w, "encoder."), strip_prefix(w, "head.")
     check_encoder(enc, cfg, f"{model_dir / 'model.safetensors'} (encoder)")
     pad = SpecialIds.from_vocab(vocab).pad
     labels = [str(x) for x in meta.get("labels") or []]

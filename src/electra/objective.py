@@ -359,18 +359,20 @@ class Electra(nn.Module):
         return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)
 
 
+def strip_prefix(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix`, named without it: one module's state dict out of a whole model's."""
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
 def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which: str) -> dict[str, torch.Tensor]:
     """The state dict of one plain `Encoder`, "discriminator" or "generator", from `Electra.weights()` (a
     checkpoint), whatever the sharing: shared tensors are taken from where they are saved, and with sharing=gdes
     the discriminator's embeddings are the sum the discriminator reads, the generator's tables plus its residual.
     What exports, fine-tuning and `detect` load."""
     o = cfg.objective
-    def sub(prefix: str) -> dict[str, torch.Tensor]:
-        return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-
     if o.objective != "electra":
-        return sub("generator.")
-    disc, gen = sub("discriminator."), sub("generator.")
+        return strip_prefix(weights, "generator.")
+    disc, gen = strip_prefix(weights, "discriminator."), strip_prefix(weights, "generator.")
     if o.sharing == "all":
         return disc
     if o.sharing == "embeddings":
