@@ -64,7 +64,7 @@ def test_each_rule_and_the_mlm_objective() -> None:
 
 
 def test_alerts_reach_the_training_log(tiny_dataset, tmp_path, monkeypatch) -> None:
-    always = health.Rule("test_rule", lambda m: True, lambda m: f"replaced rate {m['replaced_rate']:.3f}", True, 0.0)
+    always = health.Rule("test_rule", lambda m: True, lambda m: f"replaced rate {m['replaced_rate']:.3f}", True, False, 0.0)
     monkeypatch.setattr(health, "RULES", (always,))
     for evaluate, out in ((2, tmp_path / "with_eval"), (0, tmp_path / "train_metrics")):
         assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(out), "--no-tensorboard",
@@ -80,7 +80,7 @@ def test_alerts_without_a_held_out_split(tiny_dataset, tmp_path, monkeypatch) ->
     data = tmp_path / "no_valid"
     assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len",
                  "32", "--out", str(data), "--workers", "1", "--valid-fraction", "0", "--quiet"]) == 0
-    always = health.Rule("test_rule", lambda m: True, lambda m: f"replaced rate {m['replaced_rate']:.3f}", True, 0.0)
+    always = health.Rule("test_rule", lambda m: True, lambda m: f"replaced rate {m['replaced_rate']:.3f}", True, False, 0.0)
     monkeypatch.setattr(health, "RULES", (always,))
     out = tmp_path / "run"
     assert main(["pretrain", "--data", str(data), "--out", str(out), "--no-tensorboard",

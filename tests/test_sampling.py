@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from electra.objective import Masked, _inverse_cdf, sample_tokens
+from electra.objective import Masked, sample_tokens
+from electra.sampler import inverse_cdf
 
 
 def slots(logits_NV: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, Masked, torch.Tensor]:
@@ -75,14 +76,14 @@ def test_inverse_cdf_maps_the_unit_interval_exactly():
     w = torch.rand(V, generator=g) ** 4
     w[[0, 63, 64, 130, 199]] = 0.0  # zero weights at block edges: never drawn
     u = (torch.arange(n, dtype=torch.float64) + 0.5) / n
-    idx = _inverse_cdf(w.expand(n, -1).contiguous(), None, u[:, None])
+    idx = inverse_cdf(w.expand(n, -1).contiguous(), None, u[:, None])
     counts = torch.bincount(idx, minlength=V).double()
     assert counts.shape[0] == V  # never a padded index
     assert counts[[0, 63, 64, 130, 199]].sum() == 0
     expected = w.double() / w.double().sum() * n
     assert (counts - expected).abs().max() <= 1.0  # a grid of n points: off by at most one point per index
     # u at the extremes
-    ends = _inverse_cdf(w.expand(2, -1).contiguous(), None, torch.tensor([[0.0], [1.0 - 2**-53]]))
+    ends = inverse_cdf(w.expand(2, -1).contiguous(), None, torch.tensor([[0.0], [1.0 - 2**-53]]))
     assert ends.tolist() == [1, 198]
 
 

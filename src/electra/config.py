@@ -51,6 +51,7 @@ class ModelConfig:
 
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
+GENERATORS = ("mlm", "uniform", "unigram")
 
 
 @dataclass
@@ -67,6 +68,8 @@ class ObjectiveConfig:
     sampling: str = "multinomial"  # multinomial (exact inverse-CDF of the softmax, 1 draw per slot) | gumbel (the original's Gumbel-max, 1 draw per vocab entry); same distribution
     gen_weight: float = 1.0  # weight of the generator's MLM loss
     disc_weight: float = 50.0  # weight of the discriminator's RTD loss (paper appendix A: chosen from 1..100)
+    generator: str = "mlm"  # mlm (a trained masked LM, the paper) | uniform (fakes uniform over the vocabulary: the original's uniform_generator) | unigram (fakes drawn by the training split's token frequencies: the paper's Figure 3 baseline)
+    rtd_tokens: str = "all"  # all (the discriminator's loss on every token, the paper) | masked (on the masked slots only: the paper's "ELECTRA 15%" ablation, Table 5)
 
     def __post_init__(self) -> None:
         if self.objective not in ("electra", "mlm"):
@@ -85,6 +88,21 @@ class ObjectiveConfig:
             raise UserError(f"objective.temperature must be > 0, got {self.temperature}")
         if self.max_predictions < 0:
             raise UserError(f"objective.max_predictions must be >= 0, got {self.max_predictions}")
+        if self.generator not in GENERATORS:
+            raise UserError(f"objective.generator must be one of {', '.join(GENERATORS)}, got {self.generator!r}")
+        if self.rtd_tokens not in ("all", "masked"):
+            raise UserError(f"objective.rtd_tokens must be all or masked, got {self.rtd_tokens!r}")
+        if self.generator != "mlm" and self.objective != "electra":
+            raise UserError(f"objective.generator={self.generator} replaces the generator of replaced-token "
+                            f"detection; the MLM objective's model is the masked LM itself (use --generator mlm)")
+        if self.generator != "mlm" and self.sharing in ("all", "gdes"):
+            raise UserError(f"objective.sharing={self.sharing} needs a trained generator to share with; "
+                            f"objective.generator={self.generator} has none (use --sharing embeddings)")
+
+    @property
+    def trained_generator(self) -> bool:
+        """Whether a masked-LM network produces the fakes (False: a fixed distribution, no parameters)."""
+        return self.generator == "mlm"
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")

@@ -125,7 +125,7 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
     mode (with sharing=none too: this project's untied generator keeps the discriminator's embedding width,
     fidelity.md difference 4, so it computes exactly what the tied one does; the script's untied case, width =
     generator hidden, is a model this project does not build). MLM objective: one full-size model with the
-    output softmax (the BERT baseline)."""
+    output softmax (the BERT baseline). A fixed generator (uniform / unigram) adds nothing to the discriminator."""
     m, o, t = cfg.model, cfg.objective, cfg.train
     steps = t.max_steps if steps is None else steps
     batch = t.global_batch_size if batch_size is None else batch_size
@@ -133,6 +133,8 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
         return _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps)
     g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
     disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
+    if not o.trained_generator:  # uniform / unigram fakes: a table lookup, no network
+        return disc
     # the generator's embedding width is the discriminator's in every sharing mode (generator_config keeps it;
     # sharing=all: one encoder serving as both, still two forward/backward passes of it)
     gen = _transformer(g, t.seq_len, g.embedding_size, output_frac).train_flops(batch, steps)
@@ -173,6 +175,8 @@ def model_flops_per_token(cfg: PretrainConfig, seq_len: int | None = None, lm_he
     else:
         g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
         disc = encoder_matmul_flops_per_token(m, T) + 2 * (m.hidden_size * m.hidden_size + m.hidden_size)
+    if not o.trained_generator:
+        return 3 * disc
     gen = encoder_matmul_flops_per_token(g, T)
     gen_head = head_frac * 2 * (g.hidden_size * m.embedding_size + m.embedding_size * m.vocab_size)
     return 3 * (disc + gen + gen_head)

@@ -27,6 +27,7 @@ class Rule(NamedTuple):
     holds: Callable[[dict[str, float]], bool]  # on metrics without their "eval/" / "train/" prefix
     message: Callable[[dict[str, float]], str]
     electra_only: bool  # needs a discriminator (not for --objective mlm)
+    about_generator: bool  # needs a trained generator (not for --generator uniform / unigram)
     after: float  # in units of warmup steps: checked from this step on (generator learning takes a while)
 
 
@@ -34,25 +35,26 @@ RULES = (
     Rule("discriminator_silent", lambda m: m["disc_recall"] == 0.0 and m["replaced_rate"] > 0.0,  # 0/0 is no news
          lambda m: ("the discriminator predicts 'original' for every token (recall 0, precision 0): it has settled "
                     "on the majority class. Use a larger batch (the tiny preset needs 128) or a lower --lr, or "
-                    "raise --disc-weight"), True, 1.0),
+                    "raise --disc-weight"), True, False, 1.0),
     Rule("discriminator_trivial", lambda m: m["rtd_loss"] < 0.005,
          lambda m: (f"RTD loss {m['rtd_loss']:.4f}: replaced tokens are trivially detectable, which usually means "
-                    "the inputs leak the labels (check custom data or model changes)"), True, 1.0),
+                    "the inputs leak the labels (check custom data or model changes)"), True, False, 1.0),
     Rule("generator_too_strong", lambda m: m["sampled_acc"] >= 0.85,
          lambda m: (f"the generator's samples match {m['sampled_acc']:.0%} of masked tokens (replaced rate "
                     f"{m['replaced_rate']:.3f}): too few replacements to learn from. Shrink it "
-                    "(--generator-hidden-fraction 0.25) or raise --mask-prob"), True, 1.0),
+                    "(--generator-hidden-fraction 0.25) or raise --mask-prob"), True, True, 1.0),
     Rule("generator_stuck", lambda m: m["gen_acc"] < 0.01,
          lambda m: (f"the generator predicts {m['gen_acc']:.1%} of masked tokens after warmup: it is not learning. "
-                    "Check --lr and the data (a vocabulary that does not match the dataset?)"), False, 2.0),
+                    "Check --lr and the data (a vocabulary that does not match the dataset?)"), False, True, 2.0),
 )
 
 
 class Monitor:
     """Feeds one metrics dict per check (held-out metrics when the run evaluates, else the training ones)."""
 
-    def __init__(self, warmup_steps: int, electra: bool, patience: int = 2):
+    def __init__(self, warmup_steps: int, electra: bool, patience: int = 2, trained_generator: bool = True):
         self.warmup, self.electra, self.patience = max(1, warmup_steps), electra, patience
+        self.trained_generator = trained_generator
         self.streak = {r.name: 0 for r in RULES}
         self.active: set[str] = set()
 
@@ -61,7 +63,8 @@ class Monitor:
         m = {k.split("/", 1)[-1]: v for k, v in metrics.items()}
         lines = []
         for rule in RULES:
-            if (rule.electra_only and not self.electra) or step < rule.after * self.warmup:
+            if ((rule.electra_only and not self.electra) or (rule.about_generator and not self.trained_generator)
+                    or step < rule.after * self.warmup):
                 continue
             try:
                 holds = rule.holds(m)

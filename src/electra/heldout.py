@@ -55,7 +55,8 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
         if not counted:
             continue
         s = out.stats
-        loss_sums += torch.stack([out.losses.mlm * s.masked, out.losses.rtd * s.tokens]).float()
+        rtd_count = s.masked if cfg.objective.rtd_tokens == "masked" else s.tokens  # what the RTD loss averages over
+        loss_sums += torch.stack([out.losses.mlm * s.masked, out.losses.rtd * rtd_count]).float()
         sums = s if sums is None else Stats(*(a + b for a, b in zip(sums, s)))
         if out.disc_logits is not None:
             keep = batch.attention_mask
@@ -69,7 +70,8 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
     packed = dist.all_reduce_sum(torch.cat([torch.stack(list(sums)).float(), loss_sums]))
     sums, (mlm_sum, rtd_sum) = Stats(*packed[:8]), packed[8:10].tolist()
     metrics = {f"eval/{k}": v for k, v in summarize(sums).items()}
-    mlm, rtd = mlm_sum / max(float(sums.masked), 1e-6), rtd_sum / max(float(sums.tokens), 1e-6)
+    rtd_count = sums.masked if cfg.objective.rtd_tokens == "masked" else sums.tokens
+    mlm, rtd = mlm_sum / max(float(sums.masked), 1e-6), rtd_sum / max(float(rtd_count), 1e-6)
     o = cfg.objective  # rtd is 0 for the MLM objective
     metrics.update({"eval/loss": o.gen_weight * mlm + o.disc_weight * rtd, "eval/mlm_loss": mlm, "eval/rtd_loss": rtd})
     if model.electra:

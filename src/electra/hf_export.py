@@ -162,7 +162,7 @@ def export(src: Path, out: Path, overwrite: bool = False) -> ExportResult:
 
 
 def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | None = None) -> ExportResult:
-    """discriminator/ and generator/ (generator/ only for an MLM run) from a loaded run, each with a model
+    """discriminator/ and generator/ (generator/ only for an MLM run, discriminator/ only with a fixed generator) from a loaded run, each with a model
     card (`facts`: what the run folder recorded about the checkpoint; by default only its step)."""
     from electra.data.tokenizer import SpecialIds
 
@@ -188,6 +188,10 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
         else:
             g_cfg = cfg.model
             notes.append("MLM-objective run: there is no discriminator, only generator/ (ElectraForMaskedLM) is written")
+        if not o.trained_generator:
+            notes.append(f"generator={o.generator}: the fakes came from a fixed distribution, there is no generator "
+                         f"network; only discriminator/ is written")
+            return ExportResult(folders, notes)
         g_enc = encoder_weights(w, cfg, "generator")
         check_encoder(g_enc, g_cfg, "generator weights")
         gen = encoder_to_hf(g_enc) | rename(w, GEN_HEAD, "generator_head.")

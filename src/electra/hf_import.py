@@ -344,14 +344,18 @@ def _fractions(d: ModelConfig, g: ModelConfig, where: Path) -> dict[str, float]:
 
 
 def load_into(model: torch.nn.Module, init: HFPretraining) -> None:
-    """Copy `init.weights` into an `Electra` built from `init.cfg`; parts not in `init.loaded` keep their init."""
+    """Copy `init.weights` into an `Electra` built from `init.cfg`; parts not in `init.loaded` keep their init.
+    A run with a fixed generator (uniform / unigram) takes the discriminator alone."""
+    weights = init.weights
+    if getattr(model, "generator", None) is None:
+        weights = {k: v for k, v in weights.items() if not k.startswith((PARTS["generator"], PARTS["generator_head"]))}
     try:
-        missing, unexpected = model.load_state_dict(init.weights, strict=False)
+        missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as e:
         raise UserError(f"the Hugging Face weights do not fit the run's model ({str(e).splitlines()[0][:200]}); "
                         f"build the run's config from load_hf_pretraining's cfg") from None
     fresh = tuple(p for name, p in PARTS.items() if name not in init.loaded)
-    bad = [k for k in missing if not k.startswith(tuple(model.aliases) + fresh)]
+    bad = [k for k in missing if not k.startswith(tuple(model.aliases) + fresh + ("generator_prior",))]
     if unexpected or bad:
         raise UserError(f"the Hugging Face weights do not fit the run's model (missing {bad[:3]}, "
                         f"unexpected {unexpected[:3]})")

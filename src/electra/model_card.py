@@ -77,10 +77,16 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
     rows = [("objective", "replaced-token detection (generator + discriminator)" if o.objective == "electra"
              else "masked language modelling (the paper's BERT baseline)"),
             ("masking", f"{o.mask_prob:.0%} of tokens, {o.mask_token_prob:.0%} of them shown as [MASK]")]
-    if o.objective == "electra":
+    if o.objective == "electra" and not o.trained_generator:
+        source = ("uniform over the vocabulary" if o.generator == "uniform"
+                  else "the training data's token frequencies (unigram)")
+        rows += [("generator", f"none: the replacements were drawn from {source}"),
+                 ("loss", f"{o.disc_weight:g} x RTD" + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
+    elif o.objective == "electra":
         rows += [("generator", (f"{o.generator_hidden_fraction:g} x the discriminator's width, "
                                 f"{o.generator_layers_fraction:g} x its depth; sharing: {o.sharing}")),
-                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_weight:g} x RTD")]
+                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_weight:g} x RTD"
+                          + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
     trained = [f"{facts.step:,} steps"]
     if facts.tokens_seen:
         trained.append(f"{facts.tokens_seen / 1e6:,.1f} M tokens")

@@ -23,6 +23,7 @@ from electra.model import (
     Packing,
     init_weights,
 )
+from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded
 
 
 class SpecialTokens(NamedTuple):
@@ -134,61 +135,6 @@ def generate(generator: Encoder, head: GeneratorHead, word_embeddings: torch.Ten
 # 3. sample
 
 
-_BLOCK = 64  # vocabulary block of the two-level inverse-CDF sampler
-
-
-def _gumbel_max(logits: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
-    """The original's sampler: argmax(logits + g), g = -log(-log(u + 1e-9) + 1e-9), one uniform per vocabulary
-    entry (B*N*V draws)."""
-    u = torch.rand(logits.shape, generator=rng, device=logits.device)
-    u.add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()  # Gumbel(0, 1) noise, in place
-    return (logits + u).argmax(dim=-1)
-
-
-def _padded(shape: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """An fp32 buffer (..., nb * _BLOCK) whose tail past V is zero, and its (..., V) view to write into."""
-    *lead, V = shape
-    nb = -(-V // _BLOCK)
-    buf = torch.empty(*lead, nb * _BLOCK, device=device)
-    buf[..., V:] = 0.0
-    return buf, buf[..., :V]
-
-
-def _inverse_cdf(weights: torch.Tensor, rng: torch.Generator | None, u: torch.Tensor | None = None,
-                 buffer: torch.Tensor | None = None) -> torch.Tensor:
-    """One index per row of `weights` (..., V), drawn with probability weights / weights.sum(-1): exact
-    inverse-CDF sampling with ONE float64 uniform per row, in two levels so that nothing V-wide is sorted,
-    cumulated or converted to float64: pick a block of _BLOCK entries by the cumulative block sums, then an entry
-    inside it. `weights` must be >= 0 with a positive row sum; entries of weight 0 are never drawn.
-    `buffer`: the `_padded` buffer that `weights` is the (..., V) view of (used in place, no copy). `u`
-    (..., 1) in [0, 1) replaces the random draw (tests)."""
-    *lead, V = weights.shape
-    nb = -(-V // _BLOCK)
-    if buffer is not None:
-        base = buffer
-    else:
-        base, view = _padded(tuple(weights.shape), weights.device)
-        view.copy_(weights)
-    blocks = base.view(*lead, nb, _BLOCK)
-    # block sums in fp32 (64 terms: relative error ~1e-7, below the fp32 rounding the Gumbel-max path has
-    # in logits + noise); the cumulative sums over blocks and inside the chosen block in float64
-    cdf = blocks.sum(-1).double().cumsum_(-1)  # (..., nb)
-    total = cdf[..., -1:]
-    if u is None:
-        u = torch.rand(total.shape, generator=rng, device=weights.device, dtype=torch.float64)
-    u = u.to(torch.float64) * total
-    u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # strictly below the total
-    b = torch.searchsorted(cdf, u, right=True)  # first block whose cumulative sum exceeds u: never empty
-    # non-finite weights (a diverged generator) must not index out of range: the step then reports its
-    # non-finite loss as a one-line error instead of crashing in a gather here
-    b.clamp_max_(nb - 1)
-    below = torch.where(b > 0, cdf.gather(-1, (b - 1).clamp_min(0)), torch.zeros_like(u))
-    inner = blocks.gather(-2, b[..., None].expand(*b.shape, _BLOCK)).squeeze(-2).double().cumsum_(-1)  # (..., B)
-    r = torch.minimum(u - below, torch.nextafter(inner[..., -1:], torch.zeros_like(u)))
-    j = torch.searchsorted(inner, r, right=True)  # first entry whose cumulative weight exceeds r: weight > 0
-    return (b * _BLOCK + j).clamp_max_(V - 1).squeeze(-1)
-
-
 @torch.no_grad()
 def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Tensor, temperature: float,
                   disallow_correct: bool, rng: torch.Generator | None = None, method: str = "multinomial",
@@ -207,31 +153,51 @@ def sample_tokens(logits_BNV: torch.Tensor, masked: Masked, input_ids: torch.Ten
         logits = logits_BNV.float() / temperature
         if disallow_correct:  # the original subtracts 1000 from the true token's logit
             logits = logits.scatter_add(-1, masked.targets[..., None], torch.full_like(logits[..., :1], -1000.0))
-        tokens_BN = _gumbel_max(logits, rng)
+        tokens_BN = gumbel_max(logits, rng)
     elif method in ("multinomial", "gumbel"):
         x = logits_BNV
         if disallow_correct:
             x = (x.float() / temperature).scatter_add(-1, masked.targets[..., None],
                                                        torch.full_like(x[..., :1], -1000.0, dtype=torch.float32))
             argmax = logits_BNV.argmax(dim=-1)
-            tokens_BN = _inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng, u)
+            tokens_BN = inverse_cdf((x - x.amax(dim=-1, keepdim=True)).exp_(), rng, u)
         else:
             top, argmax = x.max(dim=-1)  # (B, N): the shift that keeps exp() finite, and the generator's argmax
             if torch.compiler.is_compiling():  # dynamo takes no strided out=; inductor fuses the pad anyway
                 V = x.shape[-1]
-                buf = torch.nn.functional.pad(x - top.float()[..., None], (0, -(-V // _BLOCK) * _BLOCK - V),
+                buf = torch.nn.functional.pad(x - top.float()[..., None], (0, -(-V // BLOCK) * BLOCK - V),
                                               value=float("-inf"))  # exp(-inf) = 0: zero weight
                 buf = (buf / temperature).exp()
                 w = buf[..., :V]
             else:
-                buf, w = _padded(tuple(x.shape), x.device)  # zero tail
+                buf, w = padded(tuple(x.shape), x.device)  # zero tail
                 torch.sub(x, top.float()[..., None], out=w)  # in fp32 (bf16 - fp32 promotes), into the buffer
                 if temperature != 1.0:
                     w.div_(temperature)
                 w.exp_()
-            tokens_BN = _inverse_cdf(w, rng, u, buffer=buf)
+            tokens_BN = inverse_cdf(w, rng, u, buffer=buf)
     else:
         raise ValueError(f"sampling must be 'gumbel' or 'multinomial', got {method!r}")
+    return corrupt(tokens_BN, masked, input_ids, argmax)
+
+
+@torch.no_grad()
+def sample_fixed(prior_V: torch.Tensor, masked: Masked, input_ids: torch.Tensor, temperature: float,
+                 disallow_correct: bool, rng: torch.Generator | None = None, u: torch.Tensor | None = None) -> Sampled:
+    """Steps 2-3 without a generator network (objective.generator uniform or unigram): every slot draws from
+    one fixed distribution, prior^(1/temperature), one uniform per slot; `disallow_correct` draws from the
+    rest of it. Uniform: the original's `uniform_generator` (all-zero logits over the whole vocabulary).
+    Unigram: the training split's token frequencies (the paper's Figure 3 baseline). `u` (B, N, 1) as in
+    sample_tokens."""
+    w_V = prior_V.double() if temperature == 1.0 else prior_V.double() ** (1.0 / temperature)
+    u_BN = u.squeeze(-1) if u is not None else torch.rand(masked.targets.shape, generator=rng,
+                                                          device=input_ids.device, dtype=torch.float64)
+    tokens_BN = from_cdf(w_V, w_V.cumsum(0), u_BN, masked.targets if disallow_correct else None)
+    return corrupt(tokens_BN, masked, input_ids, w_V.argmax().expand_as(tokens_BN))  # argmax: no host sync
+
+
+def corrupt(tokens_BN: torch.Tensor, masked: Masked, input_ids: torch.Tensor, argmax: torch.Tensor | None) -> Sampled:
+    """The discriminator's input: the original ids with the samples written into the chosen slots."""
     # unused slots write the token already at position 0; duplicates resolve deterministically (largest id)
     tokens_BN = torch.where(masked.weights.bool(), tokens_BN, input_ids[:, :1])
     corrupted = input_ids.scatter_reduce(1, masked.positions, tokens_BN, "amax", include_self=False)
@@ -248,11 +214,18 @@ def mlm_loss(logits_BNV: torch.Tensor, masked: Masked) -> torch.Tensor:
     return (ce_BN * masked.weights.flatten()).sum() / (masked.weights.sum() + 1e-6)
 
 
-def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Sigmoid BCE on every non-pad token ([CLS]/[SEP] included), mean over the batch's non-pad tokens."""
-    bce_BT = F.binary_cross_entropy_with_logits(disc_logits_BT.float(), labels_BT.float(), reduction="none")
-    w_BT = attention_mask.float()
-    return (bce_BT * w_BT).sum() / (w_BT.sum() + 1e-6)
+def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_mask: torch.Tensor,
+             masked: Masked | None = None) -> torch.Tensor:
+    """Sigmoid BCE on every non-pad token ([CLS]/[SEP] included), mean over the batch's non-pad tokens.
+    `masked` given (objective.rtd_tokens=masked, the paper's "ELECTRA 15%"): on the masked slots only, weighted
+    as the generator's loss (a position drawn twice counts twice)."""
+    if masked is not None:
+        disc_logits_BT, labels_BT = disc_logits_BT.gather(1, masked.positions), labels_BT.gather(1, masked.positions)
+        w = masked.weights
+    else:
+        w = attention_mask.float()
+    bce = F.binary_cross_entropy_with_logits(disc_logits_BT.float(), labels_BT.float(), reduction="none")
+    return (bce * w).sum() / (w.sum() + 1e-6)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -263,7 +236,9 @@ class Electra(nn.Module):
     `embeddings` both encoders use one Embeddings block (tables and LayerNorm); `none` each its own;
     `all` one encoder serves as both (equal size required), with separate heads; `gdes` the discriminator reads
     the generator's block through a stop-gradient plus a zero-started residual of its own (DeBERTa-v3).
-    For objective=mlm the generator is full size and there is no discriminator."""
+    For objective=mlm the generator is full size and there is no discriminator. With a fixed generator
+    (objective.generator uniform or unigram) there is no generator network: the fakes come from the
+    `generator_prior` buffer (V,), token weights saved with the checkpoint."""
 
     def __init__(self, cfg: PretrainConfig, special: SpecialTokens):
         super().__init__()
@@ -272,20 +247,25 @@ class Electra(nn.Module):
         self.electra = o.objective == "electra"
         d_cfg: ModelConfig = cfg.model
         g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if self.electra else d_cfg
-        sharing = o.sharing if self.electra else "none"  # the MLM baseline has a generator only
+        # the MLM baseline has a generator only; a fixed generator has nothing to share with
+        self.sharing = sharing = o.sharing if self.electra and o.trained_generator else "none"
+        self.generator, self.generator_head = None, None
         if sharing == "gdes":  # the generator owns the embedding tables; the discriminator adds its residual to them
             self.generator = Encoder(g_cfg)
             self.discriminator = Encoder(d_cfg, embeddings=DisentangledEmbeddings(d_cfg, self.generator.embeddings))
         else:
             self.discriminator = Encoder(d_cfg) if self.electra else None
         self.discriminator_head = DiscriminatorHead(d_cfg) if self.electra else None
-        if sharing == "all":
+        if not o.trained_generator:
+            self.register_buffer("generator_prior", torch.ones(d_cfg.vocab_size))  # uniform until set_prior
+        elif sharing == "all":
             self.generator = self.discriminator
         elif sharing == "embeddings":
             self.generator = Encoder(g_cfg, embeddings=self.discriminator.embeddings)
         elif sharing == "none":
             self.generator = Encoder(g_cfg)
-        self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
+        if o.trained_generator:
+            self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
         self.apply_init()
 
     def apply_init(self) -> None:
@@ -294,12 +274,16 @@ class Electra(nn.Module):
             for p in self.discriminator.embeddings.delta.parameters():
                 nn.init.zeros_(p)
 
+    def set_prior(self, counts_V: torch.Tensor) -> None:
+        """The unigram generator's token weights (counts; zero = never drawn)."""
+        if self.cfg.objective.generator != "unigram":
+            raise ValueError("set_prior is for objective.generator=unigram")
+        self.generator_prior.copy_(counts_V.to(self.generator_prior))
+
     @property
     def aliases(self) -> list[str]:
         """State-dict prefixes that name a tensor already saved under the discriminator."""
-        if not self.electra or self.cfg.objective.sharing in ("none", "gdes"):
-            return []
-        return ["generator."] if self.cfg.objective.sharing == "all" else ["generator.embeddings."]
+        return {"all": ["generator."], "embeddings": ["generator.embeddings."]}.get(self.sharing, [])
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The state dict with every shared tensor once (under its discriminator name): safetensors-ready."""
@@ -321,36 +305,40 @@ class Electra(nn.Module):
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
                              o.mask_prob, o.mask_token_prob, rng, noise)
-        # 2. generate (the generator's output layer is the shared word-embedding table)
-        word = self.generator.embeddings.word.weight
-        logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
-        gen_loss = mlm_loss(logits_BNV, masked)
+        u = noise.sample if noise is not None else None
         w = masked.weights
         tokens = attention_mask.sum()
         zero = torch.zeros((), device=input_ids.device)
-        if not self.electra:
-            with torch.no_grad():
-                gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
-            stats = Stats(w.sum(), gen_correct, zero, tokens.float(), zero, zero, zero, zero)
-            return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
-        # 3. sample
-        sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
-                                o.sampling, noise.sample if noise is not None else None)
-        with torch.no_grad():
-            argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.argmax(-1)
-            gen_correct = ((argmax_BN == masked.targets).float() * w).sum()
+        if self.generator is None:  # 2-3. a fixed distribution stands in for the generator: nothing to train
+            sampled = sample_fixed(self.generator_prior, masked, input_ids, o.temperature, o.disallow_correct, rng, u)
+            gen_loss, argmax_BN = zero, sampled.argmax
+        else:
+            # 2. generate (the generator's output layer is the shared word-embedding table)
+            word = self.generator.embeddings.word.weight
+            logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
+            gen_loss = mlm_loss(logits_BNV, masked)
+            if not self.electra:
+                with torch.no_grad():
+                    gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
+                stats = Stats(w.sum(), gen_correct, zero, tokens.float(), zero, zero, zero, zero)
+                return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
+            # 3. sample
+            sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
+                                    o.sampling, u)
+            argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.detach().argmax(-1)
         # 4. discriminate
         hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask, packing)
         disc_logits_BT = self.discriminator_head(hidden_BTD)
         # 5. loss
-        disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask)
+        disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask,
+                             masked if o.rtd_tokens == "masked" else None)
         total = o.gen_weight * gen_loss + o.disc_weight * disc_loss
         with torch.no_grad():
             real = attention_mask.float()
             pred = (disc_logits_BT > 0) & attention_mask
             labels = sampled.labels
             stats = Stats(
-                masked=w.sum(), gen_correct=gen_correct,
+                masked=w.sum(), gen_correct=((argmax_BN == masked.targets).float() * w).sum(),
                 sampled_correct=((sampled.tokens == masked.targets).float() * w).sum(),
                 tokens=real.sum(), replaced=labels.float().sum(),
                 disc_correct=((pred == labels).float() * real).sum(),
@@ -372,6 +360,8 @@ def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which
     o = cfg.objective
     if o.objective != "electra":
         return strip_prefix(weights, "generator.")
+    if which == "generator" and not o.trained_generator:
+        raise ValueError(f"objective.generator={o.generator} has no generator network")
     disc, gen = strip_prefix(weights, "discriminator."), strip_prefix(weights, "generator.")
     if o.sharing == "all":
         return disc

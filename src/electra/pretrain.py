@@ -170,6 +170,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if init is not None:
         from electra.hf import load_into
         load_into(model, init)
+    if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint
+        counts = torch.from_numpy(data.train.token_counts(cfg.model.vocab_size))
+        counts[list(special)] = 0  # words only: never [PAD], [CLS], [SEP] or [MASK]
+        if counts.sum() == 0:
+            raise UserError(f"{args.data}: the training split has no tokens to build the unigram generator from")
+        model.set_prior(counts)
     step, elapsed_before, tokens_seen, opt_state = 0, 0.0, 0, None
     if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
@@ -214,16 +220,18 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             return model.no_sync()
         return contextlib.nullcontext()
 
-    gen_params = count_params(raw.generator) + count_params(raw.generator_head)
+    gen_params = sum(count_params(m) for m in (raw.generator, raw.generator_head) if m is not None)
+    gen_desc = (f"generator+head {gen_params / 1e6:.2f}M (shared embeddings counted in both)" if raw.generator is not None
+                else f"no generator network ({cfg.objective.generator} fakes)")
     log.print(f"config:\n{cfg.to_json()}")
     log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'} | "
-              f"{'unpadded' if unpad else 'padded'} encoders | params: total "
-              f"{count_params(raw) / 1e6:.2f}M, generator+head {gen_params / 1e6:.2f}M (shared embeddings counted "
-              f"in both) | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
+              f"{'unpadded' if unpad else 'padded'} encoders | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
+              f" | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
-        f", initialised from {args.init} ({', '.join(init.loaded)})" if init is not None else ""))
+        f", initialised from {args.init} ({', '.join(n for n in init.loaded if raw.generator is not None or 'generator' not in n)})"
+        if init is not None else ""))
 
     stop: dict[str, signal.Signals | None] = {"signal": None}
 
@@ -240,7 +248,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     for sig in stopping:  # main() puts the previous handlers back, however train() ends
         signal.signal(sig, on_signal)
     params = [p for p in raw.parameters() if p.requires_grad]
-    health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra")
+    health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra",
+                     trained_generator=cfg.objective.trained_generator)
     # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
     # one after max_steps, or no held-out rows to evaluate
     evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0

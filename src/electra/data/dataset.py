@@ -79,6 +79,18 @@ class Examples:
         local = idx - self._starts[shards]
         return [self._arrays(k).get(j) for k, j in zip(shards.tolist(), local.tolist())]
 
+    def token_counts(self, vocab_size: int, chunk: int = 1 << 26) -> np.ndarray:
+        """How often each token id occurs in the split: (vocab_size,) int64, one pass over the token files."""
+        counts = np.zeros(vocab_size, np.int64)
+        for k in range(len(self._dirs)):
+            tokens = self._arrays(k).tokens if self._counts[k] else ()
+            for a in range(0, len(tokens), chunk):  # bounded memory on shards of any size
+                c = np.bincount(np.asarray(tokens[a:a + chunk]), minlength=vocab_size)
+                if len(c) > vocab_size:
+                    raise UserError(f"{self._dirs[k]} holds token id {len(c) - 1}, outside the {vocab_size}-token vocabulary")
+                counts += c
+        return counts
+
     def lengths(self) -> np.ndarray:
         """Length of every example (reads the offset files)."""
         parts = [self._arrays(k).lengths() for k in range(len(self._dirs)) if self._counts[k]]
