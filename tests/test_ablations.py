@@ -1,6 +1,7 @@
 """The paper's ablations of the objective: fixed generators (`--generator uniform`, the original's
-uniform_generator; `--generator unigram`, Figure 3's baseline) and the discriminator trained on the masked
-positions only (`--rtd-tokens masked`, Table 5's "ELECTRA 15%").
+uniform_generator; `--generator unigram`, Figure 3's baseline), the discriminator trained on the masked
+positions only (`--rtd-tokens masked`, Table 5's "ELECTRA 15%"), and Table 5's discriminators that are masked
+LMs on the corrupted text (`--objective replace_mlm`, `--objective all_tokens_mlm`).
 
     python -m pytest tests/test_ablations.py -q
 """
@@ -19,7 +20,7 @@ from test_sampling import chi2
 from electra.cli import main
 from electra.errors import UserError
 from electra.flops import model_flops_per_token, train_flops
-from electra.objective import Electra, Masked, mask_tokens, rtd_loss, sample_fixed
+from electra.objective import Electra, Masked, all_tokens_mlm_loss, mask_tokens, rtd_loss, sample_fixed
 
 PRIOR = torch.tensor([0.0, 3.0, 1.0, 0.0, 5.0, 1.0, 2.0, 0.5])  # two entries of weight 0
 
@@ -141,9 +142,10 @@ def test_token_counts_match_a_count_over_the_examples(tiny_dataset):
 def test_unigram_and_electra_15_run_resume_and_export(tiny_dataset, tmp_path, capsys):
     """CLI end to end: the prior is the training split's counts with the special tokens removed, it survives a
     resume, held-out metrics are logged, no generator alert fires, and the export writes the discriminator only."""
+    from test_pretrain import final_weights
+
     from electra.data.dataset import PretrainData
     from electra.hf_export import export
-    from test_pretrain import final_weights
     run = tmp_path / "unigram"
     args = ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard"]
     assert main([*args, *tiny_overrides(max_steps=4, generator="unigram", rtd_tokens="masked")]) == 0
@@ -168,3 +170,86 @@ def test_unigram_and_electra_15_run_resume_and_export(tiny_dataset, tmp_path, ca
     assert "initialised from" in (again / "train.log").read_text()
     loaded = final_weights(again)
     assert "generator_prior" in loaded and not any(k.startswith("generator.") for k in loaded)
+
+
+def test_all_tokens_mlm_loss_against_the_explicit_mixture():
+    """p(v) = D 1[v = input] + (1 - D) softmax(logits)[v], D = sigmoid(-gate), built as a full (V,) vector per token."""
+    g = torch.Generator().manual_seed(0)
+    B, T, V = 2, 5, 11
+    logits = torch.randn(B, T, V, generator=g) * 2
+    gate = torch.randn(B, T, generator=g) * 2
+    original = torch.randint(0, V, (B, T), generator=g)
+    corrupted = original.clone()
+    corrupted[0, 1], corrupted[1, 3] = (original[0, 1] + 1) % V, (original[1, 3] + 2) % V
+    am = torch.ones(B, T, dtype=torch.bool)
+    am[1, 4] = False
+    nll, correct = 0.0, 0
+    for b in range(B):
+        for t in range(T):
+            if not am[b, t]:
+                continue
+            copy = 1 / (1 + math.exp(float(gate[b, t])))
+            p = (1 - copy) * torch.softmax(logits[b, t].double(), -1)
+            p[corrupted[b, t]] += copy
+            nll -= math.log(float(p[original[b, t]]))
+            correct += int(int(p.argmax()) == int(original[b, t]))
+    out = all_tokens_mlm_loss(logits, gate, original, corrupted, am)
+    assert abs(float(out.loss) - nll / 9) < 1e-5 and int(out.correct) == correct and int(out.count) == 9
+    # a gate sure of "original" on an unchanged token costs nothing; on a replaced one the LM must pay
+    sure = torch.full((B, T), -30.0)
+    assert float(all_tokens_mlm_loss(logits, sure, original, original, am).loss) < 1e-6
+
+
+@pytest.mark.parametrize("objective", ["replace_mlm", "all_tokens_mlm"])
+def test_masked_lm_discriminators_train_on_the_corrupted_text(objective):
+    """Replace MLM predicts the originals at the masked slots from the generator's samples, All-Tokens MLM every
+    token; both with an LM head tied to the discriminator's word table, weight 1; the generator is ELECTRA's."""
+    model = Electra(tiny_cfg(objective=objective, generator_hidden_fraction="0.5"), SP)
+    assert (model.discriminator_head is not None) == (objective == "all_tokens_mlm")  # the copy gate
+    seen = {}
+    model.discriminator_lm_head.register_forward_hook(lambda mod, inp, out: seen.update(shape=tuple(out.shape)))
+    ids, seg, am = batch()
+    torch.manual_seed(0)
+    out = model(ids, seg, am)
+    N = model.cfg.max_predictions
+    assert seen["shape"] == ((4, N, 300) if objective == "replace_mlm" else (4, 16, 300))
+    torch.testing.assert_close(out.losses.total, out.losses.mlm + out.losses.rtd)  # disc_weight 50 is for RTD only
+    count = out.stats.masked if objective == "replace_mlm" else am.sum()
+    assert float(out.stats.lm_count) == float(count) and 0 <= float(out.stats.lm_correct) <= float(count)
+    assert (out.disc_logits is None) == (objective == "replace_mlm")
+    model.zero_grad()
+    out.losses.rtd.backward()  # the discriminator's loss never reaches the generator but through shared embeddings
+    for name, p in model.generator.named_parameters():
+        assert name.startswith("embeddings.") or p.grad is None or p.grad.abs().sum() == 0, name
+    assert model.discriminator_lm_head.dense.weight.grad.abs().sum() > 0
+    with pytest.raises(UserError, match="rtd_tokens=masked restricts the RTD loss"):
+        tiny_cfg(objective=objective, rtd_tokens="masked")
+    with pytest.raises(UserError, match="masked-LM loss of weight 1"):
+        tiny_cfg(objective=objective, disc_weight="10")
+    # MFU count: the LM head (D->E dense, E->V projection) replaces the RTD head (D->D, D->1) on N of T slots
+    # (replace_mlm) or is added on every token (all_tokens_mlm); 3 x for forward + backward
+    D, E, V, T = 32, 16, 300, 16
+    lm_head, rtd_head = 2 * (D * E + E * V), 2 * (D * D + D)
+    extra = 3 * (N / T * lm_head - rtd_head) if objective == "replace_mlm" else 3 * lm_head
+    assert model_flops_per_token(tiny_cfg(objective=objective)) - model_flops_per_token(tiny_cfg()) == pytest.approx(extra)
+    # the paper's count: ELECTRA's generator plus a discriminator counted as the MLM baseline's model (Replace MLM)
+    generator = train_flops(tiny_cfg()) - train_flops(tiny_cfg(generator="uniform"))
+    if objective == "replace_mlm":
+        assert train_flops(tiny_cfg(objective=objective)) == pytest.approx(train_flops(tiny_cfg(objective="mlm")) + generator)
+    else:
+        assert train_flops(tiny_cfg(objective=objective)) > train_flops(tiny_cfg(objective="replace_mlm"))
+
+
+@pytest.mark.parametrize("objective", ["replace_mlm", "all_tokens_mlm"])
+def test_masked_lm_discriminator_runs_from_the_cli(tiny_dataset, tmp_path, objective):
+    run = tmp_path / objective
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+                 *tiny_overrides(max_steps=4, objective=objective)]) == 0
+    records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in records if "train/loss" in r]
+    assert all(0 <= r["train/disc_lm_acc"] <= 1 for r in train)
+    evals = [r for r in records if "eval/disc_lm_acc" in r]
+    assert evals and all(("eval/disc_auc" in r) == (objective == "all_tokens_mlm") for r in evals)
+    e = evals[-1]
+    assert abs(e["eval/loss"] - (e["eval/mlm_loss"] + e["eval/rtd_loss"])) < 1e-4
+    assert "disc_lm_acc" in (run / "train.log").read_text()

@@ -123,7 +123,7 @@ def ours_disc(encoder: Encoder, head_weights: dict, cfg: ModelConfig, ids, seg, 
 @torch.no_grad()
 def electra_logits(model: Electra, ids, seg, mask) -> tuple[torch.Tensor | None, torch.Tensor]:
     """(discriminator logits (B, T) or None, generator logits (B, T, V)) of our model on every position."""
-    d = model.discriminator_head(model.discriminator(ids, seg, mask)) if model.electra else None
+    d = model.discriminator_head(model.discriminator(ids, seg, mask)) if model.discriminator_head is not None else None
     g = model.generator_head(model.generator(ids, seg, mask), model.generator.embeddings.word.weight)
     return d, g
 
@@ -325,6 +325,28 @@ def test_mlm_run_exports_generator_only(tf, vocab, tmp_path):
     assert init.loaded == ("generator", "generator_head")
     _, pre = load_discriminator(tmp_path / "out")  # an MLM model, as an MLM run's checkpoint
     assert pre.cfg.objective.objective == "mlm" and "generator_head.bias" in pre.weights
+
+
+@pytest.mark.parametrize("objective", ["replace_mlm", "all_tokens_mlm"])
+def test_ablation_discriminator_exports_as_a_masked_lm(tf, vocab, tmp_path, objective):
+    """Table 5's ablations train the discriminator as a masked LM: discriminator/ is an ElectraForMaskedLM whose
+    logits on every position are our encoder's + LM head's (tied to the discriminator's word table)."""
+    model = electra_model(tiny_cfg(objective=objective), vocab)
+    res = export(write_run(tmp_path / "run", model, vocab), tmp_path / "out")
+    assert [a for _, a in res.folders] == ["ElectraForMaskedLM", "ElectraForMaskedLM"]
+    assert ("copy gate" in " ".join(res.notes)) == (objective == "all_tokens_mlm")
+    disc = hf_load(tf.ElectraForMaskedLM, tmp_path / "out" / "discriminator")
+    ids, seg, mask = batch(vocab)
+    with torch.no_grad():
+        ours = model.discriminator_lm_head(model.discriminator(ids, seg, mask),
+                                           model.discriminator.embeddings.word.weight)
+    assert maxdiff(ours, hf_logits(disc, ids, seg, mask)) < TOL
+    gen = hf_load(tf.ElectraForMaskedLM, tmp_path / "out" / "generator")
+    assert maxdiff(electra_logits(model, ids, seg, mask)[1], hf_logits(gen, ids, seg, mask)) < TOL
+    card = (tmp_path / "out" / "discriminator" / "README.md").read_text()
+    assert f"discriminator of a {objective} ablation run" in card
+    encoder, pre = load_discriminator(tmp_path / "run")  # what fine-tuning loads: the discriminator's body
+    torch.testing.assert_close(encoder.embeddings.word.weight, model.discriminator.embeddings.word.weight)
 
 
 def test_exported_tokenizer_matches_ours(tf, vocab, tmp_path):

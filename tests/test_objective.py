@@ -13,7 +13,8 @@ import torch
 from conftest import SHARED
 
 from electra.config import build_config
-from electra.objective import Electra, SpecialTokens, auc, mask_tokens, mlm_loss, rtd_loss, sample_tokens
+from electra.heldout import auc
+from electra.objective import Electra, SpecialTokens, mask_tokens, mlm_loss, rtd_loss, sample_tokens
 
 SP = SpecialTokens(pad=0, cls=101, sep=102, mask=103)
 

@@ -172,7 +172,6 @@ def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn
     if is_hf_folder(path, any_model_type=True):
         return load_hf_encoder(path, allow_pickle=allow_pickle)
     from electra.model import Encoder
-    from electra.objective import encoder_weights
 
     pre = load_pretrained(path)
     encoder = Encoder(pre.cfg.model)
@@ -185,3 +184,30 @@ def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn
         raise UserError(f"checkpoint under {path} does not match its config (missing {missing[:3]}, "
                         f"unexpected {unexpected[:3]})")
     return encoder, pre
+
+
+def strip_prefix(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors under `prefix`, named without it: one module's state dict out of a whole model's."""
+    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
+
+
+def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which: str) -> dict[str, torch.Tensor]:
+    """The state dict of one plain `Encoder`, "discriminator" or "generator", from `Electra.weights()` (a
+    checkpoint), whatever the sharing: shared tensors are taken from where they are saved, and with sharing=gdes
+    the discriminator's embeddings are the sum the discriminator reads, the generator's tables plus its residual.
+    What exports, fine-tuning and `detect` load."""
+    o = cfg.objective
+    if not o.joint:
+        return strip_prefix(weights, "generator.")
+    if which == "generator" and not o.trained_generator:
+        raise ValueError(f"objective.generator={o.generator} has no generator network")
+    disc, gen = strip_prefix(weights, "discriminator."), strip_prefix(weights, "generator.")
+    if o.sharing == "all":
+        return disc
+    if o.sharing == "embeddings":
+        return disc if which == "discriminator" else gen | {k: v for k, v in disc.items() if k.startswith("embeddings.")}
+    if o.sharing == "gdes" and which == "discriminator":
+        delta = {k.replace("embeddings.delta.", "embeddings.", 1): v for k, v in disc.items() if k.startswith("embeddings.delta.")}
+        rest = {k: v for k, v in disc.items() if not k.startswith("embeddings.")}
+        return rest | {k: gen[k] + v for k, v in delta.items()}
+    return disc if which == "discriminator" else gen

@@ -52,11 +52,12 @@ class ModelConfig:
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
 GENERATORS = ("mlm", "uniform", "unigram")
+OBJECTIVES = ("electra", "mlm", "replace_mlm", "all_tokens_mlm")
 
 
 @dataclass
 class ObjectiveConfig:
-    objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline)
+    objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline) | replace_mlm | all_tokens_mlm (Table 5's ablations: the discriminator is a masked LM on the generator's corrupted text)
     mask_prob: float = 0.15  # fraction of non-pad tokens the generator must predict (0.25 for large)
     mask_token_prob: float = 0.85  # of the selected slots, this share become [MASK]; the rest keep the token
     max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
@@ -72,8 +73,8 @@ class ObjectiveConfig:
     rtd_tokens: str = "all"  # all (the discriminator's loss on every token, the paper) | masked (on the masked slots only: the paper's "ELECTRA 15%" ablation, Table 5)
 
     def __post_init__(self) -> None:
-        if self.objective not in ("electra", "mlm"):
-            raise UserError(f"objective.objective must be 'electra' or 'mlm', got {self.objective!r}")
+        if self.objective not in OBJECTIVES:
+            raise UserError(f"objective.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.sharing not in SHARING_MODES:
             raise UserError(f"objective.sharing must be one of {', '.join(SHARING_MODES)}, got {self.sharing!r}")
         if not 0.0 < self.mask_prob < 1.0:
@@ -95,9 +96,26 @@ class ObjectiveConfig:
         if self.generator != "mlm" and self.objective != "electra":
             raise UserError(f"objective.generator={self.generator} replaces the generator of replaced-token "
                             f"detection; the MLM objective's model is the masked LM itself (use --generator mlm)")
+        if self.rtd_tokens != "all" and self.objective != "electra":
+            raise UserError(f"objective.rtd_tokens={self.rtd_tokens} restricts the RTD loss, which "
+                            f"objective={self.objective} does not have (use --objective electra)")
+        if self.objective in ("replace_mlm", "all_tokens_mlm") and self.disc_weight != 50.0:
+            raise UserError(f"objective.disc_weight weights the binary RTD loss; objective={self.objective} trains "
+                            f"its discriminator by a masked-LM loss of weight 1 (drop --disc-weight)")
         if self.generator != "mlm" and self.sharing in ("all", "gdes"):
             raise UserError(f"objective.sharing={self.sharing} needs a trained generator to share with; "
                             f"objective.generator={self.generator} has none (use --sharing embeddings)")
+
+    @property
+    def joint(self) -> bool:
+        """Whether a generator feeds a second model (the discriminator): every objective but the MLM baseline."""
+        return self.objective != "mlm"
+
+    @property
+    def disc_loss_weight(self) -> float:
+        """The weight of the discriminator's loss: disc_weight for the binary RTD loss, 1 for the masked-LM
+        losses of the Replace-MLM and All-Tokens-MLM ablations (the paper gives them no other)."""
+        return self.disc_weight if self.objective == "electra" else 1.0
 
     @property
     def trained_generator(self) -> bool:
@@ -174,7 +192,7 @@ class PretrainConfig:
         if t.seq_len > m.max_position_embeddings:
             raise UserError(f"train.seq_len ({t.seq_len}) is longer than the position table "
                             f"(model.max_position_embeddings={m.max_position_embeddings}); shorten it or enlarge the table")
-        if o.sharing == "all" and o.objective == "electra" and (
+        if o.sharing == "all" and o.joint and (
                 o.generator_hidden_fraction != 1.0 or o.generator_layers_fraction != 1.0):
             raise UserError("objective.sharing=all shares the whole encoder, so the generator must be the "
                             "discriminator's size: set generator_hidden_fraction=1 and generator_layers_fraction=1")

@@ -15,11 +15,10 @@ from typing import NamedTuple
 
 import torch
 
-from electra.checkpoint import load_discriminator
+from electra.checkpoint import load_discriminator, strip_prefix
 from electra.data.tokenizer import SpecialIds, load_tokenizer
 from electra.errors import UserError
 from electra.model import DiscriminatorHead, Encoder
-from electra.objective import strip_prefix
 
 
 class Detection(NamedTuple):
@@ -35,7 +34,7 @@ class Detector:
         head = DiscriminatorHead(pre.cfg.model)
         sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:
-            raise UserError(f"{path} has no discriminator head (an MLM run or a generator-only folder); "
+            raise UserError(f"{path} has no discriminator head (an MLM or replace_mlm run, or a generator-only folder); "
                             f"detect needs an ELECTRA discriminator")
         head.load_state_dict(sub)
         self.encoder: Encoder = encoder.to(device).eval()

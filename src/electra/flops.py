@@ -125,14 +125,22 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
     mode (with sharing=none too: this project's untied generator keeps the discriminator's embedding width,
     fidelity.md difference 4, so it computes exactly what the tied one does; the script's untied case, width =
     generator hidden, is a model this project does not build). MLM objective: one full-size model with the
-    output softmax (the BERT baseline). A fixed generator (uniform / unigram) adds nothing to the discriminator."""
+    output softmax (the BERT baseline). A fixed generator (uniform / unigram) adds nothing to the discriminator.
+    Replace MLM: the discriminator with the MLM's output softmax (on output_frac of the positions); All-Tokens MLM:
+    the softmax on every position plus the binary copy gate."""
     m, o, t = cfg.model, cfg.objective, cfg.train
     steps = t.max_steps if steps is None else steps
     batch = t.global_batch_size if batch_size is None else batch_size
     if o.objective == "mlm":
         return _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps)
     g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
-    disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
+    if o.objective == "electra":
+        disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
+    else:  # Table 5's ablations: the discriminator is a masked LM, with the MLM's output softmax
+        lm = _transformer(m, t.seq_len, m.embedding_size, output_frac if o.objective == "replace_mlm" else 1.0)
+        disc = lm.train_flops(batch, steps)
+        if o.objective == "all_tokens_mlm":  # on every position, plus the copy gate
+            disc += 2 * batch * steps * lm.classification_flops()
     if not o.trained_generator:  # uniform / unigram fakes: a table lookup, no network
         return disc
     # the generator's embedding width is the discriminator's in every sharing mode (generator_config keeps it;
@@ -174,7 +182,12 @@ def model_flops_per_token(cfg: PretrainConfig, seq_len: int | None = None, lm_he
         disc = 0.0
     else:
         g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
-        disc = encoder_matmul_flops_per_token(m, T) + 2 * (m.hidden_size * m.hidden_size + m.hidden_size)
+        D, E = m.hidden_size, m.embedding_size
+        disc = encoder_matmul_flops_per_token(m, T)
+        if o.objective in ("electra", "all_tokens_mlm"):  # the RTD head (all_tokens_mlm: its copy gate)
+            disc += 2 * (D * D + D)
+        if o.objective in ("replace_mlm", "all_tokens_mlm"):  # its LM head: on the masked slots, or every token
+            disc += (head_frac if o.objective == "replace_mlm" else 1.0) * 2 * (D * E + E * m.vocab_size)
     if not o.trained_generator:
         return 3 * disc
     gen = encoder_matmul_flops_per_token(g, T)

@@ -13,7 +13,7 @@ from electra import dist
 from electra.config import PretrainConfig
 from electra.data.dataset import PretrainData, collate
 from electra.device import to_device
-from electra.objective import Electra, Noise, Stats, auc, summarize
+from electra.objective import Electra, Noise, Stats, summarize
 
 HELD_OUT = 2**31  # the step slot of held-out noise seeds: never an optimizer step's
 
@@ -26,6 +26,15 @@ def held_out_noise(seed: int, rows: range, max_predictions: int, device: torch.d
     u32 = np.minimum(u[:, :2 * n].astype(np.float32), np.float32(1 - 2**-24))  # rounding must not reach 1.0
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
     return Noise(as_tensor(u32[:, :n]), as_tensor(u32[:, n:]), as_tensor(u[:, 2 * n:, None]))
+
+
+def disc_loss_count(s: Stats, cfg: PretrainConfig) -> torch.Tensor:
+    """The tokens the discriminator's loss is a mean over: all non-pad tokens, the masked slots (rtd_tokens=masked),
+    or those of its LM loss (replace_mlm / all_tokens_mlm)."""
+    o = cfg.objective
+    if o.objective in ("replace_mlm", "all_tokens_mlm"):
+        return s.lm_count
+    return s.masked if o.rtd_tokens == "masked" else s.tokens
 
 
 @torch.no_grad()
@@ -55,8 +64,7 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
         if not counted:
             continue
         s = out.stats
-        rtd_count = s.masked if cfg.objective.rtd_tokens == "masked" else s.tokens  # what the RTD loss averages over
-        loss_sums += torch.stack([out.losses.mlm * s.masked, out.losses.rtd * rtd_count]).float()
+        loss_sums += torch.stack([out.losses.mlm * s.masked, out.losses.rtd * disc_loss_count(s, cfg)]).float()
         sums = s if sums is None else Stats(*(a + b for a, b in zip(sums, s)))
         if out.disc_logits is not None:
             keep = batch.attention_mask
@@ -68,15 +76,34 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
     if sums is None:  # this rank had no batch of its own: it adds zeros
         sums = Stats(*torch.zeros(len(Stats._fields), device=d.device))
     packed = dist.all_reduce_sum(torch.cat([torch.stack(list(sums)).float(), loss_sums]))
-    sums, (mlm_sum, rtd_sum) = Stats(*packed[:8]), packed[8:10].tolist()
+    n = len(Stats._fields)
+    sums, (mlm_sum, rtd_sum) = Stats(*packed[:n]), packed[n:n + 2].tolist()
     metrics = {f"eval/{k}": v for k, v in summarize(sums).items()}
-    rtd_count = sums.masked if cfg.objective.rtd_tokens == "masked" else sums.tokens
-    mlm, rtd = mlm_sum / max(float(sums.masked), 1e-6), rtd_sum / max(float(rtd_count), 1e-6)
+    mlm, rtd = mlm_sum / max(float(sums.masked), 1e-6), rtd_sum / max(float(disc_loss_count(sums, cfg)), 1e-6)
     o = cfg.objective  # rtd is 0 for the MLM objective
-    metrics.update({"eval/loss": o.gen_weight * mlm + o.disc_weight * rtd, "eval/mlm_loss": mlm, "eval/rtd_loss": rtd})
-    if model.electra:
+    metrics.update({"eval/loss": o.gen_weight * mlm + o.disc_loss_weight * rtd, "eval/mlm_loss": mlm, "eval/rtd_loss": rtd})
+    if model.discriminator_head is not None:  # a replaced-token detector (ELECTRA's, or all_tokens_mlm's copy gate)
         empty = torch.zeros(0, device=d.device)
         all_scores = dist.all_gather_cat(torch.cat(scores) if scores else empty)
         all_labels = dist.all_gather_cat(torch.cat(labels) if labels else empty)
         metrics["eval/disc_auc"] = auc(all_scores.cpu(), all_labels.cpu())
     return metrics
+
+
+def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties
+    counted half (the Mann-Whitney statistic with average ranks)."""
+    scores, labels = scores.double().flatten(), labels.bool().flatten()
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = scores.argsort()
+    s = scores[order]
+    ranks = torch.empty_like(s)
+    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
+    # average the ranks of tied scores
+    uniq, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
+    if len(uniq) < len(s):
+        sums = torch.zeros(len(uniq), dtype=torch.float64).scatter_add(0, inverse, ranks[order])
+        ranks[order] = (sums / counts)[inverse]
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -27,12 +27,18 @@ import torch
 from safetensors.torch import save_file
 
 from electra import model_card
-from electra.checkpoint import Pretrained, load_pretrained, read_weights, resolve_checkpoint
+from electra.checkpoint import (
+    Pretrained,
+    encoder_weights,
+    load_pretrained,
+    read_weights,
+    resolve_checkpoint,
+    strip_prefix,
+)
 from electra.config import ModelConfig, generator_config
 from electra.data.shards import fsync_dir
 from electra.errors import UserError
 from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
-from electra.objective import encoder_weights, strip_prefix
 
 SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
             "mask_token": "[MASK]"}
@@ -172,19 +178,29 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
     facts = facts or model_card.RunFacts(pre.step, None, None, None, {})
     folders, notes = [], []
 
-    def card(arch: str, model: ModelConfig, tensors: dict[str, torch.Tensor]) -> str:
-        return model_card.pretrained_card(arch, model, cfg, tensors, facts)
+    def card(arch: str, model: ModelConfig, tensors: dict[str, torch.Tensor], what: str | None = None) -> str:
+        return model_card.pretrained_card(arch, model, cfg, tensors, facts, what)
 
     try:
-        if o.objective == "electra":
+        if o.joint:
             d_cfg = cfg.model
             g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction)
             d_enc = encoder_weights(w, cfg, "discriminator")  # shared tables taken from their owner, gdes summed
             check_encoder(d_enc, d_cfg, "discriminator weights")
-            disc = encoder_to_hf(d_enc) | rename(w, DISC_HEAD, "discriminator_head.")
-            write_hf_folder(out / "discriminator", hf_config(d_cfg, "ElectraForPreTraining", pad), disc,
-                            pre.vocab_path, pre.lowercase, card("ElectraForPreTraining", d_cfg, disc))
-            folders.append((out / "discriminator", "ElectraForPreTraining"))
+            arch, what = "ElectraForPreTraining", None
+            if o.objective == "electra":
+                head = rename(w, DISC_HEAD, "discriminator_head.")
+            else:  # Table 5's ablations: the discriminator is a full-size masked LM
+                arch, head = "ElectraForMaskedLM", rename(w, GEN_HEAD, "discriminator_lm_head.")
+                what = (f"the discriminator of a {o.objective} ablation run (the paper's Table 5): a full-size masked "
+                        f"LM trained on the generator's corrupted text; the model to fine-tune")
+                if o.objective == "all_tokens_mlm":
+                    notes.append("all_tokens_mlm: the copy gate has no transformers counterpart; discriminator/ "
+                                 "holds its masked LM (ElectraForMaskedLM)")
+            disc = encoder_to_hf(d_enc) | head
+            write_hf_folder(out / "discriminator", hf_config(d_cfg, arch, pad), disc,
+                            pre.vocab_path, pre.lowercase, card(arch, d_cfg, disc, what))
+            folders.append((out / "discriminator", arch))
         else:
             g_cfg = cfg.model
             notes.append("MLM-objective run: there is no discriminator, only generator/ (ElectraForMaskedLM) is written")

@@ -371,7 +371,7 @@ def init_from_hf(model: torch.nn.Module, path: str | Path, vocab_path: str | Pat
     init = load_hf_pretraining(path, model.cfg.to_dict(), allow_pickle)
     want = PretrainConfig.from_dict({**init.cfg, "train": dataclasses.asdict(model.cfg.train)})
     same_gen = True
-    if "generator" in init.loaded and want.objective.objective == "electra":
+    if "generator" in init.loaded and want.objective.joint:
         same_gen = same_architecture(*(generator_config(c.model, c.objective.generator_hidden_fraction,
                                                         c.objective.generator_layers_fraction) for c in (want, model.cfg)))
     if not same_architecture(want.model, model.cfg.model) or not same_gen:

@@ -119,3 +119,18 @@ def plot_curves(run_dir: Path) -> Path | None:
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+def disc_columns(metrics: dict[str, float], split: str, joint: bool) -> list[str]:
+    """The discriminator's part of a log line (none for the MLM baseline): the replaced rate, its loss and accuracy
+    (its LM's for replace_mlm / all_tokens_mlm), and for held-out metrics the AUC, precision and recall of its
+    detector when it has one."""
+    if not joint:
+        return []
+    m = {k.split("/", 1)[1]: v for k, v in metrics.items() if k.startswith(split + "/")}
+    lm = "disc_lm_acc" in m
+    parts = [f"replaced {m['replaced_rate']:.3f}", f"{'disc_lm' if lm else 'rtd'} {m['rtd_loss']:.4f}",
+             f"disc_lm_acc {m['disc_lm_acc']:.3f}" if lm else f"disc_acc {m['disc_acc']:.3f}"]
+    if "disc_auc" in m:
+        parts += [f"disc_auc {m['disc_auc']:.3f}", f"precision {m['disc_precision']:.3f}", f"recall {m['disc_recall']:.3f}"]
+    return parts

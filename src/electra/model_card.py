@@ -70,22 +70,25 @@ def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
 
 
 def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
-                    facts: RunFacts) -> str:
-    """The card of an exported discriminator or generator."""
+                    facts: RunFacts, what: str | None = None) -> str:
+    """The card of an exported discriminator or generator; `what` says what the folder is when its class does not
+    (an ablation's discriminator saved as a masked LM)."""
     cfg = facts.config or cfg
     o, t = cfg.objective, cfg.train
-    rows = [("objective", "replaced-token detection (generator + discriminator)" if o.objective == "electra"
-             else "masked language modelling (the paper's BERT baseline)"),
+    rows = [("objective", {"electra": "replaced-token detection (generator + discriminator)",
+                           "mlm": "masked language modelling (the paper's BERT baseline)"}.get(
+                 o.objective, f"{o.objective}, the paper's Table 5 ablation (generator + a masked-LM discriminator)")),
             ("masking", f"{o.mask_prob:.0%} of tokens, {o.mask_token_prob:.0%} of them shown as [MASK]")]
     if o.objective == "electra" and not o.trained_generator:
         source = ("uniform over the vocabulary" if o.generator == "uniform"
                   else "the training data's token frequencies (unigram)")
         rows += [("generator", f"none: the replacements were drawn from {source}"),
                  ("loss", f"{o.disc_weight:g} x RTD" + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
-    elif o.objective == "electra":
+    elif o.joint:
         rows += [("generator", (f"{o.generator_hidden_fraction:g} x the discriminator's width, "
                                 f"{o.generator_layers_fraction:g} x its depth; sharing: {o.sharing}")),
-                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_weight:g} x RTD"
+                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_loss_weight:g} x "
+                          + ("RTD" if o.objective == "electra" else "the discriminator's LM loss")
                           + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
     trained = [f"{facts.step:,} steps"]
     if facts.tokens_seen:
@@ -113,7 +116,7 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
     if o.objective == "mlm":  # the baseline's one model is the full-size masked LM, not a helper
         return _card(arch, body, "the masked-language model of an MLM (BERT-style) pre-training run",
                      "It was pre-trained")
-    return _card(arch, body, ROLE.get(arch, (None, "an ELECTRA model"))[1], f"It was pre-trained with {PAPER}")
+    return _card(arch, body, what or ROLE.get(arch, (None, "an ELECTRA model"))[1], f"It was pre-trained with {PAPER}")
 
 
 def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor],

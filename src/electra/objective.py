@@ -59,7 +59,8 @@ class Sampled(NamedTuple):
 class Losses(NamedTuple):
     total: torch.Tensor  # gen_weight * mlm + disc_weight * rtd: what is backpropagated
     mlm: torch.Tensor  # generator cross-entropy, mean over masked slots
-    rtd: torch.Tensor  # discriminator BCE, mean over non-pad tokens (0 for the MLM objective)
+    rtd: torch.Tensor  # the discriminator's loss: BCE, mean over non-pad tokens (its LM loss for replace_mlm /
+    # all_tokens_mlm; 0 for the MLM objective)
 
 
 class Stats(NamedTuple):
@@ -72,6 +73,8 @@ class Stats(NamedTuple):
     disc_correct: torch.Tensor  # discriminator right (logit > 0 <=> replaced)
     true_pos: torch.Tensor  # predicted replaced and replaced
     pred_pos: torch.Tensor  # predicted replaced
+    lm_correct: torch.Tensor  # objective replace_mlm / all_tokens_mlm: tokens the discriminator's LM predicts right
+    lm_count: torch.Tensor  # the tokens its LM loss covers (0 for the other objectives)
 
 
 class StepOutput(NamedTuple):
@@ -228,6 +231,38 @@ def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_ma
     return (bce * w).sum() / (w.sum() + 1e-6)
 
 
+class LMLoss(NamedTuple):
+    loss: torch.Tensor  # mean negative log-likelihood of the original tokens
+    correct: torch.Tensor  # tokens whose most likely prediction is the original
+    count: torch.Tensor  # tokens the loss covers
+
+
+def replace_mlm_loss(logits_BNV: torch.Tensor, masked: Masked) -> LMLoss:
+    """Table 5's Replace MLM: a masked LM whose masked slots hold the generator's samples instead of [MASK];
+    cross-entropy on those slots, as the generator's."""
+    correct = ((logits_BNV.detach().argmax(-1) == masked.targets).float() * masked.weights).sum()
+    return LMLoss(mlm_loss(logits_BNV, masked), correct, masked.weights.sum())
+
+
+def all_tokens_mlm_loss(logits_BTV: torch.Tensor, gate_BT: torch.Tensor, input_ids: torch.Tensor,
+                        corrupted_ids: torch.Tensor, attention_mask: torch.Tensor) -> LMLoss:
+    """Table 5's All-Tokens MLM: predict every token of the corrupted input, with a copy mechanism,
+        p(x_t) = D_t 1[x_t = input_t] + (1 - D_t) softmax(logits_t)[x_t],   D_t = sigmoid(-gate_t),
+    where the gate's logit > 0 means "replaced", as the RTD head's. Mean -log p(original) over non-pad tokens."""
+    logp_BTV = F.log_softmax(logits_BTV.float(), dim=-1)
+    log_copy, log_gen = F.logsigmoid(-gate_BT.float()), F.logsigmoid(gate_BT.float())
+    from_lm = log_gen + logp_BTV.gather(-1, input_ids[..., None]).squeeze(-1)
+    logp_BT = torch.where(corrupted_ids == input_ids, torch.logaddexp(log_copy, from_lm), from_lm)
+    w = attention_mask.float()
+    loss = -(logp_BT * w).sum() / (w.sum() + 1e-6)
+    with torch.no_grad():  # the mixture's mode: the input token (copy mass + its LM mass) or the LM's mode
+        top_BT, mode_BT = logp_BTV.max(dim=-1)
+        p_input = log_copy.exp() + log_gen.exp() * logp_BTV.gather(-1, corrupted_ids[..., None]).squeeze(-1).exp()
+        pred_BT = torch.where(p_input >= log_gen.exp() * top_BT.exp(), corrupted_ids, mode_BT)
+        correct = ((pred_BT == input_ids).float() * w).sum()
+    return LMLoss(loss, correct, w.sum())
+
+
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -236,7 +271,9 @@ class Electra(nn.Module):
     `embeddings` both encoders use one Embeddings block (tables and LayerNorm); `none` each its own;
     `all` one encoder serves as both (equal size required), with separate heads; `gdes` the discriminator reads
     the generator's block through a stop-gradient plus a zero-started residual of its own (DeBERTa-v3).
-    For objective=mlm the generator is full size and there is no discriminator. With a fixed generator
+    For objective=mlm the generator is full size and there is no discriminator; for replace_mlm and
+    all_tokens_mlm the discriminator is a masked LM (`discriminator_lm_head`, tied to its word table; all_tokens_mlm
+    keeps the RTD head as its copy gate). With a fixed generator
     (objective.generator uniform or unigram) there is no generator network: the fakes come from the
     `generator_prior` buffer (V,), token weights saved with the checkpoint."""
 
@@ -244,18 +281,20 @@ class Electra(nn.Module):
         super().__init__()
         self.cfg, self.special = cfg, special
         o = cfg.objective
-        self.electra = o.objective == "electra"
+        joint = o.joint
         d_cfg: ModelConfig = cfg.model
-        g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if self.electra else d_cfg
+        g_cfg = generator_config(d_cfg, o.generator_hidden_fraction, o.generator_layers_fraction) if joint else d_cfg
         # the MLM baseline has a generator only; a fixed generator has nothing to share with
-        self.sharing = sharing = o.sharing if self.electra and o.trained_generator else "none"
+        self.sharing = sharing = o.sharing if joint and o.trained_generator else "none"
         self.generator, self.generator_head = None, None
         if sharing == "gdes":  # the generator owns the embedding tables; the discriminator adds its residual to them
             self.generator = Encoder(g_cfg)
             self.discriminator = Encoder(d_cfg, embeddings=DisentangledEmbeddings(d_cfg, self.generator.embeddings))
         else:
-            self.discriminator = Encoder(d_cfg) if self.electra else None
-        self.discriminator_head = DiscriminatorHead(d_cfg) if self.electra else None
+            self.discriminator = Encoder(d_cfg) if joint else None
+        self.discriminator_head = DiscriminatorHead(d_cfg) if o.objective in ("electra", "all_tokens_mlm") else None
+        self.discriminator_lm_head = (GeneratorHead(d_cfg, d_cfg.embedding_size)
+                                      if o.objective in ("replace_mlm", "all_tokens_mlm") else None)
         if not o.trained_generator:
             self.register_buffer("generator_prior", torch.ones(d_cfg.vocab_size))  # uniform until set_prior
         elif sharing == "all":
@@ -270,7 +309,7 @@ class Electra(nn.Module):
 
     def apply_init(self) -> None:
         init_weights(self, self.cfg.model.initializer_range)
-        if self.electra and isinstance(self.discriminator.embeddings, DisentangledEmbeddings):
+        if self.discriminator is not None and isinstance(self.discriminator.embeddings, DisentangledEmbeddings):
             for p in self.discriminator.embeddings.delta.parameters():
                 nn.init.zeros_(p)
 
@@ -317,10 +356,10 @@ class Electra(nn.Module):
             word = self.generator.embeddings.word.weight
             logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
             gen_loss = mlm_loss(logits_BNV, masked)
-            if not self.electra:
+            if self.discriminator is None:
                 with torch.no_grad():
                     gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
-                stats = Stats(w.sum(), gen_correct, zero, tokens.float(), zero, zero, zero, zero)
+                stats = Stats(w.sum(), gen_correct, zero, tokens.float(), *[zero] * 6)
                 return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
             # 3. sample
             sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
@@ -328,55 +367,43 @@ class Electra(nn.Module):
             argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.detach().argmax(-1)
         # 4. discriminate
         hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask, packing)
-        disc_logits_BT = self.discriminator_head(hidden_BTD)
+        disc_logits_BT = self.discriminator_head(hidden_BTD) if self.discriminator_head is not None else None
         # 5. loss
-        disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask,
-                             masked if o.rtd_tokens == "masked" else None)
-        total = o.gen_weight * gen_loss + o.disc_weight * disc_loss
+        lm = None
+        if o.objective == "electra":
+            disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask,
+                                 masked if o.rtd_tokens == "masked" else None)
+        else:  # Table 5's ablations: the discriminator is a masked LM on the corrupted text
+            word = self.discriminator.embeddings.tables()[0]
+            if o.objective == "replace_mlm":
+                D = hidden_BTD.shape[-1]
+                hidden_BND = hidden_BTD.gather(1, masked.positions[..., None].expand(-1, -1, D))
+                lm = replace_mlm_loss(self.discriminator_lm_head(hidden_BND, word), masked)
+            else:
+                lm = all_tokens_mlm_loss(self.discriminator_lm_head(hidden_BTD, word), disc_logits_BT, input_ids,
+                                         sampled.corrupted_ids, attention_mask)
+            disc_loss = lm.loss
+        total = o.gen_weight * gen_loss + o.disc_loss_weight * disc_loss
         with torch.no_grad():
             real = attention_mask.float()
-            pred = (disc_logits_BT > 0) & attention_mask
             labels = sampled.labels
+            if disc_logits_BT is not None:
+                pred = (disc_logits_BT > 0) & attention_mask
+                detected = ((pred == labels).float() * real).sum(), (pred & labels).float().sum(), pred.float().sum()
+            else:  # replace_mlm: no detector
+                detected = zero, zero, zero
             stats = Stats(
-                masked=w.sum(), gen_correct=((argmax_BN == masked.targets).float() * w).sum(),
-                sampled_correct=((sampled.tokens == masked.targets).float() * w).sum(),
-                tokens=real.sum(), replaced=labels.float().sum(),
-                disc_correct=((pred == labels).float() * real).sum(),
-                true_pos=(pred & labels).float().sum(), pred_pos=pred.float().sum(),
+                w.sum(), ((argmax_BN == masked.targets).float() * w).sum(),
+                ((sampled.tokens == masked.targets).float() * w).sum(), real.sum(), labels.float().sum(),
+                *detected, *((lm.correct, lm.count) if lm is not None else (zero, zero)),
             )
         return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)
 
 
-def strip_prefix(weights: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    """The tensors under `prefix`, named without it: one module's state dict out of a whole model's."""
-    return {k[len(prefix):]: v for k, v in weights.items() if k.startswith(prefix)}
-
-
-def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which: str) -> dict[str, torch.Tensor]:
-    """The state dict of one plain `Encoder`, "discriminator" or "generator", from `Electra.weights()` (a
-    checkpoint), whatever the sharing: shared tensors are taken from where they are saved, and with sharing=gdes
-    the discriminator's embeddings are the sum the discriminator reads, the generator's tables plus its residual.
-    What exports, fine-tuning and `detect` load."""
-    o = cfg.objective
-    if o.objective != "electra":
-        return strip_prefix(weights, "generator.")
-    if which == "generator" and not o.trained_generator:
-        raise ValueError(f"objective.generator={o.generator} has no generator network")
-    disc, gen = strip_prefix(weights, "discriminator."), strip_prefix(weights, "generator.")
-    if o.sharing == "all":
-        return disc
-    if o.sharing == "embeddings":
-        return disc if which == "discriminator" else gen | {k: v for k, v in disc.items() if k.startswith("embeddings.")}
-    if o.sharing == "gdes" and which == "discriminator":
-        delta = {k.replace("embeddings.delta.", "embeddings.", 1): v for k, v in disc.items() if k.startswith("embeddings.delta.")}
-        rest = {k: v for k, v in disc.items() if not k.startswith("embeddings.")}
-        return rest | {k: gen[k] + v for k, v in delta.items()}
-    return disc if which == "discriminator" else gen
-
-
 def summarize(stats: Stats) -> dict[str, float]:
     """Ratios from summed counts: generator accuracy (argmax and sampled), replaced-token rate and the
-    discriminator's accuracy, precision and recall on replaced tokens."""
+    discriminator's accuracy, precision and recall on replaced tokens; for replace_mlm / all_tokens_mlm also the
+    accuracy of the discriminator's LM (`disc_lm_acc`)."""
     s = {k: float(v) for k, v in stats._asdict().items()}
     div = lambda a, b: a / b if b else 0.0  # noqa: E731
     return {
@@ -386,23 +413,4 @@ def summarize(stats: Stats) -> dict[str, float]:
         "disc_acc": div(s["disc_correct"], s["tokens"]),
         "disc_precision": div(s["true_pos"], s["pred_pos"]),
         "disc_recall": div(s["true_pos"], s["replaced"]),
-    }
-
-
-def auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
-    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties
-    counted half (the Mann-Whitney statistic with average ranks)."""
-    scores, labels = scores.double().flatten(), labels.bool().flatten()
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = scores.argsort()
-    s = scores[order]
-    ranks = torch.empty_like(s)
-    ranks[order] = torch.arange(1, len(s) + 1, dtype=torch.float64)
-    # average the ranks of tied scores
-    uniq, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
-    if len(uniq) < len(s):
-        sums = torch.zeros(len(uniq), dtype=torch.float64).scatter_add(0, inverse, ranks[order])
-        ranks[order] = (sums / counts)[inverse]
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    } | ({"disc_lm_acc": div(s["lm_correct"], s["lm_count"])} if s["lm_count"] else {})

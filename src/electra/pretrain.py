@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -39,7 +38,7 @@ from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, 
 from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
-from electra.logs import NullLogger, RunLogger, fmt_duration, plot_curves
+from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
 from electra.model import Block, count_params
 from electra.objective import Electra, SpecialTokens, Stats, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
@@ -320,22 +319,24 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             n = (step - last_log[0]) * n_micro * d.world_size
             now = time.time()
             tok_s = (step - last_log[0]) * t.global_batch_size * t.seq_len / max(now - last_log[1], 1e-9)
-            metrics = {f"train/{k}": v for k, v in summarize(Stats(*sums[:8])).items()}
-            metrics.update({"train/loss": float(sums[8]) / n, "train/mlm_loss": float(sums[9]) / n,
-                            "train/rtd_loss": float(sums[10]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
+            k = len(Stats._fields)
+            metrics = {f"train/{name}": v for name, v in summarize(Stats(*sums[:k])).items()}
+            metrics.update({"train/loss": float(sums[k]) / n, "train/mlm_loss": float(sums[k + 1]) / n,
+                            "train/rtd_loss": float(sums[k + 2]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
                             "train/tokens_per_s": tok_s})
             eta = (t.max_steps - step) * (now - last_log[1]) / max(step - last_log[0], 1)
-            log.log(step, metrics, f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f} "
-                    f"(mlm {metrics['train/mlm_loss']:.3f}, rtd {metrics['train/rtd_loss']:.4f}) | gen_acc "
-                    f"{metrics['train/gen_acc']:.3f} | replaced {metrics['train/replaced_rate']:.3f} | disc_acc "
-                    f"{metrics['train/disc_acc']:.3f} | lr {lr:.2e} | {tok_s:,.0f} tok/s | eta {fmt_duration(eta)}")
+            log.log(step, metrics, " | ".join([
+                f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
+                f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
+                *disc_columns(metrics, "train", cfg.objective.joint),
+                f"lr {lr:.2e}", f"{tok_s:,.0f} tok/s", f"eta {fmt_duration(eta)}"]))
             run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, now)
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
         log.progress(step)
         if t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
-            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
+            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
         if step % t.save_every == 0 and step < t.max_steps:
             save()
         inject_fault(step, d.rank)
@@ -349,7 +350,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 break
 
     stream.close()
-    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health)
+    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
     save()
     if d.is_main:
         plot = plot_curves(args.out)
@@ -360,14 +361,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     return 0
 
 
-def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Monitor) -> None:
+def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Monitor, joint: bool) -> None:
     if not metrics:
         log.print(f"step {step}: no held-out examples, skipping evaluation")
         return
-    log.log(step, metrics, f"eval @ {step}: gen_acc {metrics['eval/gen_acc']:.3f} | sampled_acc "
-            f"{metrics['eval/sampled_acc']:.3f} | replaced {metrics['eval/replaced_rate']:.3f} | disc_auc "
-            f"{metrics.get('eval/disc_auc', math.nan):.3f} | precision {metrics['eval/disc_precision']:.3f} | "
-            f"recall {metrics['eval/disc_recall']:.3f} | mlm {metrics['eval/mlm_loss']:.3f} | rtd {metrics['eval/rtd_loss']:.4f}")
+    log.log(step, metrics, " | ".join([
+        f"eval @ {step}: mlm {metrics['eval/mlm_loss']:.3f}", f"gen_acc {metrics['eval/gen_acc']:.3f}",
+        *([f"sampled_acc {metrics['eval/sampled_acc']:.3f}"] if joint else []), *disc_columns(metrics, "eval", joint)]))
     for line in health.update(step, metrics):  # alerts on the two-player dynamics (health.py)
         log.print(line)
 
