@@ -20,7 +20,8 @@ from test_sampling import chi2
 from electra.cli import main
 from electra.errors import UserError
 from electra.flops import model_flops_per_token, train_flops
-from electra.objective import Electra, Masked, all_tokens_mlm_loss, mask_tokens, rtd_loss, sample_fixed
+from electra.objective import Electra, Masked, mask_tokens, rtd_loss, sample_fixed
+from electra.variants import all_tokens_mlm_loss
 
 PRIOR = torch.tensor([0.0, 3.0, 1.0, 0.0, 5.0, 1.0, 2.0, 0.5])  # two entries of weight 0
 

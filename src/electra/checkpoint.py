@@ -201,6 +201,8 @@ def encoder_weights(weights: dict[str, torch.Tensor], cfg: PretrainConfig, which
         return strip_prefix(weights, "generator.")
     if which == "generator" and not o.trained_generator:
         raise ValueError(f"objective.generator={o.generator} has no generator network")
+    if which == "generator" and o.objective == "electric":
+        raise ValueError("Electric's two-tower generator is not one encoder")
     disc, gen = strip_prefix(weights, "discriminator."), strip_prefix(weights, "generator.")
     if o.sharing == "all":
         return disc

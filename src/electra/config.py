@@ -52,12 +52,12 @@ class ModelConfig:
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
 GENERATORS = ("mlm", "uniform", "unigram")
-OBJECTIVES = ("electra", "mlm", "replace_mlm", "all_tokens_mlm")
+OBJECTIVES = ("electra", "mlm", "replace_mlm", "all_tokens_mlm", "electric")
 
 
 @dataclass
 class ObjectiveConfig:
-    objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline) | replace_mlm | all_tokens_mlm (Table 5's ablations: the discriminator is a masked LM on the generator's corrupted text)
+    objective: str = "electra"  # electra (replaced-token detection) | mlm (the paper's BERT baseline) | replace_mlm | all_tokens_mlm (Table 5's ablations: the discriminator is a masked LM on the generator's corrupted text) | electric (the original code's energy-based cloze model, with a two-tower generator)
     mask_prob: float = 0.15  # fraction of non-pad tokens the generator must predict (0.25 for large)
     mask_token_prob: float = 0.85  # of the selected slots, this share become [MASK]; the rest keep the token
     max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
@@ -102,6 +102,9 @@ class ObjectiveConfig:
         if self.objective in ("replace_mlm", "all_tokens_mlm") and self.disc_weight != 50.0:
             raise UserError(f"objective.disc_weight weights the binary RTD loss; objective={self.objective} trains "
                             f"its discriminator by a masked-LM loss of weight 1 (drop --disc-weight)")
+        if self.objective == "electric" and self.sharing not in ("embeddings", "none"):
+            raise UserError(f"objective.sharing={self.sharing} does not fit Electric's two-tower generator (two "
+                            f"encoders of the generator's size); use --sharing embeddings or none")
         if self.generator != "mlm" and self.sharing in ("all", "gdes"):
             raise UserError(f"objective.sharing={self.sharing} needs a trained generator to share with; "
                             f"objective.generator={self.generator} has none (use --sharing embeddings)")
@@ -115,7 +118,7 @@ class ObjectiveConfig:
     def disc_loss_weight(self) -> float:
         """The weight of the discriminator's loss: disc_weight for the binary RTD loss, 1 for the masked-LM
         losses of the Replace-MLM and All-Tokens-MLM ablations (the paper gives them no other)."""
-        return self.disc_weight if self.objective == "electra" else 1.0
+        return self.disc_weight if self.objective in ("electra", "electric") else 1.0
 
     @property
     def trained_generator(self) -> bool:

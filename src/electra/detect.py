@@ -31,6 +31,9 @@ class Detector:
 
     def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
         encoder, pre = load_discriminator(path, allow_pickle)
+        if pre.cfg.objective.objective == "electric":
+            raise UserError(f"{path} is an Electric run: its discriminator scores a token only together with the "
+                            f"two-tower generator's q, which detect does not load; detect needs an ELECTRA run")
         head = DiscriminatorHead(pre.cfg.model)
         sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:

@@ -19,6 +19,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from electra.config import ModelConfig, PretrainConfig, generator_config
@@ -127,14 +128,15 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
     generator hidden, is a model this project does not build). MLM objective: one full-size model with the
     output softmax (the BERT baseline). A fixed generator (uniform / unigram) adds nothing to the discriminator.
     Replace MLM: the discriminator with the MLM's output softmax (on output_frac of the positions); All-Tokens MLM:
-    the softmax on every position plus the binary copy gate."""
+    the softmax on every position plus the binary copy gate. Electric: the discriminator, two generator-size
+    towers and the cloze softmax on every position."""
     m, o, t = cfg.model, cfg.objective, cfg.train
     steps = t.max_steps if steps is None else steps
     batch = t.global_batch_size if batch_size is None else batch_size
     if o.objective == "mlm":
         return _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps)
     g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
-    if o.objective == "electra":
+    if o.objective in ("electra", "electric"):
         disc = _transformer(m, t.seq_len, m.embedding_size, output_frac).train_flops(batch, steps, discriminator=True)
     else:  # Table 5's ablations: the discriminator is a masked LM, with the MLM's output softmax
         lm = _transformer(m, t.seq_len, m.embedding_size, output_frac if o.objective == "replace_mlm" else 1.0)
@@ -143,6 +145,11 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
             disc += 2 * batch * steps * lm.classification_flops()
     if not o.trained_generator:  # uniform / unigram fakes: a table lookup, no network
         return disc
+    if o.objective == "electric":  # two towers of the generator's size; the cloze softmax on every position
+        tower = _transformer(g, t.seq_len, g.embedding_size, 1.0)
+        head = dataclasses.replace(tower, h=2 * g.hidden_size)  # it reads both towers' states side by side
+        per_example = 2 * (tower.l * tower.block_flops() + tower.embedding_flops()) + head.embedding_flops(output=True)
+        return disc + 2 * batch * steps * per_example
     # the generator's embedding width is the discriminator's in every sharing mode (generator_config keeps it;
     # sharing=all: one encoder serving as both, still two forward/backward passes of it)
     gen = _transformer(g, t.seq_len, g.embedding_size, output_frac).train_flops(batch, steps)
@@ -184,12 +191,15 @@ def model_flops_per_token(cfg: PretrainConfig, seq_len: int | None = None, lm_he
         g = generator_config(m, o.generator_hidden_fraction, o.generator_layers_fraction)
         D, E = m.hidden_size, m.embedding_size
         disc = encoder_matmul_flops_per_token(m, T)
-        if o.objective in ("electra", "all_tokens_mlm"):  # the RTD head (all_tokens_mlm: its copy gate)
+        if o.objective in ("electra", "all_tokens_mlm", "electric"):  # the RTD head (all_tokens_mlm: its copy gate)
             disc += 2 * (D * D + D)
         if o.objective in ("replace_mlm", "all_tokens_mlm"):  # its LM head: on the masked slots, or every token
             disc += (head_frac if o.objective == "replace_mlm" else 1.0) * 2 * (D * E + E * m.vocab_size)
     if not o.trained_generator:
         return 3 * disc
+    if o.objective == "electric":  # two towers, and the cloze head (2 D_gen -> E -> V) on every position
+        return 3 * (disc + 2 * encoder_matmul_flops_per_token(g, T) + 2 * (2 * g.hidden_size * m.embedding_size
+                                                                          + m.embedding_size * m.vocab_size))
     gen = encoder_matmul_flops_per_token(g, T)
     gen_head = head_frac * 2 * (g.hidden_size * m.embedding_size + m.embedding_size * m.vocab_size)
     return 3 * (disc + gen + gen_head)

@@ -188,8 +188,11 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
             d_enc = encoder_weights(w, cfg, "discriminator")  # shared tables taken from their owner, gdes summed
             check_encoder(d_enc, d_cfg, "discriminator weights")
             arch, what = "ElectraForPreTraining", None
-            if o.objective == "electra":
+            if o.objective in ("electra", "electric"):
                 head = rename(w, DISC_HEAD, "discriminator_head.")
+                if o.objective == "electric":
+                    what = ("the discriminator of an Electric run: its head gives each token's energy (an unnormalised "
+                            "negative log-probability of the token in its context); the model to fine-tune")
             else:  # Table 5's ablations: the discriminator is a full-size masked LM
                 arch, head = "ElectraForMaskedLM", rename(w, GEN_HEAD, "discriminator_lm_head.")
                 what = (f"the discriminator of a {o.objective} ablation run (the paper's Table 5): a full-size masked "
@@ -207,6 +210,10 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
         if not o.trained_generator:
             notes.append(f"generator={o.generator}: the fakes came from a fixed distribution, there is no generator "
                          f"network; only discriminator/ is written")
+            return ExportResult(folders, notes)
+        if o.objective == "electric":
+            notes.append("electric: the two-tower generator has no transformers class, so only discriminator/ is "
+                         "written; its head gives the energy, and a noise probability also needs the generator's q")
             return ExportResult(folders, notes)
         g_enc = encoder_weights(w, cfg, "generator")
         check_encoder(g_enc, g_cfg, "generator weights")

@@ -345,9 +345,9 @@ def _fractions(d: ModelConfig, g: ModelConfig, where: Path) -> dict[str, float]:
 
 def load_into(model: torch.nn.Module, init: HFPretraining) -> None:
     """Copy `init.weights` into an `Electra` built from `init.cfg`; parts not in `init.loaded` keep their init.
-    A run with a fixed generator (uniform / unigram) takes the discriminator alone."""
+    A run with a fixed generator (uniform / unigram) or Electric's two towers takes the discriminator alone."""
     weights = init.weights
-    if getattr(model, "generator", None) is None:
+    if getattr(model, "generator", None) is None or model.cfg.objective.objective == "electric":
         weights = {k: v for k, v in weights.items() if not k.startswith((PARTS["generator"], PARTS["generator_head"]))}
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)

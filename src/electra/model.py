@@ -15,6 +15,7 @@ packed tokens (flash attention's variable-length kernel on CUDA), and the result
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -254,11 +255,15 @@ class Block(nn.Module):
 class Encoder(nn.Module):
     """Embeddings (owned or shared), an E -> D projection when the widths differ (never shared: each model
     has its own, as the original), and L blocks. Returns the final hidden states (B, T, D); with a `Packing`
-    the blocks see only the real tokens (S, D), and pad slots of the output are zero."""
+    the blocks see only the real tokens (S, D), and pad slots of the output are zero. `direction` "ltr" / "rtl":
+    causal attention, each position reading only itself and the tokens to its left / right (Electric's towers)."""
 
-    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | DisentangledEmbeddings | None = None):
+    def __init__(self, cfg: ModelConfig, embeddings: Embeddings | DisentangledEmbeddings | None = None,
+                 direction: str | None = None):
         super().__init__()
-        self.cfg = cfg
+        if direction not in (None, "ltr", "rtl"):
+            raise ValueError(f"direction must be None, 'ltr' or 'rtl', got {direction!r}")
+        self.cfg, self.direction = cfg, direction
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
         E = cfg.embedding_size
         self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
@@ -266,6 +271,8 @@ class Encoder(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, packing: Packing | None = None) -> torch.Tensor:
+        if self.direction is not None:
+            packing = None  # causal masks run on the padded batch
         x = self.embeddings(input_ids, segment_ids, packing)  # (B, T, E), or (S, E) packed
         if self.project is not None:
             x = self.project(x)  # (B, T, D) or (S, D)
@@ -280,6 +287,12 @@ class Encoder(nn.Module):
                 and bool(attention_mask.all()):
             attention_mask = None
         key_mask = None if attention_mask is None else attention_mask[:, None, None, :]
+        if self.direction is not None:  # (B or 1, 1, T, T): key j <= query i (ltr) or j >= i (rtl), and real
+            T = input_ids.shape[1]
+            order = torch.ones(T, T, dtype=torch.bool, device=input_ids.device)
+            causal = order.tril() if self.direction == "ltr" else order.triu()
+            key_mask = causal[None, None] if key_mask is None else key_mask & causal
+            key_mask = key_mask | torch.eye(T, dtype=torch.bool, device=input_ids.device)  # no row left empty (pads)
         for block in self.blocks:
             x = block(x, key_mask)
         return x
@@ -311,6 +324,29 @@ class DiscriminatorHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.out(F.gelu(self.dense(hidden))).squeeze(-1)  # (B, T)
+
+
+class TwoTowerGenerator(nn.Module):
+    """Electric's generator, a cloze model q(x_t | all other tokens) at every position of the *unmasked* text: a
+    left-to-right and a right-to-left encoder (causal attention) of the generator's size, read at t - 1 and t + 1,
+    side by side, through an MLM head (input width 2 x D_gen) tied to the word table. Position 0 ([CLS]) reads
+    the towers' wrapped-around last states; it is never a candidate."""
+
+    def __init__(self, cfg: ModelConfig, embedding_size: int, embeddings: Embeddings | None = None):
+        super().__init__()
+        self.ltr = Encoder(cfg, embeddings=embeddings, direction="ltr")
+        self.rtl = Encoder(cfg, embeddings=self.ltr.embeddings, direction="rtl")  # one embedding block for both
+        self.head = GeneratorHead(dataclasses.replace(cfg, hidden_size=2 * cfg.hidden_size), embedding_size)
+
+    @property
+    def embeddings(self) -> Embeddings:  # a view, not a second registration: saved under ltr.embeddings only
+        return self.ltr.embeddings
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                word_embeddings: torch.Tensor) -> torch.Tensor:
+        left = self.ltr(input_ids, segment_ids, attention_mask).roll(1, dims=1)  # left[:, t] saw tokens < t
+        right = self.rtl(input_ids, segment_ids, attention_mask).roll(-1, dims=1)  # right[:, t] saw tokens > t
+        return self.head(torch.cat([left, right], dim=-1), word_embeddings)  # logits (B, T, V)
 
 
 def init_weights(module: nn.Module, std: float = 0.02) -> None:

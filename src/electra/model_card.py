@@ -76,19 +76,24 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
     cfg = facts.config or cfg
     o, t = cfg.objective, cfg.train
     rows = [("objective", {"electra": "replaced-token detection (generator + discriminator)",
-                           "mlm": "masked language modelling (the paper's BERT baseline)"}.get(
+                           "mlm": "masked language modelling (the paper's BERT baseline)",
+                           "electric": ("Electric: an energy-based cloze model trained by noise-contrastive estimation "
+                                        "against a two-tower generator (Clark et al., EMNLP 2020)")}.get(
                  o.objective, f"{o.objective}, the paper's Table 5 ablation (generator + a masked-LM discriminator)")),
-            ("masking", f"{o.mask_prob:.0%} of tokens, {o.mask_token_prob:.0%} of them shown as [MASK]")]
+            ("masking", f"{o.mask_prob:.0%} of tokens" + (", replaced by the generator's samples (its towers read the "
+                                                           "unmasked text)" if o.objective == "electric" else
+                                                           f", {o.mask_token_prob:.0%} of them shown as [MASK]"))]
     if o.objective == "electra" and not o.trained_generator:
         source = ("uniform over the vocabulary" if o.generator == "uniform"
                   else "the training data's token frequencies (unigram)")
         rows += [("generator", f"none: the replacements were drawn from {source}"),
                  ("loss", f"{o.disc_weight:g} x RTD" + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
     elif o.joint:
-        rows += [("generator", (f"{o.generator_hidden_fraction:g} x the discriminator's width, "
+        towers = "two towers (left-to-right and right-to-left), each " if o.objective == "electric" else ""
+        rows += [("generator", (f"{towers}{o.generator_hidden_fraction:g} x the discriminator's width, "
                                 f"{o.generator_layers_fraction:g} x its depth; sharing: {o.sharing}")),
-                 ("loss", f"{o.gen_weight:g} x MLM + {o.disc_loss_weight:g} x "
-                          + ("RTD" if o.objective == "electra" else "the discriminator's LM loss")
+                 ("loss", f"{o.gen_weight:g} x {'cloze' if o.objective == 'electric' else 'MLM'} + {o.disc_loss_weight:g} x "
+                          + {"electra": "RTD", "electric": "NCE"}.get(o.objective, "the discriminator's LM loss")
                           + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
     trained = [f"{facts.step:,} steps"]
     if facts.tokens_seen:

@@ -21,9 +21,11 @@ from electra.model import (
     Encoder,
     GeneratorHead,
     Packing,
+    TwoTowerGenerator,
     init_weights,
 )
 from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded
+from electra.variants import all_tokens_mlm_loss, cloze_loss, electric_logits, replace_mlm_loss
 
 
 class SpecialTokens(NamedTuple):
@@ -58,7 +60,7 @@ class Sampled(NamedTuple):
 
 class Losses(NamedTuple):
     total: torch.Tensor  # gen_weight * mlm + disc_weight * rtd: what is backpropagated
-    mlm: torch.Tensor  # generator cross-entropy, mean over masked slots
+    mlm: torch.Tensor  # generator cross-entropy, mean over masked slots (Electric trains on all candidates)
     rtd: torch.Tensor  # the discriminator's loss: BCE, mean over non-pad tokens (its LM loss for replace_mlm /
     # all_tokens_mlm; 0 for the MLM objective)
 
@@ -88,6 +90,11 @@ class StepOutput(NamedTuple):
 # 1. mask
 
 
+def maskable(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens) -> torch.Tensor:
+    """(B, T) bool: the tokens masking may choose, non-pad and not [CLS]/[SEP]/[MASK] (the original's candidates)."""
+    return attention_mask & (input_ids != special.cls) & (input_ids != special.sep) & (input_ids != special.mask)
+
+
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
                 max_predictions: int, mask_prob: float, mask_token_prob: float,
                 rng: torch.Generator | None = None, noise: Noise | None = None) -> Masked:
@@ -100,7 +107,7 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
     N, device = max_predictions, input_ids.device
     u_pos_BN = noise.position if noise is not None else torch.rand(B, N, generator=rng, device=device)
     u_keep_BN = noise.keep if noise is not None else torch.rand(B, N, generator=rng, device=device)
-    candidates_BT = attention_mask & (input_ids != special.cls) & (input_ids != special.sep) & (input_ids != special.mask)
+    candidates_BT = maskable(input_ids, attention_mask, special)
     # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position at
     # which the running count of candidates exceeds j
     count_BT = candidates_BT.long().cumsum(dim=1)
@@ -231,38 +238,6 @@ def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_ma
     return (bce * w).sum() / (w.sum() + 1e-6)
 
 
-class LMLoss(NamedTuple):
-    loss: torch.Tensor  # mean negative log-likelihood of the original tokens
-    correct: torch.Tensor  # tokens whose most likely prediction is the original
-    count: torch.Tensor  # tokens the loss covers
-
-
-def replace_mlm_loss(logits_BNV: torch.Tensor, masked: Masked) -> LMLoss:
-    """Table 5's Replace MLM: a masked LM whose masked slots hold the generator's samples instead of [MASK];
-    cross-entropy on those slots, as the generator's."""
-    correct = ((logits_BNV.detach().argmax(-1) == masked.targets).float() * masked.weights).sum()
-    return LMLoss(mlm_loss(logits_BNV, masked), correct, masked.weights.sum())
-
-
-def all_tokens_mlm_loss(logits_BTV: torch.Tensor, gate_BT: torch.Tensor, input_ids: torch.Tensor,
-                        corrupted_ids: torch.Tensor, attention_mask: torch.Tensor) -> LMLoss:
-    """Table 5's All-Tokens MLM: predict every token of the corrupted input, with a copy mechanism,
-        p(x_t) = D_t 1[x_t = input_t] + (1 - D_t) softmax(logits_t)[x_t],   D_t = sigmoid(-gate_t),
-    where the gate's logit > 0 means "replaced", as the RTD head's. Mean -log p(original) over non-pad tokens."""
-    logp_BTV = F.log_softmax(logits_BTV.float(), dim=-1)
-    log_copy, log_gen = F.logsigmoid(-gate_BT.float()), F.logsigmoid(gate_BT.float())
-    from_lm = log_gen + logp_BTV.gather(-1, input_ids[..., None]).squeeze(-1)
-    logp_BT = torch.where(corrupted_ids == input_ids, torch.logaddexp(log_copy, from_lm), from_lm)
-    w = attention_mask.float()
-    loss = -(logp_BT * w).sum() / (w.sum() + 1e-6)
-    with torch.no_grad():  # the mixture's mode: the input token (copy mass + its LM mass) or the LM's mode
-        top_BT, mode_BT = logp_BTV.max(dim=-1)
-        p_input = log_copy.exp() + log_gen.exp() * logp_BTV.gather(-1, corrupted_ids[..., None]).squeeze(-1).exp()
-        pred_BT = torch.where(p_input >= log_gen.exp() * top_BT.exp(), corrupted_ids, mode_BT)
-        correct = ((pred_BT == input_ids).float() * w).sum()
-    return LMLoss(loss, correct, w.sum())
-
-
 # ---------------------------------------------------------------------------------------------------
 
 
@@ -292,18 +267,22 @@ class Electra(nn.Module):
             self.discriminator = Encoder(d_cfg, embeddings=DisentangledEmbeddings(d_cfg, self.generator.embeddings))
         else:
             self.discriminator = Encoder(d_cfg) if joint else None
-        self.discriminator_head = DiscriminatorHead(d_cfg) if o.objective in ("electra", "all_tokens_mlm") else None
+        self.discriminator_head = (DiscriminatorHead(d_cfg) if o.objective in ("electra", "all_tokens_mlm", "electric")
+                                   else None)
         self.discriminator_lm_head = (GeneratorHead(d_cfg, d_cfg.embedding_size)
                                       if o.objective in ("replace_mlm", "all_tokens_mlm") else None)
         if not o.trained_generator:
             self.register_buffer("generator_prior", torch.ones(d_cfg.vocab_size))  # uniform until set_prior
+        elif o.objective == "electric":  # its towers share the discriminator's embedding block, or own one
+            self.generator = TwoTowerGenerator(g_cfg, d_cfg.embedding_size,
+                                               self.discriminator.embeddings if sharing == "embeddings" else None)
         elif sharing == "all":
             self.generator = self.discriminator
         elif sharing == "embeddings":
             self.generator = Encoder(g_cfg, embeddings=self.discriminator.embeddings)
         elif sharing == "none":
             self.generator = Encoder(g_cfg)
-        if o.trained_generator:
+        if o.trained_generator and o.objective != "electric":  # Electric's cloze head is the generator's own
             self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
         self.apply_init()
 
@@ -321,7 +300,11 @@ class Electra(nn.Module):
 
     @property
     def aliases(self) -> list[str]:
-        """State-dict prefixes that name a tensor already saved under the discriminator."""
+        """State-dict prefixes that name a tensor already saved under another name (the discriminator's, or for
+        Electric's towers the left tower's)."""
+        if self.cfg.objective.objective == "electric":
+            towers = ["generator.ltr.embeddings.", "generator.rtl.embeddings."]
+            return towers if self.sharing == "embeddings" else towers[1:]
         return {"all": ["generator."], "embeddings": ["generator.embeddings."]}.get(self.sharing, [])
 
     def weights(self) -> dict[str, torch.Tensor]:
@@ -341,6 +324,7 @@ class Electra(nn.Module):
         the real tokens only; the losses and statistics are the same function of the inputs either way.
         `noise`: the masking and sampling draws to use instead of drawing them from `rng` (evaluation)."""
         o = self.cfg.objective
+        electric = o.objective == "electric"
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
                              o.mask_prob, o.mask_token_prob, rng, noise)
@@ -354,7 +338,13 @@ class Electra(nn.Module):
         else:
             # 2. generate (the generator's output layer is the shared word-embedding table)
             word = self.generator.embeddings.word.weight
-            logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask, packing)
+            if electric:  # q(x_t | every other token) at every position, read from the unmasked text
+                cloze_BTV = self.generator(input_ids, segment_ids, attention_mask, word)
+                logits_BNV = cloze_BTV.gather(1, masked.positions[..., None].expand(-1, -1, cloze_BTV.shape[-1]))
+                trained_gen_loss = cloze_loss(cloze_BTV, input_ids, maskable(input_ids, attention_mask, self.special))
+            else:
+                logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask,
+                                      packing)
             gen_loss = mlm_loss(logits_BNV, masked)
             if self.discriminator is None:
                 with torch.no_grad():
@@ -365,12 +355,17 @@ class Electra(nn.Module):
             sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
                                     o.sampling, u)
             argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.detach().argmax(-1)
+            if electric:  # every sampled slot is noise, even a sample equal to the original
+                updated = torch.zeros(input_ids.shape, dtype=torch.int32, device=input_ids.device)
+                sampled = sampled._replace(labels=updated.scatter_add_(1, masked.positions, w.int()) > 0)
         # 4. discriminate
         hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask, packing)
         disc_logits_BT = self.discriminator_head(hidden_BTD) if self.discriminator_head is not None else None
+        if electric:  # the head gives the energy; the noise logit adds the generator's log q and the noise ratio
+            disc_logits_BT = electric_logits(disc_logits_BT, cloze_BTV, sampled.corrupted_ids, o.mask_prob)
         # 5. loss
         lm = None
-        if o.objective == "electra":
+        if o.objective in ("electra", "electric"):
             disc_loss = rtd_loss(disc_logits_BT, sampled.labels, attention_mask,
                                  masked if o.rtd_tokens == "masked" else None)
         else:  # Table 5's ablations: the discriminator is a masked LM on the corrupted text
@@ -383,7 +378,8 @@ class Electra(nn.Module):
                 lm = all_tokens_mlm_loss(self.discriminator_lm_head(hidden_BTD, word), disc_logits_BT, input_ids,
                                          sampled.corrupted_ids, attention_mask)
             disc_loss = lm.loss
-        total = o.gen_weight * gen_loss + o.disc_loss_weight * disc_loss
+        # Electric trains its generator on every candidate; `mlm` still reports the masked slots, as the original
+        total = o.gen_weight * (trained_gen_loss if electric else gen_loss) + o.disc_loss_weight * disc_loss
         with torch.no_grad():
             real = attention_mask.float()
             labels = sampled.labels
