@@ -140,3 +140,9 @@ def test_electric_runs_resumes_and_exports_its_discriminator(tiny_dataset, tmp_p
     assert "discriminator of an Electric run" in card and "noise-contrastive estimation" in card
     with pytest.raises(UserError, match="Electric run"):
         Detector(run)
+    # continued pre-training from the exported discriminator: the towers start fresh, the discriminator does not
+    again = tmp_path / "again"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(again), "--init", str(tmp_path / "hf"),
+                 "--no-tensorboard", *tiny_overrides(max_steps=1, eval_every=0, objective="electric")]) == 0
+    assert "initialised from" in (again / "train.log").read_text() and "(discriminator, discriminator_head)" in \
+        (again / "train.log").read_text()

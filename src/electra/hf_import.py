@@ -343,22 +343,26 @@ def _fractions(d: ModelConfig, g: ModelConfig, where: Path) -> dict[str, float]:
     return {"generator_hidden_fraction": hf, "generator_layers_fraction": lf}
 
 
-def load_into(model: torch.nn.Module, init: HFPretraining) -> None:
+def load_into(model: torch.nn.Module, init: HFPretraining) -> tuple[str, ...]:
     """Copy `init.weights` into an `Electra` built from `init.cfg`; parts not in `init.loaded` keep their init.
-    A run with a fixed generator (uniform / unigram) or Electric's two towers takes the discriminator alone."""
-    weights = init.weights
-    if getattr(model, "generator", None) is None or model.cfg.objective.objective == "electric":
-        weights = {k: v for k, v in weights.items() if not k.startswith((PARTS["generator"], PARTS["generator_head"]))}
+    Parts the run's model does not have or cannot take are skipped (a fixed generator, Electric's two towers,
+    replace_mlm's RTD head); the LM head of the masked-LM ablations starts fresh. Returns the parts loaded."""
+    takes = {name for name, _ in model.named_children()}  # e.g. no discriminator_head for replace_mlm
+    if model.cfg.objective.objective == "electric":  # its two towers are not a HF generator
+        takes -= {"generator", "generator_head"}
+    loaded = tuple(n for n in init.loaded if n in takes)
+    weights = {k: v for k, v in init.weights.items() if k.split(".", 1)[0] in takes}
     try:
         missing, unexpected = model.load_state_dict(weights, strict=False)
     except RuntimeError as e:
         raise UserError(f"the Hugging Face weights do not fit the run's model ({str(e).splitlines()[0][:200]}); "
                         f"build the run's config from load_hf_pretraining's cfg") from None
-    fresh = tuple(p for name, p in PARTS.items() if name not in init.loaded)
-    bad = [k for k in missing if not k.startswith(tuple(model.aliases) + fresh + ("generator_prior",))]
+    fresh = tuple(p for name, p in PARTS.items() if name not in loaded) + ("generator_prior", "discriminator_lm_head.")
+    bad = [k for k in missing if not k.startswith(tuple(model.aliases) + fresh)]
     if unexpected or bad:
         raise UserError(f"the Hugging Face weights do not fit the run's model (missing {bad[:3]}, "
                         f"unexpected {unexpected[:3]})")
+    return loaded
 
 
 def init_from_hf(model: torch.nn.Module, path: str | Path, vocab_path: str | Path | None = None,

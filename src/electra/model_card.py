@@ -84,9 +84,9 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                                                            "unmasked text)" if o.objective == "electric" else
                                                            f", {o.mask_token_prob:.0%} of them shown as [MASK]"))]
     if o.objective == "electra" and not o.trained_generator:
-        source = ("uniform over the vocabulary" if o.generator == "uniform"
-                  else "the training data's token frequencies (unigram)")
-        rows += [("generator", f"none: the replacements were drawn from {source}"),
+        source = ("uniformly from the vocabulary" if o.generator == "uniform"
+                  else "by the training data's token frequencies (unigram)")
+        rows += [("generator", f"none: the replacements were drawn {source}"),
                  ("loss", f"{o.disc_weight:g} x RTD" + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
     elif o.joint:
         towers = "two towers (left-to-right and right-to-left), each " if o.objective == "electric" else ""

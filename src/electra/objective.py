@@ -2,7 +2,10 @@
 
 Each step is a small function returning a NamedTuple; `Electra` owns the generator, the discriminator,
 their shared embeddings and the two heads, and runs the steps (electra-spec 1.2-1.6, checklist 7).
-The same module runs the plain MLM objective (the paper's BERT baseline): mask -> generate -> loss.
+The same module runs the plain MLM objective (the paper's BERT baseline): mask -> generate -> loss, and the
+variants the paper and the original code compare ELECTRA with, on the same path: fixed uniform / unigram
+generators, the RTD loss on masked slots only, Replace MLM, All-Tokens MLM and Electric (their losses are in
+`variants.py`, Electric's two-tower generator in `model.py`).
 
 Dimensions: B batch, T tokens per row, N masked slots per row, V vocab. Suffixes name shapes (ids_BT).
 """

@@ -168,7 +168,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     model = Electra(cfg, special).to(d.device)
     if init is not None:
         from electra.hf import load_into
-        load_into(model, init)
+        loaded = load_into(model, init)
     if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint
         counts = torch.from_numpy(data.train.token_counts(cfg.model.vocab_size))
         counts[list(special)] = 0  # words only: never [PAD], [CLS], [SEP] or [MASK]
@@ -229,7 +229,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
-        f", initialised from {args.init} ({', '.join(n for n in init.loaded if raw.generator is not None or 'generator' not in n)})"
+        f", initialised from {args.init} ({', '.join(loaded)})"
         if init is not None else ""))
 
     stop: dict[str, signal.Signals | None] = {"signal": None}
