@@ -12,7 +12,8 @@
 # most about 9.5): environment; CUDA tests; the step benchmark at the paper's batch (128 x 128) in eager,
 # compiled and CUDA-graph modes against the transformers peer; the same at batch 512; a profile of our
 # CUDA-graph step; the real training loop (data loader, logging, evaluation, checkpoint) with CUDA graphs,
-# then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512).
+# then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512); last, 30 steps of every objective of
+# docs/objectives.md on CUDA (SKIP_OBJECTIVES=1: not).
 set -u
 carry=${1:?CARRY_DIR}
 out=${2:?OUT_DIR}
@@ -57,6 +58,20 @@ grep -E "padded|tok/s|eval|done" "$out/loop_graphs.log" | tail -n 4 | cut -c1-23
 stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
 grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230
 cp /tmp/run_eager/metrics.jsonl "$out/loop_eager_metrics.jsonl" 2>/dev/null
+fi
+# every objective for 30 steps of the tiny preset on CUDA (unpadded discriminators, bf16), and Electric and All-Tokens
+# MLM (the two with (B, T, V) logits) compiled with CUDA graphs: that they run and learn, not their speed
+if [ "${SKIP_OBJECTIVES:-0}" != 1 ]; then
+stage objectives 120 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
+  "unigram --generator unigram" "replace_mlm --objective replace_mlm" "all_tokens_mlm --objective all_tokens_mlm" \
+  "electric --objective electric" "electric_graphs --objective electric --compile true --compile-mode reduce-overhead" \
+  "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead"; do
+  set -- $spec; name=$1; shift
+  python3 -m electra pretrain --preset tiny --data '"$carry"'/wiki128 --device cuda --no-tensorboard --max-steps 30 \
+    --warmup-steps 5 --log-every 10 --eval-every 30 --eval-batches 1 --save-every 1000 --out /tmp/obj_$name "$@" \
+    > /tmp/obj_$name.log 2>&1; echo "$name rc=$? $(grep -E "eval @" /tmp/obj_$name.log | tail -n 1 | cut -c1-200)"
+done'
+cat "$out/objectives.log"
 fi
 echo "=== total $(( $(date +%s) - t0 ))s"
 cat "$out/stages.txt"
