@@ -138,8 +138,20 @@ def test_electric_runs_resumes_and_exports_its_discriminator(tiny_dataset, tmp_p
     assert [a for _, a in result.folders] == ["ElectraForPreTraining"] and "two-tower" in result.notes[0]
     card = (tmp_path / "hf" / "discriminator" / "README.md").read_text()
     assert "discriminator of an Electric run" in card and "noise-contrastive estimation" in card
-    with pytest.raises(UserError, match="Electric run"):
-        Detector(run)
+    # detect: P(noise) with the towers' q, and each sentence's score, the sum of -energy over its tokens; the energy
+    # is what the exported discriminator's head computes in transformers
+    texts = ["the cat sat on the mat", "mat the on sat cat the"]
+    detector = Detector(run)
+    dets = detector(texts)
+    assert all(0 <= p <= 1 for d in dets for p in d.probs) and all(isinstance(d.score, float) for d in dets)
+    tf = pytest.importorskip("transformers")
+    disc = tf.ElectraForPreTraining.from_pretrained(tmp_path / "hf" / "discriminator").eval()
+    sp = detector.special
+    for text, det in zip(texts, dets):
+        ids = torch.tensor([[sp.cls, *detector.tokenizer.encode(text, add_special_tokens=False).ids, sp.sep]])
+        with torch.no_grad():
+            energy = disc(input_ids=ids).logits[0, 1:-1]
+        assert abs(det.score + float(energy.sum())) < 1e-4
     # continued pre-training from the exported discriminator: the towers start fresh, the discriminator does not
     again = tmp_path / "again"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(again), "--init", str(tmp_path / "hf"),

@@ -5,7 +5,10 @@
 
 Prints each sentence with suspected tokens marked `[token]` and, below, every token with its
 probability of having been replaced. A run folder, a checkpoint folder or a Hugging Face ELECTRA
-discriminator folder all work.
+discriminator folder all work. For an Electric run (`--objective electric`) the probability is that of noise,
+P = sigmoid(E + log q + log(p / (1 - p))) with its two-tower generator's q, and each sentence also gets its
+score, the sum of -E over its tokens: Electric's estimate of the text's pseudo-log-likelihood (higher = more
+plausible), what the Electric paper re-ranks candidate sentences by.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from electra.model import DiscriminatorHead, Encoder
 class Detection(NamedTuple):
     tokens: list[str]  # word pieces, without [CLS]/[SEP]
     probs: list[float]  # P(replaced) per token
+    score: float | None = None  # Electric: the sum of -energy over the tokens (a pseudo-log-likelihood estimate)
 
 
 class Detector:
@@ -31,9 +35,13 @@ class Detector:
 
     def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
         encoder, pre = load_discriminator(path, allow_pickle)
-        if pre.cfg.objective.objective == "electric":
-            raise UserError(f"{path} is an Electric run: its discriminator scores a token only together with the "
-                            f"two-tower generator's q, which detect does not load; detect needs an ELECTRA run")
+        self.electric = None
+        if pre.cfg.objective.objective == "electric":  # the noise logit needs the generator's q as well
+            from electra.objective import Electra, SpecialTokens
+            sp = SpecialIds.from_vocab(pre.vocab_path)
+            self.electric = Electra(pre.cfg, SpecialTokens(sp.pad, sp.cls, sp.sep, sp.mask))
+            self.electric.load_weights(pre.weights)
+            self.electric.to(device).eval()
         head = DiscriminatorHead(pre.cfg.model)
         sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:
@@ -57,11 +65,21 @@ class Detector:
             ids[i, : len(r)] = torch.tensor(r)
         mask = ids != self.special.pad
         ids, mask = ids.to(self.device), mask.to(self.device)
-        probs = torch.sigmoid(self.head(self.encoder(ids, torch.zeros_like(ids), mask))).cpu()
+        seg = torch.zeros_like(ids)
+        logits = self.head(self.encoder(ids, seg, mask))
+        scores = [None] * len(rows)
+        if self.electric is not None:
+            from electra.variants import electric_logits
+            energy, m = logits, self.electric
+            q_logits = m.generator(ids, seg, mask, m.generator.embeddings.word.weight)
+            logits = electric_logits(energy, q_logits, ids, m.cfg.objective.mask_prob)
+            inner = mask & (ids != self.special.cls) & (ids != self.special.sep)
+            scores = (-(energy.float() * inner).sum(-1)).tolist()
+        probs = torch.sigmoid(logits).cpu()
         out = []
         for i, (e, r) in enumerate(zip(encs, rows)):
             n = len(r) - 2
-            out.append(Detection(e.tokens[:n], probs[i, 1: n + 1].tolist()))
+            out.append(Detection(e.tokens[:n], probs[i, 1: n + 1].tolist(), scores[i]))
         return out
 
 
@@ -75,6 +93,8 @@ def render(det: Detection, threshold: float) -> str:
         else:
             words.append(shown)
     lines = [" ".join(words)]
+    if det.score is not None:
+        lines.append(f"  score (sum of -energy, Electric's pseudo-log-likelihood estimate): {det.score:.3f}")
     lines += [f"  {tok:<16} {p:6.3f}{'  <- replaced?' if p >= threshold else ''}" for tok, p in zip(det.tokens, det.probs)]
     return "\n".join(lines)
 
