@@ -6,6 +6,9 @@ The ones users of other implementations report, and the one this project met its
 - the discriminator predicts "original" for every token (recall exactly 0 on held-out text, evaluation after
   evaluation): it has settled on the majority class. The tiny preset at batch 32 / lr 1e-3 sat there for
   18 M tokens; a larger batch or a lower learning rate got it out;
+- the opposite: "replaced" for every token (recall 1, precision = the replaced rate). `--rtd-tokens masked` on the
+  tiny preset sat there (its generator reproduced 2% of the masked tokens, so "replaced" is right on 98% of the
+  slots it trains on);
 - the RTD loss near 0: replaced tokens are trivially told apart, which points at a bug that leaks the labels
   (DataParallel splitting the inputs gave "loss 0.000" in one PyTorch reproduction);
 - the generator reproducing almost every masked token (sampled accuracy near 1): too strong a generator leaves
@@ -36,6 +39,13 @@ RULES = (
          lambda m: ("the discriminator predicts 'original' for every token (recall 0, precision 0): it has settled "
                     "on the majority class. Use a larger batch (the tiny preset needs 128) or a lower --lr, or "
                     "raise --disc-weight"), True, False, 1.0),
+    Rule("discriminator_indiscriminate",  # precision no better than guessing "replaced" everywhere
+         lambda m: m["disc_recall"] >= 0.999 and m["replaced_rate"] > 0.0
+         and m["disc_precision"] <= 1.05 * m["replaced_rate"] + 1e-3,
+         lambda m: (f"the discriminator predicts 'replaced' for every token (recall {m['disc_recall']:.3f}, precision "
+                    f"{m['disc_precision']:.3f} = the replaced rate): it tells nothing apart. With --rtd-tokens masked "
+                    "a generator that rarely reproduces the original makes 'replaced' right on nearly every trained "
+                    "slot; otherwise lower --lr or check the labels"), True, False, 1.0),
     Rule("discriminator_trivial", lambda m: m["rtd_loss"] < 0.005,
          lambda m: (f"RTD loss {m['rtd_loss']:.4f}: replaced tokens are trivially detectable, which usually means "
                     "the inputs leak the labels (check custom data or model changes)"), True, False, 1.0),
