@@ -7,8 +7,8 @@ The ones users of other implementations report, and the one this project met its
   evaluation): it has settled on the majority class. The tiny preset at batch 32 / lr 1e-3 sat there for
   18 M tokens; a larger batch or a lower learning rate got it out;
 - the opposite: "replaced" for every token (recall 1, precision = the replaced rate). `--rtd-tokens masked` on the
-  tiny preset sat there (its generator reproduced 2% of the masked tokens, so "replaced" is right on 98% of the
-  slots it trains on);
+  tiny preset sat there (its generator's samples matched 2.4% of the masked tokens, so "replaced" is right on 97%
+  of the slots it trains on);
 - the RTD loss near 0: replaced tokens are trivially told apart, which points at a bug that leaks the labels
   (DataParallel splitting the inputs gave "loss 0.000" in one PyTorch reproduction);
 - the generator reproducing almost every masked token (sampled accuracy near 1): too strong a generator leaves
