@@ -42,6 +42,7 @@ class Detector:
             self.electric = Electra(pre.cfg, SpecialTokens(sp.pad, sp.cls, sp.sep, sp.mask))
             self.electric.load_weights(pre.weights)
             self.electric.to(device).eval()
+            encoder = self.electric.discriminator  # the whole model is loaded: its discriminator, not a second copy
         head = DiscriminatorHead(pre.cfg.model)
         sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:
@@ -69,12 +70,12 @@ class Detector:
         logits = self.head(self.encoder(ids, seg, mask))
         scores = [None] * len(rows)
         if self.electric is not None:
+            from electra.objective import maskable
             from electra.variants import electric_logits
             energy, m = logits, self.electric
             q_logits = m.generator(ids, seg, mask, m.generator.embeddings.word.weight)
             logits = electric_logits(energy, q_logits, ids, m.cfg.objective.mask_prob)
-            inner = mask & (ids != self.special.cls) & (ids != self.special.sep)
-            scores = (-(energy.float() * inner).sum(-1)).tolist()
+            scores = (-(energy.float() * maskable(ids, mask, self.special)).sum(-1)).tolist()  # words, not [CLS]/[SEP]
         probs = torch.sigmoid(logits).cpu()
         out = []
         for i, (e, r) in enumerate(zip(encs, rows)):

@@ -28,7 +28,7 @@ from electra.model import (
     init_weights,
 )
 from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded
-from electra.variants import all_tokens_mlm_loss, cloze_loss, electric_logits, replace_mlm_loss
+from electra.variants import LMLoss, all_tokens_mlm_loss, cloze_loss, electric_logits
 
 
 class SpecialTokens(NamedTuple):
@@ -98,6 +98,24 @@ def maskable(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: Spe
     return attention_mask & (input_ids != special.cls) & (input_ids != special.sep) & (input_ids != special.mask)
 
 
+def at_slots(x: torch.Tensor, positions_BN: torch.Tensor) -> torch.Tensor:
+    """x (B, T) or (B, T, D) read at the masked slots: (B, N) or (B, N, D)."""
+    index = positions_BN if x.dim() == 2 else positions_BN[..., None].expand(-1, -1, x.shape[-1])
+    return x.gather(1, index)
+
+
+def slot_hits(pred_BN: torch.Tensor, masked: Masked) -> torch.Tensor:
+    """How many of the weighted masked slots `pred_BN` gets right (the original token)."""
+    return ((pred_BN == masked.targets).float() * masked.weights).sum()
+
+
+def any_slot(positions_BN: torch.Tensor, flags_BN: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, T) bool: True at a position if any slot pointing at it is flagged (a position can be drawn twice);
+    counted in int32 because CUDA has no bool scatter."""
+    counts = torch.zeros(positions_BN.shape[0], T, dtype=torch.int32, device=positions_BN.device)
+    return counts.scatter_add_(1, positions_BN, flags_BN.int()) > 0
+
+
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
                 max_predictions: int, mask_prob: float, mask_token_prob: float,
                 rng: torch.Generator | None = None, noise: Noise | None = None) -> Masked:
@@ -124,9 +142,8 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
     targets_BN = input_ids.gather(1, positions_BN)
 
     use_mask_BN = (u_keep_BN < mask_token_prob) & weights_BN.bool()
-    # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined);
-    # counted in int32 because CUDA has no bool scatter
-    masked_BT = torch.zeros(B, T, dtype=torch.int32, device=input_ids.device).scatter_add_(1, positions_BN, use_mask_BN.int()) > 0
+    # a position drawn twice becomes [MASK] if any of its slots says so (scatter order is otherwise undefined)
+    masked_BT = any_slot(positions_BN, use_mask_BN, T)
     masked_ids = torch.where(masked_BT, special.mask, input_ids)
     return Masked(masked_ids, positions_BN, weights_BN, targets_BN)
 
@@ -139,9 +156,7 @@ def generate(generator: Encoder, head: GeneratorHead, word_embeddings: torch.Ten
              segment_ids: torch.Tensor, attention_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
     """The generator reads the masked input; its vocabulary projection runs on the N chosen slots only."""
     hidden_BTD = generator(masked.input_ids, segment_ids, attention_mask, packing)
-    D = hidden_BTD.shape[-1]
-    hidden_BND = hidden_BTD.gather(1, masked.positions[..., None].expand(-1, -1, D))
-    return head(hidden_BND, word_embeddings)  # logits (B, N, V)
+    return head(at_slots(hidden_BTD, masked.positions), word_embeddings)  # logits (B, N, V)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -233,7 +248,7 @@ def rtd_loss(disc_logits_BT: torch.Tensor, labels_BT: torch.Tensor, attention_ma
     `masked` given (objective.rtd_tokens=masked, the paper's "ELECTRA 15%"): on the masked slots only, weighted
     as the generator's loss (a position drawn twice counts twice)."""
     if masked is not None:
-        disc_logits_BT, labels_BT = disc_logits_BT.gather(1, masked.positions), labels_BT.gather(1, masked.positions)
+        disc_logits_BT, labels_BT = at_slots(disc_logits_BT, masked.positions), at_slots(labels_BT, masked.positions)
         w = masked.weights
     else:
         w = attention_mask.float()
@@ -343,24 +358,21 @@ class Electra(nn.Module):
             word = self.generator.embeddings.word.weight
             if electric:  # q(x_t | every other token) at every position, read from the unmasked text
                 cloze_BTV = self.generator(input_ids, segment_ids, attention_mask, word)
-                logits_BNV = cloze_BTV.gather(1, masked.positions[..., None].expand(-1, -1, cloze_BTV.shape[-1]))
+                logits_BNV = at_slots(cloze_BTV, masked.positions)
                 trained_gen_loss = cloze_loss(cloze_BTV, input_ids, maskable(input_ids, attention_mask, self.special))
             else:
                 logits_BNV = generate(self.generator, self.generator_head, word, masked, segment_ids, attention_mask,
                                       packing)
             gen_loss = mlm_loss(logits_BNV, masked)
             if self.discriminator is None:
-                with torch.no_grad():
-                    gen_correct = ((logits_BNV.argmax(-1) == masked.targets).float() * w).sum()
-                stats = Stats(w.sum(), gen_correct, zero, tokens.float(), *[zero] * 6)
+                stats = Stats(w.sum(), slot_hits(logits_BNV.detach().argmax(-1), masked), zero, tokens.float(), *[zero] * 6)
                 return StepOutput(Losses(o.gen_weight * gen_loss, gen_loss, zero), stats, None, None)
             # 3. sample
             sampled = sample_tokens(logits_BNV.detach(), masked, input_ids, o.temperature, o.disallow_correct, rng,
                                     o.sampling, u)
             argmax_BN = sampled.argmax if sampled.argmax is not None else logits_BNV.detach().argmax(-1)
             if electric:  # every sampled slot is noise, even a sample equal to the original
-                updated = torch.zeros(input_ids.shape, dtype=torch.int32, device=input_ids.device)
-                sampled = sampled._replace(labels=updated.scatter_add_(1, masked.positions, w.int()) > 0)
+                sampled = sampled._replace(labels=any_slot(masked.positions, w, input_ids.shape[1]))
         # 4. discriminate
         hidden_BTD = self.discriminator(sampled.corrupted_ids, segment_ids, attention_mask, packing)
         disc_logits_BT = self.discriminator_head(hidden_BTD) if self.discriminator_head is not None else None
@@ -374,9 +386,8 @@ class Electra(nn.Module):
         else:  # Table 5's ablations: the discriminator is a masked LM on the corrupted text
             word = self.discriminator.embeddings.tables()[0]
             if o.objective == "replace_mlm":
-                D = hidden_BTD.shape[-1]
-                hidden_BND = hidden_BTD.gather(1, masked.positions[..., None].expand(-1, -1, D))
-                lm = replace_mlm_loss(self.discriminator_lm_head(hidden_BND, word), masked)
+                lm_BNV = self.discriminator_lm_head(at_slots(hidden_BTD, masked.positions), word)
+                lm = LMLoss(mlm_loss(lm_BNV, masked), slot_hits(lm_BNV.detach().argmax(-1), masked), w.sum())
             else:
                 lm = all_tokens_mlm_loss(self.discriminator_lm_head(hidden_BTD, word), disc_logits_BT, input_ids,
                                          sampled.corrupted_ids, attention_mask)
@@ -392,8 +403,7 @@ class Electra(nn.Module):
             else:  # replace_mlm: no detector
                 detected = zero, zero, zero
             stats = Stats(
-                w.sum(), ((argmax_BN == masked.targets).float() * w).sum(),
-                ((sampled.tokens == masked.targets).float() * w).sum(), real.sum(), labels.float().sum(),
+                w.sum(), slot_hits(argmax_BN, masked), slot_hits(sampled.tokens, masked), real.sum(), labels.float().sum(),
                 *detected, *((lm.correct, lm.count) if lm is not None else (zero, zero)),
             )
         return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)

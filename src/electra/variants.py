@@ -1,6 +1,7 @@
 """The objectives the paper and the original code compare ELECTRA with, as losses on the same tensors:
 
     Replace MLM and All-Tokens MLM  the paper's Table 5: the discriminator is a masked LM on the corrupted text
+                                    (Replace MLM's loss is the generator's, `objective.mlm_loss`, on its logits)
     Electric                        the original code's electric_objective (Clark et al., EMNLP 2020): the
                                     discriminator is an energy-based cloze model trained by noise-contrastive
                                     estimation against a two-tower generator (model.TwoTowerGenerator)
@@ -11,28 +12,16 @@ Dimensions: B batch, T tokens per row, N masked slots per row, V vocab.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-
-if TYPE_CHECKING:
-    from electra.objective import Masked
 
 
 class LMLoss(NamedTuple):
     loss: torch.Tensor  # mean negative log-likelihood of the original tokens
     correct: torch.Tensor  # tokens whose most likely prediction is the original
     count: torch.Tensor  # tokens the loss covers
-
-
-def replace_mlm_loss(logits_BNV: torch.Tensor, masked: Masked) -> LMLoss:
-    """Table 5's Replace MLM: a masked LM whose masked slots hold the generator's samples instead of [MASK];
-    cross-entropy on those slots, as the generator's."""
-    w = masked.weights
-    ce_BN = F.cross_entropy(logits_BNV.float().flatten(0, 1), masked.targets.flatten(), reduction="none").view_as(w)
-    correct = ((logits_BNV.detach().argmax(-1) == masked.targets).float() * w).sum()
-    return LMLoss((ce_BN * w).sum() / (w.sum() + 1e-6), correct, w.sum())
 
 
 def all_tokens_mlm_loss(logits_BTV: torch.Tensor, gate_BT: torch.Tensor, input_ids: torch.Tensor,
