@@ -43,3 +43,9 @@ def test_detect_marks_tokens_with_probabilities(tiny_dataset, tmp_path, capsys):
     assert len(probs) >= 4 and all(0.0 <= p <= 1.0 for p in probs)
     assert main(["detect", "--model", str(tmp_path / "missing"), "x"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    # `electra detect ... | head`: the reader leaves early (here before the first line); no traceback
+    proc = subprocess.Popen([sys.executable, "-m", "electra", "detect", "--model", str(run), "the city was built"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err

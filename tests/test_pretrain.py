@@ -49,6 +49,15 @@ def test_end_to_end_tiny_run(tiny_dataset, tmp_path, capsys):
     state = json.loads((run / "checkpoints" / "step_00000006" / "state.json").read_text())
     assert state["step"] == 6 and state["data"]["step"] == 6 and state["config"] == cfg
     assert (run / "curves.png").stat().st_size > 0 and (run / "tb").is_dir()
+    # tokens_per_s counts every slot, real_tokens_per_s the non-padding ones: their ratio in each log row is the
+    # share of real tokens in that step's batch, which the same stream rebuilt here gives
+    from electra.data.dataset import BatchStream, PretrainData
+    stream, shares = BatchStream(PretrainData(tiny_dataset).train, 8, 8, cfg["train"]["seed"]), []
+    for r in (r for r in records if "train/loss" in r):
+        (batch,) = stream.next_step()
+        shares.append(float(batch.attention_mask.sum()) / batch.attention_mask.numel())
+        assert r["train/real_tokens_per_s"] / r["train/tokens_per_s"] == pytest.approx(shares[-1], rel=1e-9), r["step"]
+    assert min(shares) < 1.0  # the tiny corpus has short examples
     out = capsys.readouterr().out
     assert "eval @ 6" in out and "saved" in out
 

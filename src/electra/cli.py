@@ -75,3 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"electra {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `electra detect ... | head`: the reader has gone, as a shell pipeline expects
+        quiet_stdout()
+        return 128 + 13  # the status of a process ended by SIGPIPE
+
+
+def quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

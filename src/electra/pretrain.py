@@ -253,6 +253,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # one after max_steps, or no held-out rows to evaluate
     evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
+    real_tokens = 0  # this rank's non-padding tokens since the last log line
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
 
@@ -282,6 +283,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     while step < t.max_steps:
         micro_batches = stream.next_step()
         for m, (batch, packing) in enumerate(micro_batches):
+            real_tokens += int(batch.attention_mask.sum())  # the host copy: no device sync
             batch = to_device(batch, d.device)
             packing = packing.to(d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
@@ -315,22 +317,24 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
         if step % t.log_every == 0 or step == t.max_steps:
             check_finite()
-            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).float(), loss_sums]))
+            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).float(), loss_sums,
+                                                  torch.tensor([float(real_tokens)], device=d.device)]))
             n = (step - last_log[0]) * n_micro * d.world_size
             now = time.time()
-            tok_s = (step - last_log[0]) * t.global_batch_size * t.seq_len / max(now - last_log[1], 1e-9)
+            seconds = max(now - last_log[1], 1e-9)
+            tok_s = (step - last_log[0]) * t.global_batch_size * t.seq_len / seconds  # slots, padding included
             k = len(Stats._fields)
             metrics = {f"train/{name}": v for name, v in summarize(Stats(*sums[:k])).items()}
             metrics.update({"train/loss": float(sums[k]) / n, "train/mlm_loss": float(sums[k + 1]) / n,
                             "train/rtd_loss": float(sums[k + 2]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
-                            "train/tokens_per_s": tok_s})
+                            "train/tokens_per_s": tok_s, "train/real_tokens_per_s": float(sums[k + 3]) / seconds})
             eta = (t.max_steps - step) * (now - last_log[1]) / max(step - last_log[0], 1)
             log.log(step, metrics, " | ".join([
                 f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
                 f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
                 *disc_columns(metrics, "train", cfg.objective.joint),
                 f"lr {lr:.2e}", f"{tok_s:,.0f} tok/s", f"eta {fmt_duration(eta)}"]))
-            run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, now)
+            run_sums, loss_sums, last_log, real_tokens = None, torch.zeros(3, device=d.device), (step, now), 0
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
