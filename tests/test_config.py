@@ -97,3 +97,37 @@ def test_integers_are_exact_and_accept_scientific_step_counts():
     assert (cfg.train.seed, cfg.train.max_steps, cfg.train.warmup_steps) == (big, 1_000_000, 2_500)
     with pytest.raises(UserError, match="train.max_steps"):
         build_config("tiny", {"max_steps": "1.5"})
+
+
+def test_config_file_round_trips_and_sits_between_preset_and_flags(tmp_path, capsys):
+    from electra.pretrain import main
+    saved = tmp_path / "small.json"
+    saved.write_text(build_config("small", {}).to_json())
+    assert main(["--config", str(saved), "--print-config"]) == 0  # a whole config alone gives itself back
+    assert json.loads(capsys.readouterr().out) == json.loads(saved.read_text())
+    part = tmp_path / "part.json"  # sections or flat names, any spelling
+    part.write_text(json.dumps({"train": {"lr": 2e-4, "compile": True}, "hidden-size": 512, "model.num_heads": 8}))
+    assert main(["--preset", "small", "--config", str(part), "--lr", "1e-4", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["model"]["hidden_size"] == 512 and cfg["model"]["num_heads"] == 8 and cfg["train"]["compile"] is True
+    assert cfg["train"]["lr"] == 1e-4  # the command line wins over the file
+    assert cfg["model"]["num_layers"] == 12 and cfg["train"]["max_steps"] == 1_000_000  # the preset below the file
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('{"train": {"lrr": 1}}', "unknown field 'train.lrr'"),
+    ('[1, 2]', "must hold a JSON object"),
+    ('{"train": ', "is not readable JSON"),
+    ('{"lr": "fast"}', "bad value 'fast' for lr in config file"),
+    ('{"max_steps": true}', "expected int"),
+    ('{"train": {"lr": [1]}}', "must be a number, a string or a boolean"),
+])
+def test_bad_config_files_are_one_line_errors_naming_the_file(tmp_path, text, needle):
+    from electra.config import file_overrides
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    with pytest.raises(UserError, match="c.json") as e:
+        file_overrides(path)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(UserError, match="not found"):
+        file_overrides(tmp_path / "missing.json")

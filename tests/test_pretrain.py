@@ -60,6 +60,12 @@ def test_end_to_end_tiny_run(tiny_dataset, tmp_path, capsys):
     assert min(shares) < 1.0  # the tiny corpus has short examples
     out = capsys.readouterr().out
     assert "eval @ 6" in out and "saved" in out
+    # a new run from this one's config.json: the same config but for what the command line changes
+    again = tmp_path / "again"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(again), "--config", str(run / "config.json"),
+                 "--max-steps", "1", "--no-tensorboard"]) == 0
+    cfg["train"]["max_steps"] = 1
+    assert json.loads((again / "config.json").read_text()) == cfg
 
 
 def test_unpadded_encoders_train_the_same_model(tiny_dataset, tmp_path):

@@ -5,21 +5,21 @@
     TrainConfig      optimisation, schedule, batch, precision, logging and checkpoints
     PretrainConfig   the three above, nested one level: `--model.hidden_size=256` or just `--hidden-size 256`
 
-Precedence: dataclass defaults < `--preset NAME` < overrides. Field names are unique across sections so
-that a bare `--max-steps 100` is unambiguous. Presets follow the paper's Table 6 / the original
+Precedence: dataclass defaults < `--preset NAME` < `--config FILE` < command-line overrides. Field names are
+unique across sections so that a bare `--max-steps 100` is unambiguous. Presets follow the paper's Table 6 / the original
 `configure_pretraining.py` (electra-spec 1.8); `tiny` is ours, for tests and CPU runs.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from electra.errors import UserError
+from electra.overrides import parse_value, split_argv
 
 
 @dataclass
@@ -180,6 +180,9 @@ class TrainConfig:
             raise UserError(f"train.unpad must be auto, on or off, got {self.unpad!r}")
 
 
+SECTIONS: dict[str, type] = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
+
+
 @dataclass
 class PretrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -220,9 +223,8 @@ class PretrainConfig:
         unknown = set(d) - set(sections)
         if unknown:
             raise UserError(f"unknown config section(s) {sorted(unknown)}; known: {sorted(sections)}")
-        kinds = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
         built = {}
-        for name, kind in kinds.items():
+        for name, kind in SECTIONS.items():
             values = d.get(name, {})
             known = {f.name for f in fields(kind)}
             bad = set(values) - known
@@ -278,39 +280,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
-def parse_value(text: str, kind: type, where: str) -> Any:
-    """Parse a command-line string as `kind` (bool, int, float or str); UserError naming `where` if it is not."""
-    try:
-        if kind is bool:
-            low = text.lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError
-        if kind is int:
-            try:
-                return int(text)  # exact, however large (a seed above 2^53 survives)
-            except ValueError:
-                value = float(text)  # accept 1e6 for step counts
-            if value != int(value):
-                raise ValueError
-            return int(value)
-        if kind is float:
-            value = float(text)
-            if not math.isfinite(value):
-                raise ValueError
-            return value
-        return text
-    except (ValueError, OverflowError):  # OverflowError: int(float("inf")), e.g. --max-steps inf or 1e400
-        raise UserError(f"bad value {text!r} for {where}: expected {kind.__name__}") from None
-
-
 def field_index() -> dict[str, tuple[str, str]]:
     """Map every accepted override spelling ('model.hidden_size', 'hidden_size', 'hidden-size') to
     (section, field)."""
     index: dict[str, tuple[str, str]] = {}
-    for section, kind in (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig)):
+    for section, kind in SECTIONS.items():
         for f in fields(kind):
             for key in (f"{section}.{f.name}", f.name):
                 index[key] = (section, f.name)
@@ -339,40 +313,43 @@ def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, 
     return PretrainConfig.from_dict(d)
 
 
-def split_argv(argv: list[str], field_type: Callable[[str], Any]) -> tuple[dict[str, str], list[str]]:
-    """Pull `--field value` / `--field=value` pairs naming config fields out of argv; return them and the rest.
-    `field_type(key)` is the field's type, or None when `key` names no field. A bool field given without a
-    value (last, or before another --option) means true: `--compile` is `--compile true`."""
-    overrides: dict[str, str] = {}
-    rest: list[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        key, eq, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
-        kind = field_type(key) if key else None
-        if kind is None:
-            rest.append(arg)
-            i += 1
-            continue
-        if not eq:
-            nxt = argv[i + 1] if i + 1 < len(argv) else None
-            if kind is bool and (nxt is None or nxt.startswith("--")):
-                value = "true"
-            elif nxt is None:
-                raise UserError(f"--{key} needs a value")
-            else:
-                value = nxt
-                i += 1
-        overrides[key] = value
-        i += 1
-    return overrides, rest
+def file_overrides(path: Path) -> dict[str, str]:
+    """A JSON config file as overrides: `--print-config` output or a run's config.json, whole or in part
+    ({"train": {"lr": 2e-4}}), or flat field names ({"lr": 2e-4, "model.hidden_size": 512}). Values are checked
+    as the command line's are; anything else is a one-line error naming the file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file {path} not found") from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"config file {path} is not readable JSON ({str(e)[:100]}); pass a file written by "
+                        f"`electra pretrain --print-config` or a run's config.json") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a JSON object of sections (model, objective, train) or fields")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in SECTIONS and isinstance(value, dict):
+            flat.update({f"{key}.{name}": v for name, v in value.items()})
+        else:
+            flat[key] = value
+    index = field_index()
+    out: dict[str, str] = {}
+    for key, value in flat.items():
+        if key not in index:
+            raise UserError(f"config file {path}: unknown field {key!r} (see `electra pretrain --print-config`)")
+        if isinstance(value, (dict, list)) or value is None:
+            raise UserError(f"config file {path}: {key} must be a number, a string or a boolean, got {value!r}")
+        out[key] = json.dumps(value) if isinstance(value, bool) else str(value)
+        section, name = index[key]
+        # checked here too, so that a bad value's error names the file
+        parse_value(out[key], type(getattr(SECTIONS[section](), name)), f"{key} in config file {path}")
+    return out
 
 
 def split_overrides(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     """`split_argv` for the pre-training config: any spelling of `field_index`."""
     index = field_index()
-    hints = {section: typing.get_type_hints(kind) for section, kind in
-             (("model", ModelConfig), ("objective", ObjectiveConfig), ("train", TrainConfig))}
+    hints = {section: typing.get_type_hints(kind) for section, kind in SECTIONS.items()}
 
     def field_type(key: str) -> Any:
         if key not in index:

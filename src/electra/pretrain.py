@@ -31,7 +31,7 @@ from electra.checkpoint import (
     read_weights,
     save_checkpoint,
 )
-from electra.config import PretrainConfig, build_config, split_overrides
+from electra.config import PretrainConfig, build_config, field_index, file_overrides, split_overrides
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.tokenizer import vocab_sha256
 from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
@@ -50,6 +50,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
                                 epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
                                        "--mask-prob 0.25, ... (see --print-config).")
     p.add_argument("--preset", choices=["tiny", "small", "base", "large"], help="paper sizes; tiny for CPU")
+    p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
+                                                "or in part): on top of the preset, below the command line's fields")
     p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
@@ -64,10 +66,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     if unknown:
         import difflib
 
-        from electra.config import field_index
         guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
         hint = f" (did you mean --{guess[0]}?)" if guess else ""
         raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
+    if args.config is not None:  # the command line's fields win: they come later
+        overrides = {**file_overrides(args.config), **overrides}
     return args, overrides
 
 
@@ -99,8 +102,11 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         return build_config(None, overrides, base=base), ckpt, None
     overrides = dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
-        overrides.setdefault("seq_len", str(data.seq_len))
-        overrides.setdefault("vocab_size", str(data.vocab_size))
+        index = field_index()
+        told = {index[key][1] for key in overrides if key in index}
+        for name, value in (("seq_len", data.seq_len), ("vocab_size", data.vocab_size)):
+            if name not in told:
+                overrides[name] = str(value)
     cfg = build_config(args.preset, overrides)
     if args.init is None:
         return cfg, None, None

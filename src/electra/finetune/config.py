@@ -19,8 +19,8 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from electra.config import parse_value, split_argv
 from electra.errors import UserError
+from electra.overrides import parse_value, split_argv
 
 
 @dataclass
