@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from conftest import tiny_overrides
 
 from electra.cli import COMMANDS, main
@@ -43,9 +44,29 @@ def test_detect_marks_tokens_with_probabilities(tiny_dataset, tmp_path, capsys):
     assert len(probs) >= 4 and all(0.0 <= p <= 1.0 for p in probs)
     assert main(["detect", "--model", str(tmp_path / "missing"), "x"]) == 2
     assert "does not exist" in capsys.readouterr().err
+    for bad, needle in [(["--threshold", "nan", "a b"], "not a probability"), (["  "], "empty"),
+                        (["--device", "cuda:7", "a b"], "no CUDA device")]:
+        if "cuda:7" in bad and torch.cuda.is_available():
+            continue
+        assert main(["detect", "--model", str(run), *bad]) == 2
+        err = capsys.readouterr().err
+        assert needle in err and err.count("\n") == 1, err
+    # bytes that are not UTF-8 reach Python as lone surrogates; a text longer than the model is cut, with a note
+    assert main(["detect", "--model", str(run), "caf\udce9 city", " ".join(["city"] * 600)]) == 0
+    captured = capsys.readouterr()
+    assert "cut to the model's" in captured.err and "city" in captured.out
     # `electra detect ... | head`: the reader leaves early (here before the first line); no traceback
     proc = subprocess.Popen([sys.executable, "-m", "electra", "detect", "--model", str(run), "the city was built"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     proc.stdout.close()
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err
+
+
+def test_an_output_path_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "afile").write_text("x")
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("some words here\n" * 50)
+    assert main(["vocab", str(corpus), "--vocab-size", "30", "--out", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("electra vocab: error: cannot use") and "afile" in err and err.count("\n") == 1

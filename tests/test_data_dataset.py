@@ -93,6 +93,35 @@ def test_pretrain_data_refuses_bad_folders(dataset: Path, tmp_path: Path) -> Non
         PretrainData(broken)
 
 
+def test_damaged_bytes_in_files_of_the_right_size_are_caught(dataset: Path, tmp_path: Path) -> None:
+    """Bit rot keeps file sizes: ids outside the vocabulary or offsets that do not cut the tokens into examples
+    are one-line errors when the shard opens, not an IndexError in the embedding or a silently wrong row."""
+    with pytest.raises(UserError, match="is a file"):
+        PretrainData(dataset / "meta.json")
+    for name, damage, needle in [
+        ("train.tokens.bin", lambda a: a.__setitem__(slice(7, 9), 0xFFFF), r"token ids \(up to 65535"),
+        ("train.offsets.bin", lambda a: a.__setitem__(3, a[3] + 40), "example offsets"),
+        ("train.offsets.bin", lambda a: a.__setitem__(slice(3, 5), a[3:5][::-1].copy()), "example offsets"),
+    ]:
+        broken = tmp_path / "copy"
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(dataset, broken)
+        shard = sorted(broken.glob("shard-*"))[0]
+        arr = np.memmap(shard / name, dtype=np.uint16 if "tokens" in name else "<i8", mode="r+")
+        damage(arr)
+        arr.flush()
+        del arr
+        data = PretrainData(broken)  # sizes agree: only opening the shard can tell
+        with pytest.raises(UserError, match=needle) as e:
+            data.train.take(range(len(data.train)))
+        assert shard.name in str(e.value) and "re-run `electra prepare`" in str(e.value)
+    meta = json.loads((dataset / "meta.json").read_text())
+    del meta["vocab"]
+    (broken / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(UserError, match=r"meta.json is damaged \(bad or missing 'vocab'\)"):
+        PretrainData(broken)
+
+
 def test_collate_pads_and_derives_masks() -> None:
     rows = [np.array([2, 10, 11, 3, 12, 3]), np.array([2, 13, 3]), np.array([2, 5, 6, 7, 3, 8, 9, 3])]
     b = collate(rows, 8, SP)

@@ -78,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `electra detect ... | head`: the reader has gone, as a shell pipeline expects
         quiet_stdout()
         return 128 + 13  # the status of a process ended by SIGPIPE
+    except OSError as e:  # a file or folder the command could not read or write (a path under a file, a full disk)
+        where = f" {e.filename!r}" if e.filename else ""
+        print(f"electra {name}: error: cannot use{where}: {e.strerror or e}; check the path and its permissions",
+              file=sys.stderr)
+        return 2
 
 
 def quiet_stdout() -> None:

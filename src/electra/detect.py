@@ -13,6 +13,7 @@ plausible), what the Electric paper re-ranks candidate sentences by.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import NamedTuple
 
@@ -20,6 +21,7 @@ import torch
 
 from electra.checkpoint import load_discriminator, strip_prefix
 from electra.data.tokenizer import SpecialIds, load_tokenizer
+from electra.dist import pick_device
 from electra.errors import UserError
 from electra.model import DiscriminatorHead, Encoder
 
@@ -104,13 +106,23 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="electra detect", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="run folder, checkpoint folder or HF ELECTRA folder")
     p.add_argument("--threshold", type=float, default=0.5, help="mark tokens with P(replaced) at or above this")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
     p.add_argument("text", nargs="+", help="one or more sentences")
     args = p.parse_args(argv)
-    detector = Detector(args.model, args.device, args.allow_pickle)
-    for det in detector(args.text):
+    if not 0.0 <= args.threshold <= 1.0:  # also refuses nan
+        raise UserError(f"--threshold {args.threshold} is not a probability; pass a value in [0, 1]")
+    # a shell passes bytes that are not UTF-8 as lone surrogates: show them as U+FFFD, as the tokenizer would
+    texts = [t.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for t in args.text]
+    if any(not t.strip() for t in texts):
+        raise UserError("a sentence to check is empty; pass some text in each argument")
+    detector = Detector(args.model, str(pick_device(args.device)), args.allow_pickle)
+    longest = max(len(detector.tokenizer.encode(t, add_special_tokens=False).ids) for t in texts)
+    if longest > detector.max_len - 2:
+        print(f"electra detect: note: a sentence of {longest} word pieces is cut to the model's "
+              f"{detector.max_len - 2}", file=sys.stderr)
+    for det in detector(texts):
         print(render(det, args.threshold))
         print()
     return 0

@@ -33,8 +33,10 @@ class Examples:
     """All examples of one split over all shards; x[i] is an unpadded int64 array."""
 
     def __init__(self, shard_dirs: Sequence[Path], counts: Sequence[int], dtype: np.dtype, split: str,
-                 seq_len: int, special: SpecialIds, max_open: int = 256) -> None:
+                 seq_len: int, special: SpecialIds, max_open: int = 256, vocab_size: int | None = None) -> None:
         self.seq_len, self.special = seq_len, special  # what collate needs (BatchStream reads them)
+        self.vocab_size = vocab_size  # when given, a shard's token ids are checked against it when first opened
+        self._checked: set[int] = set()
         self._dirs = list(shard_dirs)
         self._counts = [int(c) for c in counts]
         self._starts = np.concatenate([[0], np.cumsum(self._counts, dtype=np.int64)])
@@ -54,7 +56,23 @@ class Examples:
                 if len(self._open) >= self._max_open:
                     self._open.pop(next(iter(self._open)))
                 arr = self._open[k] = SplitArrays(self._dirs[k], self._split, self._dtype, self._counts[k])
+                if k not in self._checked:
+                    self._check(k, arr)
+                    self._checked.add(k)
         return arr
+
+    def _check(self, k: int, arr: SplitArrays) -> None:
+        """Files of the recorded sizes can still hold damaged bytes: offsets that do not cut the tokens into
+        examples of 2..seq_len tokens, or token ids outside the vocabulary. One pass, when a shard first opens."""
+        off = np.asarray(arr.offsets)
+        if self._counts[k]:
+            lengths = np.diff(off)
+            bad = off[0] != 0 or off[-1] != len(arr.tokens) or lengths.min() < 2 or lengths.max() > self.seq_len
+            top = int(np.max(arr.tokens)) if len(arr.tokens) else 0
+            if bad or (self.vocab_size is not None and top >= self.vocab_size):
+                what = "example offsets" if bad else f"token ids (up to {top}, vocabulary {self.vocab_size})"
+                raise UserError(f"dataset shard {self._dirs[k]} is damaged: its {self._split} {what} are not valid; "
+                                f"delete the shard and re-run `electra prepare` with the same arguments to rebuild it")
 
     def __getitem__(self, i: int) -> np.ndarray:
         # Scalar code on purpose: take([i])[0] is about 2.5x slower for one row.
@@ -102,6 +120,8 @@ class PretrainData:
 
     def __init__(self, dataset_dir: str | Path, vocab_path: str | Path | None = None) -> None:
         root = Path(dataset_dir)
+        if root.is_file():
+            raise UserError(f"dataset {root} is a file; pass the folder `electra prepare` wrote (its --out)")
         if not root.is_dir():
             raise UserError(f"dataset {root} does not exist; build it with `electra prepare CORPUS --out {root}`")
         meta_path = root / "meta.json"
@@ -118,6 +138,12 @@ class PretrainData:
             raise UserError(f"{root} is not an {FORMAT_NAME} v{FORMAT_VERSION} "
                             f"(meta.json says {meta.get('format')!r} "
                             f"v{meta.get('version')!r}); re-run `electra prepare` with this version")
+        try:
+            self._read_meta(root, meta, vocab_path)
+        except (KeyError, TypeError, ValueError) as e:
+            raise UserError(f"{meta_path} is damaged (bad or missing {e}); re-run `electra prepare`") from None
+
+    def _read_meta(self, root: Path, meta: dict, vocab_path: str | Path | None) -> None:
         self.root = root
         self.meta = meta
         self.vocab_path = root / meta["vocab"]["file"]
@@ -143,8 +169,8 @@ class PretrainData:
             if info is None or any(info["counts"][sp]["examples"] != s[sp] for sp in SPLITS):
                 raise UserError(f"dataset {root}: shard {d.name} is missing or damaged; re-run `electra prepare` "
                                 "with the same arguments to rebuild it")
-        self.train = Examples(dirs, [s["train"] for s in meta["shards"]], dtype, "train", self.seq_len, self.special)
-        self.valid = Examples(dirs, [s["valid"] for s in meta["shards"]], dtype, "valid", self.seq_len, self.special)
+        self.train, self.valid = (Examples(dirs, [s[split] for s in meta["shards"]], dtype, split, self.seq_len,
+                                           self.special, vocab_size=self.vocab_size) for split in ("train", "valid"))
 
     def __repr__(self) -> str:
         return (f"PretrainData({str(self.root)!r}, train={len(self.train)}, valid={len(self.valid)}, "

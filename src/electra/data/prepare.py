@@ -112,6 +112,12 @@ def _check_settings(settings: Settings) -> None:
         v = getattr(settings, name)
         if not 0.0 <= v <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
+    if settings.max_line_bytes < 1:
+        raise UserError(f"--max-line-bytes {settings.max_line_bytes} must be at least 1 (the default is "
+                        f"{DEFAULT_MAX_LINE_BYTES})")
+    if settings.seq_len > 512:  # allowed: a model with a longer position table can take them
+        default_warn(f"--seq-len {settings.seq_len} is longer than the presets' 512 positions; pre-train it "
+                     f"with --max-position-embeddings {settings.seq_len} or more")
 
 
 def _has_bytes(path: Path, data: bytes) -> bool:

@@ -28,6 +28,10 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     """Train and write `out_dir/vocab.txt`; returns its path."""
     if vocab_size < len(SPECIAL_TOKENS) + 1:
         raise UserError(f"--vocab-size {vocab_size} is too small; use at least {len(SPECIAL_TOKENS) + 1} (30522 as BERT)")
+    if min_frequency < 0:
+        raise UserError(f"--min-frequency {min_frequency} must be at least 0 (the default is 2)")
+    if limit_alphabet < 1:
+        raise UserError(f"--limit-alphabet {limit_alphabet} must be at least 1 (the default is 1000)")
     files = resolve_corpus(corpus, fmt)
     tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
