@@ -46,3 +46,27 @@ def test_a_save_clears_what_killed_saves_left(tmp_path) -> None:
     save(tmp_path, 7, 2.0)
     assert sorted(os.listdir(root)) == ["LATEST", "step_00000005", "step_00000007"]
 
+
+
+def test_a_lost_latest_falls_back_to_the_newest_step_folder(tmp_path) -> None:
+    assert latest_checkpoint(tmp_path) is None
+    save(tmp_path, 2, 1.0)
+    newest = save(tmp_path, 3, 2.0)
+    (tmp_path / "checkpoints" / "LATEST").unlink()
+    assert latest_checkpoint(tmp_path) == newest
+
+
+def test_flipped_bytes_fail_the_recorded_checksum(tmp_path) -> None:
+    """Bit rot inside the tensor data keeps the file's size and header: only the sha256 saved with the checkpoint
+    can tell, and loading names the file instead of training on (or exporting) damaged weights."""
+    from electra.checkpoint import checkpoint_weights
+    path = save(tmp_path, 4, 1.0)
+    assert set(read_state(path)["sha256"]) == {"model.safetensors", "optimizer.safetensors"}
+    assert torch.equal(checkpoint_weights(path)["w"], torch.ones(3))
+    data = bytearray((path / "model.safetensors").read_bytes())
+    data[-4] ^= 0x40  # inside the last float of `w`
+    (path / "model.safetensors").write_bytes(bytes(data))
+    assert read_weights(path / "model.safetensors")["w"][-1] != 1.0  # safetensors alone loads it
+    with pytest.raises(UserError, match="model.safetensors is damaged \\(its bytes do not match the sha256") as e:
+        checkpoint_weights(path)
+    assert "\n" not in str(e.value)

@@ -459,6 +459,24 @@ def test_bad_input_is_one_line_user_error(vocab, tmp_path):
         load_hf_encoder(bad)
     assert "missing" in one_line(e)
 
+    (bad / "config.json").write_text(json.dumps(dict(cfg, hidden_size="big")))
+    with pytest.raises(UserError, match="hidden_size is 'big', not an integer"):
+        load_hf_encoder(bad)
+    for text, needle in (('{"model_type": "electra",', "is not readable JSON"), ("[1]", "is not a JSON object")):
+        (bad / "config.json").write_text(text)  # a damaged config.json is named, not taken for a missing model
+        assert is_hf_folder(bad)
+        for load in (load_hf_encoder, load_hf_pretraining, load_discriminator):
+            with pytest.raises(UserError, match=needle) as e:
+                load(bad)
+            assert "config.json" in one_line(e)
+    ours = write_run(tmp_path / "ours", model, vocab)  # a run whose config.json no longer fits its weights
+    cfg = json.loads((ours / "config.json").read_text())
+    cfg["model"]["intermediate_size"] *= 2
+    (ours / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UserError, match="has shape") as e:
+        load_discriminator(ours)
+    assert "config.json" in one_line(e)
+
     pkl = tmp_path / "pickle"  # a pytorch_model.bin
     shutil.copytree(disc, pkl)
     torch.save(load_file(str(pkl / "model.safetensors")), pkl / "pytorch_model.bin")

@@ -169,6 +169,15 @@ def test_bad_input_gets_one_line_errors(tiny_dataset, tmp_path, capsys):
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), *tiny_overrides(max_position_embeddings=16)],
                    "position table")
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--hiden-size", "3"], "did you mean --hidden-size")
+    # a fresh run never writes among other files: into the dataset itself, or a file's path
+    before = sorted(p.name for p in tiny_dataset.iterdir())
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tiny_dataset)],
+                   "that are not a run's")
+    assert sorted(p.name for p in tiny_dataset.iterdir()) == before
+    (tmp_path / "afile").write_text("x")
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "afile")], "is a file")
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "afile" / "sub")],
+                   "Not a directory")
 
 
 def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_path, capsys):
@@ -180,9 +189,14 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
     assert main(["prepare", str(corpus), "--vocab", str(tmp_path / "v2" / "vocab.txt"), "--seq-len", "32",
                  "--out", str(other), "--workers", "1", "--quiet"]) == 0
     one_line_error(capsys, ["pretrain", "--data", str(other), "--out", str(run), "--max-steps", "4"], "different vocabulary")
+    # a flag that would change a tensor's shape cannot apply to a run that resumes: named, not a size-mismatch dump
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--num-layers", "3"],
+                   "has model.num_layers=2, but this command asks for 3")
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--sharing", "none"],
+                   "objective.sharing=embeddings")
     weights = run / "checkpoints" / "step_00000002" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
-    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "4"], "corrupt or truncated")
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--max-steps", "4"], "model.safetensors is damaged")
     for name in ("config.json", "tokenizer.json"):  # a damaged run file: named, with what to do
         saved = (run / name).read_text()
         (run / name).write_text(saved[: len(saved) // 2])
@@ -216,13 +230,22 @@ def test_continue_pretraining_from_a_hugging_face_folder(tiny_dataset, tmp_path,
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2, eval_every=0)]) == 0
     assert main(["export", str(run), str(hf)]) == 0
     # one step at the schedule's first learning rate (0 during warmup) leaves the imported weights untouched
+    # the folder fixes the architecture: a flag that contradicts it is refused by name, one that agrees is fine
+    one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(cont), "--init", str(hf),
+                            *tiny_overrides(max_steps=1, eval_every=0, hidden_size=8)], "has model.hidden_size=32")
+    assert not cont.exists()
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(cont), "--init", str(hf),
-                 *tiny_overrides(max_steps=1, eval_every=0, hidden_size=8)]) == 0  # the HF config wins
+                 *tiny_overrides(max_steps=1, eval_every=0)]) == 0
     assert "initialised from" in capsys.readouterr().out
     a, b = final_weights(run), final_weights(cont)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "x"),
                             "--init", str(tmp_path / "nothing")], "nothing")
+    # re-running the line resumes the run: --init only starts one, which the log says
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(cont), "--init", str(hf),
+                 *tiny_overrides(max_steps=2, eval_every=0)]) == 0
+    captured = capsys.readouterr()
+    assert "resuming from" in captured.out and "--init" in captured.err and "only starts a fresh run" in captured.err
 
 
 def test_held_out_metrics_do_not_depend_on_the_micro_batch(tiny_dataset):
@@ -277,5 +300,9 @@ def test_gdes_run_trains_resumes_and_its_discriminator_loads_as_the_sum(tiny_dat
     from electra.errors import UserError
     ckpt = run / "checkpoints" / (run / "checkpoints" / "LATEST").read_text().strip() / "model.safetensors"
     save_file({k: v for k, v in w.items() if k != "generator.embeddings.word.weight"}, str(ckpt))
+    with pytest.raises(UserError, match="do not match the sha256"):  # the checksum saved with it tells first
+        load_discriminator(run)
+    state = json.loads((ckpt.parent / "state.json").read_text())
+    (ckpt.parent / "state.json").write_text(json.dumps({k: v for k, v in state.items() if k != "sha256"}))
     with pytest.raises(UserError, match="lacks 'embeddings.word.weight'"):
         load_discriminator(run)

@@ -12,6 +12,7 @@ atomically, so a run killed at any moment leaves either the old or the new check
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -23,12 +24,59 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from electra.config import PretrainConfig
+from electra.data.dataset import PretrainData
 from electra.data.shards import atomic_write_bytes, replace_dir
+from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
 
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# run folders
+
+
+def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
+    """One of a run folder's JSON files, for a resume; a missing or damaged one (not an object, or without the
+    `require`d string field) is a one-line error."""
+    try:
+        value = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        problem = "not a JSON object" if not isinstance(value, dict) else (
+            f"no {require}" if require and not isinstance(value.get(require), str) else None)
+    except (OSError, ValueError) as e:
+        problem = str(e)[:120]
+    if problem:
+        raise UserError(f"cannot resume {run_dir}: its {name} is missing or damaged ({problem}); restore it "
+                        f"or start a fresh run in another --out folder")
+    return value
+
+
+RUN_FILES = ("config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb", "checkpoints")
+
+
+def check_fresh_out(run_dir: Path) -> None:
+    """A fresh run goes into a new or empty folder, or over what an earlier start of it left before its first
+    checkpoint; never among other files (a dataset, an export, a corpus). Logs a user redirects there are fine."""
+    if run_dir.is_file():
+        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    if run_dir.is_dir():
+        foreign = sorted(p.name for p in run_dir.iterdir() if not (
+            p.name in RUN_FILES or p.name.startswith(".") or p.suffix in (".log", ".out", ".err")))
+        if foreign:
+            raise UserError(f"--out {run_dir} holds {foreign[0]!r} and other files that are not a run's; give a new "
+                            f"or empty folder")
+
+
+def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.json", cfg.to_json())
+    tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
+           "special": data.special._asdict(), "dataset": str(data.root)}
+    atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
+    if not (run_dir / "vocab.txt").exists():
+        shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -73,7 +121,9 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
               metadata={"format": "electra", "step": str(step)})
     opt_tensors, opt_meta = optimizer_to_flat(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
-    state = dict(state, step=step, optimizer=opt_meta)
+    # checksums of the tensor files: bit rot that keeps a file's size and header would otherwise load quietly
+    sums = {name: file_sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")}
+    state = dict(state, step=step, optimizer=opt_meta, sha256=sums)
     (tmp / "state.json").write_text(json.dumps(state, indent=1))
     for f in tmp.iterdir():
         with open(f, "rb") as fh:
@@ -93,8 +143,9 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run, or None if it has none yet."""
     pointer = run_dir / "checkpoints" / "LATEST"
-    if not pointer.exists():
-        return None
+    if not pointer.exists():  # lost, or never written: step folders are only ever renamed into place whole
+        done = sorted(p for p in (run_dir / "checkpoints").glob("step_*") if (p / "state.json").is_file())
+        return done[-1] if done else None
     path = run_dir / "checkpoints" / pointer.read_text().strip()
     previous = path.parent / f".old_{path.name}"
     if not path.exists() and (previous / "state.json").exists():  # killed while re-saving this step: the old copy
@@ -108,15 +159,32 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
-def read_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Load a safetensors file, turning a truncated or corrupt file into a one-line error."""
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 24), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_weights(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file, turning a truncated or corrupt file (or one whose bytes no longer match the
+    `sha256` recorded when it was saved) into a one-line error."""
     if not path.exists():
         raise UserError(f"checkpoint file {path} is missing")
+    damaged = (f"checkpoint file {path} is damaged ({{}}); restore it, or use an earlier checkpoint (point "
+               f"checkpoints/LATEST at another step_* folder)")
+    if sha256 is not None and file_sha256(path) != sha256:
+        raise UserError(damaged.format("its bytes do not match the sha256 recorded when it was saved"))
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"checkpoint file {path} is corrupt or truncated ({str(e).splitlines()[0]}); "
-                        f"resume from an earlier checkpoint or start a new run") from None
+        raise UserError(damaged.format(f"corrupt or truncated: {str(e).splitlines()[0]}")) from None
+
+
+def checkpoint_weights(ckpt: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    """One tensor file of a checkpoint folder, checked against the sha256 its state.json records (if any)."""
+    return read_weights(ckpt / name, read_state(ckpt).get("sha256", {}).get(name))
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
@@ -150,7 +218,8 @@ def resolve_checkpoint(path: Path) -> tuple[Path, Path]:
         if ckpt is None:
             raise UserError(f"run folder {path} has no checkpoint yet")
         return path, ckpt
-    raise UserError(f"{path} is not an electra run folder (expected config.json and checkpoints/ from `electra pretrain`)")
+    raise UserError(f"{path} is neither an electra run folder (config.json and checkpoints/ from `electra pretrain`) "
+                    f"nor a Hugging Face ELECTRA folder (config.json with model_type 'electra')")
 
 
 def load_pretrained(path: Path) -> Pretrained:
@@ -160,7 +229,7 @@ def load_pretrained(path: Path) -> Pretrained:
         tok = json.loads((run_dir / "tokenizer.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"run folder {run_dir} has an unreadable config.json or tokenizer.json ({e})") from None
-    weights = read_weights(ckpt / "model.safetensors")
+    weights = checkpoint_weights(ckpt)
     return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"])
 
 
@@ -179,10 +248,9 @@ def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn
         weights = encoder_weights(pre.weights, pre.cfg, "discriminator")
     except KeyError as e:  # sharing=gdes: the generator's table that the residual adds to is missing
         raise UserError(f"checkpoint under {path} lacks {e}; the run folder is incomplete or from another version") from None
-    missing, unexpected = encoder.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise UserError(f"checkpoint under {path} does not match its config (missing {missing[:3]}, "
-                        f"unexpected {unexpected[:3]})")
+    from electra.hf import check_encoder
+    check_encoder(weights, pre.cfg.model, f"the weights of the checkpoint under {path}")  # names and shapes
+    encoder.load_state_dict(weights)
     return encoder, pre
 
 

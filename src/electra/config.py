@@ -234,6 +234,27 @@ class PretrainConfig:
         return cls(**built)
 
 
+SHAPE_FIELDS = {"model": ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                          "max_position_embeddings", "type_vocab_size"),
+                "objective": ("objective", "generator", "sharing", "generator_hidden_fraction",
+                              "generator_layers_fraction")}
+
+
+def check_same_shapes(have: PretrainConfig, asked: PretrainConfig, source: Path,
+                      told: dict[str, str] | None = None) -> None:
+    """A resumed run (or one started from --init) keeps the architecture its weights have: a command-line field
+    that would change a tensor's shape, or which tensors exist, is refused by name. `told`: only fields given on
+    the command line count (with --init, the rest of `asked` is the preset's, which the folder overrides)."""
+    index = field_index()
+    given = None if told is None else {index[k] for k in told if k in index}
+    for section, names in SHAPE_FIELDS.items():
+        for name in names:
+            a, b = getattr(getattr(have, section), name), getattr(getattr(asked, section), name)
+            if a != b and (given is None or (section, name) in given):
+                raise UserError(f"{source} has {section}.{name}={a}, but this command asks for {b}; the weights fix "
+                                f"the architecture: drop --{name.replace('_', '-')}, or start a new run in another --out")
+
+
 def generator_config(disc: ModelConfig, hidden_fraction: float, layers_fraction: float) -> ModelConfig:
     """The generator: same depth (by default), a fraction of the width; heads and MLP follow the
     original's size rule (heads = max(1, hidden // 64), MLP = 4 * hidden). The embedding width is the

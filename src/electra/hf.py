@@ -163,6 +163,12 @@ def model_config_from_hf(d: dict[str, Any], where: Path) -> ModelConfig:
                         f"(only 'absolute' position embeddings, as the original ELECTRA)")
     if d.get("is_decoder") or d.get("add_cross_attention"):
         raise UserError(f"{where} is a decoder / cross-attention configuration; only encoder models can be imported")
+    for theirs, _, default in _CONFIG:
+        value = d.get(theirs, default)
+        kinds = (int,) if isinstance(default, int) else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise UserError(f"{where}: {theirs} is {value!r}, not {'an integer' if kinds == (int,) else 'a number'}; "
+                            f"fix config.json")
     try:
         return ModelConfig(**{ours: d.get(theirs, default) for theirs, ours, default in _CONFIG})
     except (TypeError, ValueError) as e:
@@ -201,6 +207,18 @@ def check_encoder(sd: dict[str, torch.Tensor], cfg: ModelConfig, where: str) -> 
 # folders
 
 
+def config_problem(folder: Path) -> str | None:
+    """Why folder/config.json cannot be read as a JSON object; None when it can, or when there is none."""
+    f = folder / "config.json"
+    if not f.is_file():
+        return None
+    try:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"{f} is not readable JSON ({str(e)[:80]})"
+    return None if isinstance(d, dict) else f"{f} is not a JSON object"
+
+
 def has_electra_config(folder: Path) -> bool:
     f = folder / "config.json"
     if not f.is_file():
@@ -219,6 +237,8 @@ def is_hf_folder(path: str | Path, any_model_type: bool = False) -> bool:
     p = Path(path)
     if not p.is_dir() or (p / "checkpoints").is_dir():
         return False
+    if any(config_problem(q) for q in (p, p / "discriminator", p / "generator")):
+        return True  # a damaged model folder: the loader names the broken file
     if has_electra_config(p) or has_electra_config(p / "discriminator") or has_electra_config(p / "generator"):
         return True
     return any_model_type and looks_foreign_hf(p) is not None

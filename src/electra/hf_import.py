@@ -27,6 +27,7 @@ from electra.hf import (
     DISC_HEAD,
     GEN_HEAD,
     check_shapes,
+    config_problem,
     encoder_from_hf,
     encoder_to_hf,
     has_electra_config,
@@ -164,6 +165,15 @@ def _locate(path: Path) -> tuple[Path | None, Path | None]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"model folder {path} does not exist")
+    for folder in (path / "discriminator", path / "generator", path):
+        problem = config_problem(folder)
+        if problem:
+            raise UserError(f"{problem}; restore it from where the model came from (or export the model again)")
+    for folder in (path / "discriminator", path / "generator"):
+        if (folder / "config.json").is_file() and not has_electra_config(folder):
+            kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+            raise UserError(f"{folder} holds a {kind!r} model (config.json model_type), not ELECTRA; an exported "
+                            f"pair needs ELECTRA models in both discriminator/ and generator/")
     d = path / "discriminator" if has_electra_config(path / "discriminator") else None
     g = path / "generator" if has_electra_config(path / "generator") else None
     if d or g:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import shutil
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -24,14 +23,23 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
 from electra.checkpoint import (
-    atomic_write_text,
+    check_fresh_out,
+    checkpoint_weights,
     latest_checkpoint,
     optimizer_from_flat,
+    read_run_json,
     read_state,
-    read_weights,
     save_checkpoint,
+    write_run_files,
 )
-from electra.config import PretrainConfig, build_config, field_index, file_overrides, split_overrides
+from electra.config import (
+    PretrainConfig,
+    build_config,
+    check_same_shapes,
+    field_index,
+    file_overrides,
+    split_overrides,
+)
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.tokenizer import vocab_sha256
 from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
@@ -99,7 +107,14 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
     if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
         base = read_run_json(args.out, "config.json")
-        return build_config(None, overrides, base=base), ckpt, None
+        cfg = build_config(None, overrides, base=base)
+        check_same_shapes(PretrainConfig.from_dict(base), cfg, args.out)
+        if args.init is not None:
+            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
+                  f"{args.init} only starts a fresh run", file=sys.stderr)
+        return cfg, ckpt, None
+    if args.out is not None:
+        check_fresh_out(args.out)
     overrides = dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
         index = field_index()
@@ -112,35 +127,11 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         return cfg, None, None
     from electra.hf import load_hf_pretraining
     init = load_hf_pretraining(args.init, cfg.to_dict(), allow_pickle=args.allow_pickle)
+    check_same_shapes(PretrainConfig.from_dict(init.cfg), cfg, args.init, told=overrides)
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
         raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
     return PretrainConfig.from_dict(init.cfg), None, init
-
-
-def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
-    """One of a run folder's JSON files, for a resume; a missing or damaged one (not an object, or without the
-    `require`d string field) is a one-line error."""
-    try:
-        value = json.loads((run_dir / name).read_text(encoding="utf-8"))
-        problem = "not a JSON object" if not isinstance(value, dict) else (
-            f"no {require}" if require and not isinstance(value.get(require), str) else None)
-    except (OSError, ValueError) as e:
-        problem = str(e)[:120]
-    if problem:
-        raise UserError(f"cannot resume {run_dir}: its {name} is missing or damaged ({problem}); restore it "
-                        f"or start a fresh run in another --out folder")
-    return value
-
-
-def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", cfg.to_json())
-    tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
-           "special": data.special._asdict(), "dataset": str(data.root)}
-    atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
-    if not (run_dir / "vocab.txt").exists():
-        shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")
 
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -184,11 +175,14 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     step, elapsed_before, tokens_seen, opt_state = 0, 0.0, 0, None
     if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
+        if not all(key in state for key in ("step", "data", "optimizer")):
+            raise UserError(f"checkpoint state {ckpt / 'state.json'} lacks step, data or optimizer; resume from an "
+                            f"earlier checkpoint (point checkpoints/LATEST at another step_* folder)")
         try:
-            model.load_weights({k: v.to(d.device) for k, v in read_weights(ckpt / "model.safetensors").items()})
+            model.load_weights({k: v.to(d.device) for k, v in checkpoint_weights(ckpt).items()})
         except (KeyError, RuntimeError) as e:
-            raise UserError(f"checkpoint {ckpt} does not fit the run's config ({str(e)[:200]})") from None
-        opt_state = optimizer_from_flat(read_weights(ckpt / "optimizer.safetensors"), state["optimizer"])
+            raise UserError(f"checkpoint {ckpt} does not fit the run's config ({' '.join(str(e).split())[:200]})") from None
+        opt_state = optimizer_from_flat(checkpoint_weights(ckpt, "optimizer.safetensors"), state["optimizer"])
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))

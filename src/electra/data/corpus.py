@@ -105,6 +105,8 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
             found = sorted(Path(q) for q in glob.glob(str(spec), recursive=True) if Path(q).is_file())
             if not found:
                 raise UserError(f"corpus pattern {spec!r} matches no files")
+        elif p.exists():  # a pipe (`<(zcat ...)`), a device: read more than once, in parallel, and resumably, no
+            raise UserError(f"corpus path {p} is not a regular file (a pipe?); write it to a file first and pass that")
         else:
             raise UserError(f"corpus path {p} does not exist; pass existing text files, folders or glob patterns")
         for q in found:
