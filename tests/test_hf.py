@@ -420,6 +420,10 @@ def test_export_finetuned_tagging_qa_and_body(tf, vocab, tmp_path):
         h = hf(input_ids=ids, token_type_ids=seg, attention_mask=mask.long()).last_hidden_state
         assert maxdiff(encoder(ids, seg, mask), h) < TOL
     assert load_hf_encoder(tmp_path / "cls_hf")[1].cfg.model.embedding_size == 32  # a body folder imports too
+    write_finetuned(tmp_path / "tag2", vocab, "tagging", 3, ["O", "B-PER"])  # labels and head from different runs
+    with pytest.raises(UserError, match="lists 2 labels but the tagging head has 3 outputs"):
+        export(tmp_path / "tag2", tmp_path / "tag2_hf")
+    assert not (tmp_path / "tag2_hf").exists()
 
 
 # ---------------------------------------------------------------------------------------------------

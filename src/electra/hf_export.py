@@ -261,7 +261,11 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     notes = []
     if kind == "tagging" and simple_head:
         n = head["out.weight"].shape[0]
-        labels = labels if len(labels) == n else [f"LABEL_{i}" for i in range(n)]
+        if not labels:  # none recorded: transformers' default names
+            labels = [f"LABEL_{i}" for i in range(n)]
+        if len(labels) != n:
+            raise UserError(f"{where} lists {len(labels)} labels but the tagging head has {n} outputs; the file "
+                            f"and model.safetensors come from different runs: fine-tune again or restore the pair")
         arch, extra = "ElectraForTokenClassification", {"id2label": dict(enumerate(labels)),
                                                          "label2id": {x: i for i, x in enumerate(labels)}}
         tensors = encoder_to_hf(enc) | {"classifier.weight": head["out.weight"], "classifier.bias": head["out.bias"]}
