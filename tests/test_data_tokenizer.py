@@ -93,3 +93,13 @@ def test_electra_vocab_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert cli(["vocab", str(tmp_path / "blank.txt"), "--out", str(tmp_path / "v")]) == 2
     assert "no text" in capsys.readouterr().err
     assert not (tmp_path / "v" / "vocab.txt").exists()
+
+
+def test_a_vocab_folder_means_its_vocab_txt(tmp_path: Path) -> None:
+    from electra.data.tokenizer import VocabFile
+    vocab = write_vocab(tmp_path / "v" / "vocab.txt")
+    got = VocabFile.read(tmp_path / "v")  # what `electra vocab --out v` wrote
+    assert got.path == vocab and got.sha256 == vocab_sha256(vocab)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="is a folder without a vocab.txt"):
+        VocabFile.read(tmp_path / "empty")

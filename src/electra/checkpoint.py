@@ -191,7 +191,8 @@ def read_state(ckpt: Path) -> dict[str, Any]:
     try:
         return json.loads((ckpt / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"checkpoint state {ckpt / 'state.json'} is unreadable ({e})") from None
+        raise UserError(f"checkpoint state {ckpt / 'state.json'} is unreadable ({' '.join(str(e).split())[:120]}); "
+                        f"use an earlier checkpoint (point checkpoints/LATEST at another step_* folder)") from None
 
 
 # ---------------------------------------------------------------------------------------------------

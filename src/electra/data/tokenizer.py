@@ -56,6 +56,10 @@ class VocabFile:
     def read(cls, vocab_path: str | Path) -> VocabFile:
         """Read and check `vocab_path` (UserError as `read_vocab`)."""
         path = Path(vocab_path)
+        if path.is_dir() and (path / "vocab.txt").is_file():  # `electra vocab --out DIR`'s folder
+            path = path / "vocab.txt"
+        elif path.is_dir():
+            raise UserError(f"vocab {path} is a folder without a vocab.txt; pass a BERT-style vocab.txt file")
         if not path.is_file():
             raise UserError(f"vocab file {path} not found; pass a BERT-style vocab.txt (or build one with `electra vocab`)")
         data = path.read_bytes()
