@@ -97,6 +97,7 @@ def test_electra_vocab_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
 
 def test_a_vocab_folder_means_its_vocab_txt(tmp_path: Path) -> None:
     from electra.data.tokenizer import VocabFile
+    (tmp_path / "v").mkdir()
     vocab = write_vocab(tmp_path / "v" / "vocab.txt")
     got = VocabFile.read(tmp_path / "v")  # what `electra vocab --out v` wrote
     assert got.path == vocab and got.sha256 == vocab_sha256(vocab)
