@@ -303,3 +303,84 @@ def test_all_eight_tasks_give_a_glue_score(tmp_path: Path) -> None:
     assert res["glue_score"] == pytest.approx(glue_score(medians))
     assert res["glue_score"] == pytest.approx(sum([medians["cola"]["mcc"], medians["stsb"]["spearman"]] + [
         medians[t]["accuracy"] for t in ("sst2", "mrpc", "qqp", "mnli", "qnli", "rte")]) / 8)
+
+
+def test_stsb_score_must_be_a_finite_number_from_0_to_5(tmp_path: Path) -> None:
+    cols = ["index", "sentence1", "sentence2", "score"]
+    task = GLUE_TASKS["stsb"]
+    for bad in ("nan", "inf", "-inf", "-0.5", "5.2"):
+        write_tsv(tmp_path / "STS-B" / "train.tsv", [["0", "a", "b", "1.0"], ["1", "a", "b", bad]], cols)
+        with pytest.raises(UserError, match=rf"train.tsv line 3: score '{bad}' is not a number from 0 to 5") as e:
+            read_split(task, tmp_path / "STS-B", task.train)
+        assert "\n" not in str(e.value)
+    write_tsv(tmp_path / "STS-B" / "train.tsv", [["0", "a", "b", "0"], ["1", "a", "b", "5.000"]], cols)
+    assert [ex.label for ex in read_split(task, tmp_path / "STS-B", task.train)] == [0.0, 5.0]  # the ends are in
+
+
+def test_a_dev_file_without_examples_is_refused(tmp_path: Path) -> None:
+    cols = ["index", "sentence1", "sentence2", "label"]
+    write_tsv(tmp_path / "RTE" / "train.tsv", [["0", "a", "b", "entailment"]], cols)
+    write_tsv(tmp_path / "RTE" / "dev.tsv", [], cols)  # a header only
+    with pytest.raises(UserError, match=r"RTE/dev.tsv has no examples; give the task's labelled dev file$"):
+        load_glue(GLUE_TASKS["rte"], tmp_path)
+    from electra.finetune.glue import check_glue
+    with pytest.raises(UserError, match="dev.tsv has no examples"):
+        check_glue(GLUE_TASKS["rte"], tmp_path)
+
+
+def test_tsv_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = write_tsv(tmp_path / "SST-2" / "train.tsv", [["good", "1"]], ["sentence", "label"])
+    path.write_bytes(path.read_bytes() + "caf\u00e9\t0\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"train.tsv line 3 is not UTF-8 text \(invalid continuation byte at byte "
+                                        r"\d+\); convert the file to UTF-8"):
+        load_glue(GLUE_TASKS["sst2"], tmp_path)
+
+
+def _cli_error(capsys: pytest.CaptureFixture, argv: list[str]) -> str:
+    """The one stderr line of a finetune run that must fail with exit status 2."""
+    assert electra_main(["finetune"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("electra finetune: error: ")
+    return err
+
+
+def test_out_is_checked_before_the_model_is_loaded(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A file, a path under a file, the data or the model folder as --out: refused at once (with no model at
+    --model: the check comes first), not with a NotADirectoryError when the results are saved."""
+    data = _learnable_sst2(tmp_path / "glue", n=8)
+    (tmp_path / "file").write_text("x")
+    common = ["--task", "sst2", "--data", str(data), "--model", str(tmp_path / "nomodel")]
+    err = _cli_error(capsys, common + ["--out", str(tmp_path / "file")])
+    assert f"--out {tmp_path / 'file'} is a file; give a folder" in err
+    err = _cli_error(capsys, common + ["--out", str(tmp_path / "file" / "sub" / "out")])
+    assert f"is under {tmp_path / 'file'}, which is a file" in err
+    assert "is the --data folder" in _cli_error(capsys, common + ["--out", str(data)])
+    # several tasks: OUT/<task> must be a folder too
+    (tmp_path / "multi").mkdir()
+    (tmp_path / "multi" / "sst2").write_text("x")
+    err = _cli_error(capsys, ["--task", "sst2,rte", "--data", str(data), "--model", "m",
+                              "--out", str(tmp_path / "multi")])
+    assert "multi/sst2 is a file" in err
+    run = make_run(tmp_path)
+    common = ["--task", "sst2", "--data", str(data), "--model", str(run)]
+    assert "is the --model folder" in _cli_error(capsys, common + ["--out", str(run)])
+    assert "results replace" in _cli_error(capsys, ["--task", "sst2", "--data", str(data), "--model",
+                                                    str(tmp_path / "ft" / "model"), "--out", str(tmp_path / "ft")])
+    assert not (tmp_path / "ft").exists() and sorted(p.name for p in run.iterdir()) == [
+        "checkpoints", "config.json", "tokenizer.json", "vocab.txt"]
+
+
+def test_every_task_is_checked_before_any_trains(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """sst2,mrpc without MRPC's folder (or with an empty MRPC dev file) fails before SST-2 is trained and
+    written; so does a single task with an empty dev file, before its model is loaded."""
+    data = _learnable_sst2(tmp_path / "glue", n=8)
+    out = tmp_path / "out"
+    common = ["--task", "sst2,mrpc", "--data", str(data), "--model", str(tmp_path / "nomodel"), "--out", str(out)]
+    assert "MRPC is missing" in _cli_error(capsys, common)
+    cols = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    write_tsv(data / "MRPC" / "train.tsv", [["1", "1", "2", "a dog", "the cat"]], cols, bom=True)
+    write_tsv(data / "MRPC" / "dev.tsv", [], cols, bom=True)
+    assert "MRPC/dev.tsv has no examples" in _cli_error(capsys, common)
+    write_tsv(data / "SST-2" / "dev.tsv", [], ["sentence", "label"])
+    assert "SST-2/dev.tsv has no examples" in _cli_error(capsys, common[:1] + ["sst2"] + common[2:])
+    assert not out.exists()

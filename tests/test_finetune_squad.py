@@ -236,3 +236,96 @@ def test_squad_job_tokenizes_each_context_once(tmp_path: Path) -> None:
                                          r"\S+squad-v2.0, \S+squad2, \S+squad or \S+\); pass --data") as e:
         squad_job(SQUAD_TASKS["squad2"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("data,problem", [
+    ([], "the top level is a list, expected an object with 'data'"),
+    ({"data": {}}, "data is an object, expected a list of articles"),
+    ({"data": ["t"]}, r"data\[0\] is a string, expected an object with 'paragraphs'"),
+    ({"data": [{"paragraphs": ["p"]}]}, r"data\[0\].paragraphs\[0\] is a string, expected an object"),
+    ({"data": [{"paragraphs": [{"qas": []}]}]}, r"data\[0\].paragraphs\[0\] has no 'context'"),
+    ({"data": [{"paragraphs": [{"context": 3, "qas": []}]}]}, r"paragraphs\[0\].context is a number"),
+    ({"data": [{"paragraphs": [{"context": "c", "qas": ["what?"]}]}]},
+     r"paragraphs\[0\].qas\[0\] is a string, expected an object with 'id', 'question' and 'answers'"),
+    ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1", "question": "q", "answers": ["c"]}]}]}]},
+     r"qas\[0\].answers\[0\] is a string, expected an object with 'text' and 'answer_start'"),
+    ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1", "question": "q",
+                                                          "answers": [{"text": "c", "answer_start": "0"}]}]}]}]},
+     r"answers\[0\].answer_start is a string, expected a character offset"),
+    ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1", "question": None, "answers": []}]}]}]},
+     r"qas\[0\].question is null, expected the question text"),
+    ({"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1", "question": "q", "is_impossible": "no"}]}]}]},
+     r"qas\[0\].is_impossible is a string, expected true or false"),
+])
+def test_squad_items_of_the_wrong_shape_are_one_line_errors(tmp_path: Path, data: object, problem: str) -> None:
+    path = tmp_path / "d.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match=rf"d.json is not a SQuAD json file: \S*{problem}") as e:
+        read_squad(path)
+    assert "\n" not in str(e.value)
+
+
+def test_squad_file_that_is_not_json_or_utf8(tmp_path: Path) -> None:
+    (tmp_path / "d.json").write_text('{"data": [}')
+    with pytest.raises(UserError, match=r"d.json is not a SQuAD json file \(bad JSON at line 1 column 11"):
+        read_squad(tmp_path / "d.json")
+    (tmp_path / "d.json").write_bytes(b'{"data": ["caf\xe9"]}')
+    with pytest.raises(UserError, match=r"d.json line 1 is not UTF-8 text"):
+        read_squad(tmp_path / "d.json")
+
+
+def test_training_answers_not_at_their_start_are_skipped_with_a_note(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    from electra.finetune.squad import SQUAD_TASKS, clean_examples, squad_job
+
+    paras = _paragraphs(repeat=2)
+    qas = paras[0]["qas"]
+    qas[0]["answers"] = [{"text": "paris", "answer_start": -7}]  # negative: would train on a wrong span
+    qas[1]["answers"] = [{"text": "london", "answer_start": 43}, {"text": "london", "answer_start": 42}]
+    qas[2]["answers"] = [{"text": "the team", "answer_start": len(CONTEXT)}]  # past the end of the context
+    paras[1]["qas"][0]["question"] = "  "  # no question text
+    exs = read_squad(_squad(tmp_path / "squad" / "train-v1.1.json", paras))
+    cleaned = clean_examples(exs, training=True)
+    assert (cleaned.bad_answers, cleaned.no_answer, cleaned.empty_questions) == (3, 2, 1)
+    assert [e.qid for e in cleaned.examples] == ["q2_0", "q2_1", "q3_1"]
+    assert cleaned.examples[0].answers == [("london", 42)]  # the answer that fits is the training target
+    assert not any(e.is_impossible for e in cleaned.examples)  # skipped, not made unanswerable
+    assert len(clean_examples(exs, training=False).examples) == 5  # dev answers are compared as text only
+    _squad(tmp_path / "squad" / "dev-v1.1.json", _paragraphs())
+    tok, sp = _tok(tmp_path)
+    job = squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
+    assert {f["example"] for f in job.train} == {0, 1, 2}
+    train_file = tmp_path / "squad" / "train-v1.1.json"
+    notes = capsys.readouterr().out.splitlines()
+    assert notes[0] == f"note: {train_file}: 3 answers whose text is not at answer_start were skipped, and 2 " \
+                       f"questions left with no answer"
+    assert notes[1:] == [f"note: {train_file}: 1 questions with empty text were skipped"]
+    paras = _paragraphs()
+    for q in paras[0]["qas"]:
+        q["answers"][0]["answer_start"] += 1
+    _squad(tmp_path / "squad" / "train-v1.1.json", paras)
+    with pytest.raises(UserError, match=r"train-v1.1.json gave no training features \(no usable question\)"):
+        squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
+
+
+def test_an_empty_squad_dev_file_is_refused(tmp_path: Path) -> None:
+    from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
+
+    _squad(tmp_path / "squad" / "train-v1.1.json", _paragraphs())
+    (tmp_path / "squad" / "dev-v1.1.json").write_text('{"version": "1.1", "data": []}')
+    with pytest.raises(UserError, match=r"dev-v1.1.json has no examples; give the task's dev file"):
+        check_squad(SQUAD_TASKS["squad1"], tmp_path)
+    with pytest.raises(UserError, match=r"dev-v1.1.json has no examples"):
+        squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), None, 0, 0)
+
+
+def test_no_answer_of_the_official_dev_set_is_rejected() -> None:
+    """Every answer of SQuAD 1.1 dev (several per question; training uses the first) is at its answer_start."""
+    if not DEV.exists():
+        pytest.skip("shared SQuAD dev not present")
+    from electra.finetune.squad import clean_examples
+
+    exs = read_squad(DEV)
+    cleaned = clean_examples(exs, training=True)
+    assert (cleaned.bad_answers, cleaned.no_answer, cleaned.empty_questions) == (0, 0, 0)
+    assert cleaned.examples == exs and sum(len(e.answers) for e in exs) > 30000

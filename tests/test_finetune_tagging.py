@@ -78,12 +78,12 @@ def test_end_to_end_tagging(tmp_path: Path) -> None:
         lines += ["-DOCSTART- -X- -X- O", ""] if i % 16 == 0 else []
         lines += ["peter NNP B-NP B-PER", "blackburn NNP I-NP I-PER", "sat VBD B-VP O", "in IN B-PP O",
                   "london NNP B-NP B-LOC" if i % 2 else "paris NNP B-NP B-LOC", ". . O O", ""]
-    data = tmp_path / "conll2003"
-    data.mkdir()
+    data = tmp_path / "data" / "conll2003"  # --data is the folder above it, and --out outside --data
+    data.mkdir(parents=True)
     for name in ("eng.train", "eng.testa", "eng.testb"):
         (data / name).write_text("\n".join(lines if name == "eng.train" else lines[:30]) + "\n")
     out = tmp_path / "out"
-    assert electra_main(["finetune", "--task", "conll2003", "--data", str(tmp_path), "--model", str(run),
+    assert electra_main(["finetune", "--task", "conll2003", "--data", str(data.parent), "--model", str(run),
                          "--out", str(out), "--epochs", "10", "--lr", "3e-3", "--layer-decay", "1",
                          "--batch-size", "8", "--threads", "1"]) == 0
     res = json.loads((out / "results.json").read_text())
@@ -92,7 +92,7 @@ def test_end_to_end_tagging(tmp_path: Path) -> None:
     assert res["config"]["max_seq_len"] == 128  # the task's 256, capped by the model's position table
     keys = load_file(str(out / "model" / "model.safetensors"))
     assert keys["head.out.weight"].shape == (4, 32)
-    assert electra_main(["finetune", "--task", "conll2003", "--data", str(tmp_path), "--model", str(run),
+    assert electra_main(["finetune", "--task", "conll2003", "--data", str(data.parent), "--model", str(run),
                          "--out", str(tmp_path / "asis"), "--epochs", "0.01", "--tag-encoding", "asis",
                          "--no-save-model"]) == 0
     assert json.loads((tmp_path / "asis" / "results.json").read_text())["labels"] == ["B-LOC", "B-PER", "I-PER", "O"]
@@ -117,3 +117,74 @@ def test_task_folder_lookup(tmp_path: Path) -> None:
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match=r"test.txt is missing$"):  # the folder is found; its dev file is not
         tagging_job(TAGGING_TASKS["chunk"], tmp_path, FinetuneConfig(max_seq_len=16), None, 0, 0)
+
+
+def test_conll_that_is_not_utf8_names_the_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "eng.train"
+    path.write_bytes("EU NNP I-NP I-ORG\n\nM\u00fcller NNP I-NP I-PER\n".encode("latin-1"))
+    with pytest.raises(UserError, match=r"eng.train line 3 is not UTF-8 text \(invalid start byte at byte "
+                                        r"20\); convert the file to UTF-8") as e:
+        read_conll(path)
+    assert "\n" not in str(e.value)
+    path.write_bytes("\ufeffM\u00fcller NNP I-NP I-PER\n".encode("utf-8"))  # a BOM is not part of the first word
+    assert read_conll(path)[0].words == ["M\u00fcller"]
+
+
+def test_conll2003_entity_types_are_checked(tmp_path: Path) -> None:
+    types = TAGGING_TASKS["conll2003"].entity_types
+    (tmp_path / "eng.train").write_text("EU NNP I-NP B-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP S-PERSON\n")
+    with pytest.raises(UserError, match=r"eng.train line 4: tag 'S-PERSON' is not O or a tag of type PER, LOC, "
+                                        r"ORG, MISC; fix the file or pick the tag column with --label-column"):
+        read_conll(tmp_path / "eng.train", entity_types=types)
+    assert read_conll(tmp_path / "eng.train")[1].tags == ["S-PERSON"]  # chunk: any tag
+    # --label-column 2 reads CoNLL-2003's chunk column (docs/finetune.md): not an entity column
+    assert read_conll(tmp_path / "eng.train", label_column=2, entity_types=types)[0].tags == ["I-NP", "I-VP"]
+    (tmp_path / "eng.train").write_text("EU NNP I-NP PER\n")  # no prefix: no type either
+    with pytest.raises(UserError, match="tag 'PER' is not O"):
+        read_conll(tmp_path / "eng.train", entity_types=types)
+
+
+def _tagging_files(folder: Path, train: str, dev: str, test: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in (("eng.train", train), ("eng.testa", dev), ("eng.testb", test)):
+        if text is not None:
+            (folder / name).write_text(text)
+    return folder
+
+
+def test_empty_dev_or_test_file_is_refused(tmp_path: Path) -> None:
+    from electra.finetune.config import FinetuneConfig
+    from electra.finetune.tagging import check_tagging, tagging_job
+
+    sent = "peter NNP B-NP B-PER\nsat VBD B-VP O\n\n"
+    folder = _tagging_files(tmp_path / "conll2003", sent, "-DOCSTART- -X- -X- O\n\n")
+    task, cfg = TAGGING_TASKS["conll2003"], FinetuneConfig(max_seq_len=16)
+    with pytest.raises(UserError, match=r"eng.testa has no examples; give the task's tagged dev file$"):
+        check_tagging(task, tmp_path, cfg)
+    with pytest.raises(UserError, match=r"eng.testa has no examples"):
+        tagging_job(task, tmp_path, cfg, None, 0, 0)
+    _tagging_files(folder, sent, sent, "")
+    with pytest.raises(UserError, match=r"eng.testb has no examples; give the task's tagged test file$"):
+        check_tagging(task, tmp_path, cfg)
+
+
+def test_dev_tags_unseen_in_training_are_warned_about(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from electra.finetune.config import FinetuneConfig
+    from electra.finetune.tagging import tagging_job
+
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    tok, sp = load_tokenizer(vocab), SpecialIds.from_vocab(vocab)
+    train = "peter NNP B-NP B-PER\nblackburn NNP I-NP I-PER\nsat VBD B-VP O\n\n"
+    dev = train + "john NNP B-NP B-PER\nin IN B-PP O\nparis NNP B-NP B-LOC\n\n"
+    _tagging_files(tmp_path / "conll2003", train, dev)
+    task = TAGGING_TASKS["conll2003"]
+    tagging_job(task, tmp_path, FinetuneConfig(max_seq_len=16), tok, sp.cls, sp.sep)
+    out = capsys.readouterr().out.strip()
+    assert out.endswith("eng.testa has tags that no training sentence has, which cannot be predicted "
+                        "(as BIOES targets): S-LOC, S-PER") and len(out.splitlines()) == 1
+    assert out.startswith("warning: [conll2003] ")
+    tagging_job(task, tmp_path, FinetuneConfig(max_seq_len=16, tag_encoding="asis"), tok, sp.cls, sp.sep)
+    assert capsys.readouterr().out.strip().endswith("cannot be predicted: B-LOC")
+    _tagging_files(tmp_path / "conll2003", train, train)
+    tagging_job(task, tmp_path, FinetuneConfig(max_seq_len=16), tok, sp.cls, sp.sep)
+    assert capsys.readouterr().out == ""

@@ -14,6 +14,8 @@ Output (one task): OUT/results.json (resolved config, per-seed dev metrics, medi
 OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, finetune.json, vocab.txt),
 OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
 Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score.
+Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
+folder, training file and dev file(s) are checked: a bad one stops the run before any task is trained.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import copy
 import dataclasses
 import functools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,10 +36,10 @@ from electra.checkpoint import atomic_write_text
 from electra.dist import pick_device
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
-from electra.finetune.glue import GLUE_TASKS, glue_job
+from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
-from electra.finetune.squad import SQUAD_TASKS, squad_job
-from electra.finetune.tagging import TAGGING_TASKS, tagging_job
+from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
+from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
 
 ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
@@ -81,6 +84,52 @@ def task_names(spec: str) -> list[str]:
         else:
             raise UserError(f"unknown task {name!r}; choose from {', '.join(ALL_TASKS)} or glue")
     return list(dict.fromkeys(names))
+
+
+def task_outs(out: Path, names: list[str]) -> list[Path]:
+    """The output folder of each task: --out itself for one task, --out/<task> for several."""
+    return [out] if len(names) == 1 else [out / name for name in names]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_out(args: argparse.Namespace, names: list[str]) -> None:
+    """--out problems that would otherwise surface only when the results are saved, after the training: a file
+    where a folder must go, a folder that cannot be written, or one that would put results among the inputs."""
+    out = args.out
+    for folder in [out] + task_outs(out, names):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {folder} is a file; give a folder for the results")
+    # the nearest folder that exists, which the missing ones are made in
+    base = next((p for p in [out, *out.absolute().parents] if p.exists()), None)
+    if base is not None and not base.is_dir():
+        raise UserError(f"--out {out} is under {base}, which is a file; give a folder path")
+    if base is not None and not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {base} is not writable; give a folder you can write to")
+    out_r, data_r, model_r = out.resolve(), args.data.resolve(), args.model.resolve()
+    if out_r == data_r:
+        raise UserError(f"--out {out} is the --data folder; the results would be written among the task files: "
+                        f"give a folder of their own")
+    if out_r == model_r:
+        raise UserError(f"--out {out} is the --model folder; give a new folder for the fine-tuning results")
+    # OUT/model is replaced whole on saving and OUT/test_predictions written into: neither may hold an input
+    written = [f.resolve() / sub for f in task_outs(out, names) for sub in ("model", "test_predictions")]
+    for flag, given, path in (("--model", args.model, model_r), ("--data", args.data, data_r)):
+        for w in written:
+            if _inside(path, w):
+                raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
+
+
+def check_data(name: str, data: Path, cfg: FinetuneConfig) -> None:
+    """A task's data folder, training file and non-empty dev file(s), read without the model."""
+    if name in GLUE_TASKS:
+        check_glue(GLUE_TASKS[name], data, cfg.max_eval_examples)
+    elif name in SQUAD_TASKS:
+        check_squad(SQUAD_TASKS[name], data, cfg.max_eval_examples)
+    else:
+        check_tagging(TAGGING_TASKS[name], data, cfg)
 
 
 def build_job(name: str, data: Path, cfg: FinetuneConfig, tokenizer: Any, cls_id: int, sep_id: int) -> Job:
@@ -165,14 +214,16 @@ def main(argv: list[str]) -> int:
     from electra.checkpoint import load_discriminator
 
     names = task_names(args.task)
+    check_out(args, names)
+    for name in names:  # every task's files before the model is loaded or any task trained (and written)
+        check_data(name, args.data, cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device()
     encoder, pre = load_discriminator(args.model, allow_pickle=args.allow_pickle)
     encoder.cpu()
     results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        out = args.out if len(names) == 1 else args.out / name
+    for name, out in zip(names, task_outs(args.out, names)):
         results[name] = run_task(name, args, cfg, encoder, pre, out, device)
     print(table(results))
     if len(names) > 1:

@@ -29,3 +29,16 @@ def require_file(path: Path) -> Path:
     if not path.is_file():
         raise UserError(f"{path} is missing")
     return path
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a UTF-8 file (a leading BOM dropped, as MRPC's), or a one-line UserError naming the file and
+    the line of the first byte that is not UTF-8 (latin-1 CoNLL / GLUE copies exist)."""
+    raw = require_file(path).read_bytes()
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return raw[bom:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, bom + e.start) + 1
+        raise UserError(f"{path} line {line} is not UTF-8 text ({e.reason} at byte {bom + e.start}); "
+                        f"convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None

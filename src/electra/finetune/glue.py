@@ -11,6 +11,7 @@ max_seq_len - 3 (pairs) or - 2 (single sentences). MRPC and STS-B train on both 
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, NamedTuple
 
 from electra.data.shards import atomic_write_bytes
 from electra.errors import UserError
-from electra.finetune.files import find_task_dir, require_file
+from electra.finetune.files import find_task_dir, read_utf8
 from electra.finetune.metrics import METRICS
 
 Column = str | int  # a header name, or a 0-based position for files without a header
@@ -56,6 +57,8 @@ class GlueTask:
     def num_outputs(self) -> int:
         return 1 if self.labels is None else len(self.labels)
 
+
+SCORE_RANGE = (0.0, 5.0)  # STS-B's similarity scale: the regression labels and the leaderboard predictions
 
 _NLI3 = ("contradiction", "entailment", "neutral")  # the original's (and GLUE's) MNLI label order
 _NLI2 = ("entailment", "not_entailment")
@@ -97,10 +100,7 @@ class Example(NamedTuple):
 
 def read_tsv(path: Path) -> list[tuple[int, list[str]]]:
     """[(line number, fields)] of the non-blank lines of a TSV, split on tabs with no quoting."""
-    try:
-        text = require_file(path).read_text(encoding="utf-8-sig")  # utf-8-sig drops MRPC's BOM
-    except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    text = read_utf8(path)  # drops MRPC's BOM
     return [(i + 1, line.rstrip("\r").split("\t")) for i, line in enumerate(text.split("\n")) if line.strip()]
 
 
@@ -146,6 +146,10 @@ def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0) -> 
                     label = float(raw)
                 except ValueError:
                     raise UserError(f"{path} line {line_no}: label {raw!r} is not a number") from None
+                lo, hi = SCORE_RANGE
+                if not (math.isfinite(label) and lo <= label <= hi):  # float() takes 'nan' and 'inf'
+                    raise UserError(f"{path} line {line_no}: score {raw!r} is not a number from {lo:g} to "
+                                    f"{hi:g}; fix or remove the line")
             else:
                 if raw not in label_ids:
                     raise UserError(f"{path} line {line_no}: label {raw!r} is not one of {list(task.labels)}")
@@ -209,7 +213,7 @@ def write_test_predictions(task: GlueTask, name: str, guids: Sequence[str], pred
     lines = ["index\tprediction"]
     for guid, p in zip(guids, preds):
         if task.labels is None:
-            value = f"{min(5.0, max(0.0, float(p))):.3f}"
+            value = f"{min(SCORE_RANGE[1], max(SCORE_RANGE[0], float(p))):.3f}"
         else:
             value = task.labels[int(p)]
         lines.append(f"{guid}\t{value}")
@@ -225,13 +229,29 @@ class GlueData:
     test: dict[str, list[Example]] = field(default_factory=dict)
 
 
+def read_dev(task: GlueTask, task_dir: Path, max_eval: int = 0) -> dict[str, list[Example]]:
+    """The dev split(s) of a task; one without examples is an error (it would score 0.00 after training)."""
+    dev = {}
+    for k, split in task.dev.items():
+        dev[k] = read_split(task, task_dir, split, max_eval)
+        if not dev[k]:
+            raise UserError(f"{task_dir / split.file} has no examples; give the task's labelled dev file")
+    return dev
+
+
+def check_glue(task: GlueTask, data_dir: Path, max_eval: int = 0) -> None:
+    """The checks that need no model: the task folder, its training file and usable dev file(s), so that a
+    run of several tasks stops before training any when one task's data is missing or empty."""
+    read_dev(task, find_task_dir(data_dir, task.name, (task.folder,), task.train.file), max_eval)
+
+
 def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> GlueData:
     """Read train, dev(s) and, when present, test file(s) of a task. Test files are optional."""
     task_dir = find_task_dir(data_dir, task.name, (task.folder,), task.train.file)
     train = read_split(task, task_dir, task.train, max_train)
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")
-    dev = {k: read_split(task, task_dir, s, max_eval) for k, s in task.dev.items()}
+    dev = read_dev(task, task_dir, max_eval)
     test = {k: read_split(task, task_dir, s) for k, s in task.test.items() if (task_dir / s.file).is_file()}
     return GlueData(task, train, dev, test)
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from electra.errors import UserError
 from electra.finetune.config import null_threshold
-from electra.finetune.files import find_task_dir, require_file
+from electra.finetune.files import find_task_dir, read_utf8
 from electra.finetune.metrics import squad_scores
 
 
@@ -58,24 +58,128 @@ class QAExample(NamedTuple):
     is_impossible: bool
 
 
+_TOP = "the top level"  # where an error in the file's outermost value is said to be
+
+
+def _kind(value: Any) -> str:
+    """How a JSON value is named in an error message."""
+    if isinstance(value, bool):
+        return "true/false"
+    return {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+            type(None): "null"}.get(type(value), type(value).__name__)
+
+
 def read_squad(path: Path, limit: int = 0) -> list[QAExample]:
-    """Questions of a SQuAD json file (v1.1 or v2.0 layout); a malformed file is a one-line UserError."""
+    """Questions of a SQuAD json file (v1.1 or v2.0 layout); a malformed file is a one-line UserError that
+    names the item (data[0].paragraphs[3].qas[1] ...) and what is wrong with it."""
     try:
-        data = json.loads(require_file(path).read_text(encoding="utf-8"))["data"]
-        out = []
-        for article in data:
-            for para in article["paragraphs"]:
-                context = para["context"]
-                for qa in para["qas"]:
-                    answers = [(a["text"], int(a["answer_start"])) for a in qa.get("answers", [])]
-                    impossible = bool(qa.get("is_impossible", False)) or not answers
-                    out.append(QAExample(str(qa["id"]), qa["question"], context, [] if qa.get("is_impossible") else answers,
-                                         impossible))
-                    if limit and len(out) >= limit:
-                        return out
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{path} is not a SQuAD json file ({type(e).__name__}: {e})") from None
+        root = json.loads(read_utf8(path))
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not a SQuAD json file (bad JSON at line {e.lineno} column {e.colno}: "
+                        f"{e.msg})") from None
+
+    def bad(where: str, problem: str) -> UserError:
+        return UserError(f"{path} is not a SQuAD json file: {where} {problem} (see the published train/dev files)")
+
+    def item(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+        # bool is an int to Python, never to a SQuAD file
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise bad(where, f"is {_kind(value)}, expected {what}")
+        return value
+
+    def key(obj: dict[str, Any], name: str, kind: type | tuple[type, ...], where: str, what: str,
+            default: Any = None) -> Any:
+        if name not in obj:
+            if default is not None:
+                return default
+            raise bad(where, f"has no {name!r}")
+        return item(obj[name], kind, f"{where}.{name}" if where != _TOP else name, what)
+
+    root = item(root, dict, _TOP, "an object with 'data'")
+    out = []
+    for i, article in enumerate(key(root, "data", list, _TOP, "a list of articles")):
+        w_article = f"data[{i}]"
+        article = item(article, dict, w_article, "an object with 'paragraphs'")
+        for j, para in enumerate(key(article, "paragraphs", list, w_article, "a list of paragraphs")):
+            w_para = f"{w_article}.paragraphs[{j}]"
+            para = item(para, dict, w_para, "an object with 'context' and 'qas'")
+            context = key(para, "context", str, w_para, "the paragraph text")
+            for k, qa in enumerate(key(para, "qas", list, w_para, "a list of questions")):
+                w_qa = f"{w_para}.qas[{k}]"
+                qa = item(qa, dict, w_qa, "an object with 'id', 'question' and 'answers'")
+                qid = key(qa, "id", (str, int), w_qa, "a string")
+                question = key(qa, "question", str, w_qa, "the question text")
+                impossible = key(qa, "is_impossible", bool, w_qa, "true or false", default=False)
+                answers = []
+                for a, ans in enumerate(key(qa, "answers", list, w_qa, "a list of answers", default=[])):
+                    w_ans = f"{w_qa}.answers[{a}]"
+                    ans = item(ans, dict, w_ans, "an object with 'text' and 'answer_start'")
+                    answers.append((key(ans, "text", str, w_ans, "the answer text"),
+                                    key(ans, "answer_start", int, w_ans, "a character offset")))
+                out.append(QAExample(str(qid), question, context, [] if impossible else answers,
+                                     impossible or not answers))
+                if limit and len(out) >= limit:
+                    return out
     return out
+
+
+def answer_fits(context: str, text: str, start: int) -> bool:
+    """Is the answer's text found in the context at its answer_start (what the training span is cut from)?"""
+    return 0 <= start and bool(text.strip()) and context[start:start + len(text)] == text
+
+
+class Cleaned(NamedTuple):
+    examples: list[QAExample]
+    bad_answers: int  # training answers whose text is not at answer_start (dropped)
+    no_answer: int  # training questions left without an answer by that (skipped)
+    empty_questions: int  # questions with no text (skipped)
+
+
+def clean_examples(examples: list[QAExample], training: bool) -> Cleaned:
+    """Drop questions with no text and, for training, answers whose text is not at their answer_start (a
+    negative or shifted offset would train on a wrong span); a question left with no answer is skipped, not
+    turned into an unanswerable one. Dev answers are only compared as text, so they are kept as they are."""
+    kept, bad, no_answer, empty = [], 0, 0, 0
+    for ex in examples:
+        if not ex.question.strip():
+            empty += 1
+            continue
+        if training and ex.answers:
+            good = [(t, s) for t, s in ex.answers if answer_fits(ex.context, t, s)]
+            bad += len(ex.answers) - len(good)
+            if not good:
+                no_answer += 1
+                continue
+            ex = ex._replace(answers=good)
+        kept.append(ex)
+    return Cleaned(kept, bad, no_answer, empty)
+
+
+def skip_notes(path: Path, cleaned: Cleaned) -> list[str]:
+    """One line per kind of item clean_examples skipped in a file."""
+    notes = []
+    if cleaned.bad_answers:
+        also = f", and {cleaned.no_answer} questions left with no answer" if cleaned.no_answer else ""
+        notes.append(f"note: {path}: {cleaned.bad_answers} answers whose text is not at answer_start were "
+                     f"skipped{also}")
+    if cleaned.empty_questions:
+        notes.append(f"note: {path}: {cleaned.empty_questions} questions with empty text were skipped")
+    return notes
+
+
+def read_dev(task: SquadTask, folder: Path, max_eval: int = 0) -> Cleaned:
+    """The dev questions; a file with none is an error (it would score 0.00 after the whole training)."""
+    path = folder / task.dev
+    cleaned = clean_examples(read_squad(path, max_eval), training=False)
+    if not cleaned.examples:
+        raise UserError(f"{path} has no examples; give the task's dev file with its questions")
+    return cleaned
+
+
+def check_squad(task: SquadTask, data_dir: Path, max_eval: int = 0) -> None:
+    """The checks that need no model: the task folder, its training file and a usable dev file, so that a run
+    of several tasks stops before training any when one task's data is missing or empty."""
+    read_dev(task, find_task_dir(data_dir, task.name, task.folders, task.train), max_eval)
 
 
 def char_span_to_tokens(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
@@ -221,11 +325,16 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
     from electra.finetune.train import Job
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
-    train = read_squad(folder / task.train, cfg.max_train_examples)
-    dev = read_squad(folder / task.dev, cfg.max_eval_examples)
+    cleaned = clean_examples(read_squad(folder / task.train, cfg.max_train_examples), training=True)
+    dev_cleaned = read_dev(task, folder, cfg.max_eval_examples)
+    for path, c in ((folder / task.train, cleaned), (folder / task.dev, dev_cleaned)):
+        for note in skip_notes(path, c):
+            print(note, flush=True)
+    train, dev = cleaned.examples, dev_cleaned.examples
     train_feats = build_features(train, tokenizer, cls_id, sep_id, cfg, training=True)
     if not train_feats:
-        raise UserError(f"{folder / task.train} gave no training features")
+        raise UserError(f"{folder / task.train} gave no training features (no usable question); "
+                        f"give the task's training file")
     dev_contexts = encode_contexts(dev, tokenizer)  # the features and the answer offsets share it
     dev_feats = build_features(dev, tokenizer, cls_id, sep_id, cfg, training=False, contexts=dev_contexts)
     offsets = [c.offsets for c in dev_contexts]

@@ -2,6 +2,8 @@
 
 File format: one token per line, whitespace-separated columns (token first, the tag in a column chosen
 by `--label-column`, default the last), a blank line between sentences, `-DOCSTART-` lines skipped.
+CoNLL-2003 tags read from the last (NER) column must be O or of type PER, LOC, ORG or MISC; dev / test tags
+that training never saw are warned about (the head has no output for them).
 
 Model input (spec 3.2): [CLS] word pieces [SEP], every segment id 1 (as the original's tagging task);
 each word is labelled on its first word piece and the other pieces carry no loss. Words cut off by
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from electra.errors import UserError
-from electra.finetune.files import find_task_dir, require_file
+from electra.finetune.files import find_task_dir, read_utf8
 from electra.finetune.heads import IGNORE
 from electra.finetune.metrics import span_f1, spans
 
@@ -31,10 +33,12 @@ class TaggingTask:
     test: str | None  # scored too when present, reported as test_*
     epochs: float = 3.0
     max_seq_len: int = 256  # configure_finetuning.py uses 256 for chunking
+    entity_types: tuple[str, ...] = ()  # the chunk types a tag in the last column may name (empty: any)
 
 
 TAGGING_TASKS: dict[str, TaggingTask] = {t.name: t for t in [
-    TaggingTask("conll2003", ("conll2003", "CoNLL-2003"), "eng.train", "eng.testa", "eng.testb"),
+    TaggingTask("conll2003", ("conll2003", "CoNLL-2003"), "eng.train", "eng.testa", "eng.testb",
+                entity_types=("PER", "LOC", "ORG", "MISC")),
     # ELECTRA's `chunk` task: CoNLL-2000 has no dev set and the paper reports the test set (spec 4.5)
     TaggingTask("chunk", ("chunk", "conll2000", "CoNLL-2000"), "train.txt", "test.txt", None),
 ]}
@@ -45,27 +49,37 @@ class Sentence(NamedTuple):
     tags: list[str]
 
 
-def read_conll(path: Path, label_column: int = -1, limit: int = 0) -> list[Sentence]:
-    """Sentences of a CoNLL file; a line without the label column is a one-line UserError."""
-    require_file(path)
+def check_tag(tag: str, entity_types: tuple[str, ...]) -> bool:
+    """Is `tag` O or PREFIX-TYPE with TYPE one of entity_types (any tag when entity_types is empty)?"""
+    return not entity_types or tag == "O" or tag.partition("-")[2] in entity_types
+
+
+def read_conll(path: Path, label_column: int = -1, limit: int = 0,
+               entity_types: tuple[str, ...] = ()) -> list[Sentence]:
+    """Sentences of a CoNLL file; a line without the label column, or a tag read from the last column (the NER
+    column of CoNLL-2003) whose type is not in `entity_types`, is a one-line UserError."""
     out: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            cols = line.split()
-            if not cols or cols[0] == "-DOCSTART-":
-                if words:
-                    out.append(Sentence(words, tags))
-                    words, tags = [], []
-                    if limit and len(out) >= limit:
-                        return out
-                continue
-            if len(cols) < 2 or not -len(cols) <= label_column < len(cols) or label_column in (0, -len(cols)):
-                raise UserError(f"{path} line {line_no}: {len(cols)} column(s), no tag in column {label_column} "
-                                f"(expected 'token ... tag'; set --label-column)")
-            words.append(cols[0])
-            tags.append(cols[label_column])
+    for line_no, line in enumerate(read_utf8(path).split("\n"), 1):
+        cols = line.split()
+        if not cols or cols[0] == "-DOCSTART-":
+            if words:
+                out.append(Sentence(words, tags))
+                words, tags = [], []
+                if limit and len(out) >= limit:
+                    return out
+            continue
+        if len(cols) < 2 or not -len(cols) <= label_column < len(cols) or label_column in (0, -len(cols)):
+            raise UserError(f"{path} line {line_no}: {len(cols)} column(s), no tag in column {label_column} "
+                            f"(expected 'token ... tag'; set --label-column)")
+        tag = cols[label_column]
+        # only the last column is checked: `--label-column 2` reads CoNLL-2003's chunk tags (NP, VP, ...)
+        if label_column % len(cols) == len(cols) - 1 and not check_tag(tag, entity_types):
+            raise UserError(f"{path} line {line_no}: tag {tag!r} is not O or a tag of type "
+                            f"{', '.join(entity_types)}; fix the file or pick the tag column with --label-column")
+        words.append(cols[0])
+        tags.append(tag)
     if words:
         out.append(Sentence(words, tags))
     return out
@@ -106,22 +120,57 @@ def to_bioes(tags: list[str]) -> list[str]:
     return out
 
 
+def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Path, list[Sentence]]]:
+    """The scored files by metric prefix: dev (""), and test ("test_") when present. A file without sentences
+    is an error: it would score 0.00 after the whole training."""
+    files = {"": folder / task.dev}
+    if task.test and (folder / task.test).is_file():
+        files["test_"] = folder / task.test
+    evals = {}
+    for prefix, path in files.items():
+        sents = read_conll(path, cfg.label_column, cfg.max_eval_examples, task.entity_types)
+        if not sents:
+            raise UserError(f"{path} has no examples; give the task's tagged {'test' if prefix else 'dev'} file")
+        evals[prefix] = (path, sents)
+    return evals
+
+
+def check_tagging(task: TaggingTask, data_dir: Path, cfg: Any) -> None:
+    """The checks that need no model: the task folder, its training file and usable dev (and test) file, so that
+    a run of several tasks stops before training any when one task's data is missing or empty."""
+    read_evals(task, find_task_dir(data_dir, task.name, task.folders, task.train), cfg)
+
+
+def unseen_tags_warning(task: str, path: Path, sents: list[Sentence], known: set[str], bioes: bool) -> str | None:
+    """A warning naming the tags of a scored file that no training sentence has: the head has no output for
+    them, so their chunks can never be predicted (a short --max-train-examples, or mismatched files)."""
+    unseen = sorted({t for s in sents for t in (to_bioes(s.tags) if bioes else s.tags)} - known)
+    if not unseen:
+        return None
+    return (f"warning: [{task}] {path} has tags that no training sentence has, which cannot be predicted"
+            f"{' (as BIOES targets)' if bioes else ''}: {', '.join(unseen)}")
+
+
 def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for one tagging task (cfg is the resolved FinetuneConfig)."""
     from electra.finetune.heads import TaggingHead
     from electra.finetune.train import Job
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
-    train = read_conll(folder / task.train, cfg.label_column, cfg.max_train_examples)
+    train = read_conll(folder / task.train, cfg.label_column, cfg.max_train_examples, task.entity_types)
     if not train:
         raise UserError(f"{folder / task.train} has no sentences")
-    if cfg.tag_encoding == "bioes":
+    bioes = cfg.tag_encoding == "bioes"
+    if bioes:
         train = [Sentence(s.words, to_bioes(s.tags)) for s in train]
     labels = sorted({t for s in train for t in s.tags})
     tag_ids = {t: i for i, t in enumerate(labels)}
-    evals = {"": read_conll(folder / task.dev, cfg.label_column, cfg.max_eval_examples)}
-    if task.test and (folder / task.test).is_file():
-        evals["test_"] = read_conll(folder / task.test, cfg.label_column, cfg.max_eval_examples)
+    eval_files = read_evals(task, folder, cfg)
+    for path, sents in eval_files.values():
+        warning = unseen_tags_warning(task.name, path, sents, set(tag_ids), bioes)
+        if warning:
+            print(warning, flush=True)
+    evals = {k: sents for k, (_, sents) in eval_files.items()}
     enc = lambda s: encode_sentences(s, tokenizer, cls_id, sep_id, cfg.max_seq_len, tag_ids)
     eval_feats = {k: enc(v) for k, v in evals.items()}
 
