@@ -70,6 +70,9 @@ def worker(args: argparse.Namespace) -> None:
         tune_allocator()
     import torch
     torch.set_num_threads(args.threads)
+    if os.environ.get("ELECTRA_BENCH_COMBO") == "1":  # an experiment: horizontal fusion of independent small kernels
+        import torch._inductor.config as inductor_config
+        inductor_config.combo_kernels = True
     base_rss = rss_mib()
     from electra.config import build_config
     device = torch.device(args.device)
@@ -150,6 +153,9 @@ class Worker:
             env.update(MALLOC_ENV)
         elif env_name == "mallopt":  # the same two settings applied from Python at start-up (ctypes mallopt)
             env["ELECTRA_BENCH_MALLOPT"] = "1"
+        env.pop("ELECTRA_BENCH_COMBO", None)
+        if env_name == "combo":  # compiled modes: Inductor's combo kernels (fewer launches inside a CUDA graph)
+            env["ELECTRA_BENCH_COMBO"] = "1"
         cmd = [sys.executable, __file__, "--worker", "--side", side, "--mode", mode, "--inputs", inputs,
                "--preset", args.preset, "--threads", str(args.threads), "--device", args.device,
                "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows),
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--modes", default="fp32,bf16", help=f"comma list of {', '.join(MODES)}")
     p.add_argument("--env", default="malloc", help="comma list of stock, malloc (glibc env: keep freed memory), "
-                   "mallopt (the same via ctypes mallopt at start-up)")
+                   "mallopt (the same via ctypes mallopt at start-up), combo (Inductor's combo_kernels on)")
     p.add_argument("--skip", default="", help="comma list of side/mode pairs not to run, e.g. ours-unpad/graphs-bf16")
     p.add_argument("--modes-together", action="store_true", help="warm every mode's workers up at once and "
                    "time them all interleaved (saves the sequential compile time on a lent GPU)")
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     envs = [e for e in args.env.split(",") if e]
     sides = [s for s in args.sides.split(",") if s]
-    bad = [m for m in modes if m not in MODES] + [e for e in envs if e not in ("stock", "malloc", "mallopt")]
+    bad = [m for m in modes if m not in MODES] + [e for e in envs if e not in ("stock", "malloc", "mallopt", "combo")]
     bad += [x for x in sides if x not in SIDES]
     if bad:
         p.error(f"unknown mode/env {bad}")
