@@ -31,6 +31,18 @@ def test_generator_sizes_match_the_original():
         assert g.embedding_size == cfg.model.embedding_size  # the shared table's width
 
 
+def test_a_new_width_takes_the_size_rule_unless_told_and_debug_is_the_originals():
+    """Spec 1.1: heads = max(1, hidden // 64), FFN = 4 x hidden, for whatever --hidden-size leaves unsaid."""
+    wide = build_config("small", {"hidden-size": "512"}).model
+    assert (wide.num_heads, wide.intermediate_size) == (8, 2048)
+    told = build_config("small", {"hidden_size": "384", "num_heads": "4", "intermediate-size": "1000"}).model
+    assert (told.num_heads, told.intermediate_size) == (4, 1000)
+    assert build_config("small", {"num_layers": "6"}).model.num_heads == 4  # no new width: the preset's as they are
+    debug = build_config("debug", {})
+    assert (debug.model.num_layers, debug.model.hidden_size, debug.model.intermediate_size, debug.model.num_heads,
+            debug.train.global_batch_size, debug.train.max_steps) == (3, 144, 576, 4, 8, 20)
+
+
 def test_precedence_defaults_preset_overrides():
     cfg = build_config("base", {"lr": "3e-4", "model.num_layers": "6", "max-steps": "1e3"})
     assert cfg.train.lr == 3e-4 and cfg.model.num_layers == 6 and cfg.train.max_steps == 1000
@@ -88,7 +100,7 @@ def test_json_round_trip_and_unknown_sections():
         PretrainConfig.from_dict({"model": {"width": 3}})
     with pytest.raises(UserError, match="unknown config section"):
         PretrainConfig.from_dict({"optim": {}})
-    assert set(PRESETS) == {"tiny", "small", "base", "large"}
+    assert set(PRESETS) == {"debug", "tiny", "small", "base", "large"}
 
 
 def test_integers_are_exact_and_accept_scientific_step_counts():

@@ -275,6 +275,12 @@ def generator_config(disc: ModelConfig, hidden_fraction: float, layers_fraction:
 # Presets: the paper's Table 6 (= configure_pretraining.py). Only fields that differ from the defaults.
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "debug": {  # the original's debug mode (spec 1.1): 3 x 144 on Small's settings, 20 steps of 8 sequences
+        "model": dict(hidden_size=144, embedding_size=128, num_layers=3, num_heads=4, intermediate_size=576),
+        "objective": dict(generator_hidden_fraction=0.25),
+        "train": dict(seq_len=128, global_batch_size=8, max_steps=20, warmup_steps=0, lr=5e-4, log_every=5,
+                      eval_every=10, save_every=10),
+    },
     # Not in the paper: 4 x 128 for CPUs, trained with Small's batch and learning rate. At batch 32 and lr 1e-3 the
     # held-out AUC sat at 0.55 over 18 M tokens; with these it rose from 0.56 (16 M) to 0.66 (37 M tokens).
     "tiny": {
@@ -325,12 +331,20 @@ def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, 
             d[section].update(values)
     index = field_index()
     defaults = PretrainConfig.__dataclass_fields__
+    given = set()
     for key, text in overrides.items():
         if key not in index:
             raise UserError(f"unknown config field {key!r} (see `electra pretrain --print-config` for all fields)")
         section, name = index[key]
         default = getattr(defaults[section].default_factory(), name)
         d[section][name] = parse_value(text, type(default), f"{section}.{name}")
+        given.add(name)
+    if "hidden_size" in given:  # the original's size rule (spec 1.1) for what a new width leaves unsaid
+        hidden = d["model"]["hidden_size"]
+        if "num_heads" not in given:
+            d["model"]["num_heads"] = max(1, hidden // 64)
+        if "intermediate_size" not in given:
+            d["model"]["intermediate_size"] = 4 * hidden
     return PretrainConfig.from_dict(d)
 
 

@@ -33,6 +33,7 @@ from electra.checkpoint import (
     write_run_files,
 )
 from electra.config import (
+    PRESETS,
     PretrainConfig,
     build_config,
     check_same_shapes,
@@ -57,7 +58,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     p = argparse.ArgumentParser(prog="electra pretrain", description=__doc__.split("\n")[0],
                                 epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
                                        "--mask-prob 0.25, ... (see --print-config).")
-    p.add_argument("--preset", choices=["tiny", "small", "base", "large"], help="paper sizes; tiny for CPU")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="the paper's sizes (small, base, large); tiny for CPU; debug: the original's 20-step check")
     p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
                                                 "or in part): on top of the preset, below the command line's fields")
     p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
