@@ -167,3 +167,14 @@ def test_streaming_memory_does_not_grow_with_corpus(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert n > 60000 and stats.bytes_read > 20_000_000
     assert peak < 2_000_000, f"peak traced memory {peak} bytes while streaming 21 MB"
+
+
+def test_blanks_separate_docs_off_makes_a_file_or_record_one_document(tmp_path: Path) -> None:
+    p = tmp_path / "page.txt"
+    p.write_text("a b\n\nc d\n\n\ne f\n", encoding="utf-8")
+    assert docs_of(units_of(p)[0]) == [["a b"], ["c d"], ["e f"]]
+    assert docs_of(units_of(p, blanks_separate_docs=False)[0]) == [["a b", "c d", "e f"]]
+    q = tmp_path / "pages.jsonl"
+    q.write_text(json.dumps({"text": "x\n\ny"}) + "\n" + json.dumps({"text": "z"}) + "\n", encoding="utf-8")
+    assert docs_of(units_of(q)[0]) == [["x"], ["y"], ["z"]]
+    assert docs_of(units_of(q, blanks_separate_docs=False)[0]) == [["x", "y"], ["z"]]

@@ -121,6 +121,23 @@ def test_rerun_reuses_shards_and_changes_rebuild(tmp_path: Path, vocab: Path, ca
     assert PretrainData(out).seq_len == 16
 
 
+def test_one_document_per_file_when_blanks_do_not_separate(tmp_path: Path, vocab: Path) -> None:
+    """--no-blanks-separate-docs (the original's OpenWebText builder: a web page per file): blank lines no longer
+    end documents, so the file's paragraphs fill examples together; the default's keys are unchanged."""
+    write_docs(tmp_path / "c.txt", 60, seed=3)
+    runs = {}
+    for flag in ([], ["--no-blanks-separate-docs"]):
+        out = tmp_path / ("one" if flag else "blank")
+        assert cli(["prepare", str(tmp_path / "c.txt"), "--vocab", str(vocab), "--out", str(out), "--seq-len", "64",
+                    "--valid-fraction", "0", "--quiet", *flag]) == 0
+        runs[bool(flag)] = json.loads((out / "meta.json").read_text())
+    assert "blanks_separate_docs" not in runs[False]["settings"]  # datasets made before the option keep their keys
+    assert runs[True]["settings"]["blanks_separate_docs"] is False
+    assert runs[False]["counts"]["documents"] == 60 and runs[True]["counts"]["documents"] == 1
+    # fewer document ends: fewer short examples, fewer examples for the same tokens
+    assert runs[True]["counts"]["train"]["examples"] < runs[False]["counts"]["train"]["examples"]
+
+
 def test_out_folder_inside_corpus_folder_is_not_read_back(tmp_path: Path, vocab: Path) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()

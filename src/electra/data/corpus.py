@@ -6,9 +6,12 @@ at document boundaries (spec 2.1 step 1). Memory stays bounded: files are read l
 line longer than `max_line_bytes` is split into pieces instead of being held whole.
 
 Formats (auto-detected per file, or forced with `fmt`):
-- text:  one unit per line, a blank line ends a document (ELECTRA's `--blanks-separate-docs`).
+- text:  one unit per line, a blank line ends a document (ELECTRA's `--blanks-separate-docs`; with
+         blanks_separate_docs=False blank lines are skipped and the file is one document, as the original's
+         OpenWebText builder reads one web page per file).
 - jsonl: one JSON object per line; its `text_field` holds the text, whose lines are units; a blank
-         line inside the text or the end of the record ends a document. `.jsonl`/`.json`/`.ndjson`.
+         line inside the text (unless blanks_separate_docs=False) or the end of the record ends a document.
+         `.jsonl`/`.json`/`.ndjson`.
 - wiki:  WikiExtractor output; `<doc ...>`/`</doc>` delimit documents, the title line repeated right
          after `<doc>` is dropped, blank lines inside a document are ignored. Detected by a first
          line starting with `<doc `.
@@ -224,14 +227,14 @@ def raw_lines(f: BinaryIO, max_line_bytes: int, stats: ReadStats) -> Iterator[by
 
 # ---------------------------------------------------------------------------------------------- readers
 
-def _text_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
+def _text_units(lines: Iterator[str], stats: ReadStats, blanks_separate_docs: bool = True) -> Iterator[str]:
     in_doc = False
     for line in lines:
         unit = line.strip()  # ELECTRA: line.strip(); an empty line separates documents
         if unit:
             in_doc = True
             yield unit
-        elif in_doc:
+        elif in_doc and blanks_separate_docs:
             in_doc = False
             stats.documents += 1
             yield ""
@@ -240,7 +243,8 @@ def _text_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
         yield ""
 
 
-def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where: Path) -> Iterator[str]:
+def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where: Path,
+                 blanks_separate_docs: bool = True) -> Iterator[str]:
     first_bad = 0
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
@@ -256,7 +260,7 @@ def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where:
             stats.bad_records += 1
             first_bad = first_bad or lineno
             continue
-        yield from _text_units(iter(text.split("\n")), stats)
+        yield from _text_units(iter(text.split("\n")), stats, blanks_separate_docs)
     if stats.bad_records:
         stats.per_file_warnings.append(
             f"{where}: {stats.bad_records} JSON line(s) without a string field {text_field!r} skipped "
@@ -297,7 +301,7 @@ def _wiki_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
 
 
 def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
-               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:
+               max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, blanks_separate_docs: bool = True) -> Iterator[str]:
     """Text units of one file, with "" after every document (see module docstring)."""
     local = ReadStats()
     try:
@@ -307,11 +311,11 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
             lines = (decode_line(raw, local) for raw in raw_lines(f, limit, local))
             counted = _count(lines, local)
             if cf.fmt == "jsonl":
-                yield from _jsonl_units(counted, local, text_field, cf.path)
+                yield from _jsonl_units(counted, local, text_field, cf.path, blanks_separate_docs)
             elif cf.fmt == "wiki":
                 yield from _wiki_units(counted, local)
             else:
-                yield from _text_units(counted, local)
+                yield from _text_units(counted, local, blanks_separate_docs)
     except (OSError, EOFError, zlib.error) as e:
         raise UserError(f"{cf.path}: read failed ({e}); check the file (truncated or corrupt gzip?)") from None
     finally:
@@ -332,10 +336,10 @@ def _count(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
 
 
 def iter_corpus(files: Sequence[CorpusFile], stats: ReadStats, text_field: str = "text",
-                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> Iterator[str]:
+                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, blanks_separate_docs: bool = True) -> Iterator[str]:
     """Units of several files in order; each file ends with a document boundary."""
     for cf in files:
-        yield from iter_units(cf, stats, text_field, max_line_bytes)
+        yield from iter_units(cf, stats, text_field, max_line_bytes, blanks_separate_docs)
 
 
 def file_bytes_estimate(cf: CorpusFile) -> int:

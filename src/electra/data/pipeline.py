@@ -45,9 +45,13 @@ class Settings:
     valid_fraction: float = 0.01
     text_field: str = "text"
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    blanks_separate_docs: bool = True  # False: blank lines are not document boundaries, each file / record is one
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        if d["blanks_separate_docs"]:  # the default is left out: datasets prepared before it existed keep their keys
+            del d["blanks_separate_docs"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -133,7 +137,8 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                                       settings.single_segment_prob, settings.short_seq_prob)
                     for s in SPLITS}
         encoded = [0]
-        units = iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes)
+        units = iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes,
+                            settings.blanks_separate_docs)
         # The reader and encoder threads of the module docstring, both stopped (encoder first) when
         # this block is left, also on an error.
         with closing(in_background(_batches(units, batch_lines, 4 << 20))) as batches, \

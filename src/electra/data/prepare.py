@@ -300,6 +300,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=12345, help="seed of all random draws (output is reproducible)")
     p.add_argument("--unit-mb", type=float, default=64.0, help="raw MB of input per shard (resume granularity)")
     p.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="longer lines are split")
+    p.add_argument("--blanks-separate-docs", action=argparse.BooleanOptionalAction, default=True,
+                   help="a blank line ends a document (ELECTRA's default); --no-blanks-separate-docs: each text "
+                        "file or JSON record is one document, as the original's OpenWebText builder (a page a file)")
     p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return p.parse_args(argv)
@@ -311,7 +314,8 @@ def main(argv: list[str]) -> int:
         raise UserError(f"--workers {a.workers} must be at least 1")
     settings = Settings(seq_len=a.seq_len, lowercase=a.lowercase, strip_accents=a.strip_accents,
                         single_segment_prob=a.single_segment_prob, short_seq_prob=a.short_seq_prob, seed=a.seed,
-                        valid_fraction=a.valid_fraction, text_field=a.text_field, max_line_bytes=a.max_line_bytes)
+                        valid_fraction=a.valid_fraction, text_field=a.text_field, max_line_bytes=a.max_line_bytes,
+                        blanks_separate_docs=a.blanks_separate_docs)
     t0 = time.time()
     log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
     info: dict[str, int] = {}
