@@ -172,7 +172,8 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
             init_weights(encoder, std=mcfg.initializer_range)
         model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
         stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True))
-        pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size)
+        pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
+                                 precision=cfg.precision)
         metrics = job.evaluate(pred)
         print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
         runs.append({"seed": seed, "metrics": metrics, "train": stats})

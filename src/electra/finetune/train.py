@@ -9,7 +9,7 @@ lists), a head factory, an `evaluate(predict)` that scores the dev set(s) and an
 - layer-wise LR decay through `optim.layerwise_lr_scales` (off-by-one of the original optional);
 - the batch loss: the head's loss terms summed (or averaged, --loss-reduction) by `reduce_loss`;
   the loss is kept on the device and read on logging steps only (no per-step host sync on a GPU);
-- bf16 autocast on CUDA only, fp32 on CPU; batches padded to their longest row (no fixed-length pad);
+- bf16 autocast on CUDA only, fp32 on CPU (--precision fp32 | bf16 to choose); batches padded to their longest row (no fixed-length pad);
 - `save_model`: OUT/model/model.safetensors (`encoder.*`, `head.*`), finetune.json, vocab.txt.
 """
 from __future__ import annotations
@@ -92,9 +92,10 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA only; fp32 everywhere else (the issue's rule)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+def autocast(device: torch.device, precision: str = "auto"):
+    """FinetuneConfig.precision: auto = bf16 autocast on CUDA only, fp32 elsewhere; fp32 (the original); bf16."""
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 def lr_scales(model: FinetuneModel, cfg: FinetuneConfig) -> dict[str, float] | None:
@@ -164,7 +165,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                 break
             batch = to_device(collate([feats[i] for i in order[b * bs:(b + 1) * bs]], pad_id), device)
             set_lr(opt, lr_at(step, cfg.lr, steps, warmup))
-            with autocast(device):
+            with autocast(device, cfg.precision):
                 out = model(batch)
             loss = reduce_loss(model.head.losses(out, batch), cfg.loss_reduction)
             loss.backward()
@@ -184,7 +185,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
 
 @torch.no_grad()
 def predict(model: FinetuneModel, feats: list[Feature], pad_id: int, device: torch.device,
-            batch_size: int) -> list[Any]:
+            batch_size: int, precision: str = "auto") -> list[Any]:
     """Head outputs per feature, in the input order. Rows are batched by length (less padding)."""
     model.eval()
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
@@ -192,7 +193,7 @@ def predict(model: FinetuneModel, feats: list[Feature], pad_id: int, device: tor
     for b in range(0, len(order), batch_size):
         idx = order[b:b + batch_size]
         batch = to_device(collate([feats[i] for i in idx], pad_id), device)
-        with autocast(device):
+        with autocast(device, precision):
             res = model.head.predict(model(batch), batch)
         for i, r in zip(idx, res):
             out[i] = r
