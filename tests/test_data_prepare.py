@@ -114,8 +114,13 @@ def test_rerun_reuses_shards_and_changes_rebuild(tmp_path: Path, vocab: Path, ca
     p1.write_bytes(p1.read_bytes())
     assert cli(["prepare", *args]) == 0
     assert "reusing 2 finished shard(s)" in capsys.readouterr().err
-    # a different setting gives new shards and removes the old ones
-    assert cli(["prepare", *args, "--seq-len", "16"]) == 0
+    second = tree_bytes(out)
+    # a different setting would leave runs trained on the dataset unable to resume: refused unless --overwrite,
+    # which gives new shards and removes the old ones
+    assert cli(["prepare", *args, "--seq-len", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "seq_len 128 -> 16" in err and "--overwrite" in err and tree_bytes(out) == second
+    assert cli(["prepare", *args, "--seq-len", "16", "--overwrite"]) == 0
     new = sorted(p.name for p in out.glob("shard-*"))
     assert len(new) == 3 and not set(new) & set(shards)
     assert PretrainData(out).seq_len == 16

@@ -189,6 +189,15 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
     assert main(["prepare", str(corpus), "--vocab", str(tmp_path / "v2" / "vocab.txt"), "--seq-len", "32",
                  "--out", str(other), "--workers", "1", "--quiet"]) == 0
     one_line_error(capsys, ["pretrain", "--data", str(other), "--out", str(run), "--max-steps", "4"], "different vocabulary")
+    shorter = tmp_path / "shorter"  # the run's own vocabulary, prepared again with shorter examples
+    assert main(["prepare", str(corpus), "--vocab", str(tiny_dataset / "vocab.txt"), "--seq-len", "16",
+                 "--out", str(shorter), "--workers", "1", "--quiet"]) == 0
+    one_line_error(capsys, ["pretrain", "--data", str(shorter), "--out", str(run), "--max-steps", "4"],
+                   "trains on 32-token examples but")
+    hf = tmp_path / "hf"  # --init names the dataset's vocabulary, not a --vocab-size nobody gave
+    assert main(["export", str(run), str(hf)]) == 0
+    one_line_error(capsys, ["pretrain", "--data", str(other), "--out", str(tmp_path / "fresh"), "--init", str(hf)],
+                   "was prepared with another vocabulary than")
     # a flag that would change a tensor's shape cannot apply to a run that resumes: named, not a size-mismatch dump
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--num-layers", "3"],
                    "has model.num_layers=2, but this command asks for 3")

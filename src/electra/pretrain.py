@@ -117,7 +117,7 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         return cfg, ckpt, None
     if args.out is not None:
         check_fresh_out(args.out)
-    overrides = dict(overrides)
+    given, overrides = overrides, dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
         index = field_index()
         told = {index[key][1] for key in overrides if key in index}
@@ -129,10 +129,10 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         return cfg, None, None
     from electra.hf import load_hf_pretraining
     init = load_hf_pretraining(args.init, cfg.to_dict(), allow_pickle=args.allow_pickle)
-    check_same_shapes(PretrainConfig.from_dict(init.cfg), cfg, args.init, told=overrides)
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
         raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
+    check_same_shapes(PretrainConfig.from_dict(init.cfg), cfg, args.init, told=given)  # what the user asked for
     return PretrainConfig.from_dict(init.cfg), None, init
 
 
@@ -143,6 +143,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     data = PretrainData(args.data)
     cfg, ckpt, init = resolve(args, overrides, data)
     t = cfg.train
+    if t.seq_len != data.seq_len and ckpt is not None:
+        raise UserError(f"the run in {args.out} trains on {t.seq_len}-token examples but {args.data} now holds "
+                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with --seq-len {t.seq_len}")
     if t.seq_len != data.seq_len:
         raise UserError(f"train.seq_len={t.seq_len} but {args.data} holds {data.seq_len}-token examples; "
                         f"prepare the data with --seq-len {t.seq_len} or drop the override")

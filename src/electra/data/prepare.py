@@ -137,6 +137,19 @@ def _up_to_date(out: Path, dataset_key: str, units: Sequence[Unit],
     return None
 
 
+def _replaced_settings(out: Path, base: dict[str, Any]) -> list[str]:
+    """What a finished dataset in `out` was prepared with that this run changes (vocab, settings): rebuilding it
+    would leave the runs trained on it unable to resume. Empty when nothing differs or the old meta is unreadable."""
+    try:
+        old = json.loads((out / META).read_text())
+        before = {"vocab": old["vocab_sha256"][:12], **old["settings"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    after = {"vocab": base["vocab_sha256"][:12], **base["settings"]}
+    return [f"{k} {before.get(k, '(default)')} -> {after.get(k, '(default)')}"
+            for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+
+
 def _finished_shards(out: Path, units: Sequence[Unit]) -> tuple[dict[int, dict], list[Unit]]:
     """Infos of the units whose shard is already finished with the same key, and the units still to build."""
     infos: dict[int, dict] = {}
@@ -179,8 +192,10 @@ def _meta(base: dict[str, Any], dataset_key: str, vocab: VocabFile, files: Seque
 
 def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, settings: Settings,
             workers: int = 1, fmt: str | None = None, unit_mb: float = 64.0, batch_lines: int = 4096,
-            log: Callable[[str], None] = print, run_info: dict[str, int] | None = None) -> dict[str, Any]:
-    """Build (or finish, or confirm) the dataset in `out`; returns its metadata.
+            log: Callable[[str], None] = print, run_info: dict[str, int] | None = None,
+            overwrite: bool = False) -> dict[str, Any]:
+    """Build (or finish, or confirm) the dataset in `out`; returns its metadata. A finished dataset of another
+    vocab or other settings is replaced only with `overwrite` (changed input files just rebuild their shards).
 
     `run_info`, if given, receives {"built": shards built now, "reused": shards kept}."""
     run_info = {} if run_info is None else run_info
@@ -207,6 +222,10 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
                 log(f"{out} is up to date ({old['counts']['train']['examples']} train examples); nothing to do")
                 run_info["reused"] = len(units)
                 return old
+            changes = _replaced_settings(out, base)
+            if changes and not overwrite:
+                raise UserError(f"{out} holds a dataset prepared otherwise ({'; '.join(changes)}); runs trained on "
+                                f"it could not resume with it: give another --out, or pass --overwrite to replace it")
             meta_path.unlink()  # the dataset is about to change: it must not look complete meanwhile
             fsync_dir(out)
         for p in out.glob(".tmp-*"):  # leftovers of a killed run
@@ -304,6 +323,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="a blank line ends a document (ELECTRA's default); --no-blanks-separate-docs: each text "
                         "file or JSON record is one document, as the original's OpenWebText builder (a page a file)")
     p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished dataset in --out that was prepared "
+                   "with another vocab or other settings (changed input files never need it)")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return p.parse_args(argv)
 
@@ -320,7 +341,7 @@ def main(argv: list[str]) -> int:
     log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
     info: dict[str, int] = {}
     meta = prepare(a.corpus, a.vocab, a.out, settings, workers=a.workers, fmt=corpus_format(a),
-                   unit_mb=a.unit_mb, batch_lines=a.batch_lines, log=log, run_info=info)
+                   unit_mb=a.unit_mb, batch_lines=a.batch_lines, log=log, run_info=info, overwrite=a.overwrite)
     if not a.quiet:
         # Throughput only means something when every shard was built by this run.
         seconds = time.time() - t0 if info["built"] and not info["reused"] else None
