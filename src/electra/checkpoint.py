@@ -53,7 +53,8 @@ def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
     return value
 
 
-RUN_FILES = ("config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb", "checkpoints")
+RUN_FILES = ("config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb",
+             "checkpoints")
 
 
 def check_fresh_out(run_dir: Path) -> None:

@@ -6,8 +6,8 @@
     PretrainConfig   the three above, nested one level: `--model.hidden_size=256` or just `--hidden-size 256`
 
 Precedence: dataclass defaults < `--preset NAME` < `--config FILE` < command-line overrides. Field names are
-unique across sections so that a bare `--max-steps 100` is unambiguous. Presets follow the paper's Table 6 / the original
-`configure_pretraining.py` (electra-spec 1.8); `tiny` is ours, for tests and CPU runs.
+unique across sections so that a bare `--max-steps 100` is unambiguous. Presets follow the paper's Table 6 / the
+original `configure_pretraining.py` (electra-spec 1.8); `tiny` is ours, for tests and CPU runs.
 """
 from __future__ import annotations
 

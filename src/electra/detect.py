@@ -48,8 +48,9 @@ class Detector:
         head = DiscriminatorHead(pre.cfg.model)
         sub = strip_prefix(pre.weights, "discriminator_head.")
         if not sub:
-            raise UserError(f"{path} has no replaced-token detection head (an MLM or replace_mlm run, a generator, a "
-                            f"fine-tuned model); detect needs an ELECTRA discriminator: a run, or an export's discriminator/")
+            raise UserError(f"{path} has no replaced-token detection head (an MLM or replace_mlm run, a generator, "
+                            f"a fine-tuned model); detect needs an ELECTRA discriminator: a run, or an export's "
+                            f"discriminator/")
         head.load_state_dict(sub)
         self.encoder: Encoder = encoder.to(device).eval()
         self.head = head.to(device).eval()

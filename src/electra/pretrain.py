@@ -145,7 +145,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     t = cfg.train
     if t.seq_len != data.seq_len and ckpt is not None:
         raise UserError(f"the run in {args.out} trains on {t.seq_len}-token examples but {args.data} now holds "
-                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with --seq-len {t.seq_len}")
+                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with "
+                        f"--seq-len {t.seq_len}")
     if t.seq_len != data.seq_len:
         raise UserError(f"train.seq_len={t.seq_len} but {args.data} holds {data.seq_len}-token examples; "
                         f"prepare the data with --seq-len {t.seq_len} or drop the override")
