@@ -158,3 +158,14 @@ def test_electric_runs_resumes_and_exports_its_discriminator(tiny_dataset, tmp_p
                  "--no-tensorboard", *tiny_overrides(max_steps=1, eval_every=0, objective="electric")]) == 0
     assert "initialised from" in (again / "train.log").read_text() and "(discriminator, discriminator_head)" in \
         (again / "train.log").read_text()
+    # the export is marked Electric: detect refuses to show sigmoid(energy) as P(replaced), and an ELECTRA run
+    # takes the body but not the energy head
+    assert json.loads((tmp_path / "hf" / "discriminator" / "config.json").read_text())["electra_objective"] == "electric"
+    with pytest.raises(UserError, match="exported Electric discriminator"):
+        Detector(tmp_path / "hf")
+    electra_run = tmp_path / "electra_run"
+    with pytest.warns(UserWarning, match="Electric energy head does not fit objective electra"):
+        assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(electra_run), "--init", str(tmp_path / "hf"),
+                     "--no-tensorboard", *tiny_overrides(max_steps=1, eval_every=0)]) == 0
+    assert "initialised from" in (electra_run / "train.log").read_text() and "(discriminator)" in \
+        (electra_run / "train.log").read_text()

@@ -347,6 +347,12 @@ def test_ablation_discriminator_exports_as_a_masked_lm(tf, vocab, tmp_path, obje
     assert f"discriminator of a {objective} ablation run" in card
     encoder, pre = load_discriminator(tmp_path / "run")  # what fine-tuning loads: the discriminator's body
     torch.testing.assert_close(encoder.embeddings.word.weight, model.discriminator.embeddings.word.weight)
+    # --init into the same objective takes every part back, the discriminator's LM head included
+    again = electra_model(tiny_cfg(objective=objective), vocab, seed=123)
+    init = load_hf_pretraining(tmp_path / "out", again.cfg.to_dict())
+    assert "discriminator_lm_head" in load_into(again, init)
+    for k, v in again.discriminator_lm_head.state_dict().items():
+        assert torch.equal(v, model.discriminator_lm_head.state_dict()[k]), k
 
 
 def test_exported_tokenizer_matches_ours(tf, vocab, tmp_path):

@@ -38,6 +38,10 @@ class Detector:
     def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
         encoder, pre = load_discriminator(path, allow_pickle)
         self.electric = None
+        if pre.cfg.objective.objective == "electric" and not any(k.startswith("generator.") for k in pre.weights):
+            raise UserError(f"{path} is an exported Electric discriminator: its head gives energies, and the noise "
+                            f"probability also needs the two-tower generator, which the export leaves out; run "
+                            f"detect on the run folder")
         if pre.cfg.objective.objective == "electric":  # the noise logit needs the generator's q as well
             from electra.objective import Electra, SpecialTokens
             sp = SpecialIds.from_vocab(pre.vocab_path)

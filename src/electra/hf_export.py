@@ -201,7 +201,9 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
                     notes.append("all_tokens_mlm: the copy gate has no transformers counterpart; discriminator/ "
                                  "holds its masked LM (ElectraForMaskedLM)")
             disc = encoder_to_hf(d_enc) | head
-            write_hf_folder(out / "discriminator", hf_config(d_cfg, arch, pad), disc,
+            # marked, so that an import never reads Electric's energy head as a replaced-token detector
+            extra = {"electra_objective": "electric"} if o.objective == "electric" else {}
+            write_hf_folder(out / "discriminator", hf_config(d_cfg, arch, pad, **extra), disc,
                             pre.vocab_path, pre.lowercase, card(arch, d_cfg, disc, what))
             folders.append((out / "discriminator", arch))
         else:

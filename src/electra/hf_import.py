@@ -39,7 +39,7 @@ from electra.hf import (
 )
 
 PARTS = {"discriminator": "discriminator.", "discriminator_head": "discriminator_head.",
-         "generator": "generator.", "generator_head": "generator_head."}
+         "discriminator_lm_head": "discriminator_lm_head.", "generator": "generator.", "generator_head": "generator_head."}
 
 
 class HFModel(NamedTuple):
@@ -50,6 +50,11 @@ class HFModel(NamedTuple):
     heads: dict[str, torch.Tensor]  # every other tensor, HF names (discriminator_predictions.*, classifier.*, ...)
     vocab_path: Path
     lowercase: bool
+
+    @property
+    def is_electric(self) -> bool:
+        """An Electric discriminator (`electra export` marks it): its head gives energies, not RTD logits."""
+        return self.config.get("electra_objective") == "electric"
 
     @property
     def is_generator(self) -> bool:
@@ -209,7 +214,8 @@ def load_hf_encoder(path: str | Path, allow_pickle: bool = False) -> tuple[torch
     m = read_hf_model(d or g, allow_pickle)
     gen = m.is_generator
     P = m.model_cfg.max_position_embeddings
-    cfg = PretrainConfig(model=m.model_cfg, objective=ObjectiveConfig(objective="mlm" if gen else "electra"),
+    objective = "mlm" if gen else "electric" if m.is_electric else "electra"
+    cfg = PretrainConfig(model=m.model_cfg, objective=ObjectiveConfig(objective=objective),
                          train=TrainConfig(seq_len=min(128, P)))
     weights = _prefixed(m.encoder, "generator." if gen else "discriminator.")
     weights |= m.gen_head() if gen else m.disc_head()
@@ -291,9 +297,15 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
         vocab, lower = disc.vocab_path, disc.lowercase
         weights |= _prefixed(disc.encoder, "discriminator.")
         loaded.append("discriminator")
-        if disc.disc_head():
+        if disc.disc_head() and disc.is_electric != (objective == "electric"):
+            warnings.warn(f"{d_dir}: an {'Electric energy' if disc.is_electric else 'RTD'} head does not fit "
+                          f"objective {objective}; the head starts fresh", stacklevel=2)
+        elif disc.disc_head():
             weights |= disc.disc_head()
             loaded.append("discriminator_head")
+        if disc.is_generator and disc.gen_head():  # a masked-LM ablation's discriminator: its LM head
+            weights |= {"discriminator_lm_head." + k.split(".", 1)[1]: v for k, v in disc.gen_head().items()}
+            loaded.append("discriminator_lm_head")
         if gen is not None:
             sharing = obj.get("sharing", "embeddings")
             obj.update(_fractions(model_cfg, gen.model_cfg, g_dir))
@@ -356,7 +368,7 @@ def _fractions(d: ModelConfig, g: ModelConfig, where: Path) -> dict[str, float]:
 def load_into(model: torch.nn.Module, init: HFPretraining) -> tuple[str, ...]:
     """Copy `init.weights` into an `Electra` built from `init.cfg`; parts not in `init.loaded` keep their init.
     Parts the run's model does not have or cannot take are skipped (a fixed generator, Electric's two towers,
-    replace_mlm's RTD head); the LM head of the masked-LM ablations starts fresh. Returns the parts loaded."""
+    replace_mlm's RTD head). Returns the parts loaded."""
     takes = {name for name, _ in model.named_children()}  # e.g. no discriminator_head for replace_mlm
     if model.cfg.objective.objective == "electric":  # its two towers are not a HF generator
         takes -= {"generator", "generator_head"}
@@ -367,7 +379,7 @@ def load_into(model: torch.nn.Module, init: HFPretraining) -> tuple[str, ...]:
     except RuntimeError as e:
         raise UserError(f"the Hugging Face weights do not fit the run's model ({str(e).splitlines()[0][:200]}); "
                         f"build the run's config from load_hf_pretraining's cfg") from None
-    fresh = tuple(p for name, p in PARTS.items() if name not in loaded) + ("generator_prior", "discriminator_lm_head.")
+    fresh = tuple(p for name, p in PARTS.items() if name not in loaded) + ("generator_prior",)
     bad = [k for k in missing if not k.startswith(tuple(model.aliases) + fresh)]
     if unexpected or bad:
         raise UserError(f"the Hugging Face weights do not fit the run's model (missing {bad[:3]}, "
