@@ -43,7 +43,7 @@ def test_export_writes_cards_from_the_run_record(vocab, tmp_path):
     meta = card_metadata(tmp_path / "out" / "discriminator")
     assert meta["library_name"] == "transformers" and "electra" in meta["tags"] and "pipeline_tag" not in meta
     assert "discriminator AUC | 0.7340" in disc and "0.99" not in disc  # the evaluation at the exported step
-    assert "generator accuracy | 0.3125" in disc and "7 steps, 0.1 M tokens, 1.50 h" in disc
+    assert "generator accuracy (masked slots) | 0.3125" in disc and "7 steps, 57,344 tokens, 1.50 h" in disc
     assert "50 x RTD" in disc and "15% of tokens" in disc and "ElectraForMaskedLM.from_pretrained" in gen
     assert f"| compute | {train_flops(model.cfg, steps=7):.2e} FLOPs" in disc  # spec 1.9, for the steps trained
     for sub, text in (("discriminator", disc), ("generator", gen)):  # the parameters actually written
@@ -187,3 +187,31 @@ def test_a_killed_exports_staging_folder_does_not_block_the_next(vocab, tmp_path
     export(run, fresh)
     assert sorted(os.listdir(fresh)) == ["discriminator", "generator"]
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == sorted([live.name, other.name])
+
+
+@pytest.mark.parametrize("objective, generator, shown, absent", [
+    ("electra", "mlm", ["generator accuracy", "discriminator AUC", "RTD loss"], ["copy gate", "LM accuracy"]),
+    ("electra", "uniform", ["discriminator AUC", "RTD loss"], ["generator accuracy", "MLM loss", "[MASK]"]),
+    ("mlm", "mlm", ["masked-LM accuracy", "masked-LM loss"], ["discriminator", "RTD", "replaced-token rate"]),
+    ("replace_mlm", "mlm", ["discriminator LM accuracy", "discriminator LM loss"], ["AUC", "RTD loss", "precision"]),
+    ("all_tokens_mlm", "mlm", ["copy gate AUC", "discriminator LM + copy loss"], ["RTD loss"]),
+    ("electric", "mlm", ["noise detector AUC", "NCE loss", "Electric"], ["RTD loss"]),
+])
+def test_a_card_shows_the_metrics_its_objective_has(vocab, tmp_path, objective, generator, shown, absent):
+    """Metrics a run logs as 0 for parts it lacks (no generator, no binary head) are not shown, and each objective's
+    second loss is named for what it is; a continued pre-training run names the model it started from."""
+    import dataclasses
+    cfg = tiny_cfg(objective=objective)
+    model = electra_model(dataclasses.replace(cfg, objective=dataclasses.replace(cfg.objective, generator=generator)),
+                          vocab)
+    run = write_run(tmp_path / "run", model, vocab, step=3)
+    save_checkpoint(run, 3, model.weights(), torch.optim.SGD(model.parameters(), lr=0.1),
+                    {"config": model.cfg.to_dict(), "init": "/somewhere/hf/released-small"}, keep_last=1)
+    keys = ("gen_acc", "mlm_loss", "replaced_rate", "disc_auc", "disc_precision", "disc_recall", "rtd_loss",
+            "disc_lm_acc")
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 3, **{f"eval/{k}": 0.5 for k in keys}}) + "\n")
+    export(run, tmp_path / "out")
+    card = next((tmp_path / "out").glob("*/README.md")).read_text()
+    held_out = card[card.index("Held-out metrics"):]
+    assert all(s in card for s in shown) and not any(a in held_out for a in absent), held_out
+    assert "| started from | `released-small` (continued pre-training" in card and "/somewhere" not in card

@@ -240,7 +240,7 @@ SHAPE_FIELDS = {"model": ("vocab_size", "embedding_size", "hidden_size", "num_la
                               "generator_layers_fraction")}
 
 
-def check_same_shapes(have: PretrainConfig, asked: PretrainConfig, source: Path,
+def check_same_shapes(have: PretrainConfig, asked: dict[str, dict[str, Any]], source: Path,
                       told: dict[str, str] | None = None) -> None:
     """A resumed run (or one started from --init) keeps the architecture its weights have: a command-line field
     that would change a tensor's shape, or which tensors exist, is refused by name. `told`: only fields given on
@@ -249,7 +249,8 @@ def check_same_shapes(have: PretrainConfig, asked: PretrainConfig, source: Path,
     given = None if told is None else {index[k] for k in told if k in index}
     for section, names in SHAPE_FIELDS.items():
         for name in names:
-            a, b = getattr(getattr(have, section), name), getattr(getattr(asked, section), name)
+            a = getattr(getattr(have, section), name)
+            b = asked.get(section, {}).get(name, a)
             if a != b and (given is None or (section, name) in given):
                 raise UserError(f"{source} has {section}.{name}={a}, but this command asks for {b}; the weights fix "
                                 f"the architecture: drop --{name.replace('_', '-')}, or start a new run in another --out")
@@ -321,6 +322,12 @@ def field_index() -> dict[str, tuple[str, str]]:
 
 def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> PretrainConfig:
     """Defaults (or `base`, e.g. a checkpoint's config) < preset < overrides; every key is checked."""
+    return PretrainConfig.from_dict(config_values(preset, overrides, base))
+
+
+def config_values(preset: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> dict:
+    """What `build_config` builds from, {section: {field: value}}, before the checks across sections: `--init`
+    completes it from a Hugging Face folder first (a shared-encoder export makes the preset's generator size 1)."""
     d: dict[str, dict[str, Any]] = {"model": {}, "objective": {}, "train": {}}
     for section, values in (base or {}).items():
         d.setdefault(section, {}).update(values)
@@ -345,7 +352,7 @@ def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, 
             d["model"]["num_heads"] = max(1, hidden // 64)
         if "intermediate_size" not in given:
             d["model"]["intermediate_size"] = 4 * hidden
-    return PretrainConfig.from_dict(d)
+    return d
 
 
 def file_overrides(path: Path) -> dict[str, str]:

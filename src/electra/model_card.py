@@ -21,6 +21,9 @@ from electra.logs import read_metrics
 
 PROJECT = "electra"
 PAPER = "[ELECTRA](https://arxiv.org/abs/2003.10555) (Clark et al., ICLR 2020)"
+ELECTRIC = "[Electric](https://arxiv.org/abs/2012.08561) (Clark et al., EMNLP 2020)"
+TAGS = {"electra": "replaced-token-detection", "electric": "energy-based-cloze", "mlm": "masked-language-modeling",
+        "replace_mlm": "replace-mlm", "all_tokens_mlm": "all-tokens-mlm"}
 ROLE = {  # transformers class -> (pipeline tag, one line on what the folder is for)
     "ElectraForPreTraining": (None, ("the discriminator: the model to fine-tune (it predicts, for every token, "
                                      "whether the generator replaced it)")),
@@ -42,6 +45,7 @@ class RunFacts(NamedTuple):
     # the config the checkpoint was saved with (its state.json), not the run's config.json, which a later resume
     # rewrites with its own overrides (--lr, --max-steps, ...) whether or not it saves a checkpoint
     config: PretrainConfig | None = None
+    init: str | None = None  # the folder name of the model a continued pre-training run started from (--init)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -66,7 +70,8 @@ def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
         config = PretrainConfig.from_dict(state["config"]) if isinstance(state.get("config"), dict) else None
     except (UserError, TypeError, ValueError):  # from another version: the run's config.json then
         config = None
-    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config)
+    init = Path(state["init"]).name if isinstance(state.get("init"), str) else None
+    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config, init)
 
 
 def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
@@ -82,7 +87,8 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                  o.objective, f"{o.objective}, the paper's Table 5 ablation (generator + a masked-LM discriminator)")),
             ("masking", f"{o.mask_prob:.0%} of tokens" + (", replaced by the generator's samples (its towers read the "
                                                            "unmasked text)" if o.objective == "electric" else
-                                                           f", {o.mask_token_prob:.0%} of them shown as [MASK]"))]
+                                                           f", {o.mask_token_prob:.0%} of them shown as [MASK]"
+                                                           if o.trained_generator else ""))]
     if o.objective == "electra" and not o.trained_generator:
         source = ("uniformly from the vocabulary" if o.generator == "uniform"
                   else "by the training data's token frequencies (unigram)")
@@ -95,14 +101,17 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                  ("loss", f"{o.gen_weight:g} x {'cloze' if o.objective == 'electric' else 'MLM'} + {o.disc_loss_weight:g} x "
                           + {"electra": "RTD", "electric": "NCE"}.get(o.objective, "the discriminator's LM loss")
                           + (" on the masked positions only" if o.rtd_tokens == "masked" else ""))]
-    trained = [f"{facts.step:,} steps"]
+    trained = [f"{facts.step:,} step{'s' * (facts.step != 1)}"]
     if facts.tokens_seen:
-        trained.append(f"{facts.tokens_seen / 1e6:,.1f} M tokens")
+        n = facts.tokens_seen
+        trained.append(f"{n / 1e6:,.1f} M tokens" if n >= 100_000 else f"{n:,} tokens")
     if facts.seconds:
         trained.append(f"{facts.seconds / 3600:.2f} h")
     rows += [("batch", f"{t.global_batch_size} sequences x {t.seq_len} tokens"),
-             ("schedule", (f"{t.optimizer} optimizer, peak lr {t.lr:g}, {t.warmup_steps:,} warmup steps, "
-                           f"decay to 0 at step {t.max_steps:,}")),
+             ("schedule", (f"{t.optimizer} optimizer, peak lr {t.lr:g}, {t.warmup_steps:,} warmup "
+                           f"step{'s' * (t.warmup_steps != 1)}, decay to 0 at step {t.max_steps:,}")),
+             *([("started from", (f"`{facts.init}` (continued pre-training: the steps, tokens and FLOPs here are "
+                                  f"this run's only, not those of the model it started from)"))] if facts.init else []),
              ("trained", ", ".join(trained)),
              ("compute", (f"{train_flops(cfg, steps=facts.step):.2e} FLOPs, counted by the paper's method "
                           "(ELECTRA-Small's full 1M-step schedule: 1.29e18 by this count, 1.4e18 in the paper)"))]
@@ -111,17 +120,36 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
     body = [_architecture(arch, model, tensors), "## Pre-training", "", *_table(rows)]
     if facts.eval:
         e = facts.eval
-        names = [("eval/gen_acc", "generator accuracy"), ("eval/replaced_rate", "replaced-token rate"),
-                 ("eval/disc_auc", "discriminator AUC"), ("eval/disc_precision", "discriminator precision"),
-                 ("eval/disc_recall", "discriminator recall"), ("eval/mlm_loss", "MLM loss"),
-                 ("eval/rtd_loss", "RTD loss")]
         body += ["", (f"Held-out metrics at step {int(e['step']):,} (the run's last evaluation at or before this "
                       "checkpoint):"),
-                 "", *_table([(label, f"{e[key]:.4f}") for key, label in names if key in e])]
+                 "", *_table([(label, f"{e[key]:.4f}") for key, label in card_metrics(cfg) if key in e])]
+    tag = TAGS.get(o.objective, "electra")
     if o.objective == "mlm":  # the baseline's one model is the full-size masked LM, not a helper
         return _card(arch, body, "the masked-language model of an MLM (BERT-style) pre-training run",
-                     "It was pre-trained")
-    return _card(arch, body, what or ROLE.get(arch, (None, "an ELECTRA model"))[1], f"It was pre-trained with {PAPER}")
+                     "It was pre-trained", tag)
+    how = f"It was pre-trained as {ELECTRIC} describes" if o.objective == "electric" else f"It was pre-trained with {PAPER}"
+    return _card(arch, body, what or ROLE.get(arch, (None, "an ELECTRA model"))[1], how, tag)
+
+
+def card_metrics(cfg: PretrainConfig) -> list[tuple[str, str]]:
+    """The held-out metrics that mean something for the run's objective, named for it: no generator accuracy
+    without a generator, no detector metrics without a binary head, and each objective's own second loss."""
+    o = cfg.objective
+    gen = [("eval/gen_acc", "generator accuracy (masked slots)"), ("eval/mlm_loss", "generator MLM loss")]
+    if o.objective == "mlm":
+        return [("eval/gen_acc", "masked-LM accuracy"), ("eval/mlm_loss", "masked-LM loss")]
+    rows = gen if o.trained_generator else []
+    rows = rows + [("eval/replaced_rate", "replaced-token rate")]
+    detector = {"electra": "discriminator", "all_tokens_mlm": "copy gate", "electric": "noise detector"}
+    if o.objective in detector:
+        who = detector[o.objective]
+        rows += [("eval/disc_auc", f"{who} AUC"), ("eval/disc_precision", f"{who} precision"),
+                 ("eval/disc_recall", f"{who} recall")]
+    if o.objective in ("replace_mlm", "all_tokens_mlm"):
+        rows += [("eval/disc_lm_acc", "discriminator LM accuracy")]
+    second = {"electra": "RTD loss", "electric": "NCE loss", "replace_mlm": "discriminator LM loss",
+              "all_tokens_mlm": "discriminator LM + copy loss"}[o.objective]
+    return rows + [("eval/rtd_loss", second)]
 
 
 def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors: dict[str, torch.Tensor],
@@ -144,15 +172,15 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
 
 def _architecture(arch: str, m: ModelConfig, tensors: dict[str, torch.Tensor]) -> str:
     n = sum(v.numel() for v in tensors.values())
-    return (f"`{arch}`: {m.num_layers} layers x {m.hidden_size} hidden, {m.num_heads} heads, MLP "
+    return (f"`{arch}`: {m.num_layers} layers x {m.hidden_size} hidden, {m.num_heads} head{'s' * (m.num_heads != 1)}, MLP "
             f"{m.intermediate_size}, embeddings {m.embedding_size}, vocabulary {m.vocab_size:,}, up to "
             f"{m.max_position_embeddings} positions; {n / 1e6:.2f} M parameters in this folder.\n")
 
 
-def _card(arch: str, body: list[str], role: str, how: str) -> str:
+def _card(arch: str, body: list[str], role: str, how: str, tag: str | None = None) -> str:
     pipeline = ROLE.get(arch, (None, ""))[0]
     head = ["---", "library_name: transformers", *([f"pipeline_tag: {pipeline}"] if pipeline else []),
-            "tags:", "- electra", "- replaced-token-detection", "---", "",
+            "tags:", "- electra", *([f"- {tag}"] if tag else []), "---", "",
             f"# ELECTRA: {role.split(':')[0]}", "",
             (f"This folder is {role}. {how} by `{PROJECT}`, and it loads in `transformers` with no missing or "
              f"unexpected weights."), ""]

@@ -37,6 +37,7 @@ from electra.config import (
     PretrainConfig,
     build_config,
     check_same_shapes,
+    config_values,
     field_index,
     file_overrides,
     split_overrides,
@@ -110,7 +111,7 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
     if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
         base = read_run_json(args.out, "config.json")
         cfg = build_config(None, overrides, base=base)
-        check_same_shapes(PretrainConfig.from_dict(base), cfg, args.out)
+        check_same_shapes(PretrainConfig.from_dict(base), cfg.to_dict(), args.out)
         if args.init is not None:
             print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
                   f"{args.init} only starts a fresh run", file=sys.stderr)
@@ -124,15 +125,15 @@ def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainD
         for name, value in (("seq_len", data.seq_len), ("vocab_size", data.vocab_size)):
             if name not in told:
                 overrides[name] = str(value)
-    cfg = build_config(args.preset, overrides)
     if args.init is None:
-        return cfg, None, None
+        return build_config(args.preset, overrides), None, None
     from electra.hf import load_hf_pretraining
-    init = load_hf_pretraining(args.init, cfg.to_dict(), allow_pickle=args.allow_pickle)
+    values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
+    init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
         raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
-    check_same_shapes(PretrainConfig.from_dict(init.cfg), cfg, args.init, told=given)  # what the user asked for
+    check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
     return PretrainConfig.from_dict(init.cfg), None, init
 
 
@@ -179,6 +180,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             raise UserError(f"{args.data}: the training split has no tokens to build the unigram generator from")
         model.set_prior(counts)
     step, elapsed_before, tokens_seen, opt_state = 0, 0.0, 0, None
+    init_source = str(args.init) if init is not None else None  # kept in every checkpoint: the model card says it
     if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
         if not all(key in state for key in ("step", "data", "optimizer")):
@@ -191,6 +193,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         opt_state = optimizer_from_flat(checkpoint_weights(ckpt, "optimizer.safetensors"), state["optimizer"])
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
+        init_source = state.get("init")
+    start_step = step
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
     raw = model
@@ -280,7 +284,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
-                                    "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict()},
+                                    "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
+                                    **({"init": init_source} if init_source else {})},
                                    t.keep_last)
             log.print(f"saved {path}")
         dist.barrier()
@@ -360,8 +365,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 break
 
     stream.close()
-    log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
-    save()
+    if step > start_step:
+        log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+        save()
+    else:  # a finished run re-run: its checkpoint keeps the config and the evaluation it was trained with
+        log.print(f"nothing to train: the run is at step {step} of max_steps {t.max_steps}; raise --max-steps to "
+                  f"continue it")
     if d.is_main:
         plot = plot_curves(args.out)
         log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began; "
