@@ -113,7 +113,12 @@ def cleanup() -> None:
 
 def shard_model(model: torch.nn.Module, block_types: tuple[type, ...]) -> torch.nn.Module:
     """Apply fully_shard to every block (each shared block once), then to the root module."""
+    import warnings
+
     from torch.distributed.fsdp import fully_shard
+    # FSDP2 warns once per rank that the step's outputs include views (losses, logits): only an in-place op on
+    # one would lose its pre-backward hook, and the training loop never modifies them in place
+    warnings.filterwarnings("ignore", message=r"FSDP2-wrapped module .* returned a view tensor", category=UserWarning)
 
     seen: set[int] = set()
     for m in model.modules():

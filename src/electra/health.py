@@ -45,7 +45,8 @@ RULES = (
          lambda m: (f"the discriminator predicts 'replaced' for every token (recall {m['disc_recall']:.3f}, precision "
                     f"{m['disc_precision']:.3f} = the replaced rate): it tells nothing apart. With --rtd-tokens masked "
                     "a generator that rarely reproduces the original makes 'replaced' right on nearly every trained "
-                    "slot; otherwise lower --lr or check the labels"), True, False, 1.0),
+                    "slot: train on every token (--rtd-tokens all, the default); otherwise lower --lr or check the "
+                    "labels"), True, False, 1.0),
     Rule("discriminator_trivial", lambda m: m["rtd_loss"] < 0.005,
          lambda m: (f"RTD loss {m['rtd_loss']:.4f}: replaced tokens are trivially detectable, which usually means "
                     "the inputs leak the labels (check custom data or model changes)"), True, False, 1.0),

@@ -27,6 +27,7 @@ class NullLogger:
 class RunLogger(NullLogger):
     def __init__(self, run_dir: Path, start_step: int, total_steps: int, tensorboard: bool = True):
         self.run_dir = run_dir
+        forget_after(run_dir / "metrics.jsonl", start_step)
         self.log_file = open(run_dir / "train.log", "a", encoding="utf-8")
         self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self.tb = None
@@ -71,6 +72,18 @@ class RunLogger(NullLogger):
             self.tb.close()
         self.log_file.close()
         self.metrics_file.close()
+
+
+def forget_after(path: Path, step: int) -> None:
+    """Drop the records past `step` that a killed run logged after its last checkpoint: the resumed run logs those
+    steps again, so metrics.jsonl reads as one uninterrupted run (as TensorBoard's purge_step does for tb/)."""
+    if not path.is_file():
+        return
+    keep = [r for r in read_metrics(path) if r.get("step", 0) <= step]
+    text = "".join(json.dumps(r) + "\n" for r in keep)
+    if text.encode("utf-8") != path.read_bytes():
+        from electra.data.shards import atomic_write_bytes
+        atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

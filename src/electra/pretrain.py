@@ -263,7 +263,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # one after max_steps, or no held-out rows to evaluate
     evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
-    real_tokens = 0  # this rank's non-padding tokens since the last log line
+    real_tokens, clock_step = 0, step  # this rank's non-padding tokens since the last log line; timed from there
+    carried = state.get("log_interval") if ckpt is not None else None
+    if carried and carried["since"] < step:  # resumed between two log lines: the next one covers the whole interval
+        last_log = (carried["since"], last_log[1])
+        if d.is_main:  # rank 0 carries the interval's sums for every rank; the all-reduce adds the rest
+            run_sums = Stats(*(torch.tensor(v, dtype=torch.float64, device=d.device) for v in carried["stats"]))
+            loss_sums = torch.tensor(carried["losses"], dtype=torch.float32, device=d.device)
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
 
@@ -281,11 +287,18 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             weights = {k: v for k, v in weights.items() if not k.startswith(tuple(raw.aliases))}
         else:
             weights, opt_sd = raw.weights(), optimizer.state_dict()
+        interval = None  # the running sums of the log line to come, summed over ranks: a resume logs it whole
+        if run_sums is not None:
+            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).double(), loss_sums.double()]))
+            k = len(Stats._fields)
+            interval = {"since": last_log[0], "stats": sums[:k].tolist(),
+                        "losses": sums[k:].float().tolist() if d.world_size > 1 else loss_sums.tolist()}
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
-                                    **({"init": init_source} if init_source else {})},
+                                    **({"init": init_source} if init_source else {}),
+                                    **({"log_interval": interval} if interval else {})},
                                    t.keep_last)
             log.print(f"saved {path}")
         dist.barrier()
@@ -333,19 +346,20 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             n = (step - last_log[0]) * n_micro * d.world_size
             now = time.time()
             seconds = max(now - last_log[1], 1e-9)
-            tok_s = (step - last_log[0]) * t.global_batch_size * t.seq_len / seconds  # slots, padding included
+            tok_s = (step - clock_step) * t.global_batch_size * t.seq_len / seconds  # slots, padding included
             k = len(Stats._fields)
             metrics = {f"train/{name}": v for name, v in summarize(Stats(*sums[:k])).items()}
             metrics.update({"train/loss": float(sums[k]) / n, "train/mlm_loss": float(sums[k + 1]) / n,
                             "train/rtd_loss": float(sums[k + 2]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
                             "train/tokens_per_s": tok_s, "train/real_tokens_per_s": float(sums[k + 3]) / seconds})
-            eta = (t.max_steps - step) * (now - last_log[1]) / max(step - last_log[0], 1)
+            eta = (t.max_steps - step) * (now - last_log[1]) / max(step - clock_step, 1)
             log.log(step, metrics, " | ".join([
                 f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
                 f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
                 *disc_columns(metrics, "train", cfg.objective.joint),
                 f"lr {lr:.2e}", f"{tok_s:,.0f} tok/s", f"eta {fmt_duration(eta)}"]))
             run_sums, loss_sums, last_log, real_tokens = None, torch.zeros(3, device=d.device), (step, now), 0
+            clock_step = step
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
@@ -359,7 +373,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if single or step % t.log_every == 0:  # ranks agree on stopping only at sync points
             timed_out = t.max_time > 0 and time.time() - start_time >= t.max_time
             if dist.any_rank(stop["signal"] is not None or timed_out, d.device):
-                reason = (f"max_time {t.max_time:.0f}s reached" if timed_out else "stopped by another rank")
+                reason = (f"max_time {t.max_time:g}s reached" if timed_out else "stopped by another rank")
                 if stop["signal"] is not None:
                     reason = "interrupted (Ctrl-C)" if stop["signal"] == signal.SIGINT else "terminated (SIGTERM)"
                 break
