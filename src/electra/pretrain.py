@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -23,9 +22,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
 from electra.checkpoint import (
-    check_fresh_out,
     checkpoint_weights,
-    latest_checkpoint,
     optimizer_from_flat,
     read_run_json,
     read_state,
@@ -34,10 +31,7 @@ from electra.checkpoint import (
 )
 from electra.config import (
     PRESETS,
-    PretrainConfig,
     build_config,
-    check_same_shapes,
-    config_values,
     field_index,
     file_overrides,
     split_overrides,
@@ -52,6 +46,7 @@ from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot
 from electra.model import Block, count_params
 from electra.objective import Electra, SpecialTokens, Stats, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
+from electra.run_setup import resolve_run
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
@@ -102,47 +97,12 @@ def inject_fault(step: int, rank: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def resolve(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
-    """The run's config, the checkpoint to resume from (None for a fresh run) and, for `--init HF_DIR`,
-    the Hugging Face weights to start from (the folder decides the architecture; a resumed run ignores it)."""
-    ckpt = latest_checkpoint(args.out) if args.out and (args.out / "checkpoints").exists() else None
-    if args.resume and ckpt is None:
-        raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
-    if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
-        base = read_run_json(args.out, "config.json")
-        cfg = build_config(None, overrides, base=base)
-        check_same_shapes(PretrainConfig.from_dict(base), cfg.to_dict(), args.out)
-        if args.init is not None:
-            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
-                  f"{args.init} only starts a fresh run", file=sys.stderr)
-        return cfg, ckpt, None
-    if args.out is not None:
-        check_fresh_out(args.out)
-    given, overrides = overrides, dict(overrides)
-    if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
-        index = field_index()
-        told = {index[key][1] for key in overrides if key in index}
-        for name, value in (("seq_len", data.seq_len), ("vocab_size", data.vocab_size)):
-            if name not in told:
-                overrides[name] = str(value)
-    if args.init is None:
-        return build_config(args.preset, overrides), None, None
-    from electra.hf import load_hf_pretraining
-    values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
-    init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
-    if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
-        raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
-                        f"--vocab {init.vocab_path} so that token ids mean the same thing")
-    check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
-    return PretrainConfig.from_dict(init.cfg), None, init
-
-
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     d = dist.init(args.device)
     if args.data is None:
         raise UserError("--data DATASET_DIR is required (a folder written by `electra prepare`)")
     data = PretrainData(args.data)
-    cfg, ckpt, init = resolve(args, overrides, data)
+    cfg, ckpt, init = resolve_run(args, overrides, data)
     t = cfg.train
     if t.seq_len != data.seq_len and ckpt is not None:
         raise UserError(f"the run in {args.out} trains on {t.seq_len}-token examples but {args.data} now holds "

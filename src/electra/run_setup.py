@@ -1,0 +1,49 @@
+"""What an `electra pretrain` command starts from: the run's config (a fresh run's from the preset, a config file,
+the command line and the dataset; a resumed run's from its saved config), the checkpoint it resumes and the
+Hugging Face folder it is initialised from, each combination checked before anything is built or written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
+from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, field_index
+from electra.data.dataset import PretrainData
+from electra.data.tokenizer import vocab_sha256
+from electra.errors import UserError
+
+
+def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
+    """The run's config, the checkpoint to resume from (None for a fresh run) and, for `--init HF_DIR`,
+    the Hugging Face weights to start from (the folder decides the architecture; a resumed run ignores it)."""
+    ckpt = latest_checkpoint(args.out) if args.out and (args.out / "checkpoints").exists() else None
+    if args.resume and ckpt is None:
+        raise UserError(f"--resume: {args.out} has no checkpoint to resume from")
+    if ckpt is not None:  # the saved config, with this command's overrides on top (e.g. a longer --max-steps)
+        base = read_run_json(args.out, "config.json")
+        cfg = build_config(None, overrides, base=base)
+        check_same_shapes(PretrainConfig.from_dict(base), cfg.to_dict(), args.out)
+        if args.init is not None:
+            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
+                  f"{args.init} only starts a fresh run", file=sys.stderr)
+        return cfg, ckpt, None
+    if args.out is not None:
+        check_fresh_out(args.out)
+    given, overrides = overrides, dict(overrides)
+    if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
+        index = field_index()
+        told = {index[key][1] for key in overrides if key in index}
+        for name, value in (("seq_len", data.seq_len), ("vocab_size", data.vocab_size)):
+            if name not in told:
+                overrides[name] = str(value)
+    if args.init is None:
+        return build_config(args.preset, overrides), None, None
+    from electra.hf import load_hf_pretraining
+    values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
+    init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
+    if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
+        raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
+                        f"--vocab {init.vocab_path} so that token ids mean the same thing")
+    check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
+    return PretrainConfig.from_dict(init.cfg), None, init
