@@ -518,3 +518,23 @@ def test_cli_export(vocab, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("electra export: error:") and "--overwrite" in err and "\n" not in err
     assert main(["export", str(run), str(tmp_path / "out"), "--overwrite"]) == 0
+
+
+def test_a_folder_resaved_by_transformers_gets_its_vocab_back(tf, vocab, tmp_path, capsys):
+    """transformers 5's save_pretrained writes tokenizer.json and no vocab.txt: the import names the command that
+    writes it back, and `electra vocab --from-tokenizer` gives the same vocabulary the model was exported with."""
+    from electra.cli import main
+    model = electra_model(tiny_cfg(), vocab)
+    export(write_run(tmp_path / "run", model, vocab), tmp_path / "out")
+    resaved = tmp_path / "resaved"
+    hf_load(tf.ElectraForPreTraining, tmp_path / "out" / "discriminator").save_pretrained(resaved)
+    tf.AutoTokenizer.from_pretrained(tmp_path / "out" / "discriminator").save_pretrained(resaved)
+    (resaved / "vocab.txt").unlink(missing_ok=True)  # whatever this transformers version writes, as v5 does
+    assert main(["detect", "--model", str(resaved), "the city"]) == 2
+    assert "electra vocab --from-tokenizer" in capsys.readouterr().err
+    assert main(["vocab", "--from-tokenizer", str(resaved / "tokenizer.json"), "--out", str(resaved)]) == 0
+    assert (resaved / "vocab.txt").read_bytes() == (tmp_path / "out" / "discriminator" / "vocab.txt").read_bytes()
+    assert main(["detect", "--model", str(resaved), "the city"]) == 0
+    (tmp_path / "bpe.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}}}))
+    assert main(["vocab", "--from-tokenizer", str(tmp_path / "bpe.json"), "--out", str(tmp_path / "v")]) == 2
+    assert "not WordPiece" in capsys.readouterr().err

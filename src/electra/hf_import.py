@@ -144,6 +144,9 @@ def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
     heads = {k: v for k, v in sd.items() if k not in body and not k.endswith(("position_ids", "token_type_ids"))}
     _check_heads(heads, cfg, where)
     vocab = folder / "vocab.txt"
+    if not vocab.is_file() and (folder / "tokenizer.json").is_file():  # transformers 5 saves only that
+        raise UserError(f"{folder} has a tokenizer.json but no vocab.txt; write it with `electra vocab "
+                        f"--from-tokenizer {folder / 'tokenizer.json'} --out {folder}`")
     if not vocab.is_file():
         raise UserError(f"{folder} has no vocab.txt; electra needs the model's WordPiece vocab.txt next to config.json")
     SpecialIds.from_vocab(vocab)  # UserError if a special token is missing

@@ -10,8 +10,9 @@ import argparse
 from electra.data.corpus import FORMATS
 
 
-def add_corpus_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("corpus", nargs="+", help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+def add_corpus_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("corpus", nargs="+" if required else "*",
+                   help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
 
 
 def add_text_args(p: argparse.ArgumentParser) -> None:

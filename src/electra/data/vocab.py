@@ -1,6 +1,7 @@
 """`electra vocab`: train a WordPiece vocabulary on a corpus and write a standard BERT `vocab.txt`.
 
     electra vocab CORPUS... --vocab-size 30522 --out DIR
+    electra vocab --from-tokenizer MODEL_DIR/tokenizer.json --out MODEL_DIR   # a transformers 5 folder's vocab.txt
 
 Uses the `tokenizers` WordPiece trainer behind the same normaliser and pre-tokenizer as
 `electra.data.tokenizer` (so training and use split text identically). The five special tokens
@@ -10,6 +11,7 @@ every consumer looks them up by name). The corpus is streamed; only the word cou
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -69,15 +71,48 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     return path
 
 
+def vocab_from_tokenizer(tokenizer_json: str | Path, out_dir: str | Path) -> Path:
+    """Write the vocab.txt of a WordPiece `tokenizer.json` (what `transformers` 5 saves instead of vocab.txt)."""
+    path = Path(tokenizer_json)
+    try:
+        model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
+    except (OSError, ValueError, AttributeError) as e:
+        raise UserError(f"{path} is not a readable tokenizer.json ({str(e)[:80]})") from None
+    vocab = model.get("vocab")
+    if model.get("type") != "WordPiece" or not isinstance(vocab, dict) or not vocab:
+        raise UserError(f"{path} holds a {model.get('type')!r} tokenizer, not WordPiece; electra needs a BERT-style "
+                        f"WordPiece vocabulary")
+    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
+    if [i for _, i in by_id] != list(range(len(by_id))):
+        raise UserError(f"{path}: the vocabulary's ids are not 0..{len(by_id) - 1}; it cannot be a vocab.txt")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "vocab.txt"
+    atomic_write_bytes(target, "".join(f"{t}\n" for t, _ in by_id).encode("utf-8"))
+    read_vocab(target)  # sanity: all special tokens present, no duplicates
+    return target
+
+
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus.")
-    add_corpus_arg(p)
+    p = argparse.ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus, or "
+                                "write the vocab.txt of a WordPiece tokenizer.json.")
+    add_corpus_arg(p, required=False)
+    p.add_argument("--from-tokenizer", type=Path, help="a WordPiece tokenizer.json to take the vocabulary from "
+                                                       "instead of training one (no CORPUS then)")
     p.add_argument("--out", required=True, help="folder to write vocab.txt into")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--min-frequency", type=int, default=2)
     p.add_argument("--limit-alphabet", type=int, default=1000)
     add_text_args(p)
     a = p.parse_args(argv)
+    if a.from_tokenizer is not None:
+        if a.corpus:
+            raise UserError("give either CORPUS (to train a vocabulary) or --from-tokenizer, not both")
+        path = vocab_from_tokenizer(a.from_tokenizer, a.out)
+        print(f"wrote {path} ({len(read_vocab(path))} tokens)")
+        return 0
+    if not a.corpus:
+        raise UserError("give the CORPUS to train a vocabulary on (files, folders or globs), or --from-tokenizer")
     path = train_vocab(a.corpus, a.out, a.vocab_size, a.lowercase, a.strip_accents, a.min_frequency,
                        a.limit_alphabet, corpus_format(a), a.text_field)
     n = len(path.read_text(encoding="utf-8").splitlines())
