@@ -60,7 +60,10 @@ def test_each_rule_and_the_mlm_objective() -> None:
     mlm = base | {"eval/disc_recall": 0.0, "eval/rtd_loss": 0.0, "eval/gen_acc": 0.004}
     lines = run(Monitor(10, electra=False), [(100, mlm), (200, mlm)])  # no discriminator: only the generator rule
     assert len(lines) == 1 and "(generator_stuck)" in lines[0]
-    early = run(Monitor(10, electra=True), [(15, mlm), (19, mlm)])  # the generator gets 2 x warmup to learn
+    # a generator gets 2 x warmup to learn, and 100 steps at least (a warmup of 1 step is no time to judge it)
+    assert run(Monitor(1, electra=False), [(4, mlm), (6, mlm)]) == []
+    assert len(run(Monitor(1, electra=False), [(100, mlm), (110, mlm)])) == 1
+    early = run(Monitor(10, electra=True), [(15, mlm), (19, mlm)])
     assert [line.split(": ")[0] for line in early] == ["health warning at step 19 (discriminator_silent)",
                                                        "health warning at step 19 (discriminator_trivial)"]
 

@@ -32,6 +32,7 @@ class Rule(NamedTuple):
     electra_only: bool  # needs a discriminator (not for --objective mlm)
     about_generator: bool  # needs a trained generator (not for --generator uniform / unigram)
     after: float  # in units of warmup steps: checked from this step on (generator learning takes a while)
+    min_step: int = 0  # and never before this step, however short the warmup
 
 
 RULES = (
@@ -56,7 +57,7 @@ RULES = (
                     "(--generator-hidden-fraction 0.25) or raise --mask-prob"), True, True, 1.0),
     Rule("generator_stuck", lambda m: m["gen_acc"] < 0.01,
          lambda m: (f"the generator predicts {m['gen_acc']:.1%} of masked tokens after warmup: it is not learning. "
-                    "Check --lr and the data (a vocabulary that does not match the dataset?)"), False, True, 2.0),
+                    "Check --lr and the data (a vocabulary that does not match the dataset?)"), False, True, 2.0, 100),
 )
 
 
@@ -75,7 +76,7 @@ class Monitor:
         lines = []
         for rule in RULES:
             if ((rule.electra_only and not self.electra) or (rule.about_generator and not self.trained_generator)
-                    or step < rule.after * self.warmup):
+                    or step < max(rule.after * self.warmup, rule.min_step)):
                 continue
             try:
                 holds = rule.holds(m)
