@@ -38,6 +38,10 @@ def test_a_new_width_takes_the_size_rule_unless_told_and_debug_is_the_originals(
     told = build_config("small", {"hidden_size": "384", "num_heads": "4", "intermediate-size": "1000"}).model
     assert (told.num_heads, told.intermediate_size) == (4, 1000)
     assert build_config("small", {"num_layers": "6"}).model.num_heads == 4  # no new width: the preset's as they are
+    # a resumed run's saved config keeps its sizes: re-running the command that started it changes nothing
+    saved = build_config("tiny", {"hidden_size": "256", "num_heads": "2", "intermediate_size": "512"}).to_dict()
+    again = build_config(None, {"hidden-size": "256"}, base=saved).model
+    assert (again.num_heads, again.intermediate_size) == (2, 512)
     debug = build_config("debug", {})
     assert (debug.model.num_layers, debug.model.hidden_size, debug.model.intermediate_size, debug.model.num_heads,
             debug.train.global_batch_size, debug.train.max_steps) == (3, 144, 576, 4, 8, 20)

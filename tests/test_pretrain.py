@@ -118,6 +118,14 @@ def test_a_resume_between_log_lines_logs_what_one_run_would(tiny_dataset, tmp_pa
     got, want = records(crashed), records(straight)
     assert [r["step"] for r in got if "train/loss" in r] == [3, 6, 8]
     assert got == want
+    # resumed with smaller micro-batches, the line counts the carried step's one loss term and the new steps' two
+    halves = tmp_path / "halves"
+    assert run_cli([*args, "--out", str(halves)], env={"ELECTRA_FAULT_AT_STEP": "5"}).returncode == -signal.SIGKILL
+    assert run_cli([*args, "--out", str(halves), "--micro-batch-size", "4"]).returncode == 0
+    line = next(r for r in records(halves) if r["step"] == 6)
+    state = json.loads((halves / "checkpoints" / "step_00000006" / "state.json").read_text())
+    assert "log_interval" not in state  # saved right after its log line: nothing in progress
+    assert abs(line["train/loss"] / next(r for r in want if r["step"] == 6)["train/loss"] - 1) < 0.08
 
 
 @pytest.mark.parametrize(("sig", "reason"), [(signal.SIGINT, "interrupted (Ctrl-C)"),

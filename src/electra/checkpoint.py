@@ -64,7 +64,7 @@ def check_fresh_out(run_dir: Path) -> None:
         raise UserError(f"--out {run_dir} is a file; give a folder for the run")
     if run_dir.is_dir():
         foreign = sorted(p.name for p in run_dir.iterdir() if not (
-            p.name in RUN_FILES or p.name.startswith(".") or p.suffix in (".log", ".out", ".err")))
+            p.name in RUN_FILES or p.name.startswith(".") or p.suffix in (".log", ".out", ".err", ".txt")))
         if foreign:
             raise UserError(f"--out {run_dir} holds {foreign[0]!r} and other files that are not a run's; give a new "
                             f"or empty folder")

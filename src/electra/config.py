@@ -346,7 +346,8 @@ def config_values(preset: str | None, overrides: dict[str, str], base: dict[str,
         default = getattr(defaults[section].default_factory(), name)
         d[section][name] = parse_value(text, type(default), f"{section}.{name}")
         given.add(name)
-    if "hidden_size" in given:  # the original's size rule (spec 1.1) for what a new width leaves unsaid
+    # the original's size rule (spec 1.1) for what a new width leaves unsaid; a saved config (base) keeps its sizes
+    if "hidden_size" in given and base is None:
         hidden = d["model"]["hidden_size"]
         if "num_heads" not in given:
             d["model"]["num_heads"] = max(1, hidden // 64)

@@ -224,11 +224,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
     run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
     real_tokens, clock_step = 0, step  # this rank's non-padding tokens since the last log line; timed from there
-    carried = state.get("log_interval") if ckpt is not None else None
+    carried, carried_terms = state.get("log_interval") if ckpt is not None else None, 0
     if carried and carried["since"] < step:  # resumed between two log lines: the next one covers the whole interval
-        last_log = (carried["since"], last_log[1])
+        last_log, carried_terms = (carried["since"], last_log[1]), carried["terms"]  # loss terms summed before
         if d.is_main:  # rank 0 carries the interval's sums for every rank; the all-reduce adds the rest
-            run_sums = Stats(*(torch.tensor(v, dtype=torch.float64, device=d.device) for v in carried["stats"]))
+            run_sums = Stats(*(torch.tensor(v, dtype=getattr(torch, t), device=d.device)
+                               for v, t in zip(carried["stats"], carried["dtypes"])))
             loss_sums = torch.tensor(carried["losses"], dtype=torch.float32, device=d.device)
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
@@ -252,7 +253,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).double(), loss_sums.double()]))
             k = len(Stats._fields)
             interval = {"since": last_log[0], "stats": sums[:k].tolist(),
-                        "losses": sums[k:].float().tolist() if d.world_size > 1 else loss_sums.tolist()}
+                        "dtypes": [str(s.dtype).removeprefix("torch.") for s in run_sums],
+                        "losses": sums[k:].float().tolist() if d.world_size > 1 else loss_sums.tolist(),
+                        "terms": carried_terms + (step - clock_step) * n_micro * d.world_size}
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
@@ -303,7 +306,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             check_finite()
             sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).float(), loss_sums,
                                                   torch.tensor([float(real_tokens)], device=d.device)]))
-            n = (step - last_log[0]) * n_micro * d.world_size
+            n = carried_terms + (step - clock_step) * n_micro * d.world_size  # micro-batch losses summed
             now = time.time()
             seconds = max(now - last_log[1], 1e-9)
             tok_s = (step - clock_step) * t.global_batch_size * t.seq_len / seconds  # slots, padding included
@@ -319,7 +322,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 *disc_columns(metrics, "train", cfg.objective.joint),
                 f"lr {lr:.2e}", f"{tok_s:,.0f} tok/s", f"eta {fmt_duration(eta)}"]))
             run_sums, loss_sums, last_log, real_tokens = None, torch.zeros(3, device=d.device), (step, now), 0
-            clock_step = step
+            clock_step, carried_terms = step, 0
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
