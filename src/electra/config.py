@@ -245,13 +245,12 @@ def check_same_shapes(have: PretrainConfig, asked: dict[str, dict[str, Any]], so
     """A resumed run (or one started from --init) keeps the architecture its weights have: a command-line field
     that would change a tensor's shape, or which tensors exist, is refused by name. `told`: only fields given on
     the command line count (with --init, the rest of `asked` is the preset's, which the folder overrides)."""
-    index = field_index()
-    given = None if told is None else {index[k] for k in told if k in index}
+    given = None if told is None else named_fields(told)
     for section, names in SHAPE_FIELDS.items():
         for name in names:
             a = getattr(getattr(have, section), name)
             b = asked.get(section, {}).get(name, a)
-            if a != b and (given is None or (section, name) in given):
+            if a != b and (given is None or name in given):
                 raise UserError(f"{source} has {section}.{name}={a}, but this command asks for {b}; the weights fix "
                                 f"the architecture: drop --{name.replace('_', '-')}, or start a new run in another --out")
 
@@ -320,6 +319,12 @@ def field_index() -> dict[str, tuple[str, str]]:
     return index
 
 
+def named_fields(overrides: dict[str, str]) -> set[str]:
+    """The fields that overrides set, by name (names are unique across sections), whatever their spelling."""
+    index = field_index()
+    return {index[key][1] for key in overrides if key in index}
+
+
 def build_config(preset: str | None, overrides: dict[str, str], base: dict[str, Any] | None = None) -> PretrainConfig:
     """Defaults (or `base`, e.g. a checkpoint's config) < preset < overrides; every key is checked."""
     return PretrainConfig.from_dict(config_values(preset, overrides, base))
@@ -338,14 +343,13 @@ def config_values(preset: str | None, overrides: dict[str, str], base: dict[str,
             d[section].update(values)
     index = field_index()
     defaults = PretrainConfig.__dataclass_fields__
-    given = set()
     for key, text in overrides.items():
         if key not in index:
             raise UserError(f"unknown config field {key!r} (see `electra pretrain --print-config` for all fields)")
         section, name = index[key]
         default = getattr(defaults[section].default_factory(), name)
         d[section][name] = parse_value(text, type(default), f"{section}.{name}")
-        given.add(name)
+    given = named_fields(overrides)
     # the original's size rule (spec 1.1) for what a new width leaves unsaid; a saved config (base) keeps its sizes
     if "hidden_size" in given and base is None:
         hidden = d["model"]["hidden_size"]

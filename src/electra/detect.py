@@ -30,6 +30,7 @@ class Detection(NamedTuple):
     tokens: list[str]  # word pieces, without [CLS]/[SEP]
     probs: list[float]  # P(replaced) per token
     score: float | None = None  # Electric: the sum of -energy over the tokens (a pseudo-log-likelihood estimate)
+    cut: int = 0  # word pieces past the model's positions, left out
 
 
 class Detector:
@@ -38,11 +39,11 @@ class Detector:
     def __init__(self, path: Path, device: str = "cpu", allow_pickle: bool = False):
         encoder, pre = load_discriminator(path, allow_pickle)
         self.electric = None
-        if pre.cfg.objective.objective == "electric" and not any(k.startswith("generator.") for k in pre.weights):
-            raise UserError(f"{path} is an exported Electric discriminator: its head gives energies, and the noise "
-                            f"probability also needs the two-tower generator, which the export leaves out; run "
-                            f"detect on the run folder")
         if pre.cfg.objective.objective == "electric":  # the noise logit needs the generator's q as well
+            if not any(k.startswith("generator.") for k in pre.weights):
+                raise UserError(f"{path} is an exported Electric discriminator: its head gives energies, and the "
+                                f"noise probability also needs the two-tower generator, which the export leaves "
+                                f"out; run detect on the run folder")
             from electra.objective import Electra, SpecialTokens
             sp = SpecialIds.from_vocab(pre.vocab_path)
             self.electric = Electra(pre.cfg, SpecialTokens(sp.pad, sp.cls, sp.sep, sp.mask))
@@ -87,7 +88,7 @@ class Detector:
         out = []
         for i, (e, r) in enumerate(zip(encs, rows)):
             n = len(r) - 2
-            out.append(Detection(e.tokens[:n], probs[i, 1: n + 1].tolist(), scores[i]))
+            out.append(Detection(e.tokens[:n], probs[i, 1: n + 1].tolist(), scores[i], len(e.ids) - n))
         return out
 
 
@@ -123,11 +124,10 @@ def main(argv: list[str]) -> int:
     if any(not t.strip() for t in texts):
         raise UserError("a sentence to check is empty; pass some text in each argument")
     detector = Detector(args.model, str(pick_device(args.device)), args.allow_pickle)
-    longest = max(len(detector.tokenizer.encode(t, add_special_tokens=False).ids) for t in texts)
-    if longest > detector.max_len - 2:
-        print(f"electra detect: note: a sentence of {longest} word pieces is cut to the model's "
-              f"{detector.max_len - 2}", file=sys.stderr)
     for det in detector(texts):
+        if det.cut:
+            print(f"electra detect: note: a sentence of {len(det.tokens) + det.cut} word pieces is cut to the "
+                  f"model's {len(det.tokens)}", file=sys.stderr)
         print(render(det, args.threshold))
         print()
     return 0

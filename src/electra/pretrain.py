@@ -254,7 +254,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             k = len(Stats._fields)
             interval = {"since": last_log[0], "stats": sums[:k].tolist(),
                         "dtypes": [str(s.dtype).removeprefix("torch.") for s in run_sums],
-                        "losses": sums[k:].float().tolist() if d.world_size > 1 else loss_sums.tolist(),
+                        "losses": sums[k:].float().tolist(),  # float32 values, as loss_sums holds them
                         "terms": carried_terms + (step - clock_step) * n_micro * d.world_size}
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,

@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
-from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, field_index
+from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, named_fields
 from electra.data.dataset import PretrainData
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
@@ -32,8 +32,7 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
         check_fresh_out(args.out)
     given, overrides = overrides, dict(overrides)
     if data is not None:  # the dataset decides sequence length and vocabulary size unless told otherwise
-        index = field_index()
-        told = {index[key][1] for key in overrides if key in index}
+        told = named_fields(overrides)
         for name, value in (("seq_len", data.seq_len), ("vocab_size", data.vocab_size)):
             if name not in told:
                 overrides[name] = str(value)

@@ -58,9 +58,14 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     vocab = tok.get_vocab()
     if len(vocab) <= len(SPECIAL_TOKENS):
         raise UserError(f"the corpus {' '.join(map(str, corpus))} has no text to learn a vocabulary from; give more text")
+    return write_vocab_txt(vocab, out_dir, "the trained vocabulary")
+
+
+def write_vocab_txt(vocab: dict[str, int], out_dir: str | Path, what: str) -> Path:
+    """`out_dir/vocab.txt`, one token per line in id order (ids must be 0..n-1, as the format implies)."""
     by_id = sorted(vocab.items(), key=lambda kv: kv[1])
     if [i for _, i in by_id] != list(range(len(by_id))):
-        raise RuntimeError("tokenizers returned non-contiguous vocab ids")  # would break the vocab.txt format
+        raise UserError(f"{what}: the ids are not 0..{len(by_id) - 1}; it cannot be a vocab.txt")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder")
@@ -82,15 +87,7 @@ def vocab_from_tokenizer(tokenizer_json: str | Path, out_dir: str | Path) -> Pat
     if model.get("type") != "WordPiece" or not isinstance(vocab, dict) or not vocab:
         raise UserError(f"{path} holds a {model.get('type')!r} tokenizer, not WordPiece; electra needs a BERT-style "
                         f"WordPiece vocabulary")
-    by_id = sorted(vocab.items(), key=lambda kv: kv[1])
-    if [i for _, i in by_id] != list(range(len(by_id))):
-        raise UserError(f"{path}: the vocabulary's ids are not 0..{len(by_id) - 1}; it cannot be a vocab.txt")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "vocab.txt"
-    atomic_write_bytes(target, "".join(f"{t}\n" for t, _ in by_id).encode("utf-8"))
-    read_vocab(target)  # sanity: all special tokens present, no duplicates
-    return target
+    return write_vocab_txt(vocab, out_dir, f"the vocabulary of {path}")
 
 
 def main(argv: list[str]) -> int:
