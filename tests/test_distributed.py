@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,29 @@ from safetensors.torch import load_file
 COMMON = tiny_overrides(global_batch_size=8, micro_batch_size=4, max_steps=6, save_every=2, eval_every=3)
 
 
+# What a worker prints when it dies in C++ code with no exception to report (std::terminate, SIGABRT): seen
+# once in CI, in a 2-rank gloo run, and not reproduced here in 150 runs of that test; PYTHONFAULTHANDLER makes
+# the next one print every thread's Python stack.
+TEARDOWN_ABORT = "terminate called without an active exception"
+
+
 def launch(out: Path, data: Path, nproc: int, extra: list[str] = (), env: dict | None = None,
            max_restarts: int = 0, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `electra pretrain` in one process or under torchrun. A fresh 2-rank run whose worker died with
+    TEARDOWN_ABORT is run once more from scratch, with a warning that carries its output. An error in our
+    Python code ends in a traceback instead, so the retry cannot hide one; a second abort fails the test."""
+    fresh = not out.exists()
+    r = _launch(out, data, nproc, extra, env, max_restarts, timeout)
+    if r.returncode != 0 and nproc > 1 and fresh and TEARDOWN_ABORT in r.stderr:
+        warnings.warn(f"a worker aborted in C++ teardown; running again from scratch. First stderr:\n"
+                      f"{r.stderr[-4000:]}\nstdout:\n{r.stdout[-2000:]}", stacklevel=2)
+        shutil.rmtree(out, ignore_errors=True)
+        r = _launch(out, data, nproc, extra, env, max_restarts, timeout)
+    return r
+
+
+def _launch(out: Path, data: Path, nproc: int, extra: list[str], env: dict | None, max_restarts: int,
+            timeout: int) -> subprocess.CompletedProcess:
     if nproc == 1:
         cmd = [sys.executable, "-m", "electra"]
     else:
@@ -33,7 +56,7 @@ def launch(out: Path, data: Path, nproc: int, extra: list[str] = (), env: dict |
     cmd += ["pretrain", "--data", str(data), "--out", str(out), "--no-tensorboard", *COMMON, *extra]
     # its own process group, so that a hung run is killed with all its workers, never left behind
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+                         env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", **(env or {})})
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
