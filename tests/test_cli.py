@@ -3,6 +3,7 @@
 
     python -m pytest tests/test_cli.py -q
 """
+import os
 import subprocess
 import sys
 
@@ -42,6 +43,28 @@ def test_detect_marks_tokens_with_probabilities(tiny_dataset, tmp_path, capsys):
     assert first[0].startswith("[") and "]" in first[0]  # threshold 0 marks every token
     probs = [float(line.split()[1]) for line in first[1:]]
     assert len(probs) >= 4 and all(0.0 <= p <= 1.0 for p in probs)
+    # the probabilities are transformers' ElectraForPreTraining on the exported model (batched, padded rows)
+    tf = pytest.importorskip("transformers")
+    from electra.detect import Detector
+    assert main(["export", str(run), str(tmp_path / "hf")]) == 0
+    hf = tf.ElectraForPreTraining.from_pretrained(tmp_path / "hf" / "discriminator").eval()
+    tok = tf.AutoTokenizer.from_pretrained(tmp_path / "hf" / "discriminator")
+    texts = ["the city was built", "a river"]
+    enc = tok(texts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        theirs = torch.sigmoid(hf(**enc).logits)
+    for i, det in enumerate(Detector(run)(texts)):
+        n = len(det.probs)
+        assert det.tokens == tok.convert_ids_to_tokens(enc.input_ids[i, 1:n + 1].tolist())
+        assert torch.allclose(torch.tensor(det.probs), theirs[i, 1:n + 1], atol=1e-5), (det.probs, theirs[i])
+    # the printed values are those probabilities (3 decimals), and --threshold marks exactly p >= t
+    mine = Detector(run)(texts)[0]
+    assert probs == pytest.approx(mine.probs, abs=6e-4)
+    t = sorted(mine.probs)[len(mine.probs) // 2]
+    capsys.readouterr()
+    assert main(["detect", "--model", str(run), "--threshold", repr(t), "the city was built"]) == 0
+    marked = capsys.readouterr().out.splitlines()[0]
+    assert marked.count("[") == sum(p >= t for p in mine.probs), (marked, mine.probs, t)
     assert main(["detect", "--model", str(tmp_path / "missing"), "x"]) == 2
     assert "does not exist" in capsys.readouterr().err
     for bad, needle in [(["--threshold", "nan", "a b"], "not a probability"), (["  "], "empty"),
@@ -55,12 +78,16 @@ def test_detect_marks_tokens_with_probabilities(tiny_dataset, tmp_path, capsys):
     assert main(["detect", "--model", str(run), "caf\udce9 city", " ".join(["city"] * 600)]) == 0
     captured = capsys.readouterr()
     assert "cut to the model's" in captured.err and "city" in captured.out
-    # `electra detect ... | head`: the reader leaves early (here before the first line); no traceback
-    proc = subprocess.Popen([sys.executable, "-m", "electra", "detect", "--model", str(run), "the city was built"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, err
+    # `electra detect ... | head`: the reader leaves early (here before the first line); no traceback, whether
+    # stdout is buffered (a pipe's default) or not (PYTHONUNBUFFERED, as some CI machines set)
+    for unbuffered in (False, True):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"} | (
+            {"PYTHONUNBUFFERED": "1"} if unbuffered else {})
+        proc = subprocess.Popen([sys.executable, "-m", "electra", "detect", "--model", str(run), "the city was built"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "Error" not in err, (unbuffered, err)
 
 
 def test_an_output_path_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):

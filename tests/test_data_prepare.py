@@ -50,6 +50,23 @@ def vocab(tmp_path: Path) -> Path:
     return write_vocab(tmp_path / "vocab.txt")
 
 
+def test_every_prepare_flag_reaches_the_dataset_settings(tmp_path: Path, vocab: Path) -> None:
+    """Each command-line flag lands in meta.json's settings (argparse -> Settings wiring), and --batch-lines,
+    which only changes how lines are grouped for the tokenizer, leaves the bytes as they are."""
+    docs = write_grouped(tmp_path / "tmp", 60, 2)
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"body": "\n".join(d)}) + "\n" for d in docs))
+    flags = ["--seq-len", "20", "--no-lowercase", "--strip-accents", "--single-segment-prob", "0.3",
+             "--short-seq-prob", "0.2", "--seed", "7", "--valid-fraction", "0.2", "--text-field", "body",
+             "--max-line-bytes", "500", "--no-blanks-separate-docs", "--format", "jsonl"]
+    for out, extra in ((tmp_path / "a", []), (tmp_path / "b", ["--batch-lines", "7"])):
+        assert prepare(str(tmp_path / "c.jsonl"), "--vocab", str(vocab), "--out", str(out), *flags, *extra) == 0
+    s = json.loads((tmp_path / "a" / "meta.json").read_text())["settings"]
+    assert s == {"seq_len": 20, "lowercase": False, "strip_accents": True, "single_segment_prob": 0.3,
+                 "short_seq_prob": 0.2, "seed": 7, "valid_fraction": 0.2, "text_field": "body",
+                 "max_line_bytes": 500, "blanks_separate_docs": False}
+    assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
+
+
 def test_dataset_layout_metadata_and_round_trip(tmp_path: Path, vocab: Path) -> None:
     write_grouped(tmp_path / "a.txt", 150, seed=1)
     (tmp_path / "b.jsonl").write_text("".join(json.dumps({"text": "\n".join(d)}) + "\n"

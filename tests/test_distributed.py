@@ -36,7 +36,7 @@ def launch(out: Path, data: Path, nproc: int, extra: list[str] = (), env: dict |
     """Run `electra pretrain` in one process or under torchrun. A fresh 2-rank run whose worker died with
     TEARDOWN_ABORT is run once more from scratch, with a warning that carries its output. An error in our
     Python code ends in a traceback instead, so the retry cannot hide one; a second abort fails the test."""
-    fresh = not out.exists()
+    fresh = not out.exists() and "ELECTRA_FAULT_AT_STEP" not in (env or {})  # a killed run fails on purpose
     r = _launch(out, data, nproc, extra, env, max_restarts, timeout)
     if r.returncode != 0 and nproc > 1 and fresh and TEARDOWN_ABORT in r.stderr:
         warnings.warn(f"a worker aborted in C++ teardown; running again from scratch. First stderr:\n"
@@ -147,6 +147,7 @@ def test_fsdp_equals_one_process_and_its_checkpoint_loads_in_one(tiny_dataset, t
     # a checkpoint gathered from 2 sharded ranks continues in one plain process
     out2 = tmp_path / "fsdp_then_single"
     r = launch(out2, tiny_dataset, 2, extra=["--parallel", "fsdp"], env={"ELECTRA_FAULT_AT_STEP": "4"})
+    assert r.returncode != 0  # both ranks killed after step 4 (checkpoint 4 written)
     assert (out2 / "checkpoints" / "LATEST").read_text() == "step_00000004"
     r = launch(out2, tiny_dataset, 1)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -7,6 +7,7 @@ import random
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 from test_finetune_fixtures import SHARED, make_run, write_tsv, write_vocab
 
@@ -192,10 +193,15 @@ def test_end_to_end_sst2_learns_and_saves(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     data = _learnable_sst2(tmp_path / "glue")
     out = tmp_path / "out"
+    threads = torch.get_num_threads()
     assert electra_main(["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), "--out", str(out),
                          "--seeds", "2", "--epochs", "12", "--lr", "2e-3", "--layer-decay", "1", "--threads", "1"]) == 0
+    assert torch.get_num_threads() == threads  # --threads holds for the command, not for its caller
     res = json.loads((out / "results.json").read_text())
     assert res["task"] == "sst2" and [r["seed"] for r in res["runs"]] == [1, 2]
+    # the saved model is the seed with the best dev score (ties: the first)
+    scores = [r["metrics"]["accuracy"] for r in res["runs"]]
+    assert res["best_seed"] == res["runs"][scores.index(max(scores))]["seed"]
     assert res["config"]["lr"] == 2e-3 and res["config"]["epochs"] == 12 and res["config"]["batch_size"] == 32
     assert res["runs"][0]["train"]["steps"] == 96 // 32 * 12
     assert res["summary"]["accuracy"]["median"] >= 90.0  # "great" vs "awful" is easy to learn

@@ -14,7 +14,15 @@ from conftest import SHARED
 
 from electra.config import build_config
 from electra.heldout import auc
-from electra.objective import Electra, SpecialTokens, mask_tokens, mlm_loss, rtd_loss, sample_tokens
+from electra.objective import (
+    Electra,
+    SpecialTokens,
+    mask_tokens,
+    mlm_loss,
+    rtd_loss,
+    sample_tokens,
+    summarize,
+)
 
 SP = SpecialTokens(pad=0, cls=101, sep=102, mask=103)
 
@@ -95,11 +103,12 @@ def test_gumbel_max_samples_follow_the_softmax():
     positions = torch.arange(1, 4001)[None]
     from electra.objective import Masked
     m = Masked(ids, positions, torch.ones(1, 4000), torch.zeros(1, 4000, dtype=torch.long))
-    s = sample_tokens(logits, m, ids, 1.0, False, torch.Generator().manual_seed(0))
-    freq = torch.bincount(s.tokens.flatten(), minlength=4).float() / 4000
-    assert torch.allclose(freq, torch.softmax(logits[0, 0], -1), atol=0.03)
-    s2 = sample_tokens(logits, m, ids, 0.05, False, torch.Generator().manual_seed(0))  # cold: argmax
-    assert (s2.tokens == 0).float().mean() > 0.99
+    for method in ("gumbel", "multinomial"):
+        s = sample_tokens(logits, m, ids, 1.0, False, torch.Generator().manual_seed(0), method=method)
+        freq = torch.bincount(s.tokens.flatten(), minlength=4).float() / 4000
+        assert torch.allclose(freq, torch.softmax(logits[0, 0], -1), atol=0.03), method
+        s2 = sample_tokens(logits, m, ids, 0.05, False, torch.Generator().manual_seed(0), method=method)  # cold
+        assert (s2.tokens == 0).float().mean() > 0.99, method
 
 
 def tiny_cfg(**over: str):
@@ -231,6 +240,38 @@ def test_mlm_objective_has_no_discriminator():
     assert model.discriminator is None and model.generator.cfg.hidden_size == 32  # full-size generator
     out = model(*batch())
     assert out.losses.rtd == 0 and torch.allclose(out.losses.total, out.losses.mlm)
+
+
+def test_logged_metrics_against_sklearn(monkeypatch):
+    """summarize(stats) against sklearn on the step's own labels and logits, and the generator's accuracy
+    against the argmax of its logits at the masked slots (hooked), counted by hand."""
+    sk = pytest.importorskip("sklearn.metrics")
+    from electra import objective
+    model = Electra(tiny_cfg(max_predictions="6"), SP)
+    captured, seen = {}, {}
+    monkeypatch.setattr(objective, "mask_tokens",
+                        lambda *a, **k: captured.setdefault("masked", mask_tokens(*a, **k)))
+
+    def right_at_even_slots(mod, inp, out):  # an untrained generator is right nowhere: make it right at half
+        t = captured["masked"].targets
+        boost = (torch.arange(t.shape[1]) % 2 == 0).float().expand_as(t)[..., None] * 50
+        out = out.scatter_add(-1, t[..., None], boost)
+        seen["logits"] = out.detach()
+        return out
+    model.generator_head.register_forward_hook(right_at_even_slots)
+    ids, seg, am = batch(B=16)
+    torch.manual_seed(0)
+    out = model(ids, seg, am)
+    got = summarize(out.stats)
+    y, pred = out.labels[am].numpy(), (out.disc_logits[am] > 0).numpy()
+    assert got["replaced_rate"] == pytest.approx(y.mean())
+    assert got["disc_acc"] == pytest.approx(sk.accuracy_score(y, pred))
+    assert got["disc_precision"] == pytest.approx(sk.precision_score(y, pred, zero_division=0))
+    assert got["disc_recall"] == pytest.approx(sk.recall_score(y, pred, zero_division=0))
+    m = captured["masked"]
+    hits = (seen["logits"].argmax(-1) == m.targets).float() * m.weights
+    assert got["gen_acc"] == pytest.approx(float(hits.sum() / m.weights.sum())) and 0.4 < got["gen_acc"] < 0.9
+    assert 0 < got["disc_precision"] < 1 and 0 < got["disc_recall"] < 1, got
 
 
 def test_auc_against_sklearn():

@@ -21,6 +21,8 @@ def test_lr_schedule_values():
     assert math.isclose(lr_at(999, peak, T, W), peak / T)  # last step
     assert lr_at(1000, peak, T, W) == 0.0
     assert math.isclose(lr_at(10_000, 5e-4, 1_000_000, 10_000), 0.99 * 5e-4)  # spec: ~0.99 lr at 10k of 1M
+    assert math.isclose(lr_at(500, peak, T, W, power=2.0), peak * 0.25)  # lr_decay_power: (1 - t/T)^p
+    assert math.isclose(lr_at(50, peak, T, W, power=2.0), peak * 0.5 * (1 - 50 / T) ** 2)
 
 
 @pytest.mark.parametrize("fused", [False, True])

@@ -147,6 +147,22 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig, 
     assert 1 <= step < 100000
 
 
+def test_logged_learning_rate_follows_the_schedule(tiny_dataset, tmp_path):
+    """Each logged train/lr is the rate of that step's update: linear warmup times (1 - t/T)^power, power 2."""
+    from electra.optim import lr_at
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+                 *tiny_overrides(max_steps=6, warmup_steps=3, lr=2e-3, eval_every=0, save_every=6),
+                 "--lr-decay-power", "2"]) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = {r["step"]: r["train/lr"] for r in rows if "train/lr" in r}
+    assert sorted(logged) == [1, 2, 3, 4, 5, 6]
+    for step, lr in logged.items():
+        t = step - 1  # the update that took the run to `step`
+        assert lr == pytest.approx(2e-3 * min(1.0, t / 3) * (1 - t / 6) ** 2), step
+        assert lr == pytest.approx(lr_at(t, 2e-3, 6, 3, 2.0))
+
+
 def test_max_time_stops_with_a_checkpoint(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run),
@@ -197,6 +213,8 @@ def test_bad_input_gets_one_line_errors(tiny_dataset, tmp_path, capsys):
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), *tiny_overrides(max_position_embeddings=16)],
                    "position table")
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--hiden-size", "3"], "did you mean --hidden-size")
+    one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--resume"], "has no checkpoint to resume from")
+    assert not (tmp_path / "r").exists()
     # a fresh run never writes among other files: into the dataset itself, or a file's path
     before = sorted(p.name for p in tiny_dataset.iterdir())
     one_line_error(capsys, ["pretrain", "--data", str(tiny_dataset), "--out", str(tiny_dataset)],

@@ -1,7 +1,7 @@
 """Run folders and checkpoints: atomic, safetensors + JSON only (loading never unpickles code).
 
     RUN_DIR/config.json                         the resolved PretrainConfig
-    RUN_DIR/tokenizer.json                      vocab hash, lower-casing, special token ids
+    RUN_DIR/tokenizer.json                      vocab hash, lower-casing, accent stripping, special token ids
     RUN_DIR/vocab.txt                           the vocabulary the run was trained with
     RUN_DIR/checkpoints/step_00001000/          model.safetensors, optimizer.safetensors, state.json
     RUN_DIR/checkpoints/LATEST                  the name of the newest complete checkpoint
@@ -74,7 +74,7 @@ def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> N
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
-           "special": data.special._asdict(), "dataset": str(data.root)}
+           "strip_accents": data.strip_accents, "special": data.special._asdict(), "dataset": str(data.root)}
     atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
     if not (run_dir / "vocab.txt").exists():
         shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")
@@ -206,6 +206,7 @@ class Pretrained(NamedTuple):
     vocab_path: Path
     lowercase: bool
     step: int
+    strip_accents: bool | None = None  # None: as lowercase (BERT's rule); the dataset's setting
 
 
 def resolve_checkpoint(path: Path) -> tuple[Path, Path]:
@@ -232,7 +233,8 @@ def load_pretrained(path: Path) -> Pretrained:
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"run folder {run_dir} has an unreadable config.json or tokenizer.json ({e})") from None
     weights = checkpoint_weights(ckpt)
-    return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"])
+    return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"],
+                      tok.get("strip_accents"))  # absent from runs before it was recorded: BERT's rule
 
 
 def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn.Module, Pretrained]:

@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         tune_allocator()
     module = importlib.import_module(COMMANDS[name][0])
     try:
-        return int(module.main(rest) or 0)
+        code = int(module.main(rest) or 0)
+        sys.stdout.flush()  # a buffered stdout meets a closed pipe here, not in the interpreter's final flush
+        return code
     except UserError as e:
         print(f"electra {name}: error: {e}", file=sys.stderr)
         return 2

@@ -60,7 +60,7 @@ class Detector:
         self.encoder: Encoder = encoder.to(device).eval()
         self.head = head.to(device).eval()
         self.device = device
-        self.tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase)
+        self.tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase, strip_accents=pre.strip_accents)
         self.special = SpecialIds.from_vocab(pre.vocab_path)
         self.max_len = pre.cfg.model.max_position_embeddings
 

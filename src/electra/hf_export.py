@@ -109,7 +109,8 @@ def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
     return ExportResult([(out / folder.relative_to(stage), arch) for folder, arch in result.folders], result.notes)
 
 
-def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_len: int) -> None:
+def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_len: int,
+                          strip_accents: bool | None = None) -> None:
     """vocab.txt, tokenizer_config.json (ElectraTokenizer[Fast], do_lower_case), special_tokens_map.json and a
     fast-tokenizer tokenizer.json ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] templates, as BERT's)."""
     from tokenizers import processors
@@ -118,12 +119,12 @@ def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_l
 
     shutil.copyfile(vocab_path, folder / "vocab.txt")
     ids = SpecialIds.from_vocab(vocab_path)
-    tok_cfg = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "strip_accents": None,
+    tok_cfg = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "strip_accents": strip_accents,
                "tokenize_chinese_chars": True, "model_max_length": max_len, "clean_up_tokenization_spaces": True,
                **SPECIALS}
     _write_json(folder / "tokenizer_config.json", tok_cfg)
     _write_json(folder / "special_tokens_map.json", SPECIALS)
-    tok = load_tokenizer(vocab_path, lowercase=lowercase)
+    tok = load_tokenizer(vocab_path, lowercase=lowercase, strip_accents=strip_accents)
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS]:0 $A:0 [SEP]:0", pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
         special_tokens=[("[CLS]", ids.cls), ("[SEP]", ids.sep)])
@@ -135,7 +136,7 @@ def _write_json(path: Path, d: dict[str, Any]) -> None:
 
 
 def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor], vocab_path: Path,
-                    lowercase: bool, card: str | None = None) -> None:
+                    lowercase: bool, card: str | None = None, strip_accents: bool | None = None) -> None:
     """One save_pretrained-style folder (and its model card, when given). Tensors are written contiguous, on
     the CPU, sorted by name, with metadata {"format": "pt"} (what transformers checks), so the same weights
     give the same bytes."""
@@ -143,7 +144,7 @@ def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, tor
     _write_json(folder / "config.json", config)
     save_file({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, str(folder / "model.safetensors"),
               metadata={"format": "pt"})
-    write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"])
+    write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"], strip_accents)
     if card is not None:
         model_card.write_card(folder, card)
 
@@ -204,7 +205,7 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
             # marked, so that an import never reads Electric's energy head as a replaced-token detector
             extra = {"electra_objective": "electric"} if o.objective == "electric" else {}
             write_hf_folder(out / "discriminator", hf_config(d_cfg, arch, pad, **extra), disc,
-                            pre.vocab_path, pre.lowercase, card(arch, d_cfg, disc, what))
+                            pre.vocab_path, pre.lowercase, card(arch, d_cfg, disc, what), pre.strip_accents)
             folders.append((out / "discriminator", arch))
         else:
             g_cfg = cfg.model
@@ -223,7 +224,7 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
     except KeyError as e:
         raise UserError(f"checkpoint weights lack {e}; the run folder is incomplete or from another version") from None
     write_hf_folder(out / "generator", hf_config(g_cfg, "ElectraForMaskedLM", pad), gen, pre.vocab_path, pre.lowercase,
-                    card("ElectraForMaskedLM", g_cfg, gen))
+                    card("ElectraForMaskedLM", g_cfg, gen), pre.strip_accents)
     folders.append((out / "generator", "ElectraForMaskedLM"))
     return ExportResult(folders, notes)
 
@@ -258,7 +259,7 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     check_encoder(enc, cfg, f"{model_dir / 'model.safetensors'} (encoder)")
     pad = SpecialIds.from_vocab(vocab).pad
     labels = [str(x) for x in meta.get("labels") or []]
-    lowercase = bool(meta.get("lowercase", True))
+    lowercase, strip_accents = bool(meta.get("lowercase", True)), meta.get("strip_accents")
     simple_head = set(head) == {"out.weight", "out.bias"}
     notes = []
     if kind == "tagging" and simple_head:
@@ -285,7 +286,7 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
     results = model_card.read_json_object(model_dir.parent / "results.json")
     card = model_card.finetuned_card(arch, cfg, meta, tensors, results)
-    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase, card)
+    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase, card, strip_accents)
     return ExportResult([(out, arch)], notes)
 
 

@@ -50,6 +50,7 @@ class HFModel(NamedTuple):
     heads: dict[str, torch.Tensor]  # every other tensor, HF names (discriminator_predictions.*, classifier.*, ...)
     vocab_path: Path
     lowercase: bool
+    strip_accents: bool | None = None  # None: as lowercase (BERT's rule)
 
     @property
     def is_electric(self) -> bool:
@@ -111,16 +112,18 @@ def read_hf_weights(folder: Path, allow_pickle: bool = False) -> dict[str, torch
     raise UserError(f"{folder} has no model.safetensors (or pytorch_model.bin); it is not a complete transformers folder")
 
 
-def _lowercase(folder: Path) -> bool:
-    for name, getter in (("tokenizer_config.json", lambda d: d.get("do_lower_case")),
-                         ("tokenizer.json", lambda d: (d.get("normalizer") or {}).get("lowercase"))):
+def _tokenizer_setting(folder: Path, config_key: str, normalizer_key: str) -> bool | None:
+    """A text-normalisation flag of the folder's tokenizer: tokenizer_config.json's `config_key`, else the
+    fast tokenizer.json normalizer's `normalizer_key`; None if neither says."""
+    for name, getter in (("tokenizer_config.json", lambda d: d.get(config_key)),
+                         ("tokenizer.json", lambda d: (d.get("normalizer") or {}).get(normalizer_key))):
         try:
             value = getter(json.loads((folder / name).read_text(encoding="utf-8")))
         except (OSError, ValueError, AttributeError):
             continue
         if value is not None:
             return bool(value)
-    return True  # BertTokenizer's default
+    return None
 
 
 def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
@@ -154,7 +157,10 @@ def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
     if n > cfg.vocab_size:
         raise UserError(f"{vocab} has {n} tokens but config.json says vocab_size={cfg.vocab_size}; use the model's own vocab")
     encoder = encoder_from_hf(sd, cfg.num_layers, prefix)  # fp32, whatever the file's dtype (fp16/bf16 releases)
-    return HFModel(folder, config, cfg, encoder, heads, vocab, _lowercase(folder))
+    lowercase = _tokenizer_setting(folder, "do_lower_case", "lowercase")
+    lowercase = True if lowercase is None else lowercase  # BertTokenizer's default
+    return HFModel(folder, config, cfg, encoder, heads, vocab, lowercase,
+                   _tokenizer_setting(folder, "strip_accents", "strip_accents"))
 
 
 def _check_heads(heads: dict[str, torch.Tensor], cfg: ModelConfig, where: Path) -> None:
@@ -224,7 +230,7 @@ def load_hf_encoder(path: str | Path, allow_pickle: bool = False) -> tuple[torch
     weights |= m.gen_head() if gen else m.disc_head()
     encoder = Encoder(m.model_cfg)
     encoder.load_state_dict(m.encoder)
-    return encoder, Pretrained(cfg, weights, m.vocab_path, m.lowercase, 0)
+    return encoder, Pretrained(cfg, weights, m.vocab_path, m.lowercase, 0, m.strip_accents)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -237,6 +243,7 @@ class HFPretraining(NamedTuple):
     vocab_path: Path  # the HF folder's vocab.txt (the discriminator's when both exist)
     lowercase: bool  # tokenizer_config.json do_lower_case
     loaded: tuple[str, ...]  # subset of ("discriminator", "discriminator_head", "generator", "generator_head")
+    strip_accents: bool | None = None  # tokenizer_config.json strip_accents (None: as lowercase)
 
 
 def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None = None,
@@ -291,13 +298,13 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
         if src.gen_head():
             weights |= src.gen_head()
             loaded.append("generator_head")
-        vocab, lower = src.vocab_path, src.lowercase
+        vocab, lower, strip = src.vocab_path, src.lowercase, src.strip_accents
     else:
         if disc is None:
             raise UserError(f"{path} holds only a generator (ElectraForMaskedLM); continued ELECTRA pre-training needs "
                             f"a discriminator (ElectraForPreTraining) folder; pass --objective mlm to continue MLM training")
         model_cfg = disc.model_cfg
-        vocab, lower = disc.vocab_path, disc.lowercase
+        vocab, lower, strip = disc.vocab_path, disc.lowercase, disc.strip_accents
         weights |= _prefixed(disc.encoder, "discriminator.")
         loaded.append("discriminator")
         if disc.disc_head() and disc.is_electric != (objective == "electric"):
@@ -335,7 +342,7 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
         cfg["train"] = base["train"]
     train = base.get("train", {"seq_len": min(128, model_cfg.max_position_embeddings)})
     PretrainConfig.from_dict({**cfg, "train": train})  # UserError for an inconsistent combination
-    return HFPretraining(cfg, weights, vocab, lower, tuple(loaded))
+    return HFPretraining(cfg, weights, vocab, lower, tuple(loaded), strip)
 
 
 def _disentangle(weights: dict[str, torch.Tensor], base: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -156,7 +156,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     mcfg = encoder0.cfg
     epochs, seq = task_defaults(name)
     cfg = cfg0.resolve(mcfg.hidden_size, epochs, seq, mcfg.max_position_embeddings)
-    tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase)
+    tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase, strip_accents=pre.strip_accents)
     special = SpecialIds.from_vocab(pre.vocab_path)
     t0 = time.time()
     job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
@@ -186,12 +186,13 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         test_files = job.write_test(pred, out / "test_predictions")
     summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}
     meta = {"task": name, "head": job.head_kind, "labels": job.labels, "model_config": dataclasses.asdict(mcfg),
-            "lowercase": pre.lowercase}
+            "lowercase": pre.lowercase, "strip_accents": pre.strip_accents}
     if not args.no_save_model:
         save_model(model, out / "model", meta, pre.vocab_path)
     result = {"task": name, "model": str(args.model), "random_init": args.random_init, "device": str(device),
               "head": job.head_kind, "labels": job.labels, "main_metric": job.main_metric, "config": cfg.to_dict(),
-              "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase, "runs": runs,
+              "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase,
+              "strip_accents": pre.strip_accents, "runs": runs,
               "summary": summary, "best_seed": best[1], "test_predictions": test_files,
               "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
@@ -212,14 +213,22 @@ def main(argv: list[str]) -> int:
     if args.print_config:
         print(json.dumps(cfg.to_dict(), indent=1))
         return 0
-    from electra.checkpoint import load_discriminator
-
     names = task_names(args.task)
     check_out(args, names)
     for name in names:  # every task's files before the model is loaded or any task trained (and written)
         check_data(name, args.data, cfg)
+    threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return finetune_all(args, cfg, names)
+    finally:  # main() also runs in-process (tests, notebooks): leave the caller's thread count as it was
+        torch.set_num_threads(threads)
+
+
+def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]) -> int:
+    from electra.checkpoint import load_discriminator
+
     device = pick_device()
     encoder, pre = load_discriminator(args.model, allow_pickle=args.allow_pickle)
     encoder.cpu()
