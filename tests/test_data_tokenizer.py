@@ -85,6 +85,16 @@ def test_electra_vocab_cli_trains_wordpiece(tmp_path: Path, capsys: pytest.Captu
     assert "Alpha" in p2.read_text(encoding="utf-8").splitlines()
 
 
+def test_vocab_training_is_reproducible(tmp_path: Path) -> None:
+    """The same text gives the same vocab.txt, byte for byte (tokenizers' own trainer breaks count ties in
+    hash-map order: runs on this corpus gave different vocabularies before the alphabet was fixed first)."""
+    from data_helpers import ENGLISH_WORDS, write_docs
+
+    write_docs(tmp_path / "c.txt", 300, lines=(3, 12), words=ENGLISH_WORDS, sentence_len=(4, 20), capitalize=True)
+    runs = {train_vocab([tmp_path / "c.txt"], tmp_path / f"v{i}", vocab_size=200).read_bytes() for i in range(4)}
+    assert len(runs) == 1
+
+
 def test_electra_vocab_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert cli(["vocab", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err.strip()

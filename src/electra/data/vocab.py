@@ -35,27 +35,36 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     if limit_alphabet < 1:
         raise UserError(f"--limit-alphabet {limit_alphabet} must be at least 1 (the default is 1000)")
     files = resolve_corpus(corpus, fmt)
-    tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                        special_tokens=list(SPECIAL_TOKENS), limit_alphabet=limit_alphabet,
-                                        continuing_subword_prefix="##", show_progress=False)
+
+    def train(size: int, specials: list[str], stats: ReadStats) -> dict[str, int]:
+        def batches() -> Iterator[list[str]]:
+            batch: list[str] = []
+            for unit in iter_corpus(files, stats, text_field):
+                if unit:
+                    batch.append(unit)
+                    if len(batch) >= 1024:
+                        yield batch
+                        batch = []
+            if batch:
+                yield batch
+
+        tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
+        trainer = trainers.WordPieceTrainer(vocab_size=size, min_frequency=min_frequency, special_tokens=specials,
+                                            limit_alphabet=limit_alphabet, continuing_subword_prefix="##",
+                                            show_progress=False)
+        tok.train_from_iterator(batches(), trainer=trainer)
+        return tok.get_vocab()
+
+    # tokenizers' WordPiece trainer numbers the word-inner pieces ("##e") in hash-map order, and its merges break
+    # ties in count by those numbers, so two runs on the same text gave different vocabularies
+    # (huggingface/tokenizers#1794). A first pass finds the alphabet; naming every "##c" up front, in sorted
+    # order, takes the hash order out of the second. The corpus is read twice.
+    alphabet = sorted(t for t in train(len(SPECIAL_TOKENS) + 1, list(SPECIAL_TOKENS), ReadStats())
+                      if t not in SPECIAL_TOKENS and not t.startswith("##"))
     stats = ReadStats()
-
-    def batches() -> Iterator[list[str]]:
-        batch: list[str] = []
-        for unit in iter_corpus(files, stats, text_field):
-            if unit:
-                batch.append(unit)
-                if len(batch) >= 1024:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
-
-    tok.train_from_iterator(batches(), trainer=trainer)
+    vocab = train(vocab_size, [*SPECIAL_TOKENS, *("##" + c for c in alphabet)], stats)
     for w in stats.per_file_warnings:
         default_warn(w)
-    vocab = tok.get_vocab()
     if len(vocab) <= len(SPECIAL_TOKENS):
         raise UserError(f"the corpus {' '.join(map(str, corpus))} has no text to learn a vocabulary from; give more text")
     return write_vocab_txt(vocab, out_dir, "the trained vocabulary")
