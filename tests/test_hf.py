@@ -517,7 +517,16 @@ def test_cli_export(vocab, tmp_path, capsys):
     assert main(["export", str(run), str(tmp_path / "out")]) == 2  # not empty
     err = capsys.readouterr().err.strip()
     assert err.startswith("electra export: error:") and "--overwrite" in err and "\n" not in err
-    assert main(["export", str(run), str(tmp_path / "out"), "--overwrite"]) == 0
+    # --overwrite replaces the export whole: another run's weights, nothing of the old one left behind
+    other = write_run(tmp_path / "other", electra_model(tiny_cfg(), vocab, seed=7), vocab)
+    (tmp_path / "out" / "discriminator" / "stale.txt").write_text("x")
+    assert main(["export", str(other), str(tmp_path / "out"), "--overwrite"]) == 0
+    assert main(["export", str(other), str(tmp_path / "fresh")]) == 0
+    replaced, fresh = tmp_path / "out", tmp_path / "fresh"
+    listing = lambda root: sorted(p.relative_to(root) for p in root.rglob("*"))
+    assert listing(replaced) == listing(fresh)
+    for part in ("discriminator", "generator"):
+        assert (replaced / part / "model.safetensors").read_bytes() == (fresh / part / "model.safetensors").read_bytes()
 
 
 def test_a_folder_resaved_by_transformers_gets_its_vocab_back(tf, vocab, tmp_path, capsys):

@@ -109,16 +109,27 @@ def test_multinomial_returns_the_generators_argmax():
         sample_tokens(logits, m, ids, 1.0, False, None, "topk")
 
 
-def test_electra_step_runs_with_either_sampler():
+def test_electra_step_runs_with_either_sampler(monkeypatch):
+    """--sampling picks the sampler a training step calls (spied on), and the step trains."""
+    from electra import objective
     from electra.config import build_config
     from electra.objective import Electra, SpecialTokens
+    calls = []
+    for name in ("gumbel_max", "inverse_cdf"):
+        real = getattr(objective, name)
+        spy = lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k)
+        monkeypatch.setattr(objective, name, spy)
     sp = SpecialTokens(0, 101, 102, 103)
     ids = torch.randint(110, 300, (3, 16), generator=torch.Generator().manual_seed(0))
     ids[:, 0], ids[:, -1] = sp.cls, sp.sep
     ids[2, 8:] = 0
-    for method in ("gumbel", "multinomial"):
+    for method, sampler in (("gumbel", "gumbel_max"), ("multinomial", "inverse_cdf")):
+        calls.clear()
         cfg = build_config(None, dict(vocab_size="300", hidden_size="32", embedding_size="16", num_layers="1",
                                       num_heads="2", intermediate_size="64", seq_len="16", sampling=method))
-        out = Electra(cfg, sp)(ids, torch.zeros_like(ids), ids != 0)
+        model = Electra(cfg, sp)
+        out = model(ids, torch.zeros_like(ids), ids != 0)
         out.losses.total.backward()
+        assert calls == [sampler], (method, calls)
         assert torch.isfinite(out.losses.total) and out.stats.masked > 0
+        assert all(p.grad is not None for p in model.discriminator.parameters())

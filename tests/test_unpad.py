@@ -93,10 +93,18 @@ def test_dropout_in_packed_mode_trains():
     cfg = tiny_cfg(seq_len="24", hidden_dropout="0.1", attention_dropout="0.1")
     model = Electra(cfg, SP).train()
     ids, seg, mask = ragged(V=300)
+    torch.manual_seed(0)
     out = model(ids, seg, mask, packing=pack(mask))
     out.losses.total.backward()
     assert torch.isfinite(out.losses.total)
     assert all(p.grad is not None for p in model.discriminator.blocks.parameters())
+    with torch.no_grad():  # the same draws with dropout off: dropout did act on the packed tokens
+        torch.manual_seed(0)
+        off = model.eval()(ids, seg, mask, packing=pack(mask))
+        torch.manual_seed(0)
+        padded = model(ids, seg, mask)
+    assert not torch.allclose(out.losses.rtd, off.losses.rtd)
+    assert torch.allclose(off.losses.rtd, padded.losses.rtd, atol=1e-5)
 
 
 @cuda
