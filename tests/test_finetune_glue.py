@@ -3,6 +3,7 @@ both sentence orders, leaderboard files, and a tiny end-to-end fine-tune through
 from __future__ import annotations
 
 import json
+import math
 import random
 from pathlib import Path
 
@@ -187,6 +188,31 @@ def test_a_one_class_classifier_is_called_out(tmp_path: Path, capsys: pytest.Cap
     assert capsys.readouterr().out == ""
     from electra.finetune.glue import one_class_warning
     assert one_class_warning(GLUE_TASKS["stsb"], "dev", [2.5, 2.5, 2.5]) is None
+
+
+def test_fine_tuning_schedule_and_layer_scales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every update's rates, as the optimizer holds them: lr x warmup (10% of the steps) x linear decay to 0,
+    times each group's layer-wise scale (decay 0.8 per layer below the top)."""
+    from electra.finetune import train as ft_train
+    seen, set_lr = [], ft_train.set_lr
+
+    def record(opt, lr):
+        set_lr(opt, lr)
+        seen.append([(g["lr"], g.get("lr_scale", 1.0)) for g in opt.param_groups])
+    monkeypatch.setattr(ft_train, "set_lr", record)
+    run = make_run(tmp_path)
+    data = _learnable_sst2(tmp_path / "glue")
+    assert electra_main(["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), "--out",
+                         str(tmp_path / "out"), "--epochs", "10", "--batch-size", "8", "--lr", "2e-3",
+                         "--layer-decay", "0.8", "--threads", "1", "--no-save-model"]) == 0
+    T = 96 // 8 * 10
+    assert len(seen) == T
+    for t, groups in enumerate(seen):
+        base = 2e-3 * min(1.0, t / int(T * 0.1)) * (1 - t / T)
+        for lr, scale in groups:
+            assert lr == pytest.approx(base * scale, rel=1e-9, abs=1e-15), (t, lr, scale)
+    scales = sorted({scale for _, scale in seen[0]})
+    assert scales[-1] == 1.0 and len(scales) >= 3 and scales[0] == pytest.approx(0.8 ** round(math.log(scales[0], 0.8)))
 
 
 def test_end_to_end_sst2_learns_and_saves(tmp_path: Path) -> None:
