@@ -70,3 +70,19 @@ def test_flipped_bytes_fail_the_recorded_checksum(tmp_path) -> None:
     with pytest.raises(UserError, match="model.safetensors is damaged \\(its bytes do not match the sha256") as e:
         checkpoint_weights(path)
     assert "\n" not in str(e.value)
+
+
+def test_equal_checkpoints_are_equal_bytes_across_processes(tmp_path) -> None:
+    """The same weights, optimizer and state written by separate processes (each with its own hash-map seeds)
+    give the same files; two safetensors metadata keys used to come out in either order."""
+    import subprocess
+    import sys
+    code = ("import sys, torch; from pathlib import Path; from electra.checkpoint import save_checkpoint; "
+            "w = {f'w{i}': torch.arange(6.0) * i for i in range(8)}; "
+            "opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1); "
+            "save_checkpoint(Path(sys.argv[1]), 3, w, opt, {'note': 1}, 2)")
+    for i in range(4):
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / f"r{i}")], check=True, timeout=120)
+    files = [{p.name: p.read_bytes() for p in (tmp_path / f"r{i}" / "checkpoints" / "step_00000003").iterdir()}
+             for i in range(4)]
+    assert all(f == files[0] for f in files[1:])

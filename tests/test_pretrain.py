@@ -121,7 +121,9 @@ def test_a_resume_between_log_lines_logs_what_one_run_would(tiny_dataset, tmp_pa
     # resumed with smaller micro-batches, the line counts the carried step's one loss term and the new steps' two
     halves = tmp_path / "halves"
     assert run_cli([*args, "--out", str(halves)], env={"ELECTRA_FAULT_AT_STEP": "5"}).returncode == -signal.SIGKILL
-    assert run_cli([*args, "--out", str(halves), "--micro-batch-size", "4"]).returncode == 0
+    r = run_cli([*args, "--out", str(halves), "--micro-batch-size", "4"])
+    assert r.returncode == 0 and "trained in micro-batches of 8, this run uses 4" in r.stdout, r.stdout[-2000:]
+    assert "micro-batches of" not in run_cli([*args, "--out", str(crashed), "--max-steps", "9"]).stdout
     line = next(r for r in records(halves) if r["step"] == 6)
     state = json.loads((halves / "checkpoints" / "step_00000006" / "state.json").read_text())
     assert "log_interval" not in state  # saved right after its log line: nothing in progress

@@ -118,8 +118,9 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     tmp = ckpt_root / f".tmp_step_{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    # one metadata key: safetensors writes several in hash-map order, so equal checkpoints got unequal bytes
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"),
-              metadata={"format": "electra", "step": str(step)})
+              metadata={"format": "electra"})
     opt_tensors, opt_meta = optimizer_to_flat(optimizer)
     save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
     # checksums of the tensor files: bit rot that keeps a file's size and header would otherwise load quietly

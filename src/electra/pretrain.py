@@ -139,7 +139,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if counts.sum() == 0:
             raise UserError(f"{args.data}: the training split has no tokens to build the unigram generator from")
         model.set_prior(counts)
-    step, elapsed_before, tokens_seen, opt_state = 0, 0.0, 0, None
+    step, elapsed_before, tokens_seen, opt_state, resume_note = 0, 0.0, 0, None, None
     init_source = str(args.init) if init is not None else None  # kept in every checkpoint: the model card says it
     if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
@@ -154,6 +154,12 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
         init_source = state.get("init")
+        was = (state.get("config", {}).get("train", {}).get("micro_batch_size")
+               or t.global_batch_size // state.get("world_size", d.world_size))
+        if was != micro:  # the draws are seeded per micro-batch: a correct run, but not the uninterrupted one
+            resume_note = (f"note: the checkpoint was trained in micro-batches of {was}, this run uses {micro}: "
+                           f"same schedule and data order, other dropout, masking and sampling draws than an "
+                           f"uninterrupted run; pass --micro-batch-size {was} to continue it exactly")
     start_step = step
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
@@ -201,6 +207,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
         f", initialised from {args.init} ({', '.join(loaded)})"
         if init is not None else ""))
+    if resume_note:
+        log.print(resume_note)
 
     stop: dict[str, signal.Signals | None] = {"signal": None}
 
@@ -260,6 +268,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
+                                    # what bit-for-bit reproduction also needs (float reductions follow them)
+                                    "torch": torch.__version__, "threads": torch.get_num_threads(),
                                     **({"init": init_source} if init_source else {}),
                                     **({"log_interval": interval} if interval else {})},
                                    t.keep_last)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -36,33 +37,39 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
         raise UserError(f"--limit-alphabet {limit_alphabet} must be at least 1 (the default is 1000)")
     files = resolve_corpus(corpus, fmt)
 
-    def train(size: int, specials: list[str], stats: ReadStats) -> dict[str, int]:
-        def batches() -> Iterator[list[str]]:
-            batch: list[str] = []
-            for unit in iter_corpus(files, stats, text_field):
-                if unit:
-                    batch.append(unit)
-                    if len(batch) >= 1024:
-                        yield batch
-                        batch = []
-            if batch:
-                yield batch
+    def batches(stats: ReadStats) -> Iterator[list[str]]:
+        batch: list[str] = []
+        for unit in iter_corpus(files, stats, text_field):
+            if unit:
+                batch.append(unit)
+                if len(batch) >= 1024:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
 
+    def train(size: int, alphabet: list[str], stats: ReadStats) -> dict[str, int]:
         tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
-        trainer = trainers.WordPieceTrainer(vocab_size=size, min_frequency=min_frequency, special_tokens=specials,
-                                            limit_alphabet=limit_alphabet, continuing_subword_prefix="##",
-                                            show_progress=False)
-        tok.train_from_iterator(batches(), trainer=trainer)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=size, min_frequency=min_frequency, initial_alphabet=alphabet,
+            special_tokens=[*SPECIAL_TOKENS, *("##" + c for c in alphabet)], limit_alphabet=max(1, len(alphabet)),
+            continuing_subword_prefix="##", show_progress=False)
+        tok.train_from_iterator(batches(stats), trainer=trainer)
         return tok.get_vocab()
 
-    # tokenizers' WordPiece trainer numbers the word-inner pieces ("##e") in hash-map order, and its merges break
-    # ties in count by those numbers, so two runs on the same text gave different vocabularies
-    # (huggingface/tokenizers#1794). A first pass finds the alphabet; naming every "##c" up front, in sorted
-    # order, takes the hash order out of the second. The corpus is read twice.
-    alphabet = sorted(t for t in train(len(SPECIAL_TOKENS) + 1, list(SPECIAL_TOKENS), ReadStats())
-                      if t not in SPECIAL_TOKENS and not t.startswith("##"))
+    # tokenizers' trainer alone is not reproducible (huggingface/tokenizers#1794): it numbers the word-inner
+    # pieces ("##e") in hash-map order and breaks ties in merge counts by those numbers, and it cuts the alphabet
+    # at --limit-alphabet among characters of equal count in hash-map order too. So the alphabet is chosen here,
+    # in a first pass (character counts of the normalised text; ties broken by the character), and handed to the
+    # trainer whole, with every "##c" named up front in sorted order. The corpus is read twice.
+    normalizer = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents).normalizer
+    counts: Counter[str] = Counter()
+    for batch in batches(ReadStats()):
+        counts.update(normalizer.normalize_str("\n".join(batch)))
+    chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
+    alphabet = sorted(chars[:limit_alphabet])
     stats = ReadStats()
-    vocab = train(vocab_size, [*SPECIAL_TOKENS, *("##" + c for c in alphabet)], stats)
+    vocab = train(vocab_size, alphabet, stats)
     for w in stats.per_file_warnings:
         default_warn(w)
     if len(vocab) <= len(SPECIAL_TOKENS):
