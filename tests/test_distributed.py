@@ -26,8 +26,8 @@ COMMON = tiny_overrides(global_batch_size=8, micro_batch_size=4, max_steps=6, sa
 
 
 # What a worker prints when it dies in C++ code with no exception to report (std::terminate, SIGABRT): seen
-# once in CI, in a 2-rank gloo run, and not reproduced here in 150 runs of that test; PYTHONFAULTHANDLER makes
-# the next one print every thread's Python stack.
+# once in CI, in a 2-rank gloo run, and not reproduced here in about 100 runs of that test; PYTHONFAULTHANDLER
+# makes the next one print every thread's Python stack.
 TEARDOWN_ABORT = "terminate called without an active exception"
 
 
