@@ -150,12 +150,16 @@ def test_ctrl_c_or_sigterm_saves_and_exits_cleanly(tiny_dataset, tmp_path, sig, 
 
 
 def test_logged_learning_rate_follows_the_schedule(tiny_dataset, tmp_path):
-    """Each logged train/lr is the rate of that step's update: linear warmup times (1 - t/T)^power, power 2."""
+    """Each logged train/lr is the rate of that step's update: linear warmup times (1 - t/T)^power, power 2.
+    (--threads holds for the run, is recorded in its checkpoints and given back to an in-process caller.)"""
     from electra.optim import lr_at
     run = tmp_path / "run"
+    threads = torch.get_num_threads()
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
                  *tiny_overrides(max_steps=6, warmup_steps=3, lr=2e-3, eval_every=0, save_every=6),
-                 "--lr-decay-power", "2"]) == 0
+                 "--lr-decay-power", "2", "--threads", "1"]) == 0
+    state = json.loads((run / "checkpoints" / "step_00000006" / "state.json").read_text())
+    assert state["threads"] == 1 and state["torch"] == torch.__version__ and torch.get_num_threads() == threads
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     logged = {r["step"]: r["train/lr"] for r in rows if "train/lr" in r}
     assert sorted(logged) == [1, 2, 3, 4, 5, 6]
@@ -216,6 +220,7 @@ def test_bad_input_gets_one_line_errors(tiny_dataset, tmp_path, capsys):
                    "position table")
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--hiden-size", "3"], "did you mean --hidden-size")
     one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--resume"], "has no checkpoint to resume from")
+    one_line_error(capsys, [*base, "--data", str(tiny_dataset), "--threads", "-1"], "--threads -1 must be")
     assert not (tmp_path / "r").exists()
     # a fresh run never writes among other files: into the dataset itself, or a file's path
     before = sorted(p.name for p in tiny_dataset.iterdir())

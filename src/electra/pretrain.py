@@ -66,6 +66,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     p.add_argument("--allow-pickle", action="store_true", help="with --init: accept a pytorch_model.bin (loaded "
                                                                "with torch.load(weights_only=True))")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default, one per "
+                                                           "core); bit-for-bit reproduction needs the same count")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     p.add_argument("--no-tensorboard", action="store_true")
     args, unknown = p.parse_known_args(rest)
@@ -386,9 +388,15 @@ def main(argv: list[str]) -> int:
         return 0
     if args.out is None:
         raise UserError("--out RUN_DIR is required")
+    if args.threads < 0:
+        raise UserError(f"--threads {args.threads} must be 0 (torch's default) or more")
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         return train(args, overrides)
-    finally:  # an in-process caller (tests, notebooks) gets its own Ctrl-C back, after an error too
+    finally:  # an in-process caller (tests, notebooks) gets its Ctrl-C and thread count back, after an error too
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
+        torch.set_num_threads(threads)
