@@ -274,6 +274,21 @@ def test_logged_metrics_against_sklearn(monkeypatch):
     assert 0 < got["disc_precision"] < 1 and 0 < got["disc_recall"] < 1, got
 
 
+@pytest.mark.parametrize("share", ["0.5", "0.85"])
+def test_mask_token_prob_reaches_the_step(share, monkeypatch):
+    """--mask-token-prob: the share of chosen slots a training step shows as [MASK] (the rest keep their token)."""
+    from electra import objective
+    captured = {}
+    monkeypatch.setattr(objective, "mask_tokens", lambda *a, **k: captured.setdefault("m", mask_tokens(*a, **k)))
+    torch.manual_seed(0)
+    Electra(tiny_cfg(mask_token_prob=share), SP)(*batch(B=256))
+    m = captured["m"]
+    shown = m.input_ids.gather(1, m.positions)
+    frac = float(((shown == SP.mask).float() * m.weights).sum() / m.weights.sum())
+    assert abs(frac - float(share)) < 0.06, frac
+    assert ((shown == m.targets) | (shown == SP.mask))[m.weights.bool()].all()  # no random replacement
+
+
 def test_auc_against_sklearn():
     sk = pytest.importorskip("sklearn.metrics")
     g = torch.Generator().manual_seed(0)
