@@ -184,9 +184,12 @@ def read_weights(path: Path, sha256: str | None = None) -> dict[str, torch.Tenso
         raise UserError(damaged.format(f"corrupt or truncated: {str(e).splitlines()[0]}")) from None
 
 
-def checkpoint_weights(ckpt: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
-    """One tensor file of a checkpoint folder, checked against the sha256 its state.json records (if any)."""
-    return read_weights(ckpt / name, read_state(ckpt).get("sha256", {}).get(name))
+def checkpoint_weights(ckpt: Path, name: str = "model.safetensors",
+                       state: dict[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    """One tensor file of a checkpoint folder, checked against the sha256 its state.json (`state`, when the
+    caller has read it already) records, if any."""
+    state = read_state(ckpt) if state is None else state
+    return read_weights(ckpt / name, state.get("sha256", {}).get(name))
 
 
 def read_state(ckpt: Path) -> dict[str, Any]:
@@ -233,9 +236,9 @@ def load_pretrained(path: Path) -> Pretrained:
         tok = json.loads((run_dir / "tokenizer.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"run folder {run_dir} has an unreadable config.json or tokenizer.json ({e})") from None
-    weights = checkpoint_weights(ckpt)
-    return Pretrained(cfg, weights, run_dir / "vocab.txt", bool(tok["lowercase"]), read_state(ckpt)["step"],
-                      tok.get("strip_accents"))  # absent from runs before it was recorded: BERT's rule
+    state = read_state(ckpt)
+    return Pretrained(cfg, checkpoint_weights(ckpt, state=state), run_dir / "vocab.txt", bool(tok["lowercase"]),
+                      state["step"], tok.get("strip_accents"))  # absent from runs before it was recorded: BERT's rule
 
 
 def load_discriminator(path: Path, allow_pickle: bool = False) -> tuple[torch.nn.Module, Pretrained]:

@@ -219,14 +219,17 @@ def config_problem(folder: Path) -> str | None:
     return None if isinstance(d, dict) else f"{f} is not a JSON object"
 
 
-def has_electra_config(folder: Path) -> bool:
-    f = folder / "config.json"
-    if not f.is_file():
-        return False
+def model_type(folder: Path) -> str | None:
+    """folder/config.json's model_type; None without a readable JSON object there (config_problem says why)."""
     try:
-        return json.loads(f.read_text(encoding="utf-8")).get("model_type") == "electra"
-    except (OSError, ValueError, AttributeError):
-        return False
+        d = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return d.get("model_type") if isinstance(d, dict) else None
+
+
+def has_electra_config(folder: Path) -> bool:
+    return model_type(folder) == "electra"
 
 
 def is_hf_folder(path: str | Path, any_model_type: bool = False) -> bool:
@@ -246,11 +249,8 @@ def is_hf_folder(path: str | Path, any_model_type: bool = False) -> bool:
 
 def looks_foreign_hf(path: Path) -> str | None:
     """The model_type of a transformers folder of another architecture (for a clear error), else None."""
-    for f in (path / "config.json", path / "discriminator" / "config.json"):
-        try:
-            t = json.loads(f.read_text(encoding="utf-8")).get("model_type")
-        except (OSError, ValueError, AttributeError):
-            continue
+    for folder in (path, path / "discriminator"):
+        t = model_type(folder)
         if t and t != "electra":
             return str(t)
     return None

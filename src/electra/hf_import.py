@@ -34,6 +34,7 @@ from electra.hf import (
     hf_encoder_keys,
     looks_foreign_hf,
     model_config_from_hf,
+    model_type,
     rename,
     same_architecture,
 )
@@ -184,8 +185,8 @@ def _locate(path: Path) -> tuple[Path | None, Path | None]:
         if problem:
             raise UserError(f"{problem}; restore it from where the model came from (or export the model again)")
     for folder in (path / "discriminator", path / "generator"):
-        if (folder / "config.json").is_file() and not has_electra_config(folder):
-            kind = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("model_type")
+        kind = model_type(folder)
+        if (folder / "config.json").is_file() and kind != "electra":
             raise UserError(f"{folder} holds a {kind!r} model (config.json model_type), not ELECTRA; an exported "
                             f"pair needs ELECTRA models in both discriminator/ and generator/")
     d = path / "discriminator" if has_electra_config(path / "discriminator") else None

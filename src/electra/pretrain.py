@@ -149,10 +149,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             raise UserError(f"checkpoint state {ckpt / 'state.json'} lacks step, data or optimizer; resume from an "
                             f"earlier checkpoint (point checkpoints/LATEST at another step_* folder)")
         try:
-            model.load_weights({k: v.to(d.device) for k, v in checkpoint_weights(ckpt).items()})
+            model.load_weights({k: v.to(d.device) for k, v in checkpoint_weights(ckpt, state=state).items()})
         except (KeyError, RuntimeError) as e:
             raise UserError(f"checkpoint {ckpt} does not fit the run's config ({' '.join(str(e).split())[:200]})") from None
-        opt_state = optimizer_from_flat(checkpoint_weights(ckpt, "optimizer.safetensors"), state["optimizer"])
+        opt_state = optimizer_from_flat(checkpoint_weights(ckpt, "optimizer.safetensors", state), state["optimizer"])
         stream.load_state_dict(state["data"])
         step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
         init_source = state.get("init")

@@ -10,19 +10,8 @@ import sys
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
 from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, named_fields
 from electra.data.dataset import PretrainData
-from electra.data.tokenizer import vocab_sha256
+from electra.data.tokenizer import normalisation, vocab_sha256
 from electra.errors import UserError
-
-
-def normalisation(lowercase: bool, strip_accents: bool | None) -> tuple[bool, bool]:
-    """(lowercase, strip accents) as the tokenizer applies them: BERT strips accents when it lowercases,
-    unless told otherwise."""
-    return lowercase, lowercase if strip_accents is None else strip_accents
-
-
-def describe(lowercase: bool, strip_accents: bool | None) -> str:
-    lower, strip = normalisation(lowercase, strip_accents)
-    return f"{'lower-casing' if lower else 'case kept'} and {'accents stripped' if strip else 'accents kept'}"
 
 
 def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
@@ -55,12 +44,11 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
         raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
-    if data is not None and normalisation(data.lowercase, data.strip_accents) != normalisation(init.lowercase,
-                                                                                                init.strip_accents):
-        print(f"electra pretrain: warning: {args.data} was prepared with "
-              f"{describe(data.lowercase, data.strip_accents)} but {args.init}'s tokenizer uses "
-              f"{describe(init.lowercase, init.strip_accents)}; the model will see text normalised otherwise than "
-              f"in its training. Prepare the data again with the model's settings (--no-lowercase, "
-              f"--[no-]strip-accents)", file=sys.stderr)
+    ours, theirs = (normalisation(data.lowercase, data.strip_accents) if data is not None else None,
+                    normalisation(init.lowercase, init.strip_accents))
+    if ours is not None and ours != theirs:
+        print(f"electra pretrain: warning: {args.data} was prepared with {ours} but {args.init}'s tokenizer uses "
+              f"{theirs}; the model will see text normalised otherwise than in its training. Prepare the data "
+              f"again with the model's settings (--no-lowercase, --[no-]strip-accents)", file=sys.stderr)
     check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
     return PretrainConfig.from_dict(init.cfg), None, init

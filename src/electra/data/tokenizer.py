@@ -133,6 +133,12 @@ def build_tokenizer(vocab: dict[str, int] | None, lowercase: bool = True,
     return tok
 
 
+def normalisation(lowercase: bool, strip_accents: bool | None) -> str:
+    """What `build_tokenizer` does to text, in words (strip_accents=None follows lowercase, as above)."""
+    strip = lowercase if strip_accents is None else strip_accents
+    return f"{'lower-casing' if lowercase else 'case kept'} and {'accents stripped' if strip else 'accents kept'}"
+
+
 def load_tokenizer(vocab_path: str | Path, lowercase: bool = True, strip_accents: bool | None = None) -> Tokenizer:
     """Load a BERT WordPiece tokenizer from `vocab_path` (UserError if the vocab is unusable).
 

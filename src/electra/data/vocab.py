@@ -48,28 +48,24 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
         if batch:
             yield batch
 
-    def train(size: int, alphabet: list[str], stats: ReadStats) -> dict[str, int]:
-        tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
-        trainer = trainers.WordPieceTrainer(
-            vocab_size=size, min_frequency=min_frequency, initial_alphabet=alphabet,
-            special_tokens=[*SPECIAL_TOKENS, *("##" + c for c in alphabet)], limit_alphabet=max(1, len(alphabet)),
-            continuing_subword_prefix="##", show_progress=False)
-        tok.train_from_iterator(batches(stats), trainer=trainer)
-        return tok.get_vocab()
-
     # tokenizers' trainer alone is not reproducible (huggingface/tokenizers#1794): it numbers the word-inner
     # pieces ("##e") in hash-map order and breaks ties in merge counts by those numbers, and it cuts the alphabet
     # at --limit-alphabet among characters of equal count in hash-map order too. So the alphabet is chosen here,
     # in a first pass (character counts of the normalised text; ties broken by the character), and handed to the
     # trainer whole, with every "##c" named up front in sorted order. The corpus is read twice.
-    normalizer = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents).normalizer
+    tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
     counts: Counter[str] = Counter()
     for batch in batches(ReadStats()):
-        counts.update(normalizer.normalize_str("\n".join(batch)))
+        counts.update(tok.normalizer.normalize_str("\n".join(batch)))
     chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
     alphabet = sorted(chars[:limit_alphabet])
+    trainer = trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, initial_alphabet=alphabet,
+        special_tokens=[*SPECIAL_TOKENS, *("##" + c for c in alphabet)], limit_alphabet=max(1, len(alphabet)),
+        continuing_subword_prefix="##", show_progress=False)
     stats = ReadStats()
-    vocab = train(vocab_size, alphabet, stats)
+    tok.train_from_iterator(batches(stats), trainer=trainer)
+    vocab = tok.get_vocab()
     for w in stats.per_file_warnings:
         default_warn(w)
     if len(vocab) <= len(SPECIAL_TOKENS):
