@@ -31,11 +31,13 @@ import argparse
 import json
 import os
 import platform
+import queue
 import resource
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from pretrain_steps import ROOT, OursStep, PeerStep, make_batches  # the two sides, same folder
@@ -43,6 +45,14 @@ from pretrain_steps import ROOT, OursStep, PeerStep, make_batches  # the two sid
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 MODES = ("fp32", "bf16", "compile", "compile-bf16", "graphs", "graphs-bf16")
 # graphs*: torch.compile(mode="reduce-overhead"), i.e. compiled and replayed as CUDA graphs (CUDA only)
+# --env experiments, joined with "+" to combine (malloc / mallopt: glibc's allocator told to keep freed memory)
+EXPERIMENTS = {
+    "combo": ("ELECTRA_BENCH_COMBO", "1"),  # compiled modes: Inductor's combo kernels (fewer launches in a CUDA graph)
+    "coord": ("ELECTRA_BENCH_COORD", "1"),  # compiled modes: Inductor's coordinate-descent tuning of its kernels
+    "rng": ("ELECTRA_BENCH_RNG", "1"),  # compiled modes: AOTAutograd regenerates dropout masks in the backward
+    "lt": ("ELECTRA_BENCH_BLAS", "cublaslt"),  # CUDA: cuBLASLt for the matmuls that use cuBLAS by default
+    "bf16res": ("ELECTRA_BENCH_RESIDUAL", "bf16"),  # ours: --residual bf16 (the peer has no such option)
+}
 SIDES = ("ours", "ours-unpad", "ours-pad", "peer", "before")
 # ours: as `electra pretrain` runs (unpad=auto: unpadded on CUDA unless CUDA graphs); ours-unpad / ours-pad force it
 
@@ -73,6 +83,14 @@ def worker(args: argparse.Namespace) -> None:
     if os.environ.get("ELECTRA_BENCH_COMBO") == "1":  # an experiment: horizontal fusion of independent small kernels
         import torch._inductor.config as inductor_config
         inductor_config.combo_kernels = True
+    if os.environ.get("ELECTRA_BENCH_COORD") == "1":  # an experiment: Inductor tunes its fused kernels' block sizes
+        import torch._inductor.config as inductor_config
+        inductor_config.coordinate_descent_tuning = True
+    if os.environ.get("ELECTRA_BENCH_BLAS"):  # an experiment: cuBLASLt (or cuBLAS) for every matmul
+        torch.backends.cuda.preferred_blas_library(os.environ["ELECTRA_BENCH_BLAS"])
+    if os.environ.get("ELECTRA_BENCH_RNG") == "1":  # an experiment: dropout masks regenerated in the backward
+        import torch._functorch.config as functorch_config
+        functorch_config.functionalize_rng_ops = True
     base_rss = rss_mib()
     from electra.config import build_config
     device = torch.device(args.device)
@@ -80,7 +98,8 @@ def worker(args: argparse.Namespace) -> None:
     data = torch.load(args.inputs, weights_only=False)
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
     masks_cpu = [b[2] for b in data["batches"]]  # what the loop packs from: the batch before its transfer
-    cfg = build_config(args.preset, {**data["overrides"]})
+    residual = {"residual": "bf16"} if os.environ.get("ELECTRA_BENCH_RESIDUAL") == "bf16" else {}
+    cfg = build_config(args.preset, {**data["overrides"], **residual})
     if args.side == "peer":
         step = PeerStep(cfg, data["special"], device, args.mode)
     else:
@@ -149,13 +168,15 @@ class Worker:
             env["PYTHONPATH"] = os.pathsep.join([args.before_src, env["PYTHONPATH"]])
         for k in MALLOC_ENV:
             env.pop(k, None)
-        if env_name == "malloc":
+        parts = env_name.split("+")  # e.g. bf16res+coord: both
+        if "malloc" in parts:
             env.update(MALLOC_ENV)
-        elif env_name == "mallopt":  # the same two settings applied from Python at start-up (ctypes mallopt)
+        elif "mallopt" in parts:  # the same two settings applied from Python at start-up (ctypes mallopt)
             env["ELECTRA_BENCH_MALLOPT"] = "1"
-        env.pop("ELECTRA_BENCH_COMBO", None)
-        if env_name == "combo":  # compiled modes: Inductor's combo kernels (fewer launches inside a CUDA graph)
-            env["ELECTRA_BENCH_COMBO"] = "1"
+        for name, var in EXPERIMENTS.items():
+            env.pop(var[0], None)
+            if name in parts:
+                env[var[0]] = var[1]
         cmd = [sys.executable, __file__, "--worker", "--side", side, "--mode", mode, "--inputs", inputs,
                "--preset", args.preset, "--threads", str(args.threads), "--device", args.device,
                "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows),
@@ -163,9 +184,20 @@ class Worker:
         self.side, self.mode, self.env_name = side, mode, env_name
         self.label = side if not getattr(args, "interleave_env", False) else f"{side}/{env_name}"
         self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.lines: queue.Queue[str] = queue.Queue()  # read by a thread, so that a wait can have a deadline
+        threading.Thread(target=self._pump, daemon=True).start()
 
-    def read(self) -> dict:
-        line = self.p.stdout.readline()
+    def _pump(self) -> None:
+        for line in iter(self.p.stdout.readline, ""):
+            self.lines.put(line)
+        self.lines.put("")  # end of output: the worker exited
+
+    def read(self, timeout: float | None = None) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.p.kill()
+            raise RuntimeError(f"worker {self.side}/{self.mode} gave no answer in {timeout:.0f} s: stopped") from None
         if not line:
             raise RuntimeError(f"worker {self.side}/{self.mode} died (rc {self.p.wait()})")
         return json.loads(line)
@@ -243,8 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-len", type=int, default=128)
     p.add_argument("--modes", default="fp32,bf16", help=f"comma list of {', '.join(MODES)}")
     p.add_argument("--env", default="malloc", help="comma list of stock, malloc (glibc env: keep freed memory), "
-                   "mallopt (the same via ctypes mallopt at start-up), combo (Inductor's combo_kernels on)")
-    p.add_argument("--skip", default="", help="comma list of side/mode pairs not to run, e.g. ours-unpad/graphs-bf16")
+                   f"mallopt (the same via ctypes mallopt at start-up), or experiments ({', '.join(EXPERIMENTS)}); "
+                   "join with + to combine")
+    p.add_argument("--skip", default="", help="comma list of side/mode or side/env pairs not to run, e.g. "
+                   "ours-unpad/graphs-bf16, peer/bf16res")
     p.add_argument("--modes-together", action="store_true", help="warm every mode's workers up at once and "
                    "time them all interleaved (saves the sequential compile time on a lent GPU)")
     p.add_argument("--interleave-env", action="store_true", help="run all envs in one interleaved group "
@@ -253,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--before-src", default="", help="src dir of another revision of ours, run as side 'before'")
     p.add_argument("--steps", type=int, default=6, help="timed steps per side (interleaved)")
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--warmup-timeout", type=float, default=0, help="seconds all workers have to warm up (compile); "
+                   "one that is not warm by then is stopped and reported as failed, the others go on (0: no limit)")
     p.add_argument("--block", type=int, default=0, help="steps per timing (default 1 on CPU, 10 on CUDA)")
     p.add_argument("--save-inputs", default="", help="write the batches to this file and exit (to carry them "
                    "to a machine without the shared data)")
@@ -282,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m for m in args.modes.split(",") if m]
     envs = [e for e in args.env.split(",") if e]
     sides = [s for s in args.sides.split(",") if s]
-    bad = [m for m in modes if m not in MODES] + [e for e in envs if e not in ("stock", "malloc", "mallopt", "combo")]
+    known = ("stock", "malloc", "mallopt", *EXPERIMENTS)
+    bad = [m for m in modes if m not in MODES] + [e for e in envs if any(x not in known for x in e.split("+"))]
     bad += [x for x in sides if x not in SIDES]
     if bad:
         p.error(f"unknown mode/env {bad}")
@@ -322,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             groups = [[(s, e, m) for s, e in g] for g in by_env for m in modes]
         skip = set(filter(None, args.skip.split(",")))
-        groups = [[(s, e, m) for s, e, m in g if f"{s}/{m}" not in skip] for g in groups]
+        groups = [[(s, e, m) for s, e, m in g if f"{s}/{m}" not in skip and f"{s}/{e}" not in skip] for g in groups]
         for group in groups:
             results += run_group(args, group, inputs, flops, peak, failed, label_mode=args.modes_together)
         if len(modes) > 1:  # the best mode of each side against the best of the others
@@ -358,10 +395,11 @@ def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> lis
     for w in started:  # compilation is the long part of a warm-up: let them overlap
         w.send("warmup")
     workers = []
+    deadline = time.monotonic() + (args.warmup_timeout or float("inf"))
     for w in started:
         try:
             w.ready = w.read()
-            w.warm = w.read()["warmup"]
+            w.warm = w.read(timeout=max(1.0, deadline - time.monotonic()) if args.warmup_timeout else None)["warmup"]
             workers.append(w)
         except (RuntimeError, ValueError) as err:
             print(f"# {w.label} {w.mode}: failed to start or warm up: {err}", flush=True)
@@ -402,7 +440,9 @@ def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> lis
         if o["side"] != "ours":
             continue
         for q in results:
-            if q is not o and q["mode"] == o["mode"] and q["env"] == o["env"]:
+            # same env; or, for an --env experiment, against the peer and against ours in the stock env
+            if q is not o and q["mode"] == o["mode"] and (q["env"] == o["env"] or (
+                    q["side"] in ("peer", "ours") and q["env"] in ("stock", "malloc") and o["env"] not in ("stock", "malloc"))):
                 print(f"   {o['label']}/{q['label']} {o['mode']}: tokens/s x{o['tokens_per_s'] / q['tokens_per_s']:.2f}"
                       f"{_mem_ratio(o, q)}", flush=True)
     return results

@@ -11,8 +11,8 @@
 # Stages, most important first (a lease is 15 minutes including the machine's start; the first five take at
 # most about 9.5): environment; CUDA tests; the step benchmark at the paper's batch (128 x 128) in eager,
 # compiled and CUDA-graph modes against the transformers peer; the same at batch 512; a profile of our
-# CUDA-graph step; our CUDA-graph step with Inductor's combo kernels against without (RUN_COMBO=1 only); the
-# real training loop (data loader, logging, evaluation, checkpoint) with CUDA graphs,
+# CUDA-graph step (SKIP_TESTS, SKIP_B128, SKIP_PROFILE=1: not these); our CUDA-graph step in bench experiments
+# (EXPERIMENTS=..., below); the real training loop (data loader, logging, evaluation, checkpoint) with CUDA graphs,
 # then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512); last, 30 steps of every objective of
 # docs/objectives.md on CUDA (SKIP_OBJECTIVES=1: not).
 set -u
@@ -37,24 +37,30 @@ print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"transformers
 print(torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))"; git log -1 --format="%H %cI" 2>/dev/null; nproc'
 tail -n 4 "$out/env.log"
 
-stage tests 60 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py
-tail -n 3 "$out/tests.log"
+[ "${SKIP_TESTS:-0}" = 1 ] || stage tests 90 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py \
+  tests/test_model.py -k "unpad or residual or varlen or flash"
+tail -n 3 "$out/tests.log" 2>/dev/null
 
 bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
-stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
+[ "${SKIP_B128:-0}" = 1 ] || stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
   --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together
-grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" | cut -c1-230
+grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" 2>/dev/null | cut -c1-230
 [ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
   --modes-together --no-peak
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
 # profiling an eager and a compiled step took most of the 230 s of the first H100 run: one short stage of its own
-stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes graphs-bf16 --sides ours \
-  --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40
-# Inductor's combo kernels (fusing independent small kernels) against the stock compile: measured slower on an
-# H100 on 2026-11-27 (1.10 M against 1.30 M tokens/s), so it runs only when asked for (RUN_COMBO=1)
-[ "${RUN_COMBO:-0}" != 1 ] || stage combo_b128 150 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" \
-  --modes graphs-bf16 --sides ours --env stock,combo --interleave-env --no-peak
-grep -E "tok/s|failed" "$out/combo_b128.log" 2>/dev/null | cut -c1-230
+[ "${SKIP_PROFILE:-0}" = 1 ] || stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes graphs-bf16 --sides ours \
+  --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40 --env "${PROFILE_ENV:-stock}"
+# EXPERIMENTS="bf16res,coord,...": our CUDA-graph step in each of these bench --env settings (+ joins them), all
+# interleaved with the stock one and the peer's (e.g. combo: Inductor's combo kernels, measured slower on an H100
+# on 2026-11-27: 1.10 M against 1.30 M tokens/s)
+if [ -n "${EXPERIMENTS:-}" ]; then
+skip=$(echo "$EXPERIMENTS" | tr ',' '\n' | sed 's|^|peer/|' | paste -sd, -)
+stage experiments_b128 "${EXPERIMENTS_LIMIT:-300}" $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" \
+  --modes graphs-bf16 --sides ours,peer --env "stock,$EXPERIMENTS" --skip "$skip" --interleave-env --no-peak \
+  --warmup-timeout "${EXPERIMENTS_WARMUP:-240}"
+grep -E "tok/s|x[0-9]|failed" "$out/experiments_b128.log" | cut -c1-230
+fi
 
 if [ "${SKIP_LOOPS:-0}" != 1 ]; then
 run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \

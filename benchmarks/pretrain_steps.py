@@ -70,11 +70,13 @@ class OursStep:
         import torch
 
         from electra.device import compile_model, unpadded
+        from electra.model import set_residual
         from electra.objective import Electra, SpecialTokens
         from electra.optim import build_optimizer, set_lr
         t = cfg.train
         torch.manual_seed(t.seed)
         self.model = Electra(cfg, SpecialTokens(special.pad, special.cls, special.sep, special.mask)).to(device)
+        set_residual(self.model, t.residual)
         self.model.train()
         self.opt = build_optimizer(self.model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
         self.params = [p for p in self.model.parameters() if p.requires_grad]

@@ -83,6 +83,7 @@ def test_bare_bool_flag_means_true_and_others_need_a_value():
     ({"sharing": "all"}, "generator_hidden_fraction"),
     ({"hidden_size": "100", "num_heads": "3"}, "divisible"),
     ({"precision": "fp8"}, "precision"),
+    ({"residual": "fp16"}, "train.residual"),
     ({"seed": "-1"}, "train.seed"),  # numpy's SeedSequence refuses it deep in the run (a ValueError traceback)
     ({"seed": str(2**64)}, "train.seed"),  # torch.manual_seed overflows
 ])

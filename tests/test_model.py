@@ -1,11 +1,13 @@
-"""The encoder: shapes, padding invariance, post-LN, init, head widths; the CPU dropout and attention math.
+"""The encoder: shapes, padding invariance, post-LN, init, head widths; the CPU dropout and attention math; the
+bf16 residual stream.
 
     python -m pytest tests/test_model.py -q
 """
+import pytest
 import torch
 
 from electra.config import ModelConfig
-from electra.model import DiscriminatorHead, Encoder, GeneratorHead, count_params
+from electra.model import DiscriminatorHead, Encoder, GeneratorHead, count_params, set_residual
 
 CFG = ModelConfig(vocab_size=120, hidden_size=32, embedding_size=16, num_layers=2, num_heads=4,
                   intermediate_size=64, max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)
@@ -128,3 +130,43 @@ def test_cpu_attention_math_equals_sdpa():
     assert torch.allclose(a, b, atol=1e-5)
     for ga, gb in zip(torch.autograd.grad(a.sum(), (q, k, v)), torch.autograd.grad(b.sum(), (q, k, v))):
         assert torch.allclose(ga, gb, atol=1e-5)
+
+
+def test_bf16_residual_stream_stores_block_outputs_in_bf16_and_changes_only_rounding():
+    """--residual bf16: under bf16 autocast every block's output (the residual stream) is bf16 instead of
+    autocast's fp32; the function and its gradients are the same to bf16 rounding, and without autocast nothing
+    changes at all."""
+    torch.manual_seed(0)
+    enc = Encoder(ModelConfig(vocab_size=120, hidden_size=64, embedding_size=64, num_layers=3, num_heads=4,
+                              intermediate_size=128, max_position_embeddings=40, hidden_dropout=0.0,
+                              attention_dropout=0.0))
+    ids = torch.randint(5, 120, (4, 16))
+    seg, mask = torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool)
+    mask[1, 10:] = False
+    w = torch.randn(4, 16, 64)
+    seen: list[torch.dtype] = []
+    hooks = [b.register_forward_hook(lambda m, i, o: seen.append(o.dtype)) for b in enc.blocks]
+
+    def run(residual: str, autocast: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        set_residual(enc, residual)
+        enc.zero_grad()
+        seen.clear()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            h = enc(ids, seg, mask)
+        (h.float() * w)[mask].sum().backward()
+        return h.detach().float(), enc.blocks[0].attn.qkv.weight.grad.clone()
+
+    h32, g32 = run("fp32", True)
+    assert seen == [torch.float32] * 3  # autocast's LayerNorm returns fp32
+    h16, g16 = run("bf16", True)
+    assert seen == [torch.bfloat16] * 3
+    assert (h16 - h32)[mask].abs().max() < 0.05  # unit-variance outputs: bf16 steps are 2^-8 near 1
+    assert torch.nn.functional.cosine_similarity(g16.flatten(), g32.flatten(), dim=0) > 0.999
+    assert not torch.equal(h16, h32)  # the option did something
+    hf, gf = run("fp32", False)
+    hb, gb = run("bf16", False)
+    assert seen == [torch.float32] * 3 and torch.equal(hf, hb) and torch.equal(gf, gb)
+    for h in hooks:
+        h.remove()
+    with pytest.raises(ValueError, match="fp16"):
+        set_residual(enc, "fp16")

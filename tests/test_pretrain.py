@@ -83,6 +83,24 @@ def test_unpadded_encoders_train_the_same_model(tiny_dataset, tmp_path):
         assert abs(curves["on"][step] - loss) < 1e-4 * abs(loss), step
 
 
+def test_bf16_residual_stream_trains_like_the_fp32_one(tiny_dataset, tmp_path, capsys):
+    """--precision bf16 --residual bf16 runs, says so, saves it in config.json, and follows the fp32-residual
+    run's loss curve to bf16 rounding (same seeds: same data, masks, samples and dropout)."""
+    args = ["pretrain", "--data", str(tiny_dataset), *tiny_overrides(max_steps=4, eval_every=0, precision="bf16"),
+            "--no-tensorboard"]
+    curves = {}
+    for residual in ("fp32", "bf16"):
+        run = tmp_path / residual
+        assert main([*args, "--out", str(run), "--residual", residual]) == 0
+        curves[residual] = losses(run)
+        assert json.loads((run / "config.json").read_text())["train"]["residual"] == residual
+        assert ("precision bf16 (bf16 residual stream)" in capsys.readouterr().out) == (residual == "bf16")
+    assert curves["bf16"].keys() == curves["fp32"].keys() == {1, 2, 3, 4}
+    for step, loss in curves["fp32"].items():
+        assert abs(curves["bf16"][step] - loss) < 2e-3 * abs(loss), step
+    assert curves["bf16"] != curves["fp32"]  # the stream was rounded: the option did something
+
+
 def test_resume_after_sigkill_is_exact(tiny_dataset, tmp_path):
     args = ["pretrain", "--data", str(tiny_dataset), *tiny_overrides(max_steps=8, eval_every=0, save_every=2)]
     straight = tmp_path / "straight"

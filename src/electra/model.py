@@ -237,7 +237,14 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    """Post-LN: x = LN(x + drop(attn(x))); x = LN(x + drop(mlp(x)))."""
+    """Post-LN: x = LN(x + drop(attn(x))); x = LN(x + drop(mlp(x))).
+
+    Under autocast LayerNorm computes and returns fp32, so the residual stream x between blocks is fp32 (the
+    default). `low_precision_residual` (set by `set_residual`) stores each LayerNorm's output in the autocast
+    dtype instead: the norm still computes in fp32, but every read and write of x moves half the bytes (the
+    elementwise kernels around the norms are bound by memory traffic on a GPU)."""
+
+    low_precision_residual = False
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -248,8 +255,24 @@ class Block(nn.Module):
         self.drop = Dropout(cfg.hidden_dropout)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
-        x = self.norm1(x + self.drop(self.attn(x, key_mask, packing)))
-        return self.norm2(x + self.drop(self.mlp(x)))
+        x = self.stored(self.norm1(x + self.drop(self.attn(x, key_mask, packing))))
+        return self.stored(self.norm2(x + self.drop(self.mlp(x))))
+
+    def stored(self, x: torch.Tensor) -> torch.Tensor:
+        """x as the residual stream keeps it: as computed, or in the autocast dtype (`low_precision_residual`)."""
+        if self.low_precision_residual and torch.is_autocast_enabled(x.device.type):
+            return x.to(torch.get_autocast_dtype(x.device.type))
+        return x
+
+
+def set_residual(model: nn.Module, dtype: str) -> None:
+    """The residual stream's dtype under autocast for every block of `model`: "fp32" (autocast's) or "bf16"
+    (`Block.low_precision_residual`). Without autocast the stream is fp32 either way."""
+    if dtype not in ("fp32", "bf16"):
+        raise ValueError(f"residual dtype must be 'fp32' or 'bf16', got {dtype!r}")
+    for m in model.modules():
+        if isinstance(m, Block):
+            m.low_precision_residual = dtype == "bf16"
 
 
 class Encoder(nn.Module):

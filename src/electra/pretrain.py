@@ -43,7 +43,7 @@ from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
-from electra.model import Block, count_params
+from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens, Stats, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.run_setup import resolve_run
@@ -132,6 +132,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     torch.manual_seed(t.seed)
     model = Electra(cfg, special).to(d.device)
+    set_residual(model, t.residual)
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)
@@ -201,7 +202,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     gen_desc = (f"generator+head {gen_params / 1e6:.2f}M (shared embeddings counted in both)" if raw.generator is not None
                 else f"no generator network ({cfg.objective.generator} fakes)")
     log.print(f"config:\n{cfg.to_json()}")
-    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'} | "
+    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'}"
+              f"{' (bf16 residual stream)' if use_bf16 and t.residual == 'bf16' else ''} | "
               f"{'unpadded' if unpad else 'padded'} encoders | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
               f" | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
