@@ -45,7 +45,7 @@ from pretrain_steps import ROOT, OursStep, PeerStep, make_batches  # the two sid
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 MODES = ("fp32", "bf16", "compile", "compile-bf16", "graphs", "graphs-bf16", "stepgraph", "stepgraph-bf16")
 # graphs*: torch.compile(mode="reduce-overhead"), i.e. compiled and replayed as CUDA graphs (CUDA only)
-# stepgraph*: ours only, an experiment: the whole step (with clip and optimizer) as one CUDA graph (pretrain_steps.StepGraph)
+# stepgraph*: ours only (CUDA): --compile-mode step-graph, the whole step (with clip and optimizer) as one CUDA graph
 # --env experiments, joined with "+" to combine (malloc / mallopt: glibc's allocator told to keep freed memory)
 EXPERIMENTS = {
     "combo": ("ELECTRA_BENCH_COMBO", "1"),  # compiled modes: Inductor's combo kernels (fewer launches in a CUDA graph)

@@ -81,12 +81,13 @@ class OursStep:
         self.opt = build_optimizer(self.model, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         graphs = mode.startswith("graphs")
-        # stepgraph*: an experiment, not yet what `electra pretrain` runs: the whole step (forward, backward, clip,
-        # optimizer) of the model compiled in Inductor's default mode, recorded once as ONE CUDA graph (`StepGraph`)
+        # stepgraph*: `--compile-mode step-graph`, the whole step (forward, backward, clip, optimizer) of the model
+        # compiled in Inductor's default mode, recorded once as ONE CUDA graph (`electra.device.StepGraph`)
         self.stepgraph = mode.startswith("stepgraph") and device.type == "cuda"
         compiled = mode.startswith(("compile", "stepgraph")) or graphs
-        self.step_model = compile_model(self.model, "reduce-overhead" if graphs else "default") if compiled else self.model
-        self.whole: StepGraph | None = None
+        cmode = "reduce-overhead" if graphs else "step-graph" if self.stepgraph else "default"
+        self.step_model = compile_model(self.model, cmode) if compiled else self.model
+        self.whole = None
         self.set_lr, self.lr, self.clip = set_lr, t.lr, t.clip_norm  # constant peak lr, as the peer
         self.seed = t.seed
         # as the training loop decides it (pretrain.py): unpadded on CUDA unless replayed as CUDA graphs
@@ -97,13 +98,15 @@ class OursStep:
     def __call__(self, batch, i, autocast, mask_cpu=None):
         import torch
         torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
-        if self.stepgraph:
+        if self.stepgraph:  # as the training loop drives it
             if self.whole is None:
-                self.lr_t = torch.tensor(self.lr, device=self.device)  # a tensor: the graph reads it at each replay
-                for group in self.opt.param_groups:
-                    group["lr"] = self.lr_t
+                from electra.device import StepGraph
+                for group in self.opt.param_groups:  # tensors: the graph reads them at each replay
+                    group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
                 self.whole = StepGraph(lambda *b: self.plain_step(b, autocast, None), self.opt)
-            return self.whole(batch)
+            self.set_lr(self.opt, self.lr)
+            loss, grad_norm = self.whole(*batch)
+            return loss, grad_norm
         packing = self.host_packing(mask_cpu).to(self.device) if self.unpad else None
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
@@ -132,42 +135,6 @@ class OursStep:
 
     def modules(self):
         return self.model
-
-
-class StepGraph:
-    """A whole training step recorded once as one CUDA graph and replayed on new batches (torch's "whole network
-    capture"). The first `warmup` calls run the step as it is, on a side stream (compilation, optimizer state);
-    the next one records it and replays it. The gradients then live in the graph's memory: each replay
-    overwrites them, so nothing zeroes them in between. Every call is one real training step, with the RNG
-    (masking, sampling, dropout) at the generator's state when it is called, as the plain step."""
-
-    def __init__(self, step, optimizer, warmup: int = 3):
-        self.step, self.optimizer, self.warmup, self.calls = step, optimizer, warmup, 0
-        self.graph = None
-
-    def __call__(self, batch):
-        import torch
-        if self.graph is None and self.calls < self.warmup:
-            self.calls += 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                self.optimizer.zero_grad(set_to_none=True)
-                out = self.step(*batch)
-            torch.cuda.current_stream().wait_stream(side)
-            return out
-        if self.graph is None:
-            self.static = [t.clone() for t in batch]
-            self.optimizer.zero_grad(set_to_none=True)  # the capture allocates the gradients in the graph's memory
-            rng = torch.cuda.get_rng_state()
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
-                self.out = self.step(*self.static)
-            torch.cuda.set_rng_state(rng)  # this step draws as if nothing had been recorded
-        for static, t in zip(self.static, batch):
-            static.copy_(t, non_blocking=True)
-        self.graph.replay()
-        return self.out
 
 
 class PeerStep:

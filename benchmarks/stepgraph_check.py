@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Checks the `stepgraph` experiment (pretrain_steps.StepGraph) on CUDA: the same model, batches and seeds trained
+"""Checks `--compile-mode step-graph` (electra.device.StepGraph) on CUDA: the same model, batches and seeds trained
 for a few steps as the compiled step and as the replayed whole-step graph must give the same losses (to bf16
 kernel nondeterminism).
 
@@ -22,16 +22,19 @@ def main() -> int:
     p.add_argument("--load-inputs", required=True)
     p.add_argument("--preset", default="small")
     p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--lr", default="1e-12", help="peak learning rate; the default all but freezes the weights, so that "
+                   "every step compares the two on the same weights (trajectories of a real rate diverge chaotically)")
     args = p.parse_args()
     data = torch.load(args.load_inputs, weights_only=False)
     device = torch.device("cuda")
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
     B, T = batches[0][0].shape
-    cfg = build_config(args.preset, {"seq_len": str(T), "micro_batch_size": str(B), "global_batch_size": str(B)})
+    cfg = build_config(args.preset, {"seq_len": str(T), "micro_batch_size": str(B), "global_batch_size": str(B),
+                                      "lr": args.lr})
     autocast = torch.autocast("cuda", dtype=torch.bfloat16)
     curves = {}
     for mode in ("compile-bf16", "stepgraph-bf16"):
-        step = OursStep(cfg, data["special"], device, mode)
+        step = OursStep(cfg, data["special"], device, mode, "off")  # both padded, as the graph
         losses = []
         for i in range(args.steps):
             loss, norm = step(batches[i % len(batches)], i, autocast)

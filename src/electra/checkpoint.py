@@ -94,7 +94,9 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer | dict) -> tuple[dict[str
                 tensors[f"{idx}.{key}"] = value.detach().cpu().contiguous()
             else:
                 scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+    # a learning rate held as a device tensor (the step-graph mode) is saved as the number it holds
+    groups = [{k: v.item() if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
 
 
 def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:

@@ -126,7 +126,7 @@ class ObjectiveConfig:
         return self.generator == "mlm"
 
 
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs", "step-graph")
 
 
 @dataclass
@@ -147,7 +147,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16
     residual: str = "fp32"  # with bf16: the hidden states between blocks in fp32 (autocast's) | bf16 (norms still compute in fp32; less memory traffic)
     compile: bool = False  # torch.compile the training step's model
-    compile_mode: str = "default"  # with compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs
+    compile_mode: str = "default"  # with compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs | step-graph (one CUDA graph per whole step: one GPU, one micro-step)
     unpad: str = "auto"  # run the encoders on real tokens only (no work on padding): auto (= on CUDA) | on | off
     parallel: str = "ddp"  # under torchrun: ddp (replicated weights) | fsdp (fully_shard: sharded weights and state)
     seed: int = 1234  # one seed for init, data order, masking, sampling and dropout

@@ -27,14 +27,62 @@ def native_bf16(device: torch.device) -> bool:
 
 def compile_model(model: torch.nn.Module, mode: str) -> torch.nn.Module:
     """torch.compile of the whole step's forward (and so its backward through AOTAutograd). The token count of
-    an unpadded batch changes every step: dynamo recompiles once, at the second count, with it dynamic."""
-    return torch.compile(model, mode=None if mode == "default" else mode)
+    an unpadded batch changes every step: dynamo recompiles once, at the second count, with it dynamic.
+    `step-graph` compiles in Inductor's default mode: `StepGraph` records the CUDA graph itself."""
+    return torch.compile(model, mode=None if mode in ("default", "step-graph") else mode)
 
 
 def cuda_graphs(t: TrainConfig) -> bool:
     """CUDA graphs replay fixed shapes: with them, unpadded batches (a new token count each step) would record
     a graph per count, so `unpad=auto` keeps the padded layout."""
-    return t.compile and t.compile_mode in ("reduce-overhead", "max-autotune")
+    return t.compile and t.compile_mode in ("reduce-overhead", "max-autotune", "step-graph")
+
+
+class StepGraph:
+    """A whole training step (forward, backward, gradient clipping and the optimizer's update) recorded once as
+    ONE CUDA graph and replayed on every later batch: torch's "whole network capture". Against
+    `reduce-overhead` (a graph for the forward, one for the backward, the optimizer launched kernel by kernel)
+    the host launches one graph per step and nothing else, so the GPU never waits for Python.
+
+    The first `warmup` calls run `step` as it is, on a side stream (compilation, the optimizer's state); the
+    next call records it, then replays it. Each call is one real training step, drawing its random numbers
+    (masking, sampling, dropout) from the generator's state at that call, as the plain step does: both give
+    the same losses (benchmarks/stepgraph_check.py). The gradients live in the graph's memory and each replay
+    overwrites them, so nothing may zero them in between; the learning rate must be a device tensor in each
+    param group (`set_lr` fills it), or the first rate would be recorded for good. `step(*inputs)` returns
+    tensors, which replays overwrite in place: read (or copy) them before the next call."""
+
+    def __init__(self, step, optimizer: torch.optim.Optimizer, warmup: int = 3):  # noqa: ANN001 (any callable)
+        for group in optimizer.param_groups:
+            if not torch.is_tensor(group["lr"]):
+                raise ValueError("StepGraph needs each param group's lr as a device tensor")
+            if "capturable" in group:  # torch's AdamW: its step counters on the device, as a capture needs
+                group["capturable"] = True
+        self.step, self.optimizer, self.warmup, self.calls = step, optimizer, warmup, 0
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def __call__(self, *inputs: torch.Tensor):  # noqa: ANN204 (whatever `step` returns)
+        if self.graph is None and self.calls < self.warmup:
+            self.calls += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                self.optimizer.zero_grad(set_to_none=True)
+                out = self.step(*inputs)
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        if self.graph is None:
+            self.inputs = [t.clone() for t in inputs]
+            self.optimizer.zero_grad(set_to_none=True)  # the capture allocates the gradients in the graph's memory
+            rng = torch.cuda.get_rng_state()
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.out = self.step(*self.inputs)
+            torch.cuda.set_rng_state(rng)  # this step draws as if nothing had been recorded
+        for static, t in zip(self.inputs, inputs):
+            static.copy_(t, non_blocking=True)
+        self.graph.replay()
+        return self.out
 
 
 def unpadded(setting: str, device: torch.device, graphs: bool) -> bool:

@@ -122,9 +122,14 @@ def build_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float,
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Apply the scheduled rate to every group, times its layer-wise scale."""
+    """Apply the scheduled rate to every group, times its layer-wise scale. A group whose lr is a tensor (a step
+    replayed as a CUDA graph reads it there) has it filled in place."""
     for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+        value = lr * group.get("lr_scale", 1.0)
+        if torch.is_tensor(group["lr"]):
+            group["lr"].fill_(value)
+        else:
+            group["lr"] = value
 
 
 def layerwise_lr_scales(param_names: list[str], num_layers: int, decay: float, depth_of,  # noqa: ANN001

@@ -38,13 +38,13 @@ from electra.config import (
 )
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.tokenizer import vocab_sha256
-from electra.device import compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
+from electra.device import StepGraph, compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
 from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
 from electra.model import Block, count_params, set_residual
-from electra.objective import Electra, SpecialTokens, Stats, summarize
+from electra.objective import Electra, SpecialTokens, Stats, StepOutput, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.run_setup import resolve_run
 
@@ -125,10 +125,15 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     cuda = d.device.type == "cuda"
     graphs = cuda and cuda_graphs(t)
     unpad = unpadded(t.unpad, d.device, graphs)
+    n_micro = t.global_batch_size // (micro * d.world_size)
+    step_graph = t.compile and t.compile_mode == "step-graph"
+    if step_graph and (not cuda or d.world_size > 1 or n_micro > 1 or unpad):
+        raise UserError("--compile-mode step-graph records one whole optimizer step as a CUDA graph: it needs one "
+                        "CUDA device in one process, one micro-step per step (--micro-batch-size = "
+                        "--global-batch-size) and padded encoders (--unpad auto or off); use reduce-overhead otherwise")
     # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
     stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
                          prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))
-    n_micro = t.global_batch_size // (micro * d.world_size)
 
     torch.manual_seed(t.seed)
     model = Electra(cfg, special).to(d.device)
@@ -189,6 +194,20 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = compile_model(model, t.compile_mode) if t.compile else model
+    whole: StepGraph | None = None
+    if step_graph:
+        for group in optimizer.param_groups:  # the graph reads the rate at each replay; set_lr fills it
+            group["lr"] = torch.tensor(float(group["lr"]), device=d.device)
+
+        def full_step(*batch: torch.Tensor) -> tuple[StepOutput, torch.Tensor]:
+            with autocast:
+                out = step_model(*batch)
+            out.losses.total.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+            optimizer.step()
+            return out, grad_norm
+
+        whole = StepGraph(full_step, optimizer)
 
     def grad_sync(last: bool) -> contextlib.AbstractContextManager:
         """All-reduce (or reduce-scatter) gradients on the last micro-step of an optimizer step only."""
@@ -204,7 +223,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"config:\n{cfg.to_json()}")
     log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'}"
               f"{' (bf16 residual stream)' if use_bf16 and t.residual == 'bf16' else ''} | "
-              f"{'unpadded' if unpad else 'padded'} encoders | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
+              f"{'unpadded' if unpad else 'padded'} encoders{' | each step one CUDA graph' if whole else ''} | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
               f" | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
@@ -283,18 +302,23 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     reason = "max_steps"
     while step < t.max_steps:
         micro_batches = stream.next_step()
+        lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
         for m, (batch, packing) in enumerate(micro_batches):
             real_tokens += int(batch.attention_mask.sum())  # the host copy: no device sync
             batch = to_device(batch, d.device)
             packing = packing.to(d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
             last = m == len(micro_batches) - 1
-            if graphs:  # a new iteration: the previous one's graph outputs may be overwritten
-                torch.compiler.cudagraph_mark_step_begin()
-            with grad_sync(last):
-                with autocast:
-                    out = step_model(*batch, packing=packing)
-                (out.losses.total / n_micro).backward()
+            if whole is not None:  # forward, backward, clipping and update: one graph replay
+                set_lr(optimizer, lr)
+                out, grad_norm = whole(*batch)
+            else:
+                if graphs:  # a new iteration: the previous one's graph outputs may be overwritten
+                    torch.compiler.cudagraph_mark_step_begin()
+                with grad_sync(last):
+                    with autocast:
+                        out = step_model(*batch, packing=packing)
+                    (out.losses.total / n_micro).backward()
             # always new tensors: outputs replayed from CUDA graphs are overwritten by the next micro-step
             stats = Stats(*(s.detach() for s in out.stats))
             if run_sums is None:
@@ -303,15 +327,16 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 run_sums = Stats(*(a + b for a, b in zip(run_sums, stats)))
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
-        if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
-            grad_norm = grad_norm.full_tensor()
+        if whole is None:
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+            if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
+                grad_norm = grad_norm.full_tensor()
         nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
         first_bad.masked_fill_(nonfinite & (first_bad < 0), step)  # no host-to-device copy, no sync
-        lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
-        set_lr(optimizer, lr)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        if whole is None:
+            set_lr(optimizer, lr)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
         step += 1
         if d.device.type == "cpu":  # a host sync costs nothing here: stop at the first bad step
             check_finite()
