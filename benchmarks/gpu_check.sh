@@ -10,11 +10,11 @@
 # OUT_DIR receives one log per stage; the last lines printed are a summary.
 # Stages, most important first (a lease is 15 minutes including the machine's start; the first five take at
 # most about 9.5): environment; CUDA tests; the step benchmark at the paper's batch (128 x 128) in eager,
-# compiled and CUDA-graph modes against the transformers peer; the same at batch 512; a profile of our
-# CUDA-graph step (SKIP_TESTS, SKIP_B128, SKIP_PROFILE=1: not these); our CUDA-graph step in bench experiments
-# (EXPERIMENTS=..., below); the real training loop (data loader, logging, evaluation, checkpoint) with CUDA graphs,
-# then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512); last, 30 steps of every objective of
-# docs/objectives.md on CUDA (SKIP_OBJECTIVES=1: not).
+# compiled, CUDA-graph and (ours) whole-step-graph modes against the transformers peer; the same at batch 512;
+# a profile of our whole-step graph (SKIP_TESTS, SKIP_B128, SKIP_PROFILE=1: not these); our CUDA-graph step in
+# bench experiments (EXPERIMENTS=..., below); the real training loop (data loader, logging, evaluation,
+# checkpoint) with --compile-mode step-graph, then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512);
+# last, 30 steps of every objective of docs/objectives.md on CUDA (SKIP_OBJECTIVES=1: not).
 set -u
 carry=${1:?CARRY_DIR}
 out=${2:?OUT_DIR}
@@ -37,19 +37,20 @@ print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"transformers
 print(torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))"; git log -1 --format="%H %cI" 2>/dev/null; nproc'
 tail -n 4 "$out/env.log"
 
-[ "${SKIP_TESTS:-0}" = 1 ] || stage tests 90 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py \
-  tests/test_model.py -k "unpad or residual or varlen or flash"
+[ "${SKIP_TESTS:-0}" = 1 ] || stage tests 120 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py \
+  tests/test_step_graph.py
 tail -n 3 "$out/tests.log" 2>/dev/null
 
 bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
-[ "${SKIP_B128:-0}" = 1 ] || stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes bf16,compile-bf16,graphs-bf16 \
-  --sides ours,ours-pad,peer --skip ours-pad/graphs-bf16 --modes-together
+[ "${SKIP_B128:-0}" = 1 ] || stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" \
+  --modes bf16,compile-bf16,graphs-bf16,stepgraph-bf16 --sides ours,ours-pad,peer --modes-together \
+  --skip ours-pad/graphs-bf16,ours-pad/stepgraph-bf16,peer/stepgraph-bf16 --warmup-timeout 150
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" 2>/dev/null | cut -c1-230
 [ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
   --modes-together --no-peak
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
 # profiling an eager and a compiled step took most of the 230 s of the first H100 run: one short stage of its own
-[ "${SKIP_PROFILE:-0}" = 1 ] || stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes graphs-bf16 --sides ours \
+[ "${SKIP_PROFILE:-0}" = 1 ] || stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes stepgraph-bf16 --sides ours \
   --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40 --env "${PROFILE_ENV:-stock}"
 # EXPERIMENTS="bf16res,coord,...": our CUDA-graph step in each of these bench --env settings (+ joins them), all
 # interleaved with the stock one and the peer's (e.g. combo: Inductor's combo kernels, measured slower on an H100
@@ -65,7 +66,7 @@ fi
 if [ "${SKIP_LOOPS:-0}" != 1 ]; then
 run="python3 -m electra pretrain --preset small --data $carry/wiki128 --device cuda --no-tensorboard --max-steps 20000 \
   --warmup-steps 1000 --log-every 100 --eval-every 400 --eval-batches 4 --save-every 100000"
-stage loop_graphs 120 $run --out /tmp/run_graphs --max-time 75 --compile true --compile-mode reduce-overhead
+stage loop_graphs 150 $run --out /tmp/run_graphs --max-time 100 --compile true --compile-mode step-graph
 grep -E "padded|tok/s|eval|done" "$out/loop_graphs.log" | tail -n 4 | cut -c1-230
 stage loop_eager 80 $run --out /tmp/run_eager --max-time 40
 grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-230

@@ -50,26 +50,28 @@ class StepGraph:
     the same losses (benchmarks/stepgraph_check.py). The gradients live in the graph's memory and each replay
     overwrites them, so nothing may zero them in between; the learning rate must be a device tensor in each
     param group (`set_lr` fills it), or the first rate would be recorded for good. `step(*inputs)` returns
-    tensors, which replays overwrite in place: read (or copy) them before the next call."""
+    tensors, which replays overwrite in place: read (or copy) them before the next call. They should hold no
+    autograd graph (detached): a graph kept alive from one step to the next keeps its gradient-accumulation
+    nodes on the stream of the step that made them (the warm-up's), and autograd then warns of the mismatch."""
 
-    def __init__(self, step, optimizer: torch.optim.Optimizer, warmup: int = 3):  # noqa: ANN001 (any callable)
+    def __init__(self, step, optimizer: torch.optim.Optimizer, warmup: int = 3):
         for group in optimizer.param_groups:
             if not torch.is_tensor(group["lr"]):
                 raise ValueError("StepGraph needs each param group's lr as a device tensor")
             if "capturable" in group:  # torch's AdamW: its step counters on the device, as a capture needs
                 group["capturable"] = True
         self.step, self.optimizer, self.warmup, self.calls = step, optimizer, warmup, 0
+        self.side = torch.cuda.Stream()  # every warm-up step on this one
         self.graph: torch.cuda.CUDAGraph | None = None
 
-    def __call__(self, *inputs: torch.Tensor):  # noqa: ANN204 (whatever `step` returns)
+    def __call__(self, *inputs: torch.Tensor):
         if self.graph is None and self.calls < self.warmup:
             self.calls += 1
-            side = torch.cuda.Stream()
-            side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
+            self.side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(self.side):
                 self.optimizer.zero_grad(set_to_none=True)
                 out = self.step(*inputs)
-            torch.cuda.current_stream().wait_stream(side)
+            torch.cuda.current_stream().wait_stream(self.side)
             return out
         if self.graph is None:
             self.inputs = [t.clone() for t in inputs]

@@ -44,7 +44,7 @@ from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
 from electra.model import Block, count_params, set_residual
-from electra.objective import Electra, SpecialTokens, Stats, StepOutput, summarize
+from electra.objective import Electra, Losses, SpecialTokens, Stats, StepOutput, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.run_setup import resolve_run
 
@@ -194,6 +194,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = compile_model(model, t.compile_mode) if t.compile else model
+    params = [p for p in raw.parameters() if p.requires_grad]
+    max_norm = t.clip_norm if t.clip_norm > 0 else float("inf")  # clip_norm 0: no clipping
     whole: StepGraph | None = None
     if step_graph:
         for group in optimizer.param_groups:  # the graph reads the rate at each replay; set_lr fills it
@@ -203,9 +205,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             with autocast:
                 out = step_model(*batch)
             out.losses.total.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             optimizer.step()
-            return out, grad_norm
+            # what the loop reads, detached: no autograd graph outlives the step (see StepGraph)
+            return StepOutput(Losses(*(x.detach() for x in out.losses)), out.stats, None, None), grad_norm
 
         whole = StepGraph(full_step, optimizer)
 
@@ -247,7 +250,6 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     stopping = (signal.SIGINT, signal.SIGTERM) if d.world_size == 1 else (signal.SIGINT,)
     for sig in stopping:  # main() puts the previous handlers back, however train() ends
         signal.signal(sig, on_signal)
-    params = [p for p in raw.parameters() if p.requires_grad]
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra",
                      trained_generator=cfg.objective.trained_generator)
     # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
@@ -328,7 +330,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         if whole is None:
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, t.clip_norm if t.clip_norm > 0 else float("inf"))
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
                 grad_norm = grad_norm.full_tensor()
         nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
