@@ -100,13 +100,11 @@ class OursStep:
         torch.manual_seed(self.seed + i)  # the loop seeds every micro-step
         if self.stepgraph:  # as the training loop drives it
             if self.whole is None:
-                from electra.device import StepGraph
-                for group in self.opt.param_groups:  # tensors: the graph reads them at each replay
-                    group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
-                self.whole = StepGraph(lambda *b: self.plain_step(b, autocast, None), self.opt)
+                from electra.device import StepGraph, full_step
+                self.whole = StepGraph(full_step(self.step_model, self.opt, self.params, self.clip, autocast), self.opt)
             self.set_lr(self.opt, self.lr)
-            loss, grad_norm = self.whole(*batch)
-            return loss, grad_norm
+            out, grad_norm = self.whole(*batch)
+            return out.losses.total, grad_norm
         packing = self.host_packing(mask_cpu).to(self.device) if self.unpad else None
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()

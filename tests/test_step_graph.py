@@ -13,11 +13,12 @@ import json
 import pytest
 import torch
 from conftest import tiny_overrides
+from test_objective import SP, tiny_cfg
 from torch import nn
 
 from electra.checkpoint import optimizer_to_flat
 from electra.cli import main
-from electra.device import StepGraph
+from electra.device import StepGraph, full_step
 from electra.optim import build_optimizer, lr_at, set_lr
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -48,6 +49,39 @@ def test_a_tensor_learning_rate_is_filled_in_place_and_trains_as_the_float_one()
     assert json.loads(json.dumps(meta))["param_groups"][0]["lr"] == pytest.approx(float(rates[0]))
     with pytest.raises(ValueError, match="lr as a device tensor"):
         StepGraph(lambda: None, opt_a)
+
+
+def test_the_recorded_step_is_the_loops_step():
+    """`full_step` (what the graph records) against the same step written out by hand on a copy of the model:
+    the same losses, gradient norm and updated weights; its outputs hold no autograd graph; the rates became
+    tensors that set_lr fills."""
+    from electra.objective import Electra
+    cfg = tiny_cfg(hidden_dropout="0.1")
+    torch.manual_seed(0)
+    a, b = Electra(cfg, SP), Electra(cfg, SP)
+    b.load_state_dict(a.state_dict())
+    opt_a = build_optimizer(a, "electra", 1e-3, 0.01, (0.9, 0.999), 1e-6)
+    opt_b = build_optimizer(b, "electra", 1e-3, 0.01, (0.9, 0.999), 1e-6)
+    params_a = [p for p in a.parameters() if p.requires_grad]
+    ids = torch.randint(110, 300, (4, 16))
+    ids[:, 0], ids[:, -1] = SP.cls, SP.sep
+    batch = (ids, torch.zeros_like(ids), torch.ones_like(ids, dtype=torch.bool))
+    step = full_step(a, opt_a, params_a, 0.5, torch.autocast("cpu", enabled=False))
+    assert all(torch.is_tensor(g["lr"]) for g in opt_a.param_groups)
+    set_lr(opt_a, 1e-3)
+    torch.manual_seed(7)
+    out, norm = step(*batch)
+    torch.manual_seed(7)
+    ref = b(*batch)
+    ref.losses.total.backward()
+    ref_norm = torch.nn.utils.clip_grad_norm_([p for p in b.parameters() if p.requires_grad], 0.5)
+    opt_b.step()
+    assert out.disc_logits is None and out.labels is None
+    assert all(x.grad_fn is None and not x.requires_grad for x in out.losses)
+    assert torch.equal(out.losses.total, ref.losses.total.detach()) and torch.equal(norm, ref_norm)
+    assert float(norm) > 0.5  # the clip did act
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(pa, pb, atol=1e-7)
 
 
 def test_step_graph_refuses_what_it_cannot_record_in_one_line(tiny_dataset, tmp_path, capsys):

@@ -5,6 +5,10 @@ benchmarks use it.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
 from electra.config import TrainConfig
@@ -85,6 +89,27 @@ class StepGraph:
             static.copy_(t, non_blocking=True)
         self.graph.replay()
         return self.out
+
+
+def full_step(step_model: torch.nn.Module, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+              max_norm: float, autocast: contextlib.AbstractContextManager) -> Callable[..., tuple[Any, torch.Tensor]]:
+    """The step that `StepGraph` records (`--compile-mode step-graph`): forward, backward, clipping and update on
+    one batch, returning the model's output, detached (no autograd graph outlives the step), and the gradient
+    norm. It turns each group's learning rate into a device tensor, which the graph reads at every replay and
+    `set_lr` fills."""
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(float(group["lr"]), device=params[0].device)
+
+    def step(*batch: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        with autocast:
+            out = step_model(*batch)
+        out.losses.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
+        optimizer.step()
+        losses = type(out.losses)(*(x.detach() for x in out.losses))
+        return out._replace(losses=losses, disc_logits=None, labels=None), grad_norm  # what the loop reads
+
+    return step
 
 
 def unpadded(setting: str, device: torch.device, graphs: bool) -> bool:

@@ -38,13 +38,22 @@ from electra.config import (
 )
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.tokenizer import vocab_sha256
-from electra.device import StepGraph, compile_model, cuda_graphs, host_batch, native_bf16, to_device, unpadded
+from electra.device import (
+    StepGraph,
+    compile_model,
+    cuda_graphs,
+    full_step,
+    host_batch,
+    native_bf16,
+    to_device,
+    unpadded,
+)
 from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
 from electra.model import Block, count_params, set_residual
-from electra.objective import Electra, Losses, SpecialTokens, Stats, StepOutput, summarize
+from electra.objective import Electra, SpecialTokens, Stats, summarize
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.run_setup import resolve_run
 
@@ -196,21 +205,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     step_model = compile_model(model, t.compile_mode) if t.compile else model
     params = [p for p in raw.parameters() if p.requires_grad]
     max_norm = t.clip_norm if t.clip_norm > 0 else float("inf")  # clip_norm 0: no clipping
-    whole: StepGraph | None = None
-    if step_graph:
-        for group in optimizer.param_groups:  # the graph reads the rate at each replay; set_lr fills it
-            group["lr"] = torch.tensor(float(group["lr"]), device=d.device)
-
-        def full_step(*batch: torch.Tensor) -> tuple[StepOutput, torch.Tensor]:
-            with autocast:
-                out = step_model(*batch)
-            out.losses.total.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-            optimizer.step()
-            # what the loop reads, detached: no autograd graph outlives the step (see StepGraph)
-            return StepOutput(Losses(*(x.detach() for x in out.losses)), out.stats, None, None), grad_norm
-
-        whole = StepGraph(full_step, optimizer)
+    whole = StepGraph(full_step(step_model, optimizer, params, max_norm, autocast), optimizer) if step_graph else None
 
     def grad_sync(last: bool) -> contextlib.AbstractContextManager:
         """All-reduce (or reduce-scatter) gradients on the last micro-step of an optimizer step only."""
