@@ -47,12 +47,12 @@ MODES = ("fp32", "bf16", "compile", "compile-bf16", "graphs", "graphs-bf16", "st
 # graphs*: torch.compile(mode="reduce-overhead"), i.e. compiled and replayed as CUDA graphs (CUDA only)
 # stepgraph*: ours only (CUDA): --compile-mode step-graph, the whole step (with clip and optimizer) as one CUDA graph
 # --env experiments, joined with "+" to combine (malloc / mallopt: glibc's allocator told to keep freed memory)
-EXPERIMENTS = {
-    "combo": ("ELECTRA_BENCH_COMBO", "1"),  # compiled modes: Inductor's combo kernels (fewer launches in a CUDA graph)
-    "coord": ("ELECTRA_BENCH_COORD", "1"),  # compiled modes: Inductor's coordinate-descent tuning of its kernels
-    "rng": ("ELECTRA_BENCH_RNG", "1"),  # compiled modes: AOTAutograd regenerates dropout masks in the backward
-    "lt": ("ELECTRA_BENCH_BLAS", "cublaslt"),  # CUDA: cuBLASLt for the matmuls that use cuBLAS by default
-    "bf16res": ("ELECTRA_BENCH_RESIDUAL", "bf16"),  # ours: --residual bf16 (the peer has no such option)
+EXPERIMENTS = {  # name: what the worker changes (passed to it in ELECTRA_BENCH_EXPERIMENTS)
+    "combo": "compiled modes: Inductor's combo kernels (fewer launches in a CUDA graph)",
+    "coord": "compiled modes: Inductor's coordinate-descent tuning of its kernels' block sizes",
+    "rng": "compiled modes: AOTAutograd regenerates dropout masks in the backward",
+    "lt": "CUDA: cuBLASLt for the matmuls that use cuBLAS by default",
+    "bf16res": "ours: --residual bf16 (the peer has no such option)",
 }
 SIDES = ("ours", "ours-unpad", "ours-pad", "peer", "before")
 # ours: as `electra pretrain` runs (unpad=auto: unpadded on CUDA unless CUDA graphs); ours-unpad / ours-pad force it
@@ -81,15 +81,14 @@ def worker(args: argparse.Namespace) -> None:
         tune_allocator()
     import torch
     torch.set_num_threads(args.threads)
-    if os.environ.get("ELECTRA_BENCH_COMBO") == "1":  # an experiment: horizontal fusion of independent small kernels
+    experiments = set(os.environ.get("ELECTRA_BENCH_EXPERIMENTS", "").split("+"))
+    if experiments & {"combo", "coord"}:
         import torch._inductor.config as inductor_config
-        inductor_config.combo_kernels = True
-    if os.environ.get("ELECTRA_BENCH_COORD") == "1":  # an experiment: Inductor tunes its fused kernels' block sizes
-        import torch._inductor.config as inductor_config
-        inductor_config.coordinate_descent_tuning = True
-    if os.environ.get("ELECTRA_BENCH_BLAS"):  # an experiment: cuBLASLt (or cuBLAS) for every matmul
-        torch.backends.cuda.preferred_blas_library(os.environ["ELECTRA_BENCH_BLAS"])
-    if os.environ.get("ELECTRA_BENCH_RNG") == "1":  # an experiment: dropout masks regenerated in the backward
+        inductor_config.combo_kernels = "combo" in experiments
+        inductor_config.coordinate_descent_tuning = "coord" in experiments
+    if "lt" in experiments:
+        torch.backends.cuda.preferred_blas_library("cublaslt")
+    if "rng" in experiments:
         import torch._functorch.config as functorch_config
         functorch_config.functionalize_rng_ops = True
     base_rss = rss_mib()
@@ -99,7 +98,7 @@ def worker(args: argparse.Namespace) -> None:
     data = torch.load(args.inputs, weights_only=False)
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
     masks_cpu = [b[2] for b in data["batches"]]  # what the loop packs from: the batch before its transfer
-    residual = {"residual": "bf16"} if os.environ.get("ELECTRA_BENCH_RESIDUAL") == "bf16" else {}
+    residual = {"residual": "bf16"} if "bf16res" in experiments else {}
     cfg = build_config(args.preset, {**data["overrides"], **residual})
     if args.side == "peer":
         step = PeerStep(cfg, data["special"], device, args.mode)
@@ -174,10 +173,7 @@ class Worker:
             env.update(MALLOC_ENV)
         elif "mallopt" in parts:  # the same two settings applied from Python at start-up (ctypes mallopt)
             env["ELECTRA_BENCH_MALLOPT"] = "1"
-        for name, var in EXPERIMENTS.items():
-            env.pop(var[0], None)
-            if name in parts:
-                env[var[0]] = var[1]
+        env["ELECTRA_BENCH_EXPERIMENTS"] = "+".join(x for x in parts if x in EXPERIMENTS)
         cmd = [sys.executable, __file__, "--worker", "--side", side, "--mode", mode, "--inputs", inputs,
                "--preset", args.preset, "--threads", str(args.threads), "--device", args.device,
                "--warmup", str(args.warmup), "--steps", str(args.steps), "--profile-rows", str(args.profile_rows),
@@ -396,7 +392,7 @@ def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> lis
     for w in started:  # compilation is the long part of a warm-up: let them overlap
         w.send("warmup")
     workers = []
-    deadline = time.monotonic() + (args.warmup_timeout or float("inf"))
+    deadline = time.monotonic() + args.warmup_timeout
     for w in started:
         try:
             w.ready = w.read()

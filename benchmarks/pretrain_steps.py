@@ -108,18 +108,13 @@ class OursStep:
         packing = self.host_packing(mask_cpu).to(self.device) if self.unpad else None
         if self.graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        self.set_lr(self.opt, self.lr)
-        loss, grad_norm = self.plain_step(batch, autocast, packing)
-        self.opt.zero_grad(set_to_none=True)
-        return loss, grad_norm
-
-    def plain_step(self, batch, autocast, packing):
-        import torch
         with autocast:
             out = self.step_model(*batch, packing=packing)
         out.losses.total.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.clip)
+        self.set_lr(self.opt, self.lr)
         self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
         return out.losses.total.detach(), grad_norm
 
     def host_packing(self, mask_cpu):

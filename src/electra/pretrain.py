@@ -324,16 +324,15 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 run_sums = Stats(*(a + b for a, b in zip(run_sums, stats)))
             loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
-        if whole is None:
+        if whole is None:  # else the graph replay did all this
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
                 grad_norm = grad_norm.full_tensor()
-        nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
-        first_bad.masked_fill_(nonfinite & (first_bad < 0), step)  # no host-to-device copy, no sync
-        if whole is None:
             set_lr(optimizer, lr)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
+        first_bad.masked_fill_(nonfinite & (first_bad < 0), step)  # no host-to-device copy, no sync
         step += 1
         if d.device.type == "cpu":  # a host sync costs nothing here: stop at the first bad step
             check_finite()
