@@ -14,6 +14,7 @@ from conftest import SHARED
 
 from electra.config import build_config
 from electra.heldout import auc
+from electra.meter import summarize
 from electra.objective import (
     Electra,
     SpecialTokens,
@@ -21,7 +22,6 @@ from electra.objective import (
     mlm_loss,
     rtd_loss,
     sample_tokens,
-    summarize,
 )
 
 SP = SpecialTokens(pad=0, cls=101, sep=102, mask=103)

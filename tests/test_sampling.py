@@ -133,3 +133,16 @@ def test_electra_step_runs_with_either_sampler(monkeypatch):
         assert calls == [sampler], (method, calls)
         assert torch.isfinite(out.losses.total) and out.stats.masked > 0
         assert all(p.grad is not None for p in model.discriminator.parameters())
+
+
+def test_uniform_draws_from_the_given_generator_or_the_default_one():
+    """sampler.uniform leaves the generator keyword out when there is none (functionalized RNG rejects it), and
+    then draws what torch.rand draws from the default generator."""
+    from electra.sampler import uniform
+
+    torch.manual_seed(3)
+    expected = torch.rand(4, 5, dtype=torch.float64)
+    torch.manual_seed(3)
+    assert torch.equal(uniform((4, 5), None, torch.device("cpu"), torch.float64), expected)
+    g = torch.Generator().manual_seed(3)
+    assert torch.equal(uniform((4, 5), g, torch.device("cpu"), torch.float64), expected)

@@ -13,7 +13,8 @@ from electra import dist
 from electra.config import PretrainConfig
 from electra.data.dataset import PretrainData, collate
 from electra.device import to_device
-from electra.objective import Electra, Noise, Stats, summarize
+from electra.meter import summarize
+from electra.objective import Electra, Noise, Stats
 
 HELD_OUT = 2**31  # the step slot of held-out noise seeds: never an optimizer step's
 

@@ -27,7 +27,7 @@ from electra.model import (
     TwoTowerGenerator,
     init_weights,
 )
-from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded
+from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded, uniform
 from electra.variants import LMLoss, all_tokens_mlm_loss, cloze_loss, electric_logits
 
 
@@ -126,8 +126,8 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
     `noise`: the position and keep numbers to use (`Noise`); by default they are drawn from `rng`."""
     B, T = input_ids.shape
     N, device = max_predictions, input_ids.device
-    u_pos_BN = noise.position if noise is not None else torch.rand(B, N, generator=rng, device=device)
-    u_keep_BN = noise.keep if noise is not None else torch.rand(B, N, generator=rng, device=device)
+    u_pos_BN = noise.position if noise is not None else uniform((B, N), rng, device)
+    u_keep_BN = noise.keep if noise is not None else uniform((B, N), rng, device)
     candidates_BT = maskable(input_ids, attention_mask, special)
     # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position at
     # which the running count of candidates exceeds j
@@ -218,8 +218,7 @@ def sample_fixed(prior_V: torch.Tensor, masked: Masked, input_ids: torch.Tensor,
     Unigram: the training split's token frequencies (the paper's Figure 3 baseline). `u` (B, N, 1) as in
     sample_tokens."""
     w_V = prior_V.double() if temperature == 1.0 else prior_V.double() ** (1.0 / temperature)
-    u_BN = u.squeeze(-1) if u is not None else torch.rand(masked.targets.shape, generator=rng,
-                                                          device=input_ids.device, dtype=torch.float64)
+    u_BN = u.squeeze(-1) if u is not None else uniform(masked.targets.shape, rng, input_ids.device, torch.float64)
     tokens_BN = from_cdf(w_V, w_V.cumsum(0), u_BN, masked.targets if disallow_correct else None)
     return corrupt(tokens_BN, masked, input_ids, w_V.argmax().expand_as(tokens_BN))  # argmax: no host sync
 
@@ -408,18 +407,3 @@ class Electra(nn.Module):
             )
         return StepOutput(Losses(total, gen_loss, disc_loss), stats, disc_logits_BT, labels)
 
-
-def summarize(stats: Stats) -> dict[str, float]:
-    """Ratios from summed counts: generator accuracy (argmax and sampled), replaced-token rate and the
-    discriminator's accuracy, precision and recall on replaced tokens; for replace_mlm / all_tokens_mlm also the
-    accuracy of the discriminator's LM (`disc_lm_acc`)."""
-    s = {k: float(v) for k, v in stats._asdict().items()}
-    div = lambda a, b: a / b if b else 0.0  # noqa: E731
-    return {
-        "gen_acc": div(s["gen_correct"], s["masked"]),
-        "sampled_acc": div(s["sampled_correct"], s["masked"]),
-        "replaced_rate": div(s["replaced"], s["tokens"]),
-        "disc_acc": div(s["disc_correct"], s["tokens"]),
-        "disc_precision": div(s["true_pos"], s["pred_pos"]),
-        "disc_recall": div(s["true_pos"], s["replaced"]),
-    } | ({"disc_lm_acc": div(s["lm_correct"], s["lm_count"])} if s["lm_count"] else {})

@@ -24,7 +24,6 @@ from electra import dist
 from electra.checkpoint import (
     checkpoint_weights,
     optimizer_from_flat,
-    read_run_json,
     read_state,
     save_checkpoint,
     write_run_files,
@@ -37,7 +36,6 @@ from electra.config import (
     split_overrides,
 )
 from electra.data.dataset import BatchStream, PretrainData
-from electra.data.tokenizer import vocab_sha256
 from electra.device import (
     StepGraph,
     compile_model,
@@ -52,10 +50,11 @@ from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
+from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
-from electra.objective import Electra, SpecialTokens, Stats, summarize
+from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
-from electra.run_setup import resolve_run
+from electra.run_setup import check_dataset, resolve_run
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
@@ -115,20 +114,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     data = PretrainData(args.data)
     cfg, ckpt, init = resolve_run(args, overrides, data)
     t = cfg.train
-    if t.seq_len != data.seq_len and ckpt is not None:
-        raise UserError(f"the run in {args.out} trains on {t.seq_len}-token examples but {args.data} now holds "
-                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with "
-                        f"--seq-len {t.seq_len}")
-    if t.seq_len != data.seq_len:
-        raise UserError(f"train.seq_len={t.seq_len} but {args.data} holds {data.seq_len}-token examples; "
-                        f"prepare the data with --seq-len {t.seq_len} or drop the override")
-    if cfg.model.vocab_size < data.vocab_size:
-        raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
-    if ckpt is not None:
-        recorded = read_run_json(args.out, "tokenizer.json", require="vocab_sha256")["vocab_sha256"]
-        if recorded != vocab_sha256(data.vocab_path):
-            raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
-                            f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
+    check_dataset(args, cfg, data, resumed=ckpt is not None)
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
     cuda = d.device.type == "cuda"
@@ -250,15 +236,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
     # one after max_steps, or no held-out rows to evaluate
     evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
-    run_sums, loss_sums, last_log = None, torch.zeros(3, device=d.device), (step, time.time())
-    real_tokens, clock_step = 0, step  # this rank's non-padding tokens since the last log line; timed from there
-    carried, carried_terms = state.get("log_interval") if ckpt is not None else None, 0
-    if carried and carried["since"] < step:  # resumed between two log lines: the next one covers the whole interval
-        last_log, carried_terms = (carried["since"], last_log[1]), carried["terms"]  # loss terms summed before
-        if d.is_main:  # rank 0 carries the interval's sums for every rank; the all-reduce adds the rest
-            run_sums = Stats(*(torch.tensor(v, dtype=getattr(torch, t), device=d.device)
-                               for v, t in zip(carried["stats"], carried["dtypes"])))
-            loss_sums = torch.tensor(carried["losses"], dtype=torch.float32, device=d.device)
+    meter = IntervalMeter(step, d.device, n_micro * d.world_size, t.global_batch_size * t.seq_len,
+                          carried=state.get("log_interval") if ckpt is not None else None, holds_carried=d.is_main)
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
 
@@ -276,14 +255,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             weights = {k: v for k, v in weights.items() if not k.startswith(tuple(raw.aliases))}
         else:
             weights, opt_sd = raw.weights(), optimizer.state_dict()
-        interval = None  # the running sums of the log line to come, summed over ranks: a resume logs it whole
-        if run_sums is not None:
-            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).double(), loss_sums.double()]))
-            k = len(Stats._fields)
-            interval = {"since": last_log[0], "stats": sums[:k].tolist(),
-                        "dtypes": [str(s.dtype).removeprefix("torch.") for s in run_sums],
-                        "losses": sums[k:].float().tolist(),  # float32 values, as loss_sums holds them
-                        "terms": carried_terms + (step - clock_step) * n_micro * d.world_size}
+        interval = meter.state(step)  # a resume logs the interval in progress whole
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
@@ -301,7 +273,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         micro_batches = stream.next_step()
         lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
         for m, (batch, packing) in enumerate(micro_batches):
-            real_tokens += int(batch.attention_mask.sum())  # the host copy: no device sync
+            real = int(batch.attention_mask.sum())  # the host copy: no device sync
             batch = to_device(batch, d.device)
             packing = packing.to(d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
@@ -316,13 +288,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                     with autocast:
                         out = step_model(*batch, packing=packing)
                     (out.losses.total / n_micro).backward()
-            # always new tensors: outputs replayed from CUDA graphs are overwritten by the next micro-step
-            stats = Stats(*(s.detach() for s in out.stats))
-            if run_sums is None:
-                run_sums = Stats(*(s.clone() for s in stats))
-            else:
-                run_sums = Stats(*(a + b for a, b in zip(run_sums, stats)))
-            loss_sums += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
+            meter.add(out, real)
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         if whole is None:  # else the graph replay did all this
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
@@ -339,25 +305,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
         if step % t.log_every == 0 or step == t.max_steps:
             check_finite()
-            sums = dist.all_reduce_sum(torch.cat([torch.stack(list(run_sums)).float(), loss_sums,
-                                                  torch.tensor([float(real_tokens)], device=d.device)]))
-            n = carried_terms + (step - clock_step) * n_micro * d.world_size  # micro-batch losses summed
-            now = time.time()
-            seconds = max(now - last_log[1], 1e-9)
-            tok_s = (step - clock_step) * t.global_batch_size * t.seq_len / seconds  # slots, padding included
-            k = len(Stats._fields)
-            metrics = {f"train/{name}": v for name, v in summarize(Stats(*sums[:k])).items()}
-            metrics.update({"train/loss": float(sums[k]) / n, "train/mlm_loss": float(sums[k + 1]) / n,
-                            "train/rtd_loss": float(sums[k + 2]) / n, "train/lr": lr, "train/grad_norm": float(grad_norm),
-                            "train/tokens_per_s": tok_s, "train/real_tokens_per_s": float(sums[k + 3]) / seconds})
-            eta = (t.max_steps - step) * (now - last_log[1]) / max(step - clock_step, 1)
+            metrics, step_seconds = meter.close(step)
+            metrics.update({"train/lr": lr, "train/grad_norm": float(grad_norm)})
             log.log(step, metrics, " | ".join([
                 f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
                 f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
-                *disc_columns(metrics, "train", cfg.objective.joint),
-                f"lr {lr:.2e}", f"{tok_s:,.0f} tok/s", f"eta {fmt_duration(eta)}"]))
-            run_sums, loss_sums, last_log, real_tokens = None, torch.zeros(3, device=d.device), (step, now), 0
-            clock_step, carried_terms = step, 0
+                *disc_columns(metrics, "train", cfg.objective.joint), f"lr {lr:.2e}",
+                f"{metrics['train/tokens_per_s']:,.0f} tok/s", f"eta {fmt_duration((t.max_steps - step) * step_seconds)}"]))
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)

@@ -52,3 +52,22 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
               f"again with the model's settings (--no-lowercase, --[no-]strip-accents)", file=sys.stderr)
     check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
     return PretrainConfig.from_dict(init.cfg), None, init
+
+
+def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainData, resumed: bool) -> None:
+    """The dataset fits the run: its example length, a vocabulary the model covers and, for a resumed run, the
+    vocabulary the run was trained with."""
+    if cfg.train.seq_len != data.seq_len and resumed:
+        raise UserError(f"the run in {args.out} trains on {cfg.train.seq_len}-token examples but {args.data} now holds "
+                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with "
+                        f"--seq-len {cfg.train.seq_len}")
+    if cfg.train.seq_len != data.seq_len:
+        raise UserError(f"train.seq_len={cfg.train.seq_len} but {args.data} holds {data.seq_len}-token examples; "
+                        f"prepare the data with --seq-len {cfg.train.seq_len} or drop the override")
+    if cfg.model.vocab_size < data.vocab_size:
+        raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
+    if resumed:
+        recorded = read_run_json(args.out, "tokenizer.json", require="vocab_sha256")["vocab_sha256"]
+        if recorded != vocab_sha256(data.vocab_path):
+            raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
+                            f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")

@@ -12,10 +12,17 @@ import torch
 BLOCK = 64  # vocabulary block of the two-level inverse-CDF sampler
 
 
+def uniform(shape: torch.Size | tuple[int, ...], rng: torch.Generator | None, device: torch.device,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U[0, 1) numbers from `rng`, or from the default generator when it is None. The keyword is left out
+    then, because functionalized RNG (AOTAutograd's functionalize_rng_ops) rejects a generator argument."""
+    return torch.rand(shape, device=device, dtype=dtype, **({"generator": rng} if rng is not None else {}))
+
+
 def gumbel_max(logits: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     """The original's sampler: argmax(logits + g), g = -log(-log(u + 1e-9) + 1e-9), one uniform per vocabulary
     entry (B*N*V draws)."""
-    u = torch.rand(logits.shape, generator=rng, device=logits.device)
+    u = uniform(logits.shape, rng, logits.device)
     u.add_(1e-9).log_().neg_().add_(1e-9).log_().neg_()  # Gumbel(0, 1) noise, in place
     return (logits + u).argmax(dim=-1)
 
@@ -50,7 +57,7 @@ def inverse_cdf(weights: torch.Tensor, rng: torch.Generator | None, u: torch.Ten
     cdf = blocks.sum(-1).double().cumsum_(-1)  # (..., nb)
     total = cdf[..., -1:]
     if u is None:
-        u = torch.rand(total.shape, generator=rng, device=weights.device, dtype=torch.float64)
+        u = uniform(total.shape, rng, weights.device, torch.float64)
     u = u.to(torch.float64) * total
     u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # strictly below the total
     b = torch.searchsorted(cdf, u, right=True)  # first block whose cumulative sum exceeds u: never empty
