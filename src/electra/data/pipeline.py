@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -30,6 +31,9 @@ from electra.data.builder import ExampleBuilder
 from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, CorpusFile, ReadStats, iter_corpus
 from electra.data.shards import SPLITS, SplitWriter, commit_shard
 from electra.data.tokenizer import SpecialIds, build_tokenizer
+
+# Test hook: SIGKILL the process that builds unit N once its files are written, before the shard is committed.
+KILL_BEFORE_COMMIT_ENV = "ELECTRA_PREPARE_KILL_BEFORE_COMMIT"
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,8 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
         counts = {s: w.close() for s, w in writers.items()}
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],
                 "counts": counts, "read": stats.as_dict(), "warnings": stats.per_file_warnings}
+        if os.environ.get(KILL_BEFORE_COMMIT_ENV) == str(unit.index):
+            os.kill(os.getpid(), signal.SIGKILL)
         commit_shard(tmp, out_dir / unit.name, info)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
