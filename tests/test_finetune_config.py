@@ -115,7 +115,12 @@ def test_loss_reduction_sum_is_batch_times_mean() -> None:
         with torch.no_grad():
             terms = head.losses(head(h, batch), batch)
         n = 8 if isinstance(head, TaggingHead) else 4  # tagging: one term per labelled word, 2 per row
-        assert terms.shape == (n,)
+        if isinstance(head, TaggingHead):  # a term per token, the unlabelled ones 0: no boolean index
+            labelled = batch["labels"].flatten() != -100
+            assert terms.values.shape == (20,) and int(terms.count) == n and not terms.values[~labelled].any()
+            assert bool((terms.values[labelled] > 0).all())
+        else:
+            assert terms.shape == (n,)
         mean = float(reduce_loss(terms, "mean"))
         assert float(reduce_loss(terms, "sum")) == pytest.approx(n * mean, rel=1e-5)
     reg = RegressionHead(8, 0.0)

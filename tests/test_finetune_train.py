@@ -10,7 +10,7 @@ import torch
 from electra.config import ModelConfig
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
-from electra.finetune.heads import IGNORE, FinetuneModel, RegressionHead, TaggingHead
+from electra.finetune.heads import IGNORE, FinetuneModel, RegressionHead, TaggingHead, Terms
 from electra.finetune.train import LossTracker, collate, train
 from electra.model import Encoder
 
@@ -56,11 +56,11 @@ class RecordingHead(TaggingHead):
 
     def __init__(self) -> None:
         super().__init__(8, 3, 0.0)
-        self.seen: list[torch.Tensor] = []
+        self.seen: list[Terms] = []
 
-    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> Terms:
         terms = super().losses(logits, batch)
-        self.seen.append(terms.detach().clone())
+        self.seen.append(Terms(terms.values.detach().clone(), terms.count.clone()))
         return terms
 
 
@@ -73,8 +73,9 @@ def test_loop_reduces_the_terms_and_reports_their_smoothed_loss(reduction: str) 
     stats = train(model, _tagging_feats(12), cfg, pad_id=0, device=CPU, seed=1, log=lines.append)
     assert stats["steps"] == 9 and len(head.seen) == 9
     ema = None  # the documented smoothing: EMA 0.9 / 0.1 of the per-step batch losses, in Python floats
-    for terms in head.seen:
-        value = float(terms.sum() if reduction == "sum" else terms.mean())
+    for terms in head.seen:  # summed over the labelled words, or averaged over them
+        total = terms.values.sum()
+        value = float(total if reduction == "sum" else total / terms.count)
         ema = value if ema is None else 0.9 * ema + 0.1 * value
     assert stats["final_loss"] == ema  # the same arithmetic, not just close
     assert [line.split()[1] for line in lines] == ["2/9", "4/9", "6/9", "8/9", "9/9"]

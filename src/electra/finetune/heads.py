@@ -11,7 +11,7 @@ The QA and tagging heads read the encoder output directly, without the extra dro
 as the original's qa_tasks.py / tagging_tasks.py (and HF's QA / token-classification heads' qa_outputs).
 
 Every head has forward(h, batch) -> outputs, losses(outputs, batch) -> the unreduced loss terms (one per
-example; one per labelled word for tagging) and predict(outputs, batch) -> one result per example. The
+example; for tagging, `Terms`: one per token, of which the labelled words count) and predict(outputs, batch) -> one result per example. The
 training loop reduces the terms (train.reduce_loss, FinetuneConfig.loss_reduction), so no head needs to.
 
 Each head's final layer is `out` (`head.out.weight`, `head.out.bias` in the saved model: the exporter
@@ -20,7 +20,7 @@ original's `tf.layers.dense` does (spec 1.1); the QA head's hidden layers too.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,13 @@ from torch import nn
 
 IGNORE = -100  # label of positions that carry no loss (non-first sub-tokens, padding, [CLS]/[SEP])
 NEG = -1000.0  # the original's additive logit mask for positions outside the allowed answer span
+
+
+class Terms(NamedTuple):
+    """Loss terms of a fixed size, of which only `count` are real (tagging: the labelled words); the others
+    are 0. Selecting the real ones would make the host wait for the device every step (a boolean index)."""
+    values: torch.Tensor  # (n,)
+    count: torch.Tensor  # () the number of real terms
 
 
 def glorot_(linear: nn.Linear) -> nn.Linear:
@@ -71,12 +78,12 @@ class TaggingHead(ClassificationHead):
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.out(h)  # (B, T, n_tags)
 
-    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # one term per labelled word (first pieces only): the original sums them (per sentence, then over
-        # the batch), and `mean` averages over words, not sentences
+    def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> Terms:
+        # one term per labelled word (first pieces only; other positions give 0): the original sums them (per
+        # sentence, then over the batch), and `mean` averages over words, not sentences
         labels = batch["labels"].flatten()
         losses = F.cross_entropy(logits.float().flatten(0, 1), labels, ignore_index=IGNORE, reduction="none")
-        return losses[labels != IGNORE]
+        return Terms(losses, (labels != IGNORE).sum())
 
     def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
         return logits.argmax(-1).cpu().numpy().tolist()  # per example: a tag id per token

@@ -32,7 +32,7 @@ from torch import nn
 from electra.data.shards import replace_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
-from electra.finetune.heads import IGNORE, FinetuneModel, encoder_depth
+from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
 from electra.optim import build_optimizer, layerwise_lr_scales, lr_at, set_lr
 
 Feature = dict[str, Any]
@@ -106,10 +106,13 @@ def lr_scales(model: FinetuneModel, cfg: FinetuneConfig) -> dict[str, float] | N
                                original_off_by_one=cfg.layer_decay_off_by_one)
 
 
-def reduce_loss(losses: torch.Tensor, how: str) -> torch.Tensor:
+def reduce_loss(losses: torch.Tensor | Terms, how: str) -> torch.Tensor:
     """The batch loss from a head's loss terms (FinetuneConfig.loss_reduction). The original sums them
     (run_finetuning.py: reduce_sum of the stacked per-example losses; a tagging example's loss is itself a
-    sum over its words); `mean` averages the terms instead."""
+    sum over its words); `mean` averages the terms instead (tagging: over the labelled words)."""
+    if isinstance(losses, Terms):
+        total = losses.values.sum()
+        return total if how == "sum" else total / losses.count.clamp_min(1)
     return losses.sum() if how == "sum" else losses.mean()
 
 
