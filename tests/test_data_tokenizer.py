@@ -173,3 +173,18 @@ def test_tokenizer_matches_berts_reference_tokenizer(tmp_path: Path, lowercase: 
     assert mine == theirs
     unk = SpecialIds.from_vocab(vocab).unk
     assert any(unk in ids for ids in mine) and sum(map(len, mine)) > 2000  # a real test: unknowns and many pieces
+
+
+def test_min_frequency_keeps_rare_merges_out(tmp_path: Path) -> None:
+    """`electra vocab --min-frequency N`: a merge seen fewer than N times is not learned, so a high bar leaves a
+    vocab of little more than the alphabet, and the words it would have made split into more pieces."""
+    corpus = tmp_path / "c.txt"
+    write_docs(corpus, 200, seed=3)
+    sizes, pieces = {}, {}
+    for freq in (2, 100000):
+        assert cli(["vocab", str(corpus), "--vocab-size", "300", "--min-frequency", str(freq),
+                    "--out", str(tmp_path / f"v{freq}")]) == 0
+        vocab = tmp_path / f"v{freq}" / "vocab.txt"
+        sizes[freq] = len(vocab.read_text(encoding="utf-8").splitlines())
+        pieces[freq] = len(load_tokenizer(vocab).encode("alpha beta omega", add_special_tokens=False).ids)
+    assert sizes[100000] < sizes[2] and pieces[100000] > pieces[2] == 3

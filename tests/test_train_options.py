@@ -98,3 +98,22 @@ def test_torch_adamw_trains_and_resumes_exactly(tiny_dataset, tmp_path, monkeypa
     assert largest_change(weights(ours), a) > 1e-5
     state = json.loads((straight / "checkpoints" / "step_00000006" / "state.json").read_text())
     assert state["config"]["train"]["optimizer"] == "adamw"
+
+
+def test_architecture_and_optimizer_fields_reach_the_model(tiny_dataset, tmp_path):
+    """--type-vocab-size, --layer-norm-eps, --initializer-range and --adam-beta1 change what they name."""
+    run = train(tiny_dataset, tmp_path / "run", "--type-vocab-size", "3", "--layer-norm-eps", "1e-5",
+                "--initializer-range", "0.2", "--adam-beta1", "0.8", "--hidden-size", "256", "--intermediate-size",
+                "512", max_steps=1, save_every=1)
+    cfg = PretrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    s = PretrainData(tiny_dataset).special
+    model = Electra(cfg, SpecialTokens(s.pad, s.cls, s.sep, s.mask))
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert norms and all(m.eps == 1e-5 for m in norms)
+    start = initial_weights(run, tiny_dataset)
+    assert start["discriminator.embeddings.segment.weight"].shape[0] == 3
+    w = start["discriminator.blocks.0.mlp.fc.weight"]  # (512, 256)
+    # BERT's truncated normal (cut at 2 sigma) has a standard deviation of 0.88 sigma
+    assert float(w.std()) == pytest.approx(0.88 * 0.2, rel=0.05)
+    groups = json.loads((run / "checkpoints" / "step_00000001" / "state.json").read_text())["optimizer"]["param_groups"]
+    assert all(g["betas"] == [0.8, 0.999] for g in groups)
