@@ -2,7 +2,8 @@
 
 What it relies on is tested everywhere: a learning rate held as a tensor (filled in place by `set_lr`, saved as a
 number) trains as the float one, and the mode refuses, in one line, what it cannot record. The graph itself is
-tested on CUDA (skipped here): a step-graph run gives the compiled run's losses, and it trains, saves and resumes.
+tested on CUDA (skipped here): a step-graph run gives the compiled run's losses, with the `electra` optimizer
+and with torch's AdamW, and it trains, saves and resumes.
 
     python -m pytest tests/test_step_graph.py -q
 """
@@ -131,3 +132,25 @@ def test_step_graph_trains_saves_and_resumes(tiny_dataset, tmp_path, capsys):
     assert isinstance(state["optimizer"]["param_groups"][0]["lr"], float)
     assert main([*args, "--max-steps", "9"]) == 0  # resumes from step 6 and runs 7-9
     assert set(losses(run)) == set(range(1, 10))
+
+
+@cuda
+def test_step_graph_with_torch_adamw_follows_the_compiled_run(tiny_dataset, tmp_path):
+    """torch's AdamW in the graph (set capturable): its step counts, and with them its bias corrections, advance
+    on the device in every replay, and the learning rate follows the schedule. In fp32 with a real, changing
+    rate the graph's losses follow the compiled run's, and the saved step count is the run's."""
+    from safetensors.torch import load_file
+
+    args = ["pretrain", "--data", str(tiny_dataset), *tiny_overrides(max_steps=8, eval_every=0, save_every=8,
+                                                                     precision="fp32", warmup_steps=2),
+            "--compile", "true", "--no-tensorboard", "--unpad", "off", "--optimizer", "adamw"]
+    curves = {}
+    for mode in ("default", "step-graph"):
+        run = tmp_path / mode
+        assert main([*args, "--out", str(run), "--compile-mode", mode]) == 0
+        curves[mode] = losses(run)
+        steps = [v for k, v in load_file(str(run / "checkpoints" / "step_00000008" / "optimizer.safetensors")).items()
+                 if k.endswith(".step")]
+        assert steps and all(float(s) == 8 for s in steps), mode
+    for step, (loss, _) in curves["default"].items():
+        assert curves["step-graph"][step][0] == pytest.approx(loss, rel=1e-3), step
