@@ -33,6 +33,9 @@ def summarize(stats: Stats) -> dict[str, float]:
 
 
 class IntervalMeter:
+    """Running sums from the last log line (or the run's start) to the next: `add` per micro-step, `close` on a
+    log line, `state` for a checkpoint."""
+
     def __init__(self, step: int, device: torch.device, terms_per_step: int, tokens_per_step: int,
                  carried: dict[str, Any] | None = None, holds_carried: bool = True):
         """terms_per_step: micro-batch losses summed per step over all ranks; tokens_per_step: the global batch's

@@ -273,7 +273,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         micro_batches = stream.next_step()
         lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
         for m, (batch, packing) in enumerate(micro_batches):
-            real = int(batch.attention_mask.sum())  # the host copy: no device sync
+            real_tokens = int(batch.attention_mask.sum())  # the host copy: no device sync
             batch = to_device(batch, d.device)
             packing = packing.to(d.device) if packing is not None else None
             torch.manual_seed(micro_seed(t.seed, step, d.rank * n_micro + m))
@@ -288,7 +288,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                     with autocast:
                         out = step_model(*batch, packing=packing)
                     (out.losses.total / n_micro).backward()
-            meter.add(out, real)
+            meter.add(out, real_tokens)
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         if whole is None:  # else the graph replay did all this
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)

@@ -11,8 +11,9 @@ The QA and tagging heads read the encoder output directly, without the extra dro
 as the original's qa_tasks.py / tagging_tasks.py (and HF's QA / token-classification heads' qa_outputs).
 
 Every head has forward(h, batch) -> outputs, losses(outputs, batch) -> the unreduced loss terms (one per
-example; for tagging, `Terms`: one per token, of which the labelled words count) and predict(outputs, batch) -> one result per example. The
-training loop reduces the terms (train.reduce_loss, FinetuneConfig.loss_reduction), so no head needs to.
+example; for tagging, `Terms`: one per token, of which the labelled words count) and predict(outputs, batch) ->
+one result per example. The training loop reduces the terms (train.reduce_loss, FinetuneConfig.loss_reduction),
+so no head needs to.
 
 Each head's final layer is `out` (`head.out.weight`, `head.out.bias` in the saved model: the exporter
 relies on these names). Final layers use TF's default init, Glorot uniform with zero bias, as the
