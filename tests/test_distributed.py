@@ -127,6 +127,28 @@ def test_killed_worker_is_restarted_and_the_run_completes(tiny_dataset, tmp_path
     assert_close(weights(out), weights(single))
 
 
+def test_a_restart_between_log_lines_logs_what_one_process_logs(tiny_dataset, tmp_path):
+    """A log line every 3 steps, checkpoints every 2: rank 1 dies after step 3 and both restart from step 2, in
+    the middle of the line for steps 1-3. The checkpoint holds that line's sums over both ranks, rank 0 starts
+    from them and rank 1 from nothing, so the line logged after the restart is the one-process run's."""
+    every = ["--log-every", "3"]
+    one = tmp_path / "one"
+    assert launch(one, tiny_dataset, 1, every).returncode == 0
+    two = tmp_path / "two"
+    r = launch(two, tiny_dataset, 2, every, env={"ELECTRA_FAULT_AT_STEP": "3:1"}, max_restarts=1)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "step_00000002" in (two / "train.log").read_text()  # restarted from step 2
+    state = json.loads((two / "checkpoints" / "step_00000006" / "state.json").read_text())
+    assert "log_interval" not in state  # saved right after its log line
+    rows = {run: [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()] for run in (one, two)}
+    lines = {run: {r["step"]: r for r in rs if "train/loss" in r} for run, rs in rows.items()}
+    assert lines[one].keys() == lines[two].keys() == {3, 6}
+    for step, want in lines[one].items():
+        for key, value in want.items():
+            if key.startswith("train/") and not key.endswith("per_s"):
+                assert lines[two][step][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (step, key)
+
+
 def test_two_rank_checkpoint_resumes_in_one_process(tiny_dataset, tmp_path, single):
     out = tmp_path / "resharded"
     r = launch(out, tiny_dataset, 2, env={"ELECTRA_FAULT_AT_STEP": "4"})
