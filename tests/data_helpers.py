@@ -16,7 +16,8 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega", "red", "green", "blue", "cat", "dog", "house", "river", "music"]
 # English-like words, for corpora that a vocab is trained on (conftest's tiny dataset).
-ENGLISH_WORDS = ("the of and a to in is was for on that with as by at from his her it an were are which this be "
+ENGLISH_WORDS = (  # noqa: SIM905
+                 "the of and a to in is was for on that with as by at from his her it an were are which this be "
                  "city river music team film war school king game house church village station north south "
                  "played born built named known found called became during after before between under").split()
 

@@ -98,7 +98,7 @@ def test_rtd_on_masked_positions_only_against_hand_computation():
     labels = torch.tensor([[True, False, True, False], [False, True, False, False]])
     am = torch.ones(2, 4, dtype=torch.bool)
     m = Masked(None, torch.tensor([[1, 2, 2], [3, 0, 0]]), torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]), None)
-    bce = lambda x, y: math.log(1 + math.exp(-x if y else x))  # noqa: E731
+    bce = lambda x, y: math.log(1 + math.exp(-x if y else x))
     manual = (bce(-1.0, False) + 2 * bce(0.5, True) + bce(0.7, False)) / 4
     loss = rtd_loss(logits, labels, am, m)
     assert abs(float(loss.detach()) - manual) < 1e-6

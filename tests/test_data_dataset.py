@@ -106,7 +106,7 @@ def test_damaged_bytes_in_files_of_the_right_size_are_caught(dataset: Path, tmp_
         broken = tmp_path / "copy"
         shutil.rmtree(broken, ignore_errors=True)
         shutil.copytree(dataset, broken)
-        shard = sorted(broken.glob("shard-*"))[0]
+        shard = min(broken.glob("shard-*"))
         arr = np.memmap(shard / name, dtype=np.uint16 if "tokens" in name else "<i8", mode="r+")
         damage(arr)
         arr.flush()

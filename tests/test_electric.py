@@ -132,7 +132,7 @@ def test_electric_runs_resumes_and_exports_its_discriminator(tiny_dataset, tmp_p
     evals = [r for r in records if "eval/disc_auc" in r]
     assert [r["step"] for r in evals] == [3, 4, 6]  # every --eval-every, and at each run's end
     assert all(0 <= r["eval/disc_auc"] <= 1 and r["eval/replaced_rate"] > 0 for r in evals)
-    encoder, pre = load_discriminator(run)  # what fine-tuning starts from
+    _encoder, pre = load_discriminator(run)  # what fine-tuning starts from
     assert pre.step == 6 and pre.cfg.objective.objective == "electric"
     result = export(run, tmp_path / "hf")
     assert [a for _, a in result.folders] == ["ElectraForPreTraining"] and "two-tower" in result.notes[0]

@@ -345,7 +345,7 @@ def test_ablation_discriminator_exports_as_a_masked_lm(tf, vocab, tmp_path, obje
     assert maxdiff(electra_logits(model, ids, seg, mask)[1], hf_logits(gen, ids, seg, mask)) < TOL
     card = (tmp_path / "out" / "discriminator" / "README.md").read_text()
     assert f"discriminator of a {objective} ablation run" in card
-    encoder, pre = load_discriminator(tmp_path / "run")  # what fine-tuning loads: the discriminator's body
+    encoder, _pre = load_discriminator(tmp_path / "run")  # what fine-tuning loads: the discriminator's body
     torch.testing.assert_close(encoder.embeddings.word.weight, model.discriminator.embeddings.word.weight)
     # --init into the same objective takes every part back, the discriminator's LM head included
     again = electra_model(tiny_cfg(objective=objective), vocab, seed=123)

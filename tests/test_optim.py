@@ -7,7 +7,7 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
 from electra.optim import ElectraAdam, build_optimizer, layerwise_lr_scales, lr_at, param_groups
 

@@ -34,7 +34,7 @@ def ragged(B: int = 5, T: int = 24, V: int = 120, seed: int = 0, device: str = "
 
 
 def test_pack_layout():
-    ids, seg, mask = ragged()
+    ids, _seg, mask = ragged()
     p = pack(mask)
     assert p.cu_seqlens.tolist() == [0, 24, 48, 55, 57, 70] and p.cu_seqlens.dtype == torch.int32
     assert p.seq_len == 24 and p.index.shape == (70,)

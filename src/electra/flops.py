@@ -38,7 +38,7 @@ class Transformer:
     i intermediate, heads, kqv = h (attention projection width)."""
 
     h: int
-    l: int  # noqa: E741 (the script's name)
+    l: int  # the script's name
     s: int = 512
     v: int = 30522
     e: int | None = None

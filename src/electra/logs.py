@@ -28,8 +28,8 @@ class RunLogger(NullLogger):
     def __init__(self, run_dir: Path, start_step: int, total_steps: int, tensorboard: bool = True):
         self.run_dir = run_dir
         forget_after(run_dir / "metrics.jsonl", start_step)
-        self.log_file = open(run_dir / "train.log", "a", encoding="utf-8")
-        self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.log_file = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         self.tb = None
         if tensorboard:
             try:

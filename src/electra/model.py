@@ -20,8 +20,8 @@ import math
 from typing import NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from electra.config import ModelConfig
 
@@ -60,14 +60,14 @@ def keep_mask(shape: torch.Size | tuple[int, ...], keep_prob: float, device: tor
 
 class _FastDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:  # noqa: ANN001
+    def forward(ctx, x: torch.Tensor, p: float) -> torch.Tensor:
         keep = keep_mask(x.shape, 1.0 - p, x.device).view(torch.uint8)
         ctx.save_for_backward(keep)
         ctx.scale = 1.0 / (1.0 - p)
         return x.mul(keep).mul_(ctx.scale)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # noqa: ANN001, ANN205
+    def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
         return grad.mul(keep).mul_(ctx.scale), None
 
@@ -214,7 +214,7 @@ def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing:
         cu, T = packing.cu_seqlens, packing.seq_len
         return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, T, T, p, False, False)[0]
     B, T = packing.cu_seqlens.shape[0] - 1, packing.seq_len
-    S, H, K = q.shape
+    _S, H, K = q.shape
 
     def padded(t: torch.Tensor) -> torch.Tensor:  # (S, H, K) -> (B, H, T, K), zeros at pads
         return t.new_zeros(B * T, H, K).index_copy(0, packing.index, t).view(B, T, H, K).transpose(1, 2)

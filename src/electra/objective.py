@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from electra.config import ModelConfig, PretrainConfig, generator_config
 from electra.model import (

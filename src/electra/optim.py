@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 
 def lr_at(step: int, peak: float, total_steps: int, warmup_steps: int, power: float = 1.0) -> float:
@@ -69,7 +69,7 @@ class ElectraAdam(torch.optim.Optimizer):
         return True
 
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: ANN001, ANN201 (torch's signature)
+    def step(self, closure=None):  # torch's signature
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             if not params:
@@ -107,7 +107,6 @@ class ElectraAdam(torch.optim.Optimizer):
                 if wd:
                     torch._foreach_add_(update, params, alpha=wd)
                 torch._foreach_add_(params, update, alpha=-lr)
-        return None
 
 
 def build_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float, betas: tuple[float, float],
@@ -132,7 +131,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
             group["lr"] = value
 
 
-def layerwise_lr_scales(param_names: list[str], num_layers: int, decay: float, depth_of,  # noqa: ANN001
+def layerwise_lr_scales(param_names: list[str], num_layers: int, decay: float, depth_of,
                         original_off_by_one: bool = False) -> dict[str, float]:
     """Layer-wise learning-rate decay for fine-tuning (spec 1.7): scale = decay^(top - depth), where depth is
     0 for embeddings, i+1 for block i and the task head is on top. The original's code counts a pooler
