@@ -62,6 +62,17 @@ SIDES = ("ours", "ours-unpad", "ours-pad", "peer", "before")
 # worker: one side, one mode, driven over stdin/stdout
 
 
+def load_inputs(path: str) -> dict:
+    """A batch file this benchmark wrote (--save-inputs, or the parent's for its workers), loaded without
+    running code: tensors, strings and the vocabulary's SpecialIds."""
+    import torch
+
+    from electra.data.tokenizer import SpecialIds
+
+    with torch.serialization.safe_globals([SpecialIds]):
+        return torch.load(path, weights_only=True)
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -95,7 +106,7 @@ def worker(args: argparse.Namespace) -> None:
     from electra.config import build_config
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    data = torch.load(args.inputs, weights_only=False)
+    data = load_inputs(args.inputs)
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
     masks_cpu = [b[2] for b in data["batches"]]  # what the loop packs from: the batch before its transfer
     residual = {"residual": "bf16"} if "bf16res" in experiments else {}
@@ -325,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = build_config(args.preset, overrides)
     n_batches = max(4, args.warmup + args.steps + 1)
     if args.load_inputs:
-        saved = torch.load(args.load_inputs, weights_only=False)
+        saved = load_inputs(args.load_inputs)
         batches, special, source, pad = saved["batches"], saved["special"], saved["source"], saved["padding"]
         if batches[0][0].shape != (args.batch, args.seq_len):
             p.error(f"{args.load_inputs} holds {tuple(batches[0][0].shape)} batches, not ({args.batch}, {args.seq_len})")
