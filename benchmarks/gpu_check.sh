@@ -9,8 +9,8 @@
 #   wiki128/                         a prepared dataset: `electra prepare CORPUS --vocab V --out DIR`
 # OUT_DIR receives one log per stage; the last lines printed are a summary.
 # Stages, most important first (a lease is 15 minutes including the machine's start; the first five take at
-# most about 10.5): environment; CUDA tests; the step benchmark at the paper's batch (128 x 128) in eager,
-# compiled, CUDA-graph and (ours) whole-step-graph modes against the transformers peer; the same at batch 512;
+# most about 10.5): environment; the step benchmark at the paper's batch (128 x 128) in eager, compiled,
+# CUDA-graph and (ours) whole-step-graph modes against the transformers peer; CUDA tests; the same at batch 512;
 # a profile of our whole-step graph (SKIP_TESTS, SKIP_B128, SKIP_PROFILE=1: not these); our CUDA-graph step in
 # bench experiments (EXPERIMENTS=..., below); the real training loop (data loader, logging, evaluation,
 # checkpoint) with --compile-mode step-graph, then eager (SKIP_LOOPS=1: neither; SKIP_B512=1: no batch 512);
@@ -37,15 +37,15 @@ print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, \"transformers
 print(torch.cuda.get_device_name(), torch.cuda.get_device_properties(0))"; git log -1 --format="%H %cI" 2>/dev/null; nproc'
 tail -n 4 "$out/env.log"
 
-[ "${SKIP_TESTS:-0}" = 1 ] || stage tests 180 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py \
-  tests/test_step_graph.py
-tail -n 3 "$out/tests.log" 2>/dev/null
-
 bench="python3 benchmarks/bench_pretrain.py --device cuda --preset small --seq-len 128 --threads 4 --warmup 3 --steps 8"
 [ "${SKIP_B128:-0}" = 1 ] || stage bench_b128 200 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" \
   --modes bf16,compile-bf16,graphs-bf16,stepgraph-bf16 --sides ours,ours-pad,peer --modes-together \
   --skip ours-pad/graphs-bf16,ours-pad/stepgraph-bf16,peer/stepgraph-bf16 --warmup-timeout 150
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b128.log" 2>/dev/null | cut -c1-230
+[ "${SKIP_TESTS:-0}" = 1 ] || stage tests 180 python3 -m pytest -q -x -p no:cacheprovider tests/test_unpad.py \
+  tests/test_step_graph.py
+tail -n 3 "$out/tests.log" 2>/dev/null
+
 [ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
   --modes-together --no-peak
 grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
