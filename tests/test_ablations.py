@@ -84,8 +84,9 @@ def test_uniform_generator_has_no_network_and_trains_the_discriminator_alone():
 def test_fixed_generator_configs_that_cannot_work_are_one_line_errors():
     with pytest.raises(UserError, match="needs a trained generator"):
         tiny_cfg(generator="uniform", sharing="gdes")
-    with pytest.raises(UserError, match="MLM objective"):
-        tiny_cfg(generator="unigram", objective="mlm")
+    for objective in ("mlm", "replace_mlm", "all_tokens_mlm", "electric"):  # each needs its trained generator
+        with pytest.raises(UserError, match=f"is for objective=electra; objective={objective} needs"):
+            tiny_cfg(generator="unigram", objective=objective)
     with pytest.raises(UserError, match="objective.generator must be one of"):
         tiny_cfg(generator="bigram")
     with pytest.raises(UserError, match="rtd_tokens must be all or masked"):

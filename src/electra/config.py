@@ -94,8 +94,9 @@ class ObjectiveConfig:
         if self.rtd_tokens not in ("all", "masked"):
             raise UserError(f"objective.rtd_tokens must be all or masked, got {self.rtd_tokens!r}")
         if self.generator != "mlm" and self.objective != "electra":
-            raise UserError(f"objective.generator={self.generator} replaces the generator of replaced-token "
-                            f"detection; the MLM objective's model is the masked LM itself (use --generator mlm)")
+            raise UserError(f"objective.generator={self.generator} (fixed fakes instead of a trained generator) is "
+                            f"for objective=electra; objective={self.objective} needs its masked-LM generator "
+                            f"(use --generator mlm, or --objective electra)")
         if self.rtd_tokens != "all" and self.objective != "electra":
             raise UserError(f"objective.rtd_tokens={self.rtd_tokens} restricts the RTD loss, which "
                             f"objective={self.objective} does not have (use --objective electra)")
