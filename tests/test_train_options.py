@@ -1,5 +1,6 @@
 """Training options run end to end on CPU: `--compile true` (Inductor's C++ kernels) against the eager step,
-`--clip-norm` (0 turns clipping off), `--optimizer adamw` through an exact resume, `--device cpu`.
+`--clip-norm` (0 turns clipping off), `--optimizer adamw` through an exact resume, `--device cpu`, and the
+architecture and optimizer fields no other test sets.
 
     python -m pytest tests/test_train_options.py -q
 """
