@@ -40,7 +40,7 @@ import tempfile
 import threading
 import time
 
-from pretrain_steps import ROOT, OursStep, PeerStep, make_batches  # the two sides, same folder
+from pretrain_steps import ROOT, OursStep, PeerStep, load_inputs, make_batches  # the two sides, same folder
 
 MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
 MODES = ("fp32", "bf16", "compile", "compile-bf16", "graphs", "graphs-bf16", "stepgraph", "stepgraph-bf16")
@@ -60,17 +60,6 @@ SIDES = ("ours", "ours-unpad", "ours-pad", "peer", "before")
 
 # ---------------------------------------------------------------------------------------------------
 # worker: one side, one mode, driven over stdin/stdout
-
-
-def load_inputs(path: str) -> dict:
-    """A batch file this benchmark wrote (--save-inputs, or the parent's for its workers), loaded without
-    running code: tensors, strings and the vocabulary's SpecialIds."""
-    import torch
-
-    from electra.data.tokenizer import SpecialIds
-
-    with torch.serialization.safe_globals([SpecialIds]):
-        return torch.load(path, weights_only=True)
 
 
 def rss_mib() -> float:

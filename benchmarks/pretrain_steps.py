@@ -2,7 +2,8 @@
 
 - `OursStep`: `electra.objective.Electra` driven exactly as `electra.pretrain` drives it.
 - `PeerStep`: Hugging Face `ElectraForMaskedLM` + `ElectraForPreTraining`, wired as richarddwang/electra_pytorch.
-- `make_batches`: ELECTRA-style examples of the Wikipedia sample (random ids when the shared data is absent).
+- `make_batches`: ELECTRA-style examples of the Wikipedia sample (random ids when the shared data is absent);
+  `load_inputs`: batches saved by `bench_pretrain.py --save-inputs`, read with `weights_only=True`.
 """
 from __future__ import annotations
 
@@ -16,6 +17,17 @@ VOCAB = SHARED / "vocab" / "vocab.txt"
 
 # ---------------------------------------------------------------------------------------------------
 # inputs
+
+
+def load_inputs(path: str) -> dict:
+    """A batch file `bench_pretrain.py` wrote (--save-inputs, or the parent's for its workers), loaded without
+    running code: tensors, strings and the vocabulary's SpecialIds."""
+    import torch
+
+    from electra.data.tokenizer import SpecialIds
+
+    with torch.serialization.safe_globals([SpecialIds]):
+        return torch.load(path, weights_only=True)
 
 
 def make_batches(seq_len: int, batch: int, n_batches: int, seed: int = 0):

@@ -11,7 +11,7 @@ import argparse
 import sys
 
 import torch
-from pretrain_steps import ROOT, OursStep
+from pretrain_steps import ROOT, OursStep, load_inputs
 
 sys.path.insert(0, str(ROOT / "src"))
 from electra.config import build_config
@@ -25,7 +25,7 @@ def main() -> int:
     p.add_argument("--lr", default="1e-12", help="peak learning rate; the default all but freezes the weights, so that "
                    "every step compares the two on the same weights (trajectories of a real rate diverge chaotically)")
     args = p.parse_args()
-    data = torch.load(args.load_inputs, weights_only=False)
+    data = load_inputs(args.load_inputs)
     device = torch.device("cuda")
     batches = [tuple(t.to(device) for t in b) for b in data["batches"]]
     B, T = batches[0][0].shape

@@ -44,9 +44,8 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
         raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
-    ours, theirs = (normalisation(data.lowercase, data.strip_accents) if data is not None else None,
-                    normalisation(init.lowercase, init.strip_accents))
-    if ours is not None and ours != theirs:
+    theirs = normalisation(init.lowercase, init.strip_accents)
+    if data is not None and (ours := normalisation(data.lowercase, data.strip_accents)) != theirs:
         print(f"electra pretrain: warning: {args.data} was prepared with {ours} but {args.init}'s tokenizer uses "
               f"{theirs}; the model will see text normalised otherwise than in its training. Prepare the data "
               f"again with the model's settings (--no-lowercase, --[no-]strip-accents)", file=sys.stderr)
@@ -57,17 +56,16 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
 def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainData, resumed: bool) -> None:
     """The dataset fits the run: its example length, a vocabulary the model covers and, for a resumed run, the
     vocabulary the run was trained with."""
-    if cfg.train.seq_len != data.seq_len and resumed:
-        raise UserError(f"the run in {args.out} trains on {cfg.train.seq_len}-token examples but {args.data} now holds "
-                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with "
-                        f"--seq-len {cfg.train.seq_len}")
-    if cfg.train.seq_len != data.seq_len:
-        raise UserError(f"train.seq_len={cfg.train.seq_len} but {args.data} holds {data.seq_len}-token examples; "
-                        f"prepare the data with --seq-len {cfg.train.seq_len} or drop the override")
+    T = cfg.train.seq_len
+    if T != data.seq_len:
+        raise UserError(f"the run in {args.out} trains on {T}-token examples but {args.data} now holds "
+                        f"{data.seq_len}-token ones (prepared again?); resume with data prepared with --seq-len {T}"
+                        if resumed else f"train.seq_len={T} but {args.data} holds {data.seq_len}-token examples; "
+                        f"prepare the data with --seq-len {T} or drop the override")
     if cfg.model.vocab_size < data.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
     if resumed:
         recorded = read_run_json(args.out, "tokenizer.json", require="vocab_sha256")["vocab_sha256"]
-        if recorded != vocab_sha256(data.vocab_path):
+        if recorded != (have := vocab_sha256(data.vocab_path)):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
-                            f"(vocab sha256 {vocab_sha256(data.vocab_path)[:12]} vs {recorded[:12]}); use the run's dataset")
+                            f"(vocab sha256 {have[:12]} vs {recorded[:12]}); use the run's dataset")
