@@ -265,6 +265,8 @@ def test_resume_with_another_vocab_or_a_corrupt_checkpoint(tiny_dataset, tmp_pat
                  "--out", str(shorter), "--workers", "1", "--quiet"]) == 0
     one_line_error(capsys, ["pretrain", "--data", str(shorter), "--out", str(run), "--max-steps", "4"],
                    "trains on 32-token examples but")
+    one_line_error(capsys, ["pretrain", "--data", str(shorter), "--out", str(tmp_path / "fresh32"), "--seq-len", "32"],
+                   "train.seq_len=32 but")  # a fresh run told another length than its dataset's
     hf = tmp_path / "hf"  # --init names the dataset's vocabulary, not a --vocab-size nobody gave
     assert main(["export", str(run), str(hf)]) == 0
     one_line_error(capsys, ["pretrain", "--data", str(other), "--out", str(tmp_path / "fresh"), "--init", str(hf)],
