@@ -5,12 +5,16 @@ import gzip
 import json
 import random
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from data_helpers import (
     WORDS,
+    electra_argv,
+    electra_env,
     run_electra,
     sentence,
     tree_bytes,
@@ -140,6 +144,89 @@ def test_rerun_reuses_shards_and_changes_rebuild(tmp_path: Path, vocab: Path, ca
     assert PretrainData(out).seq_len == 16
 
 
+def test_rerun_refuses_other_units_formats_and_fewer_inputs(tmp_path: Path, vocab: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """Besides vocab and settings, what else changes the examples of a finished dataset is refused without
+    --overwrite too: another --unit-mb (another grouping of files into units), another format for a file, and an
+    input left out (a mistyped glob). An added input file is not: it only builds its own shard."""
+    for k in range(3):
+        write_docs(tmp_path / f"part{k}.txt", 60, seed=k)
+    files = [str(tmp_path / f"part{k}.txt") for k in range(2)]
+    out = tmp_path / "ds"
+    args = ["--vocab", str(vocab), "--out", str(out), "--unit-mb", "0.005"]
+    assert prepare(*files, *args) == 0
+    first = tree_bytes(out)
+    capsys.readouterr()
+    for extra, change in ((["--unit-mb", "1"], "unit_mb 0.005 -> 1.0"),
+                          (["--format", "jsonl"], "format of"),
+                          ([], "1 input file(s) left out")):
+        given = files[:1] if not extra else files
+        assert prepare(*given, *args, *extra) == 2
+        err = capsys.readouterr().err
+        assert change in err and "--overwrite" in err and tree_bytes(out) == first, err
+    assert prepare(*files, str(tmp_path / "part2.txt"), *args) == 0
+    assert len(PretrainData(out).meta["inputs"]) == 3
+
+
+def test_files_that_only_look_like_shards_are_the_users(tmp_path: Path, vocab: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    corpus = tmp_path / "c.txt"
+    write_docs(corpus, 20, seed=0)
+    for name, make in (("shard-00000-of-00002", Path.mkdir), ("shard-00000-of-00002.tfrecord", Path.touch),
+                       (".tmp-notes", Path.touch), ("shard-00000-0123456789abcdef", Path.touch)):
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+        make(out / name)
+        assert prepare(str(corpus), "--vocab", str(vocab), "--out", str(out)) == 2
+        assert "not an electra dataset" in capsys.readouterr().err
+        assert [p.name for p in out.iterdir()] == [name]
+
+
+def test_bom_at_the_start_of_a_file_is_not_text(tmp_path: Path, vocab: Path) -> None:
+    """A UTF-8 byte-order mark (as Windows editors write) is dropped: the WikiExtractor and JSONL readers still
+    see the first line's markup, and the examples are those of the file without the mark."""
+    body = {"w.txt": '<doc id="1" url="u" title="gamma">\ngamma\n\n' + "alpha beta delta\n" * 40 + "</doc>\n",
+            "j.jsonl": "".join(json.dumps({"text": "epsilon zeta eta\n" * 3}) + "\n" for _ in range(30))}
+    for name, text in body.items():
+        examples = []
+        for prefix in (b"", b"\xef\xbb\xbf"):
+            path = tmp_path / f"{len(prefix)}" / name
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(prefix + text.encode())
+            assert prepare(str(path), "--vocab", str(vocab), "--out", str(path.parent / f"ds-{name}")) == 0
+            data = PretrainData(path.parent / f"ds-{name}")
+            assert data.meta["counts"]["bad_records"] == 0
+            examples.append([data.train[i].tolist() for i in range(len(data.train))])
+        assert examples[0] == examples[1]
+        assert data.meta["counts"]["documents"] == (1 if name == "w.txt" else 30)
+
+
+def test_unk_rate_is_reported_and_a_bad_fit_warned(tmp_path: Path, vocab: Path, capsys: pytest.CaptureFixture) -> None:
+    corpus = tmp_path / "c.txt"
+    write_docs(corpus, 40, seed=0, capitalize=True)
+    assert cli(["prepare", str(corpus), "--vocab", str(vocab), "--out", str(tmp_path / "ok")]) == 0
+    out = capsys.readouterr()
+    assert "[UNK] word pieces: 0.00%" in out.out and "[UNK];" not in out.err
+    # each sentence's first word kept capitalised, for an uncased vocab
+    assert cli(["prepare", str(corpus), "--vocab", str(vocab), "--out", str(tmp_path / "cased"), "--no-lowercase"]) == 0
+    out = capsys.readouterr()
+    counts = PretrainData(tmp_path / "cased").meta["counts"]
+    assert 0.02 < counts["unk_tokens"] / counts["tokens_encoded"] < 1
+    assert "of the corpus's word pieces are [UNK]; the vocabulary is uncased: drop --no-lowercase" in out.err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--unit-mb", "nan"), ("--unit-mb", "inf"), ("--unit-mb", "0"),
+                                             ("--batch-lines", "0"), ("--max-line-bytes", "3"),
+                                             ("--seq-len", "abc")])
+def test_option_values_out_of_range(tmp_path: Path, vocab: Path, capsys: pytest.CaptureFixture, flag: str,
+                                    value: str) -> None:
+    corpus = tmp_path / "c.txt"
+    write_docs(corpus, 5, seed=0)
+    assert cli(["prepare", str(corpus), "--vocab", str(vocab), "--out", str(tmp_path / "ds"), flag, value]) == 2
+    err = capsys.readouterr().err.strip()
+    assert flag in err and len(err.splitlines()) == 1 and not (tmp_path / "ds").exists(), err
+
+
 def test_one_document_per_file_when_blanks_do_not_separate(tmp_path: Path, vocab: Path) -> None:
     """--no-blanks-separate-docs (the original's OpenWebText builder: a web page per file): blank lines no longer
     end documents, so the file's paragraphs fill examples together; the default's keys are unchanged."""
@@ -215,6 +302,44 @@ def test_sigkill_mid_shard_leaves_nothing_a_reader_accepts(tmp_path: Path, vocab
     resumed = run_electra("prepare", *args, "--out", str(out))
     assert "reusing 1 finished shard(s) of 4" in resumed.stderr
     assert not list(out.glob(".tmp-*")) and tree_bytes(out) == tree_bytes(tmp_path / "ref")
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Live processes whose environment holds `marker` (Linux /proc): a run's workers, wherever they were reparented."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker.encode() in environ.read_bytes():
+                found.append(int(environ.parent.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+def test_workers_end_with_a_killed_prepare(tmp_path: Path, vocab: Path) -> None:
+    """A SIGKILLed parallel prepare (as a scheduler's kill or an OOM kill does it) leaves no worker behind to
+    go on writing shards into the unlocked folder, and the re-run still ends byte-identical."""
+    args = [*_kill_corpus(tmp_path, vocab)[:-2], "--workers", "2"]
+    run_electra("prepare", *args, "--out", str(tmp_path / "ref"))
+    marker = f"ELECTRA_TEST_RUN={tmp_path.name}"
+    # Not through pipes: an orphaned worker would hold them open and the call would wait for it.
+    killed = subprocess.run(electra_argv("prepare", *args, "--out", str(tmp_path / "ds")), timeout=120,
+                            env=electra_env({KILL_HOOK_ENV: "1", "ELECTRA_TEST_RUN": tmp_path.name}),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    assert killed.returncode == -signal.SIGKILL
+    deadline = time.time() + 10
+    while _processes_with(marker) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _processes_with(marker)
+    run_electra("prepare", *args, "--out", str(tmp_path / "ds"))
+    assert tree_bytes(tmp_path / "ds") == tree_bytes(tmp_path / "ref")
+
+
+def test_a_dead_worker_is_a_one_line_error(tmp_path: Path, vocab: Path) -> None:
+    args = [*_kill_corpus(tmp_path, vocab)[:-2], "--workers", "2"]
+    r = run_electra("prepare", *args, "--out", str(tmp_path / "ds"), env={KILL_BEFORE_COMMIT_ENV: "2"}, check=False)
+    assert r.returncode == 2 and "a --workers process died" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("case", ["missing", "blank", "binary", "foreign_out", "bad_vocab", "valid_only"])

@@ -116,6 +116,43 @@ def test_electra_vocab_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert not (tmp_path / "v" / "vocab.txt").exists()
 
 
+def test_vocab_out_folder_re_runs_and_guards(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--out inside the corpus folder is not read back as corpus (a re-run gives the same bytes); --out holding a
+    prepared dataset is refused (its vocab.txt is part of it); a vocabulary bigger than --vocab-size is told."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    write_docs(corpus / "c.txt", 100, seed=1)
+    first = train_vocab([corpus], corpus / "v", vocab_size=80).read_bytes()
+    assert train_vocab([corpus], corpus / "v", vocab_size=80).read_bytes() == first
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "meta.json").write_text("{}")
+    assert cli(["vocab", str(corpus), "--out", str(tmp_path / "ds")]) == 2
+    assert "holds a prepared dataset" in capsys.readouterr().err and not (tmp_path / "ds" / "vocab.txt").exists()
+    assert cli(["vocab", str(corpus), "--out", str(tmp_path / "small"), "--vocab-size", "10"]) == 0
+    assert "more than --vocab-size 10" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    ('{"model": "x"}', "holds no tokenizer model"),
+    ('{"model": {"type": "BPE", "vocab": {"a": 0}}}', "holds a 'BPE' tokenizer"),
+    ('{"model": {"type": "WordPiece", "vocab": [1, 2]}}', "no token -> id map"),
+    ('{"model": {"type": "WordPiece", "vocab": {"a": 0, "b": 1}}}', "lacks the special token"),
+    ("{", "not a readable tokenizer.json")])
+def test_vocab_from_a_bad_tokenizer_json(tmp_path: Path, capsys: pytest.CaptureFixture, content: str,
+                                         expect: str) -> None:
+    (tmp_path / "tokenizer.json").write_text(content)
+    assert cli(["vocab", "--from-tokenizer", str(tmp_path / "tokenizer.json"), "--out", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expect in err and len(err.splitlines()) == 1 and not (tmp_path / "v").exists(), err
+
+
+def test_a_vocab_with_a_byte_order_mark_is_refused(tmp_path: Path) -> None:
+    vocab = write_vocab(tmp_path / "vocab.txt")
+    vocab.write_bytes(b"\xef\xbb\xbf" + vocab.read_bytes())
+    with pytest.raises(UserError, match="byte-order mark"):
+        read_vocab(vocab)
+
+
 def test_a_vocab_folder_means_its_vocab_txt(tmp_path: Path) -> None:
     from electra.data.tokenizer import VocabFile
     (tmp_path / "v").mkdir()

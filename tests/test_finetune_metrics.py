@@ -98,6 +98,7 @@ def test_squad_normalisation_and_f1() -> None:
     # pred tokens [denver, broncos, won], gold [broncos]: p 1/3, r 1 -> 0.5
     assert M.squad_f1("Denver Broncos won", "Broncos") == pytest.approx(0.5)
     assert M.squad_f1("", "Broncos") == 0.0 and M.squad_f1("", "") == 1.0
+    assert M.squad_f1("", ".", empty_match=False) == 0.0 and M.squad_exact("", ".") == 1.0  # v1.1's script
     golds = {"q1": ["Broncos", "Denver Broncos"], "q2": ["1990"], "q3": []}
     preds = {"q1": "Denver Broncos won", "q2": "in 1990", "q3": ""}
     s = M.squad_scores(golds, preds)
@@ -116,5 +117,10 @@ def test_squad_scorer_gold_is_100_on_real_dev() -> None:
     assert len(golds) == 10570
     s = M.squad_scores(golds, {q: a[0] for q, a in golds.items()})
     assert s["exact"] == pytest.approx(100.0) and s["f1"] == pytest.approx(100.0)
-    s = M.squad_scores(golds, {q: "" for q in golds})
+    # evaluate-v1.1.py keeps the gold answer "." of three questions, which an empty prediction matches exactly
+    s = M.squad_scores(golds, {q: "" for q in golds}, version2=False)
+    assert s["exact"] == pytest.approx(100 * 3 / 10570) and s["f1"] == 0.0
+    s = M.squad_scores(golds, {q: a[0] for q, a in golds.items()}, version2=False)
+    assert s["exact"] == pytest.approx(100.0) and s["f1"] == pytest.approx(100.0)
+    s = M.squad_scores(golds, {q: "" for q in golds})  # v2.0's rule drops those answers
     assert s["exact"] == 0.0 and s["f1"] == 0.0

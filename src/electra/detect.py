@@ -12,7 +12,6 @@ plausible), what the Electric paper re-ranks candidate sentences by.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -22,7 +21,7 @@ import torch
 from electra.checkpoint import load_discriminator, strip_prefix
 from electra.data.tokenizer import SpecialIds, load_tokenizer
 from electra.dist import pick_device
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 from electra.model import DiscriminatorHead, Encoder
 
 
@@ -109,7 +108,7 @@ def render(det: Detection, threshold: float) -> str:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="electra detect", description=__doc__.split("\n")[0])
+    p = ArgumentParser(prog="electra detect", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="run folder, checkpoint folder or HF ELECTRA folder")
     p.add_argument("--threshold", type=float, default=0.5, help="mark tokens with P(replaced) at or above this")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto")

@@ -22,7 +22,6 @@ optional extra `pip install .[hf]`, needed only to *use* the exported folders).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 import torch
 
 from electra.config import ModelConfig
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 
 # ---------------------------------------------------------------------------------------------------
 # tensor names
@@ -261,7 +260,7 @@ def looks_foreign_hf(path: Path) -> str | None:
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="electra export",
         description="Write Hugging Face transformers folders (config.json, model.safetensors, vocab.txt, tokenizer "
                     "files) from a pre-training run (discriminator/ + generator/) or a fine-tuned model.")

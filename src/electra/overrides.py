@@ -57,7 +57,7 @@ def split_argv(argv: list[str], field_type: Callable[[str], Any]) -> tuple[dict[
             nxt = argv[i + 1] if i + 1 < len(argv) else None
             if kind is bool and (nxt is None or nxt.startswith("--")):
                 value = "true"
-            elif nxt is None:
+            elif nxt is None or nxt.startswith("--"):  # `--lr --epochs 1`: the value was forgotten
                 raise UserError(f"--{key} needs a value")
             else:
                 value = nxt

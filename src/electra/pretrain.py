@@ -46,7 +46,7 @@ from electra.device import (
     to_device,
     unpadded,
 )
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
 from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
@@ -59,7 +59,7 @@ from electra.run_setup import check_dataset, resolve_run
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     overrides, rest = split_overrides(argv)
-    p = argparse.ArgumentParser(prog="electra pretrain", description=__doc__.split("\n")[0],
+    p = ArgumentParser(prog="electra pretrain", description=__doc__.split("\n")[0],
                                 epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
                                        "--mask-prob 0.25, ... (see --print-config).")
     p.add_argument("--preset", choices=list(PRESETS),

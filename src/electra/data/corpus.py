@@ -73,6 +73,7 @@ class ReadStats:
     split_lines: int = 0
     bad_records: int = 0
     tokens_encoded: int = 0  # word pieces produced by the tokenizer (filled in by the pipeline)
+    unk_tokens: int = 0  # of which [UNK]: words the vocabulary cannot spell
     per_file_warnings: list[str] = field(default_factory=list)
 
     def add(self, other: ReadStats) -> None:
@@ -84,7 +85,8 @@ class ReadStats:
         return {k: getattr(self, k) for k in _COUNTERS}
 
 
-_COUNTERS = ("bytes_read", "lines", "documents", "replaced_bytes", "split_lines", "bad_records", "tokens_encoded")
+_COUNTERS = ("bytes_read", "lines", "documents", "replaced_bytes", "split_lines", "bad_records", "tokens_encoded",
+             "unk_tokens")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -309,7 +311,7 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
             # A JSON record must be parsed whole: allow 64x longer lines there (memory ~ one record).
             limit = max_line_bytes * 64 if cf.fmt == "jsonl" else max_line_bytes
             lines = (decode_line(raw, local) for raw in raw_lines(f, limit, local))
-            counted = _count(lines, local)
+            counted = _count(_without_bom(lines), local)
             if cf.fmt == "jsonl":
                 yield from _jsonl_units(counted, local, text_field, cf.path, blanks_separate_docs)
             elif cf.fmt == "wiki":
@@ -327,6 +329,15 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
     if local.split_lines:
         stats.per_file_warnings.append(
             f"{cf.path}: {local.split_lines} split(s) of lines longer than {limit} bytes")
+
+
+def _without_bom(lines: Iterator[str]) -> Iterator[str]:
+    """The lines without a UTF-8 byte-order mark at the start of the file (Windows editors write one): it would
+    hide the first line's `<doc ` or `{` from the WikiExtractor and JSON readers."""
+    first = next(lines, None)
+    if first is not None:
+        yield first.removeprefix("\ufeff")
+        yield from lines
 
 
 def _count(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:

@@ -17,6 +17,8 @@ import os
 import random
 import shutil
 import signal
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass
@@ -89,12 +91,14 @@ def unit_random(seed: int, unit: int, purpose: str) -> random.Random:
     return random.Random(f"electra-prepare:{seed}:{unit}:{purpose}")
 
 
-def _encode(tok: Tokenizer, batches: Iterator[list[str]], counter: list[int]
+def _encode(tok: Tokenizer, batches: Iterator[list[str]], unk: int, counter: list[int]
             ) -> Iterator[tuple[list[str], list[list[int]]]]:
     for batch in batches:
         encs = tok.encode_batch_fast([u for u in batch if u], add_special_tokens=False)
         ids = [e.ids for e in encs]
-        counter[0] += sum(map(len, ids))  # not in ReadStats: the reader thread updates that concurrently
+        # [word pieces, [UNK]s]; not in ReadStats: the reader thread updates that concurrently
+        counter[0] += sum(map(len, ids))
+        counter[1] += sum(x.count(unk) for x in ids)
         yield batch, ids
 
 
@@ -140,16 +144,16 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                                       unit_random(settings.seed, unit.index, s),
                                       settings.single_segment_prob, settings.short_seq_prob)
                     for s in SPLITS}
-        encoded = [0]
+        encoded = [0, 0]
         units = iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes,
                             settings.blanks_separate_docs)
         # The reader and encoder threads of the module docstring, both stopped (encoder first) when
         # this block is left, also on an error.
         with closing(in_background(_batches(units, batch_lines, 4 << 20))) as batches, \
-                closing(in_background(_encode(tok, batches, encoded))) as stream:
+                closing(in_background(_encode(tok, batches, special.unk, encoded))) as stream:
             _build_examples(stream, unit_random(settings.seed, unit.index, "docs"), settings.valid_fraction,
                             builders, writers)
-        stats.tokens_encoded = encoded[0]
+        stats.tokens_encoded, stats.unk_tokens = encoded
         counts = {s: w.close() for s, w in writers.items()}
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],
                 "counts": counts, "read": stats.as_dict(), "warnings": stats.per_file_warnings}
@@ -165,6 +169,15 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
 def _init_worker(threads: int) -> None:
     # Rayon reads this when the tokenizer first encodes in this process (spawned, so not yet).
     os.environ["RAYON_NUM_THREADS"] = str(threads)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 0.2) -> None:
+    """A worker whose `prepare` was killed (SIGKILL, a plain SIGTERM, preemption) would otherwise live on and
+    keep committing shards into a folder whose lock is gone: it ends itself once it has been orphaned."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def build_unit_in_worker(args: tuple) -> dict[str, Any]:

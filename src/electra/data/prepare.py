@@ -16,12 +16,14 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,14 @@ from electra.data.shards import (
     token_dtype,
 )
 from electra.data.tokenizer import SPECIAL_TOKENS, VocabFile
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 
 META = "meta.json"
+# What `prepare` writes into --out besides meta.json and vocab.txt: finished shards, and the temporary folders and
+# files of a write in progress (`.tmp-<name>-<pid>`). Anything else there is the user's and is never touched.
+_OWN = re.compile(r"shard-\d{5}-[0-9a-f]{16}|\.tmp-(shard-\d{5}-[0-9a-f]{16}|meta\.json|vocab\.txt)-\d+")
+# Warn when more of the corpus's word pieces than this are [UNK]: the vocabulary does not fit the text.
+UNK_WARN_FRACTION = 0.02
 # Test hook: SIGKILL this process right after the N-th shard of the run is committed.
 KILL_HOOK_ENV = "ELECTRA_PREPARE_KILL_AFTER_SHARDS"
 
@@ -72,12 +79,16 @@ def plan_units(files: Sequence[CorpusFile], unit_bytes: int, base: dict[str, Any
     return units
 
 
+def _ours(p: Path) -> bool:
+    return p.name in (META, "vocab.txt", ".lock") or (_OWN.fullmatch(p.name) is not None
+                                                       and p.is_dir() == p.name.startswith((".tmp-shard-", "shard-")))
+
+
 def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the dataset")
     if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if not (p.name in (META, "vocab.txt", ".lock")
-                                                         or p.name.startswith(("shard-", ".tmp-")))]
+        foreign = [p.name for p in out.iterdir() if not _ours(p)]
         if foreign:
             raise UserError(f"--out {out} contains {foreign[0]!r} and other files that are not an electra dataset; "
                             "give an empty or new folder")
@@ -102,6 +113,8 @@ def _sum_counts(infos: Sequence[dict]) -> dict[str, Any]:
                 total[s][k] = total[s].get(k, 0) + v
         for k, v in info["read"].items():
             read[k] = read.get(k, 0) + v
+    # A counter that shards built by an older version lack (`unk_tokens`) would be a partial sum: left out.
+    read = {k: v for k, v in read.items() if all(k in info["read"] for info in infos)}
     return {**total, **read}
 
 
@@ -112,8 +125,8 @@ def _check_settings(settings: Settings) -> None:
         v = getattr(settings, name)
         if not 0.0 <= v <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
-    if settings.max_line_bytes < 1:
-        raise UserError(f"--max-line-bytes {settings.max_line_bytes} must be at least 1 (the default is "
+    if settings.max_line_bytes < 4:  # the longest UTF-8 character: a split never cuts one
+        raise UserError(f"--max-line-bytes {settings.max_line_bytes} must be at least 4 (the default is "
                         f"{DEFAULT_MAX_LINE_BYTES})")
     if settings.seq_len > 512:  # allowed: a model with a longer position table can take them
         default_warn(f"--seq-len {settings.seq_len} is longer than the presets' 512 positions; pre-train it "
@@ -131,23 +144,32 @@ def _up_to_date(out: Path, dataset_key: str, units: Sequence[Unit],
         old = json.loads((out / META).read_text())
     except ValueError:
         return None
-    if (old.get("key") == dataset_key and all(read_shard_info(out / u.name) for u in units)
+    if (isinstance(old, dict) and old.get("key") == dataset_key and all(read_shard_info(out / u.name) for u in units)
             and _has_bytes(out / "vocab.txt", vocab.data)):
         return old
     return None
 
 
-def _replaced_settings(out: Path, base: dict[str, Any]) -> list[str]:
-    """What a finished dataset in `out` was prepared with that this run changes (vocab, settings): rebuilding it
-    would leave the runs trained on it unable to resume. Empty when nothing differs or the old meta is unreadable."""
+def _replaced_settings(out: Path, base: dict[str, Any], files: Sequence[CorpusFile], unit_mb: float) -> list[str]:
+    """What a finished dataset in `out` was prepared with that this run changes (vocab, settings, --unit-mb, an input
+    file's format, input files left out): rebuilding it would leave the runs trained on it unable to resume. Edited
+    and added input files are not in the list. Empty when nothing differs or the old meta is unreadable."""
     try:
         old = json.loads((out / META).read_text())
-        before = {"vocab": old["vocab_sha256"][:12], **old["settings"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        before = {"vocab": old["vocab_sha256"][:12], **old["settings"], "unit_mb": old.get("unit_mb", unit_mb)}
+        old_formats = {i["path"]: i["fmt"] for i in old["inputs"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
-    after = {"vocab": base["vocab_sha256"][:12], **base["settings"]}
-    return [f"{k} {before.get(k, '(default)')} -> {after.get(k, '(default)')}"
-            for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    after = {"vocab": base["vocab_sha256"][:12], **base["settings"], "unit_mb": unit_mb}
+    changes = [f"{k} {before.get(k, '(default)')} -> {after.get(k, '(default)')}"
+               for k in sorted(set(before) | set(after)) if before.get(k) != after.get(k)]
+    formats = {str(f.path): f.fmt for f in files}
+    changes += [f"format of {p} {fmt} -> {formats[p]}" for p, fmt in old_formats.items()
+                if p in formats and formats[p] != fmt][:3]
+    dropped = [p for p in old_formats if p not in formats]
+    if dropped:
+        changes.append(f"{len(dropped)} input file(s) left out, such as {dropped[0]}")
+    return changes
 
 
 def _finished_shards(out: Path, units: Sequence[Unit]) -> tuple[dict[int, dict], list[Unit]]:
@@ -175,15 +197,19 @@ def _build_units(todo: Sequence[Unit], settings: Settings, vocab: VocabFile, out
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
             args = [(u, settings, vocab.tokens, out, dtype, batch_lines) for u in todo]
-            for info in pool.map(build_unit_in_worker, args):
-                committed(info)
+            try:
+                for info in pool.map(build_unit_in_worker, args):
+                    committed(info)
+            except BrokenProcessPool:
+                raise UserError("a --workers process died (killed, or out of memory?); the finished shards are "
+                                "kept: re-run to resume, with fewer --workers if memory is short") from None
 
 
-def _meta(base: dict[str, Any], dataset_key: str, vocab: VocabFile, files: Sequence[CorpusFile],
+def _meta(base: dict[str, Any], dataset_key: str, unit_mb: float, vocab: VocabFile, files: Sequence[CorpusFile],
           units: Sequence[Unit], infos: dict[int, dict], counts: dict[str, Any]) -> dict[str, Any]:
     vocab_meta = {"file": "vocab.txt", "sha256": vocab.sha256, "size": len(vocab.tokens),
                   "special": vocab.special._asdict(), "special_tokens": list(SPECIAL_TOKENS)}
-    return {**base, "key": dataset_key, "vocab": vocab_meta,
+    return {**base, "key": dataset_key, "unit_mb": unit_mb, "vocab": vocab_meta,
             "inputs": [f.identity() for f in files],
             "shards": [{"name": u.name, **{s: infos[u.index]["counts"][s]["examples"] for s in SPLITS}}
                        for u in units],
@@ -201,6 +227,10 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     run_info = {} if run_info is None else run_info
     run_info.update(built=0, reused=0)
     _check_settings(settings)
+    if not 0 < unit_mb < float("inf"):
+        raise UserError(f"--unit-mb {unit_mb} must be a positive number of MB (the default is 64)")
+    if batch_lines < 1:
+        raise UserError(f"--batch-lines {batch_lines} must be at least 1 (the default is 4096)")
     vocab_file = VocabFile.read(vocab)  # the only read of the vocab: everything below uses these bytes
     dtype = token_dtype(len(vocab_file.tokens))
     out = Path(out)
@@ -222,14 +252,15 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
                 log(f"{out} is up to date ({old['counts']['train']['examples']} train examples); nothing to do")
                 run_info["reused"] = len(units)
                 return old
-            changes = _replaced_settings(out, base)
+            changes = _replaced_settings(out, base, files, unit_mb)
             if changes and not overwrite:
                 raise UserError(f"{out} holds a dataset prepared otherwise ({'; '.join(changes)}); runs trained on "
                                 f"it could not resume with it: give another --out, or pass --overwrite to replace it")
             meta_path.unlink()  # the dataset is about to change: it must not look complete meanwhile
             fsync_dir(out)
         for p in out.glob(".tmp-*"):  # leftovers of a killed run
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
+            if _ours(p):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
         infos, todo = _finished_shards(out, units)
         run_info.update(built=len(todo), reused=len(infos))
         if infos:
@@ -252,7 +283,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
         _build_units(todo, settings, vocab_file, out, dtype, batch_lines, workers, committed)
         wanted = {u.name for u in units}
         for p in out.glob("shard-*"):
-            if p.name not in wanted:
+            if p.name not in wanted and _ours(p):
                 shutil.rmtree(p)
         counts = _sum_counts([infos[u.index] for u in units])
         if counts["train"]["examples"] == 0:
@@ -261,12 +292,19 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
             hint = " (all of it went to the validation split: lower --valid-fraction)" if counts["valid"]["examples"] else ""
             raise UserError(f"the corpus {' '.join(map(str, corpus))} is too small to make one training example"
                             f"{hint}; give more text")
+        unk = counts.get("unk_tokens", 0) / max(1, counts["tokens_encoded"])
+        if unk > UNK_WARN_FRACTION:
+            cased = any(t != t.lower() for t in vocab_file.tokens if not (t.startswith("[") and t.endswith("]")))
+            hint = ("the vocabulary is uncased: drop --no-lowercase" if not settings.lowercase and not cased else
+                    "the vocabulary does not fit this text (another language or casing?); `electra vocab` trains "
+                    "one on it")
+            default_warn(f"{100 * unk:.1f}% of the corpus's word pieces are [UNK]; {hint}")
         if counts["valid"]["examples"] == 0 and settings.valid_fraction > 0:
             default_warn(f"no validation examples ({counts['documents']} documents); raise --valid-fraction "
                          "for a held-out split")
         if not _has_bytes(out / "vocab.txt", vocab_file.data):
             atomic_write_bytes(out / "vocab.txt", vocab_file.data)
-        meta = _meta(base, dataset_key, vocab_file, files, units, infos, counts)
+        meta = _meta(base, dataset_key, unit_mb, vocab_file, files, units, infos, counts)
         atomic_write_bytes(meta_path, dump_json(meta))  # last: from now on the dataset is complete
         return meta
     except BaseException:
@@ -286,7 +324,9 @@ def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
               f"{va['tokens']} tokens"),
              (f"documents: {c['documents']}, lines: {c['lines']}, raw bytes: {c['bytes_read']}, "
               f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
-              f"bad JSON records: {c['bad_records']}"),
+              f"bad JSON records: {c['bad_records']}"
+              + (f", [UNK] word pieces: {100 * c['unk_tokens'] / max(1, c['tokens_encoded']):.2f}%"
+                 if "unk_tokens" in c else "")),
              (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
               f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "
               f"short-target draws: {100 * tr['short_target_draws'] / n:.2f}% "
@@ -306,7 +346,7 @@ def default_workers() -> int:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="electra prepare", description=__doc__.split("\n\n")[0])
+    p = ArgumentParser(prog="electra prepare", description=__doc__.split("\n\n")[0])
     add_corpus_arg(p)
     p.add_argument("--vocab", required=True, help="BERT-style vocab.txt (from `electra vocab` or BERT's)")
     p.add_argument("--out", required=True, help="dataset folder to create (or finish)")
@@ -317,14 +357,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--short-seq-prob", type=float, default=0.05, help="random short target length (ELECTRA: 0.05)")
     p.add_argument("--valid-fraction", type=float, default=0.01, help="fraction of documents held out")
     p.add_argument("--seed", type=int, default=12345, help="seed of all random draws (output is reproducible)")
-    p.add_argument("--unit-mb", type=float, default=64.0, help="raw MB of input per shard (resume granularity)")
+    p.add_argument("--unit-mb", type=float, default=64.0, help="raw MB of input per shard (resume granularity; "
+                   "part of the dataset: another value builds other examples)")
     p.add_argument("--max-line-bytes", type=int, default=DEFAULT_MAX_LINE_BYTES, help="longer lines are split")
     p.add_argument("--blanks-separate-docs", action=argparse.BooleanOptionalAction, default=True,
                    help="a blank line ends a document (ELECTRA's default); --no-blanks-separate-docs: each text "
                         "file or JSON record is one document, as the original's OpenWebText builder (a page a file)")
     p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished dataset in --out that was prepared "
-                   "with another vocab or other settings (changed input files never need it)")
+                   "with another vocab, other settings or fewer input files (edited or added files never need it)")
     p.add_argument("--quiet", action="store_true", help="print only warnings and errors")
     return p.parse_args(argv)
 

@@ -88,6 +88,9 @@ def parse_vocab(data: bytes, path: Path) -> dict[str, int]:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise UserError(f"vocab {path} is not UTF-8 text ({e.reason} at byte {e.start}); pass a BERT-style vocab.txt") from None
+    if text.startswith("\ufeff"):  # BERT's reader would keep it as part of the first token
+        raise UserError(f"vocab {path} starts with a UTF-8 byte-order mark; save it without one "
+                        f"(sed -i '1s/^\\xEF\\xBB\\xBF//' {path})")
     vocab: dict[str, int] = {}
     # newline=None: the same universal-newline line splitting as reading the file in text mode
     for i, line in enumerate(io.StringIO(text, newline=None)):

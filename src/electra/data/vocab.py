@@ -10,7 +10,6 @@ every consumer looks them up by name). The corpus is streamed; only the word cou
 """
 from __future__ import annotations
 
-import argparse
 import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -21,8 +20,8 @@ from tokenizers import trainers
 from electra.data.args import add_corpus_arg, add_text_args, corpus_format
 from electra.data.corpus import ReadStats, default_warn, iter_corpus, resolve_corpus
 from electra.data.shards import atomic_write_bytes
-from electra.data.tokenizer import SPECIAL_TOKENS, build_tokenizer, read_vocab
-from electra.errors import UserError
+from electra.data.tokenizer import SPECIAL_TOKENS, build_tokenizer, parse_vocab, read_vocab
+from electra.errors import ArgumentParser, UserError
 
 
 def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: int = 30522, lowercase: bool = True,
@@ -35,7 +34,8 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
         raise UserError(f"--min-frequency {min_frequency} must be at least 0 (the default is 2)")
     if limit_alphabet < 1:
         raise UserError(f"--limit-alphabet {limit_alphabet} must be at least 1 (the default is 1000)")
-    files = resolve_corpus(corpus, fmt)
+    check_out(Path(out_dir))
+    files = resolve_corpus(corpus, fmt, exclude=Path(out_dir))  # not its own earlier vocab.txt
 
     def batches(stats: ReadStats) -> Iterator[list[str]]:
         batch: list[str] = []
@@ -70,7 +70,19 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
         default_warn(w)
     if len(vocab) <= len(SPECIAL_TOKENS):
         raise UserError(f"the corpus {' '.join(map(str, corpus))} has no text to learn a vocabulary from; give more text")
+    if len(vocab) > vocab_size:  # the trainer keeps the whole alphabet, each character also as "##c"
+        default_warn(f"the vocabulary has {len(vocab)} tokens, more than --vocab-size {vocab_size}: every one of "
+                     f"the corpus's {len(alphabet)} characters is kept, alone and as '##c'; lower --limit-alphabet "
+                     f"to stay within it")
     return write_vocab_txt(vocab, out_dir, "the trained vocabulary")
+
+
+def check_out(out: Path) -> None:
+    """`--out` must be a folder, and not a prepared dataset's: its vocab.txt is part of the dataset."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    if (out / "meta.json").is_file():
+        raise UserError(f"--out {out} holds a prepared dataset, whose vocab.txt must not change; give another folder")
 
 
 def write_vocab_txt(vocab: dict[str, int], out_dir: str | Path, what: str) -> Path:
@@ -79,12 +91,12 @@ def write_vocab_txt(vocab: dict[str, int], out_dir: str | Path, what: str) -> Pa
     if [i for _, i in by_id] != list(range(len(by_id))):
         raise UserError(f"{what}: the ids are not 0..{len(by_id) - 1}; it cannot be a vocab.txt")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    check_out(out)
     path = out / "vocab.txt"
-    atomic_write_bytes(path, "".join(f"{t}\n" for t, _ in by_id).encode("utf-8"))
-    read_vocab(path)  # sanity: all special tokens present, no duplicates
+    data = "".join(f"{t}\n" for t, _ in by_id).encode("utf-8")
+    parse_vocab(data, Path(what))  # before writing: every special token present, no duplicates
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, data)
     return path
 
 
@@ -92,18 +104,22 @@ def vocab_from_tokenizer(tokenizer_json: str | Path, out_dir: str | Path) -> Pat
     """Write the vocab.txt of a WordPiece `tokenizer.json` (what `transformers` 5 saves instead of vocab.txt)."""
     path = Path(tokenizer_json)
     try:
-        model = json.loads(path.read_text(encoding="utf-8")).get("model") or {}
+        model = json.loads(path.read_text(encoding="utf-8")).get("model")
     except (OSError, ValueError, AttributeError) as e:
         raise UserError(f"{path} is not a readable tokenizer.json ({str(e)[:80]})") from None
+    kind = model.get("type") if isinstance(model, dict) else None
+    if kind != "WordPiece":
+        what = f"a {kind!r} tokenizer" if isinstance(kind, str) else "no tokenizer model"
+        raise UserError(f"{path} holds {what}, not WordPiece; electra needs a BERT-style WordPiece vocabulary")
     vocab = model.get("vocab")
-    if model.get("type") != "WordPiece" or not isinstance(vocab, dict) or not vocab:
-        raise UserError(f"{path} holds a {model.get('type')!r} tokenizer, not WordPiece; electra needs a BERT-style "
-                        f"WordPiece vocabulary")
-    return write_vocab_txt(vocab, out_dir, f"the vocabulary of {path}")
+    if (not isinstance(vocab, dict) or not vocab
+            or not all(isinstance(t, str) and type(i) is int for t, i in vocab.items())):
+        raise UserError(f"{path}: its WordPiece model has no token -> id map under 'vocab'; is the file complete?")
+    return write_vocab_txt(vocab, out_dir, str(path))
 
 
 def main(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus, or "
+    p = ArgumentParser(prog="electra vocab", description="Train a WordPiece vocab.txt on a corpus, or "
                                 "write the vocab.txt of a WordPiece tokenizer.json.")
     add_corpus_arg(p, required=False)
     p.add_argument("--from-tokenizer", type=Path, help="a WordPiece tokenizer.json to take the vocabulary from "

@@ -15,7 +15,7 @@ OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, 
 OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
 Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score.
 Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
-folder, training file and dev file(s) are checked: a bad one stops the run before any task is trained.
+folder, training, dev and test files are read and checked: a bad one stops the run before any task is trained.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -33,8 +34,9 @@ from typing import Any
 import torch
 
 from electra.checkpoint import atomic_write_text
+from electra.data.shards import replace_dir
 from electra.dist import pick_device
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
@@ -48,7 +50,7 @@ ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     overrides, rest = split_overrides(argv)
     recipe = "  ".join(f"--{f.name.replace('_', '-')} {f.default}" for f in dataclasses.fields(FinetuneConfig))
-    p = argparse.ArgumentParser(prog="electra finetune", description=__doc__.split("\n\n")[0],
+    p = ArgumentParser(prog="electra finetune", description=__doc__.split("\n\n")[0],
                                 epilog=f"recipe fields, as --field VALUE (0 = automatic; see docs/finetune.md): {recipe}")
     p.add_argument("--task", help=f"one of {', '.join(ALL_TASKS)}, 'glue', or a comma-separated list")
     p.add_argument("--data", type=Path, help="GLUE root (holding SST-2/ ...) or the task's own folder")
@@ -58,7 +60,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p.add_argument("--random-init", action="store_true", help="same shape and vocab as --model, random weights")
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
-    p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/")
+    p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/ (an earlier one is removed)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the results of another task (or task list) that an earlier run left in --out")
     p.add_argument("--print-config", action="store_true", help="print the recipe fields and defaults, then exit")
     args, unknown = p.parse_known_args(rest)
     if unknown:
@@ -120,14 +124,37 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
         for w in written:
             if _inside(path, w):
                 raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
+    earlier = earlier_tasks(out)
+    if earlier is not None and set(earlier) != set(names) and not args.overwrite:
+        raise UserError(f"--out {out} holds the results of --task {','.join(earlier)}; give another folder, or "
+                        f"pass --overwrite to replace them with those of --task {','.join(names)}")
+
+
+def earlier_tasks(out: Path) -> list[str] | None:
+    """The tasks whose results an earlier run left in `out` (None: no readable results.json there)."""
+    try:
+        earlier = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        tasks = list(earlier["tasks"]) if "tasks" in earlier else [earlier["task"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [t for t in tasks if t in ALL_TASKS]  # names that become paths: never anything else
+
+
+def clear_results(out: Path) -> None:
+    """Remove what an earlier run wrote into `out` (--overwrite): its results.json, model/, test_predictions/ and
+    per-task folders. Nothing else in the folder is touched."""
+    for name in [*(earlier_tasks(out) or []), "model", "test_predictions"]:
+        if (out / name).is_dir():
+            shutil.rmtree(out / name)
+    (out / "results.json").unlink(missing_ok=True)
 
 
 def check_data(name: str, data: Path, cfg: FinetuneConfig) -> None:
-    """A task's data folder, training file and non-empty dev file(s), read without the model."""
+    """A task's data folder and every file its job reads (training, dev, test), read without the model."""
     if name in GLUE_TASKS:
-        check_glue(GLUE_TASKS[name], data, cfg.max_eval_examples)
+        check_glue(GLUE_TASKS[name], data, cfg.max_train_examples, cfg.max_eval_examples)
     elif name in SQUAD_TASKS:
-        check_squad(SQUAD_TASKS[name], data, cfg.max_eval_examples)
+        check_squad(SQUAD_TASKS[name], data, cfg.max_train_examples, cfg.max_eval_examples)
     else:
         check_tagging(TAGGING_TASKS[name], data, cfg)
 
@@ -181,14 +208,23 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
             best = (metrics[job.main_metric], seed, {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()})
     assert best is not None
     model.load_state_dict(best[2])  # the best dev seed: the one saved and used for test predictions
+    # OUT holds this run's results only: test_predictions/ and model/ are replaced whole (or removed when this run
+    # writes none), each built aside and renamed into place, and results.json comes last.
     test_files: list[str] = []
     if job.write_test is not None:
-        test_files = job.write_test(pred, out / "test_predictions")
+        staged = out / ".test_predictions.tmp"
+        shutil.rmtree(staged, ignore_errors=True)
+        test_files = job.write_test(pred, staged)
+        replace_dir(staged, out / "test_predictions", aside=out / ".test_predictions.old")
+    else:
+        shutil.rmtree(out / "test_predictions", ignore_errors=True)
     summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}
     meta = {"task": name, "head": job.head_kind, "labels": job.labels, "model_config": dataclasses.asdict(mcfg),
             "lowercase": pre.lowercase, "strip_accents": pre.strip_accents}
     if not args.no_save_model:
         save_model(model, out / "model", meta, pre.vocab_path)
+    else:
+        shutil.rmtree(out / "model", ignore_errors=True)
     result = {"task": name, "model": str(args.model), "random_init": args.random_init, "device": str(device),
               "head": job.head_kind, "labels": job.labels, "main_metric": job.main_metric, "config": cfg.to_dict(),
               "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase,
@@ -217,6 +253,8 @@ def main(argv: list[str]) -> int:
     check_out(args, names)
     for name in names:  # every task's files before the model is loaded or any task trained (and written)
         check_data(name, args.data, cfg)
+    if args.overwrite:
+        clear_results(args.out)
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -232,6 +270,8 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     device = pick_device()
     encoder, pre = load_discriminator(args.model, allow_pickle=args.allow_pickle)
     encoder.cpu()
+    for name in names:  # each task's recipe against the model (--max-seq-len vs. its positions) before any training
+        cfg.resolve(encoder.cfg.hidden_size, *task_defaults(name), encoder.cfg.max_position_embeddings)
     results: dict[str, dict[str, Any]] = {}
     for name, out in zip(names, task_outs(args.out, names)):
         results[name] = run_task(name, args, cfg, encoder, pre, out, device)

@@ -98,6 +98,9 @@ class FinetuneConfig:
             lr, decay = 1e-4, 0.8  # base
         else:
             lr, decay = 5e-5, 0.9  # large
+        if self.max_seq_len > max_positions:  # the task's default is capped quietly; an explicit value is not
+            raise UserError(f"--max-seq-len {self.max_seq_len} is longer than the model's {max_positions} positions; "
+                            f"give at most {max_positions}")
         seq = self.max_seq_len or task_max_seq_len
         return dataclasses.replace(
             self, lr=self.lr or lr, layer_decay=self.layer_decay or decay, epochs=self.epochs or task_epochs,

@@ -12,7 +12,7 @@ max_seq_len - 3 (pairs) or - 2 (single sentences). MRPC and STS-B train on both 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -47,6 +47,9 @@ class GlueTask:
     test_text: tuple[Column, ...] = ()  # text columns of the test file when they differ from `text`
     test_index: Column = "index"  # id column of the test file (the leaderboard's `index`)
     double_unordered: bool = False  # train on (A, B) and (B, A) (MRPC, STS-B)
+    # QQP's published train.tsv has rows that lost their columns; the reference readers (BERT's and transformers'
+    # QQP processors) skip them. Only in the training file: a dev or test row missing would change the score.
+    skip_short_train_rows: bool = False
     max_seq_len: int = 128
 
     @property
@@ -78,7 +81,7 @@ GLUE_TASKS: dict[str, GlueTask] = {t.name: t for t in [
              labels=None, metrics=("spearman", "pearson"), epochs=10.0, double_unordered=True),
     GlueTask("qqp", "QQP", Split("train.tsv"), {"dev": Split("dev.tsv")},
              {"QQP": Split("test.tsv", labelled=False)}, text=("question1", "question2"), label="is_duplicate",
-             labels=("0", "1"), metrics=("accuracy", "f1"), test_index="id"),
+             labels=("0", "1"), metrics=("accuracy", "f1"), test_index="id", skip_short_train_rows=True),
     GlueTask("mnli", "MNLI", Split("train.tsv"),
              {"matched": Split("dev_matched.tsv"), "mismatched": Split("dev_mismatched.tsv")},
              {"MNLI-m": Split("test_matched.tsv", labelled=False), "MNLI-mm": Split("test_mismatched.tsv", labelled=False)},
@@ -113,7 +116,8 @@ def _column_index(col: Column, header: list[str] | None, path: Path) -> int:
     return header.index(col)
 
 
-def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0) -> list[Example]:
+def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0,
+               warn: Callable[[str], None] | None = print) -> list[Example]:
     """Examples of one GLUE file; labels become class ids (or floats); a wrong column or an unknown
     label is a one-line UserError naming the file and line."""
     path = task_dir / split.file
@@ -131,9 +135,13 @@ def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0) -> 
     need = max(cols + [c for c in (label_col, index_col) if c is not None]) + 1
     label_ids = {lab: i for i, lab in enumerate(task.labels)} if task.labels else None
     out: list[Example] = []
+    short: list[int] = []  # line numbers of the rows skipped for too few columns
     for line_no, fields in rows:
         if limit and len(out) >= limit:
             break
+        if len(fields) < need and task.skip_short_train_rows and split is task.train:
+            short.append(line_no)
+            continue
         if len(fields) < need:
             raise UserError(f"{path} line {line_no}: {len(fields)} tab-separated columns, expected at least "
                             f"{need} for task {task.name}")
@@ -156,6 +164,9 @@ def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0) -> 
                 label = label_ids[raw]
         guid = fields[index_col].strip() if index_col is not None else str(line_no)
         out.append(Example(texts, label, guid))
+    if short and warn is not None:
+        warn(f"warning: [{task.name}] {path}: skipped {len(short)} line(s) with fewer than {need} tab-separated "
+             f"columns (first: line {short[0]}), as the reference {task.name.upper()} readers do")
     return out
 
 
@@ -239,16 +250,17 @@ def read_dev(task: GlueTask, task_dir: Path, max_eval: int = 0) -> dict[str, lis
     return dev
 
 
-def check_glue(task: GlueTask, data_dir: Path, max_eval: int = 0) -> None:
-    """The checks that need no model: the task folder, its training file and usable dev file(s), so that a
-    run of several tasks stops before training any when one task's data is missing or empty."""
-    read_dev(task, find_task_dir(data_dir, task.name, (task.folder,), task.train.file), max_eval)
+def check_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> None:
+    """The checks that need no model: the task folder and every file the job will read (training, dev, test),
+    so that a run of several tasks stops before training any when one task's data is missing, empty or bad."""
+    load_glue(task, data_dir, max_train, max_eval, warn=None)  # the job reads them again, and warns
 
 
-def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> GlueData:
+def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0,
+              warn: Callable[[str], None] | None = print) -> GlueData:
     """Read train, dev(s) and, when present, test file(s) of a task. Test files are optional."""
     task_dir = find_task_dir(data_dir, task.name, (task.folder,), task.train.file)
-    train = read_split(task, task_dir, task.train, max_train)
+    train = read_split(task, task_dir, task.train, max_train, warn)
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")
     dev = read_dev(task, task_dir, max_eval)

@@ -191,12 +191,12 @@ def squad_exact(prediction: str, gold: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(gold))
 
 
-def squad_f1(prediction: str, gold: str) -> float:
-    """Token-overlap F1; when either side normalises to nothing, 1 if both do (v2.0's rule, which v1.1
-    reaches too: an empty prediction against a non-empty answer scores 0)."""
+def squad_f1(prediction: str, gold: str, empty_match: bool = True) -> float:
+    """Token-overlap F1; when either side normalises to nothing, 1 if both do (v2.0's rule; v1.1 has no such
+    rule: `empty_match=False` scores 0 there, as its script does)."""
     p, g = normalize_answer(prediction).split(), normalize_answer(gold).split()
     if not p or not g:
-        return float(p == g)
+        return float(p == g and empty_match)
     common = collections.Counter(p) & collections.Counter(g)
     same = sum(common.values())
     if same == 0:
@@ -205,17 +205,19 @@ def squad_f1(prediction: str, gold: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def squad_scores(golds: dict[str, list[str]], predictions: dict[str, str]) -> dict[str, float]:
-    """EM and F1 (percentages), each the max over the gold answers, averaged over questions. A question
-    with no gold answer (SQuAD 2.0) has the single gold answer ''. Missing predictions count as ''."""
+def squad_scores(golds: dict[str, list[str]], predictions: dict[str, str], version2: bool = True) -> dict[str, float]:
+    """EM and F1 (percentages), each the max over the gold answers, averaged over questions, as the official
+    scripts compute them. Missing predictions count as ''. v2.0 drops gold answers that normalise to nothing,
+    and a question left without one (unanswerable) has the single gold answer ''. v1.1 keeps them all: three
+    dev questions have the gold answer "." among others, which an empty prediction matches exactly."""
     em = f1 = 0.0
     has_ans = [0.0, 0.0, 0]
     no_ans = [0.0, 0.0, 0]
     for qid, answers in golds.items():
-        answers = [a for a in answers if normalize_answer(a)] or [""]
+        answers = ([a for a in answers if normalize_answer(a)] or [""]) if version2 else answers
         pred = predictions.get(qid, "")
         e = max(squad_exact(pred, a) for a in answers)
-        f = max(squad_f1(pred, a) for a in answers)
+        f = max(squad_f1(pred, a, empty_match=version2) for a in answers)
         em, f1 = em + e, f1 + f
         bucket = has_ans if answers != [""] else no_ans
         bucket[0], bucket[1], bucket[2] = bucket[0] + e, bucket[1] + f, bucket[2] + 1

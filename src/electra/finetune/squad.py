@@ -176,10 +176,12 @@ def read_dev(task: SquadTask, folder: Path, max_eval: int = 0) -> Cleaned:
     return cleaned
 
 
-def check_squad(task: SquadTask, data_dir: Path, max_eval: int = 0) -> None:
-    """The checks that need no model: the task folder, its training file and a usable dev file, so that a run
-    of several tasks stops before training any when one task's data is missing or empty."""
-    read_dev(task, find_task_dir(data_dir, task.name, task.folders, task.train), max_eval)
+def check_squad(task: SquadTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> None:
+    """The checks that need no model: the task folder, a readable training file and a usable dev file, so that a
+    run of several tasks stops before training any when one task's data is missing, empty or bad."""
+    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    read_squad(folder / task.train, max_train)
+    read_dev(task, folder, max_eval)
 
 
 def char_span_to_tokens(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int, int] | None:
@@ -233,7 +235,8 @@ def build_features(examples: list[QAExample], tokenizer: Any, cls_id: int, sep_i
         max_doc = cfg.max_seq_len - len(q) - 3
         if max_doc < 1:
             raise UserError(f"max_seq_len {cfg.max_seq_len} leaves no room for the context after a "
-                            f"{len(q)}-piece question; raise --max-seq-len or lower --max-query-len")
+                            f"{len(q)}-piece question; lower --max-query-len (or raise --max-seq-len, up to the "
+                            f"model's max_position_embeddings)")
         gold = None
         if training and not ex.is_impossible:
             text, s = ex.answers[0]
@@ -342,7 +345,7 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
 
     def evaluate(predict: Any) -> dict[str, float]:
         preds = extract_answers(dev, offsets, dev_feats, predict(dev_feats), cfg, task.version2)
-        return squad_scores(golds, preds)
+        return squad_scores(golds, preds, task.version2)
 
     def make_head(hidden: int) -> Any:
         if cfg.qa_head == "electra":

@@ -120,6 +120,13 @@ def to_bioes(tags: list[str]) -> list[str]:
     return out
 
 
+def read_train(task: TaggingTask, folder: Path, cfg: Any) -> list[Sentence]:
+    train = read_conll(folder / task.train, cfg.label_column, cfg.max_train_examples, task.entity_types)
+    if not train:
+        raise UserError(f"{folder / task.train} has no sentences")
+    return train
+
+
 def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Path, list[Sentence]]]:
     """The scored files by metric prefix: dev (""), and test ("test_") when present. A file without sentences
     is an error: it would score 0.00 after the whole training."""
@@ -137,8 +144,10 @@ def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Pat
 
 def check_tagging(task: TaggingTask, data_dir: Path, cfg: Any) -> None:
     """The checks that need no model: the task folder, its training file and usable dev (and test) file, so that
-    a run of several tasks stops before training any when one task's data is missing or empty."""
-    read_evals(task, find_task_dir(data_dir, task.name, task.folders, task.train), cfg)
+    a run of several tasks stops before training any when one task's data is missing, empty or bad."""
+    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    read_train(task, folder, cfg)
+    read_evals(task, folder, cfg)
 
 
 def unseen_tags_warning(task: str, path: Path, sents: list[Sentence], known: set[str], bioes: bool) -> str | None:
@@ -157,9 +166,7 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
     from electra.finetune.train import Job
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
-    train = read_conll(folder / task.train, cfg.label_column, cfg.max_train_examples, task.entity_types)
-    if not train:
-        raise UserError(f"{folder / task.train} has no sentences")
+    train = read_train(task, folder, cfg)
     bioes = cfg.tag_encoding == "bioes"
     if bioes:
         train = [Sentence(s.words, to_bioes(s.tags)) for s in train]
