@@ -86,6 +86,18 @@ def test_bare_bool_flag_means_true_and_others_need_a_value():
     ({"residual": "fp16"}, "train.residual"),
     ({"seed": "-1"}, "train.seed"),  # numpy's SeedSequence refuses it deep in the run (a ValueError traceback)
     ({"seed": str(2**64)}, "train.seed"),  # torch.manual_seed overflows
+    ({"type_vocab_size": "1"}, r"segment ids 0 \(A\) and 1 \(B\)"),  # an IndexError deep in the embeddings otherwise
+    ({"layer_norm_eps": "0"}, "model.layer_norm_eps must be > 0"),
+    ({"initializer_range": "-1"}, "model.initializer_range must be > 0"),
+    ({"disc_weight": "-1"}, "objective.disc_weight must be a number >= 0"),
+    ({"gen_weight": "-0.5"}, "objective.gen_weight must be a number >= 0"),
+    ({"adam_beta1": "1.5"}, r"train.adam_beta1 must be in \[0, 1\)"),
+    ({"adam_beta2": "1"}, r"train.adam_beta2 must be in \[0, 1\)"),
+    ({"weight_decay": "-1"}, "train.weight_decay must be"),
+    ({"clip_norm": "-1"}, "train.clip_norm must be"),
+    ({"max_time": "-5"}, "train.max_time must be"),
+    ({"lr_decay_power": "-1"}, "train.lr_decay_power must be"),
+    ({"adam_eps": "-1e-6"}, "train.adam_eps must be"),
 ])
 def test_bad_values_name_the_field(overrides, needle):
     with pytest.raises(UserError, match=needle):
@@ -138,6 +150,7 @@ def test_config_file_round_trips_and_sits_between_preset_and_flags(tmp_path, cap
     ('{"lr": "fast"}', "bad value 'fast' for lr in config file"),
     ('{"max_steps": true}', "expected int"),
     ('{"train": {"lr": [1]}}', "must be a number, a string or a boolean"),
+    ('{"model": 5}', "section 'model' must be a JSON object of its fields"),
 ])
 def test_bad_config_files_are_one_line_errors_naming_the_file(tmp_path, text, needle):
     from electra.config import file_overrides

@@ -292,6 +292,21 @@ def test_gdes_run_continues_from_a_discriminator_alone(vocab, tmp_path):
     assert maxdiff(electra_logits(again.eval(), ids, seg, mask)[0], electra_logits(model, ids, seg, mask)[0]) < TOL
 
 
+def test_sharing_all_from_a_folder_with_a_smaller_generator_names_the_way_out(vocab, tmp_path):
+    """The folder's generator sets the fractions, so "set generator_hidden_fraction=1" would be advice already
+    followed: the error names the folder's generator and the command that works (its discriminator alone)."""
+    model = electra_model(tiny_cfg(32, "embeddings", 0.5), vocab)
+    export(write_run(tmp_path / "run", model, vocab), tmp_path / "out")
+    asked = model.cfg.to_dict()
+    asked["objective"].update(sharing="all", generator_hidden_fraction=1.0)
+    with pytest.raises(UserError, match=r"generator of 0.5 x the discriminator's width .*--init .*discriminator "
+                                        r"--generator-hidden-fraction 1 --generator-layers-fraction 1"):
+        load_hf_pretraining(tmp_path / "out", asked)
+    asked["objective"]["generator_layers_fraction"] = 1.0
+    init = load_hf_pretraining(tmp_path / "out" / "discriminator", asked)
+    assert init.cfg["objective"]["sharing"] == "all" and init.cfg["objective"]["generator_hidden_fraction"] == 1.0
+
+
 def first_emb(tensors: dict[str, torch.Tensor]) -> torch.Tensor:
     return tensors["electra.embeddings.word_embeddings.weight"]
 

@@ -70,6 +70,23 @@ def check_fresh_out(run_dir: Path) -> None:
                             f"or empty folder")
 
 
+def discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
+    """Remove what a fresh run that failed before it trained anything wrote into `run_dir` (config.json, logs,
+    the vocab copy): a bad input leaves no half-made run behind. `before`: the folder's entries when the command
+    began (None: it did not exist). A run with checkpoints, or with logged metrics, is kept as it is."""
+    if not run_dir.is_dir() or (run_dir / "checkpoints").exists():
+        return
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.is_file() and metrics.stat().st_size > 0:
+        return
+    for name in RUN_FILES:
+        path = run_dir / name
+        if name not in (before or set()) and path.exists():
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if before is None and not any(run_dir.iterdir()):
+        run_dir.rmdir()
+
+
 def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
@@ -159,7 +176,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return previous
     if not (path / "state.json").exists():
         raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; point LATEST at another "
-                        f"step_* folder there, or delete it to start over")
+                        f"step_* folder there, or delete it to resume from the newest complete one")
     return path
 
 

@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import importlib
 import os
 import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
 
 from electra.errors import UserError
 
@@ -31,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 LONG_RUNNING = ("pretrain", "finetune")
+PACKAGE = Path(__file__).resolve().parent
 
 
 def tune_allocator() -> bool:
@@ -67,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     if name in LONG_RUNNING:
         tune_allocator()
     module = importlib.import_module(COMMANDS[name][0])
+    shown = warnings.showwarning
+    warnings.showwarning = functools.partial(show_warning, name, shown)
     try:
         code = int(module.main(rest) or 0)
         sys.stdout.flush()  # a buffered stdout meets a closed pipe here, not in the interpreter's final flush
@@ -85,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"electra {name}: error: cannot use{where}: {e.strerror or e}; check the path and its permissions",
               file=sys.stderr)
         return 2
+    finally:
+        warnings.showwarning = shown
+
+
+def show_warning(command: str, default: Callable[..., None], message: Warning | str, category: type[Warning],
+                 filename: str, lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+    """A warning this package raises (a note on what `--init` loaded, say) as one line addressed to the user, like
+    its errors; other libraries' warnings as Python shows them, with their source location."""
+    if Path(filename).resolve().is_relative_to(PACKAGE):
+        print(f"electra {command}: warning: {message}", file=file or sys.stderr)
+    else:
+        default(message, category, filename, lineno, file, line)
 
 
 def quiet_stdout() -> None:

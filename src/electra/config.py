@@ -48,6 +48,10 @@ class ModelConfig:
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.type_vocab_size < 2:
+            raise UserError(f"model.type_vocab_size must be >= 2, got {self.type_vocab_size}: every example has "
+                            f"segment ids 0 (A) and 1 (B)")
+        _positive(self, "model", "layer_norm_eps", "initializer_range")
 
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
@@ -85,8 +89,8 @@ class ObjectiveConfig:
             raise UserError("objective.generator_hidden_fraction and generator_layers_fraction must be in (0, 1]")
         if self.sampling not in ("multinomial", "gumbel"):
             raise UserError(f"objective.sampling must be multinomial or gumbel, got {self.sampling!r}")
-        if self.temperature <= 0:
-            raise UserError(f"objective.temperature must be > 0, got {self.temperature}")
+        _positive(self, "objective", "temperature")
+        _at_least_0(self, "objective", "gen_weight", "disc_weight")
         if self.max_predictions < 0:
             raise UserError(f"objective.max_predictions must be >= 0, got {self.max_predictions}")
         if self.generator not in GENERATORS:
@@ -166,8 +170,11 @@ class TrainConfig:
                 raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}")
         if self.micro_batch_size < 0 or self.warmup_steps < 0 or self.eval_every < 0:
             raise UserError("train.micro_batch_size, warmup_steps and eval_every must be >= 0")
-        if self.lr <= 0:
-            raise UserError(f"train.lr must be > 0, got {self.lr}")
+        _positive(self, "train", "lr")
+        _at_least_0(self, "train", "lr_decay_power", "weight_decay", "adam_eps", "clip_norm", "max_time")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UserError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.seed < 2**64:  # numpy's SeedSequence (data order, micro-step seeds) and torch.manual_seed
             raise UserError(f"train.seed must be in [0, 2^64), got {self.seed}")
         if self.optimizer not in ("electra", "adamw"):
@@ -182,6 +189,18 @@ class TrainConfig:
             raise UserError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.unpad not in ("auto", "on", "off"):
             raise UserError(f"train.unpad must be auto, on or off, got {self.unpad!r}")
+
+
+def _positive(section: Any, name: str, *fields: str) -> None:
+    for f in fields:
+        if not getattr(section, f) > 0:  # NaN fails too
+            raise UserError(f"{name}.{f} must be > 0, got {getattr(section, f)}")
+
+
+def _at_least_0(section: Any, name: str, *fields: str) -> None:
+    for f in fields:
+        if not 0 <= getattr(section, f) < float("inf"):
+            raise UserError(f"{name}.{f} must be a number >= 0, got {getattr(section, f)}")
 
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
@@ -256,7 +275,8 @@ def check_same_shapes(have: PretrainConfig, asked: dict[str, dict[str, Any]], so
             b = asked.get(section, {}).get(name, a)
             if a != b and (given is None or name in given):
                 raise UserError(f"{source} has {section}.{name}={a}, but this command asks for {b}; the weights fix "
-                                f"the architecture: drop --{name.replace('_', '-')}, or start a new run in another --out")
+                                f"the architecture: drop --{name.replace('_', '-')} (from the command line or the "
+                                f"--config file), or start a new run in another --out")
 
 
 def generator_config(disc: ModelConfig, hidden_fraction: float, layers_fraction: float) -> ModelConfig:
@@ -381,6 +401,8 @@ def file_overrides(path: Path) -> dict[str, str]:
     for key, value in data.items():
         if key in SECTIONS and isinstance(value, dict):
             flat.update({f"{key}.{name}": v for name, v in value.items()})
+        elif key in SECTIONS:
+            raise UserError(f"config file {path}: section {key!r} must be a JSON object of its fields, got {value!r}")
         else:
             flat[key] = value
     index = field_index()

@@ -328,6 +328,11 @@ def load_hf_pretraining(path: str | Path, base_cfg_dict: dict[str, Any] | None =
                 weights |= {"generator." + k: v for k, v in gen.encoder.items() if not k.startswith("embeddings.")}
             elif sharing in ("none", "gdes"):
                 weights |= _prefixed(gen.encoder, "generator.")
+            elif (obj["generator_hidden_fraction"], obj["generator_layers_fraction"]) != (1.0, 1.0):
+                raise UserError(f"{g_dir} holds a generator of {obj['generator_hidden_fraction']:g} x the "
+                                f"discriminator's width and {obj['generator_layers_fraction']:g} x its depth; "
+                                f"sharing=all needs one of the discriminator's size: start from the discriminator "
+                                f"alone (--init {d_dir} --generator-hidden-fraction 1 --generator-layers-fraction 1)")
             elif any(not torch.equal(v, gen.encoder[k]) for k, v in disc.encoder.items()):
                 warnings.warn(f"{g_dir}: with sharing=all the generator is the discriminator; the generator's own "
                               f"encoder weights differ and are ignored", stacklevel=2)

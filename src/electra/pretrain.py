@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from electra import dist
 from electra.checkpoint import (
     checkpoint_weights,
+    discard_failed_start,
     optimizer_from_flat,
     read_state,
     save_checkpoint,
@@ -30,7 +31,6 @@ from electra.checkpoint import (
 )
 from electra.config import (
     PRESETS,
-    build_config,
     field_index,
     file_overrides,
     split_overrides,
@@ -182,8 +182,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                             f"({str(e)[:200]}); weight_decay cannot be switched to or from 0 when resuming") from None
         for group, hp in zip(optimizer.param_groups, hparams):
             group.update(hp)
-    # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was
-    if d.is_main:
+    # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was, and
+    # so does a finished run re-run (nothing to train: its checkpoint keeps the config it was trained with)
+    if d.is_main and step < t.max_steps:
         write_run_files(args.out, cfg, data)
     log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard) if d.is_main else NullLogger()
     if d.world_size > 1 and not fsdp:
@@ -269,6 +270,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         dist.barrier()
 
     reason = "max_steps"
+    evaluated = saved = -1  # the steps of the last periodic evaluation and checkpoint: a stop there repeats neither
     while step < t.max_steps:
         micro_batches = stream.next_step()
         lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
@@ -318,8 +320,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         log.progress(step)
         if t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
             log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+            evaluated = step
         if step % t.save_every == 0 and step < t.max_steps:
             save()
+            saved = step
         inject_fault(step, d.rank)
         single = d.world_size == 1
         if single or step % t.log_every == 0:  # ranks agree on stopping only at sync points
@@ -332,8 +336,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     stream.close()
     if step > start_step:
-        log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
-        save()
+        if evaluated != step:
+            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+        if saved != step:
+            save()
     else:  # a finished run re-run: its checkpoint keeps the config and the evaluation it was trained with
         log.print(f"nothing to train: the run is at step {step} of max_steps {t.max_steps}; raise --max-steps to "
                   f"continue it")
@@ -359,8 +365,8 @@ def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Moni
 
 def main(argv: list[str]) -> int:
     args, overrides = parse_args(argv)
-    if args.print_config:
-        cfg = build_config(args.preset, overrides)
+    if args.print_config:  # what the run would use: the dataset's, a resumed run's or the --init folder's config
+        cfg, _, _ = resolve_run(args, overrides, PretrainData(args.data) if args.data is not None else None)
         print(cfg.to_json())
         return 0
     if args.out is None:
@@ -371,8 +377,13 @@ def main(argv: list[str]) -> int:
     threads = torch.get_num_threads()
     if args.threads:
         torch.set_num_threads(args.threads)
+    before = {p.name for p in args.out.iterdir()} if args.out.is_dir() else None
     try:
         return train(args, overrides)
+    except UserError:
+        if os.environ.get("RANK", "0") == "0":  # the rank that writes the run folder
+            discard_failed_start(args.out, before)
+        raise
     finally:  # an in-process caller (tests, notebooks) gets its Ctrl-C and thread count back, after an error too
         for sig, handler in handlers.items():
             signal.signal(sig, handler)

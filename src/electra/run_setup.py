@@ -27,6 +27,9 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
         if args.init is not None:
             print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
                   f"{args.init} only starts a fresh run", file=sys.stderr)
+        if args.preset is not None:
+            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes with its saved "
+                  f"config.json; --preset {args.preset} only sets up a fresh run", file=sys.stderr)
         return cfg, ckpt, None
     if args.out is not None:
         check_fresh_out(args.out)

@@ -1,0 +1,94 @@
+"""`electra pretrain` at its edges: a fresh start that fails leaves nothing behind, a stop on an evaluation or
+checkpoint step does not repeat them, --print-config shows what the run would use, a finished run re-run keeps
+its config, and the notes and warnings are one line each.
+
+    python -m pytest tests/test_pretrain_edges.py -q
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tiny_overrides
+
+from electra.cli import main
+
+
+def test_a_fresh_start_that_fails_on_its_data_leaves_no_run_folder(tiny_dataset: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """A token id beyond the vocabulary is found when its shard first opens, after the run folder was set up:
+    the one-line error, and no config.json, logs or vocab copy left (a folder that held the user's files before
+    keeps exactly those)."""
+    data = tmp_path / "ds"
+    shutil.copytree(tiny_dataset, data)
+    tokens = next(data.glob("shard-*")) / "train.tokens.bin"
+    raw = np.fromfile(tokens, dtype=np.uint16)
+    raw[5] = 0xFFFF
+    raw.tofile(tokens)
+    for out, before in ((tmp_path / "run", None), (tmp_path / "mine", ["job.log"])):
+        if before:
+            out.mkdir()
+            (out / "job.log").write_text("the user's scheduler log")
+        assert main(["pretrain", "--data", str(data), "--out", str(out), *tiny_overrides(max_steps=2)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "is damaged: its train token ids" in err and len(err.splitlines()) == 1, err
+        assert (sorted(p.name for p in out.iterdir()) if before else out.exists()) == (before or False)
+
+
+def test_a_stop_on_an_evaluation_and_checkpoint_step_does_each_once(tiny_dataset: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run),
+                 *tiny_overrides(max_steps=100, eval_every=1, save_every=1, max_time=1e-3)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("eval @ 1:") == 1 and out.count("saved ") == 1 and "max_time" in out
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sum("eval/disc_auc" in r for r in rows) == 1
+
+
+def test_print_config_shows_what_the_run_would_use(tiny_dataset: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    """With --data: its sequence length and vocabulary size; the printed file then round-trips through --config.
+    With a run's --out: the saved config the run resumes with."""
+    assert main(["pretrain", "--preset", "tiny", "--data", str(tiny_dataset), "--print-config"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    vocab = (tiny_dataset / "vocab.txt").read_text().splitlines()
+    assert printed["train"]["seq_len"] == 32 and printed["model"]["vocab_size"] == len(vocab) != 30522
+    (tmp_path / "c.json").write_text(json.dumps(printed))
+    run = tmp_path / "run"
+    assert main(["pretrain", "--config", str(tmp_path / "c.json"), "--data", str(tiny_dataset), "--out", str(run),
+                 *tiny_overrides(max_steps=2)]) == 0
+    capsys.readouterr()
+    assert main(["pretrain", "--out", str(run), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((run / "config.json").read_text())
+
+
+def test_a_finished_run_re_run_keeps_its_config_and_a_preset_is_noted(tiny_dataset: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2)]) == 0
+    saved = (run / "config.json").read_text()
+    capsys.readouterr()
+    assert main(["pretrain", "--preset", "small", "--data", str(tiny_dataset), "--out", str(run),
+                 "--max-steps", "2", "--lr", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "nothing to train" in captured.out and (run / "config.json").read_text() == saved
+    assert "--preset small only sets up a fresh run" in captured.err
+
+
+def test_the_packages_warnings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A warning electra raises reads like its errors; another library's keeps Python's format."""
+    import warnings
+
+    from electra import cli
+
+    shown = []
+    cli.show_warning("pretrain", lambda *a: shown.append(a), UserWarning("fresh MLM head"), UserWarning,
+                     str(cli.PACKAGE / "hf_import.py"), 1)
+    cli.show_warning("pretrain", lambda *a: shown.append(a), UserWarning("theirs"), UserWarning,
+                     warnings.__file__, 1)
+    assert capsys.readouterr().err == "electra pretrain: warning: fresh MLM head\n"
+    assert len(shown) == 1 and str(shown[0][0]) == "theirs"
