@@ -79,16 +79,15 @@ def test_a_finished_run_re_run_keeps_its_config_and_a_preset_is_noted(tiny_datas
     assert "--preset small only sets up a fresh run" in captured.err
 
 
-def test_the_packages_warnings_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_the_packages_warnings_are_one_line() -> None:
     """A warning electra raises reads like its errors; another library's keeps Python's format."""
     import warnings
 
     from electra import cli
 
-    shown = []
-    cli.show_warning("pretrain", lambda *a: shown.append(a), UserWarning("fresh MLM head"), UserWarning,
-                     str(cli.PACKAGE / "hf_import.py"), 1)
-    cli.show_warning("pretrain", lambda *a: shown.append(a), UserWarning("theirs"), UserWarning,
-                     warnings.__file__, 1)
-    assert capsys.readouterr().err == "electra pretrain: warning: fresh MLM head\n"
-    assert len(shown) == 1 and str(shown[0][0]) == "theirs"
+    ours = cli.format_warning("pretrain", warnings.formatwarning, UserWarning("fresh MLM head"), UserWarning,
+                              str(cli.PACKAGE / "hf_import.py"), 1)
+    theirs = cli.format_warning("pretrain", warnings.formatwarning, UserWarning("theirs"), UserWarning,
+                                warnings.__file__, 7)
+    assert ours == "electra pretrain: warning: fresh MLM head\n"
+    assert theirs == warnings.formatwarning(UserWarning("theirs"), UserWarning, warnings.__file__, 7)

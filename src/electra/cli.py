@@ -21,7 +21,6 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
 
 from electra.errors import UserError
 
@@ -73,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if name in LONG_RUNNING:
         tune_allocator()
     module = importlib.import_module(COMMANDS[name][0])
-    shown = warnings.showwarning
-    warnings.showwarning = functools.partial(show_warning, name, shown)
+    formatted = warnings.formatwarning
+    warnings.formatwarning = functools.partial(format_warning, name, formatted)
     try:
         code = int(module.main(rest) or 0)
         sys.stdout.flush()  # a buffered stdout meets a closed pipe here, not in the interpreter's final flush
@@ -94,17 +93,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     finally:
-        warnings.showwarning = shown
+        warnings.formatwarning = formatted
 
 
-def show_warning(command: str, default: Callable[..., None], message: Warning | str, category: type[Warning],
-                 filename: str, lineno: int, file: TextIO | None = None, line: str | None = None) -> None:
+def format_warning(command: str, default: Callable[..., str], message: Warning | str, category: type[Warning],
+                   filename: str, lineno: int, line: str | None = None) -> str:
     """A warning this package raises (a note on what `--init` loaded, say) as one line addressed to the user, like
-    its errors; other libraries' warnings as Python shows them, with their source location."""
+    its errors; other libraries' warnings as Python formats them, with their source location. (Formatting, not
+    showing: a caller that records warnings, as pytest.warns does, still gets them.)"""
     if Path(filename).resolve().is_relative_to(PACKAGE):
-        print(f"electra {command}: warning: {message}", file=file or sys.stderr)
-    else:
-        default(message, category, filename, lineno, file, line)
+        return f"electra {command}: warning: {message}\n"
+    return default(message, category, filename, lineno, line)
 
 
 def quiet_stdout() -> None:
