@@ -106,6 +106,7 @@ def test_squad_normalisation_and_f1() -> None:
     assert s["exact"] == pytest.approx(100 / 3)
     assert s["f1"] == pytest.approx(100 * (0.8 + 2 / 3 + 1) / 3)
     assert s["no_ans_exact"] == 100.0
+    assert M.squad_scores(golds, preds, version2=False)["exact"] == pytest.approx(100 / 3)  # a 2.0 file as 1.1
 
 
 def test_squad_scorer_gold_is_100_on_real_dev() -> None:

@@ -313,6 +313,17 @@ def test_training_answers_not_at_their_start_are_skipped_with_a_note(tmp_path: P
         squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
 
 
+def test_squad1_on_a_squad2_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from electra.finetune.squad import SQUAD_TASKS, squad_job
+
+    _squad(tmp_path / "squad" / "train-v1.1.json", _paragraphs(True, repeat=2))
+    _squad(tmp_path / "squad" / "dev-v1.1.json", _paragraphs(True))
+    tok, sp = _tok(tmp_path)
+    squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
+    warned = [x for x in capsys.readouterr().out.splitlines() if "unanswerable" in x]
+    assert len(warned) == 2 and all("a SQuAD 2.0 file: --task squad2" in x for x in warned), warned
+
+
 def test_an_empty_squad_dev_file_is_refused(tmp_path: Path) -> None:
     from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 

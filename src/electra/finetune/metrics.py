@@ -214,7 +214,7 @@ def squad_scores(golds: dict[str, list[str]], predictions: dict[str, str], versi
     has_ans = [0.0, 0.0, 0]
     no_ans = [0.0, 0.0, 0]
     for qid, answers in golds.items():
-        answers = ([a for a in answers if normalize_answer(a)] or [""]) if version2 else answers
+        answers = ([a for a in answers if normalize_answer(a)] if version2 else answers) or [""]
         pred = predictions.get(qid, "")
         e = max(squad_exact(pred, a) for a in answers)
         f = max(squad_f1(pred, a, empty_match=version2) for a in answers)

@@ -333,6 +333,9 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
     for path, c in ((folder / task.train, cleaned), (folder / task.dev, dev_cleaned)):
         for note in skip_notes(path, c):
             print(note, flush=True)
+        if not task.version2 and (n := sum(ex.is_impossible for ex in c.examples)):
+            print(f"warning: [{task.name}] {path} has {n} unanswerable question(s), a SQuAD 2.0 file: "
+                  f"--task squad2 trains and scores them as such", flush=True)
     train, dev = cleaned.examples, dev_cleaned.examples
     train_feats = build_features(train, tokenizer, cls_id, sep_id, cfg, training=True)
     if not train_feats:
