@@ -253,8 +253,6 @@ def main(argv: list[str]) -> int:
     check_out(args, names)
     for name in names:  # every task's files before the model is loaded or any task trained (and written)
         check_data(name, args.data, cfg)
-    if args.overwrite:
-        clear_results(args.out)
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -272,6 +270,8 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     encoder.cpu()
     for name in names:  # each task's recipe against the model (--max-seq-len vs. its positions) before any training
         cfg.resolve(encoder.cfg.hidden_size, *task_defaults(name), encoder.cfg.max_position_embeddings)
+    if args.overwrite:  # only once everything has been checked and loaded
+        clear_results(args.out)
     results: dict[str, dict[str, Any]] = {}
     for name, out in zip(names, task_outs(args.out, names)):
         results[name] = run_task(name, args, cfg, encoder, pre, out, device)
