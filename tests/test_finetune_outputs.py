@@ -93,3 +93,14 @@ def test_qqp_training_rows_that_lost_columns_are_skipped(tmp_path: Path, capsys:
     write_tsv(root / "QQP" / "dev.tsv", [["7", "1", "2", "a?"]], cols)
     with pytest.raises(UserError, match="dev.tsv line 2: 4 tab-separated columns"):
         load_glue(GLUE_TASKS["qqp"], root)
+
+
+def test_print_config_is_json_with_every_recipe_field(capsys: pytest.CaptureFixture) -> None:
+    import dataclasses
+
+    from electra.finetune.config import FinetuneConfig
+
+    assert electra_main(["finetune", "--print-config", "--lr", "2e-4"]) == 0
+    printed = json.loads(capsys.readouterr().out, parse_constant=pytest.fail)  # strict JSON: no NaN
+    assert set(printed) == {f.name for f in dataclasses.fields(FinetuneConfig)}
+    assert printed["lr"] == 2e-4 and printed["null_threshold"] is None  # the QA head's default

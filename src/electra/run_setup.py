@@ -5,6 +5,7 @@ Hugging Face folder it is initialised from, each combination checked before anyt
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
@@ -12,6 +13,12 @@ from electra.config import PretrainConfig, build_config, check_same_shapes, conf
 from electra.data.dataset import PretrainData
 from electra.data.tokenizer import normalisation, vocab_sha256
 from electra.errors import UserError
+
+
+def tell(message: str) -> None:
+    """A note or warning on stderr, once per run: from rank 0 under torchrun (every rank resolves the run)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(f"electra pretrain: {message}", file=sys.stderr)
 
 
 def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
@@ -25,11 +32,11 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
         cfg = build_config(None, overrides, base=base)
         check_same_shapes(PretrainConfig.from_dict(base), cfg.to_dict(), args.out)
         if args.init is not None:
-            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes from them; --init "
-                  f"{args.init} only starts a fresh run", file=sys.stderr)
+            tell(f"note: {args.out} has checkpoints, so the run resumes from them; --init {args.init} only starts "
+                 f"a fresh run")
         if args.preset is not None:
-            print(f"electra pretrain: note: {args.out} has checkpoints, so the run resumes with its saved "
-                  f"config.json; --preset {args.preset} only sets up a fresh run", file=sys.stderr)
+            tell(f"note: {args.out} has checkpoints, so the run resumes with its saved config.json; --preset "
+                 f"{args.preset} only sets up a fresh run")
         return cfg, ckpt, None
     if args.out is not None:
         check_fresh_out(args.out)
@@ -49,11 +56,19 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
     theirs = normalisation(init.lowercase, init.strip_accents)
     if data is not None and (ours := normalisation(data.lowercase, data.strip_accents)) != theirs:
-        print(f"electra pretrain: warning: {args.data} was prepared with {ours} but {args.init}'s tokenizer uses "
-              f"{theirs}; the model will see text normalised otherwise than in its training. Prepare the data "
-              f"again with the model's settings (--no-lowercase, --[no-]strip-accents)", file=sys.stderr)
+        tell(f"warning: {args.data} was prepared with {ours} but {args.init}'s tokenizer uses {theirs}; the model "
+             f"will see text normalised otherwise than in its training. Prepare the data again "
+             f"{prepare_flags(init.lowercase, init.strip_accents)}")
     check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
     return PretrainConfig.from_dict(init.cfg), None, init
+
+
+def prepare_flags(lowercase: bool, strip_accents: bool | None) -> str:
+    """How to call `electra prepare` for a dataset of this normalisation (lower-casing is its default)."""
+    how = "without --no-lowercase" if lowercase else "with --no-lowercase"
+    if strip_accents is not None:
+        how += f" and with --{'' if strip_accents else 'no-'}strip-accents"
+    return how
 
 
 def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainData, resumed: bool) -> None:

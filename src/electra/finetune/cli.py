@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import functools
 import json
+import math
 import os
 import shutil
 import sys
@@ -247,7 +248,9 @@ def table(results: dict[str, dict[str, Any]]) -> str:
 def main(argv: list[str]) -> int:
     args, cfg = parse_args(argv)
     if args.print_config:
-        print(json.dumps(cfg.to_dict(), indent=1))
+        # null_threshold's NaN (not JSON) means "the QA head's default": printed as null
+        print(json.dumps({k: None if isinstance(v, float) and math.isnan(v) else v
+                          for k, v in cfg.to_dict().items()}, indent=1))
         return 0
     names = task_names(args.task)
     check_out(args, names)
