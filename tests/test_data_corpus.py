@@ -107,6 +107,28 @@ def test_folders_globs_and_missing_paths(tmp_path: Path) -> None:
         expand_inputs([tmp_path / "empty_dir"])
 
 
+def test_links_a_folder_walk_skips_are_named(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "e.txt").write_text("e\n")
+    (tmp_path / "d" / "a.txt").write_text("a\n")
+    (tmp_path / "d" / "to_a.txt").symlink_to(tmp_path / "d" / "a.txt")  # a link to a file: read like one
+    (tmp_path / "d" / "to_folder").symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "d" / "broken.txt").symlink_to(tmp_path / "gone.txt")
+    warned: list[str] = []
+    got = expand_inputs([tmp_path / "d"], warned.append)
+    assert [p.name for p in got] == ["a.txt"]  # the link to a.txt resolves to the file already listed
+    assert len(warned) == 1 and warned[0].startswith("2 link(s) in corpus folder") and "broken.txt" in warned[0]
+
+
+def test_a_jsonl_record_split_by_the_line_limit_says_so(tmp_path: Path) -> None:
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps({"text": "word " * 400}) + "\n" + json.dumps({"text": "short"}) + "\n")
+    units, stats = units_of(p, max_line_bytes=16)  # 64 x 16 bytes per JSON line
+    assert units == ["short", ""] and stats.split_lines >= 1
+    assert "raise --max-line-bytes" in stats.per_file_warnings[0]
+
+
 def test_empty_and_binary_files(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_bytes(b"")
     (tmp_path / "empty.gz").write_bytes(gzip.compress(b""))

@@ -91,8 +91,9 @@ _COUNTERS = ("bytes_read", "lines", "documents", "replaced_bytes", "split_lines"
 
 # ---------------------------------------------------------------------------------------------- inputs
 
-def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
-    """Expand files, folders (recursively, hidden entries skipped) and glob patterns, sorted per spec."""
+def expand_inputs(specs: Sequence[str | Path], warn: Warn = default_warn) -> list[Path]:
+    """Expand files, folders (recursively, hidden entries skipped) and glob patterns, sorted per spec. Inside a
+    folder, links to folders are not followed and broken links are skipped: both with a warning."""
     if not specs:
         raise UserError("no corpus given; pass text files, folders or glob patterns")
     out: list[Path] = []
@@ -100,8 +101,12 @@ def expand_inputs(specs: Sequence[str | Path]) -> list[Path]:
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file()
-                           and not any(part.startswith(".") for part in q.relative_to(p).parts))
+            entries = [q for q in p.rglob("*") if not any(part.startswith(".") for part in q.relative_to(p).parts)]
+            found = sorted(q for q in entries if q.is_file())
+            skipped = sorted(q for q in entries if q.is_symlink() and not q.is_file())
+            if skipped:
+                warn(f"{len(skipped)} link(s) in corpus folder {p} skipped, such as {skipped[0]} (a link to a folder "
+                     f"is not followed, a broken one has nothing to read); pass their targets themselves")
             if not found:
                 raise UserError(f"corpus folder {p} contains no files")
         elif p.is_file():
@@ -160,7 +165,7 @@ def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -
 def resolve_corpus(specs: Sequence[str | Path], fmt: str | None = None, warn: Warn = default_warn,
                    exclude: Path | None = None) -> list[CorpusFile]:
     """Expand and detect all inputs (skipping anything under `exclude`); UserError if nothing readable remains."""
-    paths = expand_inputs(specs)
+    paths = expand_inputs(specs, warn)
     if exclude is not None:
         ex = exclude.resolve()
         paths = [p for p in paths if ex not in p.parents]
@@ -264,9 +269,11 @@ def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where:
             continue
         yield from _text_units(iter(text.split("\n")), stats, blanks_separate_docs)
     if stats.bad_records:
+        hint = ("some were records longer than the line limit, split apart: raise --max-line-bytes"
+                if stats.split_lines else "use --text-field to pick the right field")
         stats.per_file_warnings.append(
             f"{where}: {stats.bad_records} JSON line(s) without a string field {text_field!r} skipped "
-            f"(first at line {first_bad}); use --text-field to pick the right field")
+            f"(first at line {first_bad}); {hint}")
 
 
 def _wiki_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
