@@ -187,6 +187,9 @@ def test_import_random_hf_models_gives_same_logits(tf, vocab, tmp_path, E):
     assert d1 < TOL
     encoder2, _ = load_discriminator(tmp_path)  # the checkpoint dispatch
     assert all(torch.equal(a, b) for a, b in zip(encoder.state_dict().values(), encoder2.state_dict().values()))
+    with pytest.warns(UserWarning, match="the model to fine-tune is its discriminator"):
+        _, gen_pre = load_hf_encoder(tmp_path / "generator")  # the generator beside it: read, with a pointer
+    assert gen_pre.cfg.objective.objective == "mlm"
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # equal embedding blocks: no warning

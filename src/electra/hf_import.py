@@ -223,6 +223,10 @@ def load_hf_encoder(path: str | Path, allow_pickle: bool = False) -> tuple[torch
     d, g = _locate(Path(path))
     m = read_hf_model(d or g, allow_pickle)
     gen = m.is_generator
+    sibling = Path(path).parent / "discriminator"
+    if gen and Path(path).name == "generator" and sibling.is_dir():  # an MLM baseline's model is its generator
+        warnings.warn(f"{path} is the generator of an ELECTRA export; the model to fine-tune is its discriminator: "
+                      f"{sibling}", stacklevel=2)
     P = m.model_cfg.max_position_embeddings
     objective = "mlm" if gen else "electric" if m.is_electric else "electra"
     cfg = PretrainConfig(model=m.model_cfg, objective=ObjectiveConfig(objective=objective),
