@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -317,21 +318,29 @@ def _processes_with(marker: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_workers_end_with_a_killed_prepare(tmp_path: Path, vocab: Path) -> None:
+@pytest.mark.parametrize("when", ["after_a_shard", "while_workers_start"])
+def test_workers_end_with_a_killed_prepare(tmp_path: Path, vocab: Path, when: str) -> None:
     """A SIGKILLed parallel prepare (as a scheduler's kill or an OOM kill does it) leaves no worker behind to
-    go on writing shards into the unlocked folder, and the re-run still ends byte-identical."""
+    go on writing shards into the unlocked folder, whether it dies once a shard is done or while its workers are
+    still starting (still importing, before they could look up their parent), and the re-run ends byte-identical."""
     args = [*_kill_corpus(tmp_path, vocab)[:-2], "--workers", "2"]
     run_electra("prepare", *args, "--out", str(tmp_path / "ref"))
-    marker = f"ELECTRA_TEST_RUN={tmp_path.name}"
+    tag = uuid.uuid4().hex  # this run's processes only, whatever else runs on the machine
+    env = electra_env({"ELECTRA_TEST_RUN": tag, **({KILL_HOOK_ENV: "1"} if when == "after_a_shard" else {})})
     # Not through pipes: an orphaned worker would hold them open and the call would wait for it.
-    killed = subprocess.run(electra_argv("prepare", *args, "--out", str(tmp_path / "ds")), timeout=120,
-                            env=electra_env({KILL_HOOK_ENV: "1", "ELECTRA_TEST_RUN": tmp_path.name}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-    assert killed.returncode == -signal.SIGKILL
+    proc = subprocess.Popen(electra_argv("prepare", *args, "--out", str(tmp_path / "ds")), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if when == "while_workers_start":
+        deadline = time.time() + 60
+        while len(_processes_with(f"ELECTRA_TEST_RUN={tag}")) < 3 and time.time() < deadline:
+            time.sleep(0.005)  # the parent and its two spawned workers
+        time.sleep(0.2)  # they have read what the parent sent them and are importing the package
+        proc.kill()
+    assert proc.wait(timeout=120) == -signal.SIGKILL
     deadline = time.time() + 10
-    while _processes_with(marker) and time.time() < deadline:
+    while _processes_with(f"ELECTRA_TEST_RUN={tag}") and time.time() < deadline:
         time.sleep(0.1)
-    assert not _processes_with(marker)
+    assert not _processes_with(f"ELECTRA_TEST_RUN={tag}")
     run_electra("prepare", *args, "--out", str(tmp_path / "ds"))
     assert tree_bytes(tmp_path / "ds") == tree_bytes(tmp_path / "ref")
 

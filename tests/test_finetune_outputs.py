@@ -47,7 +47,7 @@ def test_a_rerun_leaves_only_its_own_results(tmp_path: Path, capsys: pytest.Capt
     common = ["finetune", "--data", str(data), "--model", str(run), "--out", str(out), *FAST]
     assert electra_main([*common, "--task", "sst2"]) == 0
     assert (out / "model" / "model.safetensors").is_file() and (out / "test_predictions" / "SST-2.tsv").is_file()
-    (out / "test_predictions" / "stale.tsv").write_text("from another run")
+    (out / "test_predictions" / "CoLA.tsv").write_text("from another run")
     (out / "notes.txt").write_text("the user's")
     assert electra_main([*common, "--task", "sst2"]) == 0
     assert sorted(p.name for p in (out / "test_predictions").iterdir()) == ["SST-2.tsv"]
@@ -64,6 +64,37 @@ def test_a_rerun_leaves_only_its_own_results(tmp_path: Path, capsys: pytest.Capt
     assert electra_main([*common, "--task", "rte,sst2", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.json", "rte", "sst2"]
     assert electra_main([*common, "--task", "sst2,rte"]) == 0  # the same tasks: no --overwrite needed
+
+
+def test_overwrite_and_rerun_never_touch_what_finetune_did_not_write(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """A single-task run writes into OUT itself, so --overwrite leaves an OUT/<task> folder alone (here: the
+    user's CoNLL data, given as --data); a model/ without finetune.json, or test_predictions/ with other files,
+    is refused rather than replaced."""
+    from electra.finetune.outputs import clear_results
+
+    out = tmp_path / "work"
+    (out / "conll2003").mkdir(parents=True)
+    (out / "conll2003" / "eng.train").write_text("EU B-ORG\n")
+    (out / "results.json").write_text(json.dumps({"task": "conll2003"}))
+    clear_results(out, keep=[])
+    assert sorted(p.name for p in out.iterdir()) == ["conll2003"]
+    (out / "sst2").mkdir()
+    (out / "sst2" / "results.json").write_text("{}")
+    (out / "rte").mkdir()
+    (out / "rte" / "results.json").write_text("{}")
+    (out / "rte" / "train.tsv").write_text("the user's data, given as --data")
+    (out / "results.json").write_text(json.dumps({"tasks": {"sst2": {}, "rte": {}}}))
+    clear_results(out, keep=[out / "rte"])
+    assert sorted(p.name for p in out.iterdir()) == ["conll2003", "rte"]
+
+    data = _learnable_sst2(tmp_path / "glue", n=8)
+    for sub, make in (("model", "weights.bin"), ("test_predictions", "notes.txt")):
+        target = tmp_path / f"o-{sub}" / sub
+        target.mkdir(parents=True)
+        (target / make).write_text("mine")
+        err = _cli_error(capsys, ["--task", "sst2", "--data", str(data), "--model", "m", "--out", str(target.parent)])
+        assert "is not what `electra finetune` writes there" in err and (target / make).read_text() == "mine"
 
 
 def test_a_max_seq_len_beyond_the_models_positions_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

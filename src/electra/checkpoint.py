@@ -176,7 +176,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
             return previous
     if not (path / "state.json").exists():
         raise UserError(f"{pointer} names {path.name}, which is missing or incomplete; point LATEST at another "
-                        f"step_* folder there, or delete it to resume from the newest complete one")
+                        f"step_* folder there, or delete LATEST to resume from the newest complete one")
     return path
 
 

@@ -247,7 +247,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if bad >= 0:
             raise UserError(f"non-finite loss at step {bad} (lr {lr_at(bad, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power):.2e}); "
                             f"stopped without saving it. Lower --lr, raise --warmup-steps or use --precision fp32, "
-                            f"then resume from the last checkpoint")
+                            f"then run the command again (it resumes from the last checkpoint, if the run has one)")
 
     def save() -> None:
         check_finite()

@@ -164,11 +164,12 @@ def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -
 
 def resolve_corpus(specs: Sequence[str | Path], fmt: str | None = None, warn: Warn = default_warn,
                    exclude: Path | None = None) -> list[CorpusFile]:
-    """Expand and detect all inputs (skipping anything under `exclude`); UserError if nothing readable remains."""
+    """Expand and detect all inputs (skipping `exclude` and anything under it); UserError if nothing readable
+    remains."""
     paths = expand_inputs(specs, warn)
     if exclude is not None:
         ex = exclude.resolve()
-        paths = [p for p in paths if ex not in p.parents]
+        paths = [p for p in paths if p != ex and ex not in p.parents]
     files = [cf for p in paths if (cf := detect_file(p, fmt, warn)) is not None]
     if not files:
         raise UserError(f"the corpus {' '.join(map(str, specs))} has no non-empty files")

@@ -166,10 +166,12 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
     return info
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
     # Rayon reads this when the tokenizer first encodes in this process (spawned, so not yet).
     os.environ["RAYON_NUM_THREADS"] = str(threads)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    # `parent` is the pid `prepare` passed in, not this process's getppid(): a parent killed while the worker was
+    # still starting has already been replaced by init, which the watchdog would then take for the parent
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _exit_with_parent(parent: int, every: float = 0.2) -> None:

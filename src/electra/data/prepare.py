@@ -55,7 +55,7 @@ from electra.errors import ArgumentParser, UserError
 META = "meta.json"
 # What `prepare` writes into --out besides meta.json and vocab.txt: finished shards, and the temporary folders and
 # files of a write in progress (`.tmp-<name>-<pid>`). Anything else there is the user's and is never touched.
-_OWN = re.compile(r"shard-\d{5}-[0-9a-f]{16}|\.tmp-(shard-\d{5}-[0-9a-f]{16}|meta\.json|vocab\.txt)-\d+")
+_OWN = re.compile(r"shard-\d{5,}-[0-9a-f]{16}|\.tmp-(shard-\d{5,}-[0-9a-f]{16}|meta\.json|vocab\.txt)-\d+")
 # Warn when more of the corpus's word pieces than this are [UNK]: the vocabulary does not fit the text.
 UNK_WARN_FRACTION = 0.02
 # Test hook: SIGKILL this process right after the N-th shard of the run is committed.
@@ -80,8 +80,11 @@ def plan_units(files: Sequence[CorpusFile], unit_bytes: int, base: dict[str, Any
 
 
 def _ours(p: Path) -> bool:
-    return p.name in (META, "vocab.txt", ".lock") or (_OWN.fullmatch(p.name) is not None
-                                                       and p.is_dir() == p.name.startswith((".tmp-shard-", "shard-")))
+    if p.name in (META, "vocab.txt", ".lock"):
+        return True
+    # an entry renamed away meanwhile (a concurrent prepare committing its shard) was ours too: the lock then says so
+    return _OWN.fullmatch(p.name) is not None and (
+        not p.exists() or p.is_dir() == p.name.startswith((".tmp-shard-", "shard-")))
 
 
 def _check_out_dir(out: Path) -> None:
@@ -195,7 +198,7 @@ def _build_units(todo: Sequence[Unit], settings: Settings, vocab: VocabFile, out
     elif todo:
         threads = max(1, (os.cpu_count() or 1) // workers)
         with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
+                                 initargs=(threads, os.getpid())) as pool:
             args = [(u, settings, vocab.tokens, out, dtype, batch_lines) for u in todo]
             try:
                 for info in pool.map(build_unit_in_worker, args):

@@ -35,7 +35,7 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     if limit_alphabet < 1:
         raise UserError(f"--limit-alphabet {limit_alphabet} must be at least 1 (the default is 1000)")
     check_out(Path(out_dir))
-    files = resolve_corpus(corpus, fmt, exclude=Path(out_dir))  # not its own earlier vocab.txt
+    files = resolve_corpus(corpus, fmt, exclude=Path(out_dir) / "vocab.txt")  # not its own earlier output
 
     def batches(stats: ReadStats) -> Iterator[list[str]]:
         batch: list[str] = []

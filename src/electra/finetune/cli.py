@@ -25,7 +25,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import shutil
 import sys
 import time
@@ -41,11 +40,10 @@ from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
+from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
-
-ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
@@ -89,65 +87,6 @@ def task_names(spec: str) -> list[str]:
         else:
             raise UserError(f"unknown task {name!r}; choose from {', '.join(ALL_TASKS)} or glue")
     return list(dict.fromkeys(names))
-
-
-def task_outs(out: Path, names: list[str]) -> list[Path]:
-    """The output folder of each task: --out itself for one task, --out/<task> for several."""
-    return [out] if len(names) == 1 else [out / name for name in names]
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path == folder or folder in path.parents
-
-
-def check_out(args: argparse.Namespace, names: list[str]) -> None:
-    """--out problems that would otherwise surface only when the results are saved, after the training: a file
-    where a folder must go, a folder that cannot be written, or one that would put results among the inputs."""
-    out = args.out
-    for folder in [out] + task_outs(out, names):
-        if folder.exists() and not folder.is_dir():
-            raise UserError(f"--out {folder} is a file; give a folder for the results")
-    # the nearest folder that exists, which the missing ones are made in
-    base = next((p for p in [out, *out.absolute().parents] if p.exists()), None)
-    if base is not None and not base.is_dir():
-        raise UserError(f"--out {out} is under {base}, which is a file; give a folder path")
-    if base is not None and not os.access(base, os.W_OK | os.X_OK):
-        raise UserError(f"--out {out}: {base} is not writable; give a folder you can write to")
-    out_r, data_r, model_r = out.resolve(), args.data.resolve(), args.model.resolve()
-    if out_r == data_r:
-        raise UserError(f"--out {out} is the --data folder; the results would be written among the task files: "
-                        f"give a folder of their own")
-    if out_r == model_r:
-        raise UserError(f"--out {out} is the --model folder; give a new folder for the fine-tuning results")
-    # OUT/model is replaced whole on saving and OUT/test_predictions written into: neither may hold an input
-    written = [f.resolve() / sub for f in task_outs(out, names) for sub in ("model", "test_predictions")]
-    for flag, given, path in (("--model", args.model, model_r), ("--data", args.data, data_r)):
-        for w in written:
-            if _inside(path, w):
-                raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
-    earlier = earlier_tasks(out)
-    if earlier is not None and set(earlier) != set(names) and not args.overwrite:
-        raise UserError(f"--out {out} holds the results of --task {','.join(earlier)}; give another folder, or "
-                        f"pass --overwrite to replace them with those of --task {','.join(names)}")
-
-
-def earlier_tasks(out: Path) -> list[str] | None:
-    """The tasks whose results an earlier run left in `out` (None: no readable results.json there)."""
-    try:
-        earlier = json.loads((out / "results.json").read_text(encoding="utf-8"))
-        tasks = list(earlier["tasks"]) if "tasks" in earlier else [earlier["task"]]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return [t for t in tasks if t in ALL_TASKS]  # names that become paths: never anything else
-
-
-def clear_results(out: Path) -> None:
-    """Remove what an earlier run wrote into `out` (--overwrite): its results.json, model/, test_predictions/ and
-    per-task folders. Nothing else in the folder is touched."""
-    for name in [*(earlier_tasks(out) or []), "model", "test_predictions"]:
-        if (out / name).is_dir():
-            shutil.rmtree(out / name)
-    (out / "results.json").unlink(missing_ok=True)
 
 
 def check_data(name: str, data: Path, cfg: FinetuneConfig) -> None:
@@ -274,7 +213,7 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     for name in names:  # each task's recipe against the model (--max-seq-len vs. its positions) before any training
         cfg.resolve(encoder.cfg.hidden_size, *task_defaults(name), encoder.cfg.max_position_embeddings)
     if args.overwrite:  # only once everything has been checked and loaded
-        clear_results(args.out)
+        clear_results(args.out, keep=[args.data, args.model])
     results: dict[str, dict[str, Any]] = {}
     for name, out in zip(names, task_outs(args.out, names)):
         results[name] = run_task(name, args, cfg, encoder, pre, out, device)

@@ -1,0 +1,100 @@
+"""What `electra finetune` writes into --out, and the rules that keep it from touching anything else.
+
+    OUT/results.json, OUT/model/, OUT/test_predictions/          one task
+    OUT/<task>/{results.json, model/, test_predictions/}, OUT/results.json with every task and the GLUE score
+
+A re-run of the same task(s) replaces model/ and test_predictions/ whole (or removes them when it writes none);
+results of other tasks are refused unless --overwrite. A model/ or test_predictions/ that `electra finetune`
+did not write (no finetune.json; files other than leaderboard TSVs) is never replaced or removed: the run is
+refused instead, as it is when --data or --model lies inside what would be replaced.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+from electra.errors import UserError
+from electra.finetune.glue import GLUE_TASKS
+from electra.finetune.squad import SQUAD_TASKS
+from electra.finetune.tagging import TAGGING_TASKS
+
+ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS)
+LEADERBOARD_FILES = {f"{name}.tsv" for task in GLUE_TASKS.values() for name in task.test}
+
+
+def task_outs(out: Path, names: list[str]) -> list[Path]:
+    """The output folder of each task: --out itself for one task, --out/<task> for several."""
+    return [out] if len(names) == 1 else [out / name for name in names]
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def written_here(path: Path) -> bool:
+    """Whether `path` (a task folder's model/ or test_predictions/) is what a fine-tuning run wrote."""
+    if path.name == "model":
+        return (path / "finetune.json").is_file()
+    return all(p.is_file() and p.name in LEADERBOARD_FILES for p in path.iterdir())
+
+
+def check_out(args: argparse.Namespace, names: list[str]) -> None:
+    """--out problems that would otherwise surface only when the results are saved, after the training: a file
+    where a folder must go, a folder that cannot be written, one that would put results among the inputs, or
+    results that are not this run's to replace."""
+    out = args.out
+    for folder in [out] + task_outs(out, names):
+        if folder.exists() and not folder.is_dir():
+            raise UserError(f"--out {folder} is a file; give a folder for the results")
+    # the nearest folder that exists, which the missing ones are made in
+    base = next((p for p in [out, *out.absolute().parents] if p.exists()), None)
+    if base is not None and not base.is_dir():
+        raise UserError(f"--out {out} is under {base}, which is a file; give a folder path")
+    if base is not None and not os.access(base, os.W_OK | os.X_OK):
+        raise UserError(f"--out {out}: {base} is not writable; give a folder you can write to")
+    out_r, data_r, model_r = out.resolve(), args.data.resolve(), args.model.resolve()
+    if out_r == data_r:
+        raise UserError(f"--out {out} is the --data folder; the results would be written among the task files: "
+                        f"give a folder of their own")
+    if out_r == model_r:
+        raise UserError(f"--out {out} is the --model folder; give a new folder for the fine-tuning results")
+    # OUT/model and OUT/test_predictions are replaced whole: neither may hold an input, or anything not ours
+    written = [f / sub for f in task_outs(out, names) for sub in ("model", "test_predictions")]
+    for flag, given, path in (("--model", args.model, model_r), ("--data", args.data, data_r)):
+        for w in written:
+            if _inside(path, w.resolve()):
+                raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
+    for w in written:
+        if w.exists() and not (w.is_dir() and written_here(w)):
+            raise UserError(f"--out {w} exists and is not what `electra finetune` writes there; give another --out")
+    earlier = earlier_tasks(out)
+    if earlier is not None and set(earlier) != set(names) and not args.overwrite:
+        raise UserError(f"--out {out} holds the results of --task {','.join(earlier)}; give another folder, or "
+                        f"pass --overwrite to replace them with those of --task {','.join(names)}")
+
+
+def earlier_tasks(out: Path) -> list[str] | None:
+    """The tasks whose results an earlier run left in `out` (None: no readable results.json there)."""
+    try:
+        earlier = json.loads((out / "results.json").read_text(encoding="utf-8"))
+        tasks = list(earlier["tasks"]) if "tasks" in earlier else [earlier["task"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return [t for t in tasks if t in ALL_TASKS]  # names that become paths: never anything else
+
+
+def clear_results(out: Path, keep: list[Path]) -> None:
+    """Remove what an earlier run wrote into `out` (--overwrite): its results.json, model/ and test_predictions/,
+    and, after a run of several tasks, each task's folder that holds its results.json. A folder holding one of
+    `keep` (the --data and --model paths) and anything else in `out` are left alone."""
+    earlier = earlier_tasks(out) or []
+    folders = [f for f in (out / "model", out / "test_predictions") if f.is_dir() and written_here(f)]
+    if len(earlier) > 1:  # one task writes into OUT itself: OUT/<name> was never its folder
+        folders += [out / name for name in earlier if (out / name / "results.json").is_file()]
+    for folder in folders:
+        if not any(_inside(k.resolve(), folder.resolve()) for k in keep):
+            shutil.rmtree(folder)
+    (out / "results.json").unlink(missing_ok=True)
