@@ -124,6 +124,11 @@ def test_vocab_out_folder_re_runs_and_guards(tmp_path: Path, capsys: pytest.Capt
     write_docs(corpus / "c.txt", 100, seed=1)
     first = train_vocab([corpus], corpus / "v", vocab_size=80).read_bytes()
     assert train_vocab([corpus], corpus / "v", vocab_size=80).read_bytes() == first
+    # --out the corpus folder itself: its text is still the corpus, only the written vocab.txt is not
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "c.txt").write_bytes((corpus / "c.txt").read_bytes())
+    for _ in range(2):
+        assert train_vocab([tmp_path / "flat"], tmp_path / "flat", vocab_size=80).read_bytes() == first
     (tmp_path / "ds").mkdir()
     (tmp_path / "ds" / "meta.json").write_text("{}")
     assert cli(["vocab", str(corpus), "--out", str(tmp_path / "ds")]) == 2
