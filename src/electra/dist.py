@@ -40,10 +40,15 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return dev
 
 
+def launched_rank() -> int:
+    """This process's rank as torchrun set it (0 outside torchrun): known before `init`, and after a failed one."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init(device: str = "auto") -> Dist:
     """Read RANK / LOCAL_RANK / WORLD_SIZE (set by torchrun) and join the group: NCCL on GPUs, gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
+    rank = launched_rank()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = pick_device(device, local_rank)
     if world > 1 and not td.is_initialized():

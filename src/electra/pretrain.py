@@ -381,7 +381,7 @@ def main(argv: list[str]) -> int:
     try:
         return train(args, overrides)
     except UserError:
-        if os.environ.get("RANK", "0") == "0":  # the rank that writes the run folder
+        if dist.launched_rank() == 0:  # the rank that writes the run folder
             discard_failed_start(args.out, before)
         raise
     finally:  # an in-process caller (tests, notebooks) gets its Ctrl-C and thread count back, after an error too

@@ -5,9 +5,9 @@ Hugging Face folder it is initialised from, each combination checked before anyt
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
+from electra import dist
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
 from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, named_fields
 from electra.data.dataset import PretrainData
@@ -17,7 +17,7 @@ from electra.errors import UserError
 
 def tell(message: str) -> None:
     """A note or warning on stderr, once per run: from rank 0 under torchrun (every rank resolves the run)."""
-    if os.environ.get("RANK", "0") == "0":
+    if dist.launched_rank() == 0:
         print(f"electra pretrain: {message}", file=sys.stderr)
 
 

@@ -55,7 +55,8 @@ from electra.errors import ArgumentParser, UserError
 META = "meta.json"
 # What `prepare` writes into --out besides meta.json and vocab.txt: finished shards, and the temporary folders and
 # files of a write in progress (`.tmp-<name>-<pid>`). Anything else there is the user's and is never touched.
-_OWN = re.compile(r"shard-\d{5,}-[0-9a-f]{16}|\.tmp-(shard-\d{5,}-[0-9a-f]{16}|meta\.json|vocab\.txt)-\d+")
+_SHARD = r"shard-\d{5,}-[0-9a-f]{16}"  # Unit.name
+_OWN = re.compile(rf"{_SHARD}|\.tmp-({_SHARD}|meta\.json|vocab\.txt)-\d+")
 # Warn when more of the corpus's word pieces than this are [UNK]: the vocabulary does not fit the text.
 UNK_WARN_FRACTION = 0.02
 # Test hook: SIGKILL this process right after the N-th shard of the run is committed.
@@ -295,7 +296,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
             hint = " (all of it went to the validation split: lower --valid-fraction)" if counts["valid"]["examples"] else ""
             raise UserError(f"the corpus {' '.join(map(str, corpus))} is too small to make one training example"
                             f"{hint}; give more text")
-        unk = counts.get("unk_tokens", 0) / max(1, counts["tokens_encoded"])
+        unk = unk_share(counts) or 0.0
         if unk > UNK_WARN_FRACTION:
             cased = any(t != t.lower() for t in vocab_file.tokens if not (t.startswith("[") and t.endswith("]")))
             hint = ("the vocabulary is uncased: drop --no-lowercase" if not settings.lowercase and not cased else
@@ -319,6 +320,11 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
         os.close(lock)
 
 
+def unk_share(counts: dict[str, Any]) -> float | None:
+    """The share of the corpus's word pieces that came out as [UNK] (None: shards of a version that did not count)."""
+    return counts["unk_tokens"] / max(1, counts["tokens_encoded"]) if "unk_tokens" in counts else None
+
+
 def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
     c = meta["counts"]
     tr, va = c["train"], c["valid"]
@@ -328,8 +334,7 @@ def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
              (f"documents: {c['documents']}, lines: {c['lines']}, raw bytes: {c['bytes_read']}, "
               f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
               f"bad JSON records: {c['bad_records']}"
-              + (f", [UNK] word pieces: {100 * c['unk_tokens'] / max(1, c['tokens_encoded']):.2f}%"
-                 if "unk_tokens" in c else "")),
+              + (f", [UNK] word pieces: {100 * unk:.2f}%" if (unk := unk_share(c)) is not None else "")),
              (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
               f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "
               f"short-target draws: {100 * tr['short_target_draws'] / n:.2f}% "

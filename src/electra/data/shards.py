@@ -17,9 +17,11 @@ re-run reuses exactly the shards that would come out the same.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,21 @@ def replace_dir(new: Path, final: Path, aside: Path) -> None:
     os.replace(new, final)
     fsync_dir(final.parent)
     shutil.rmtree(aside, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staged_dir(final: Path) -> Iterator[Path]:
+    """A fresh folder beside `final` (`.<name>.tmp`) for the block to write into, put in place whole by
+    `replace_dir` when the block ends, and removed if it raises: `final` is the old folder or the new one."""
+    tmp = final.parent / f".{final.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    replace_dir(tmp, final, aside=final.parent / f".{final.name}.old")
 
 
 def dump_json(obj: Any) -> bytes:

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from electra.checkpoint import atomic_write_text
-from electra.data.shards import replace_dir
+from electra.data.shards import staged_dir
 from electra.dist import pick_device
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
@@ -152,10 +152,8 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     # writes none), each built aside and renamed into place, and results.json comes last.
     test_files: list[str] = []
     if job.write_test is not None:
-        staged = out / ".test_predictions.tmp"
-        shutil.rmtree(staged, ignore_errors=True)
-        test_files = job.write_test(pred, staged)
-        replace_dir(staged, out / "test_predictions", aside=out / ".test_predictions.old")
+        with staged_dir(out / "test_predictions") as staged:
+            test_files = job.write_test(pred, staged)
     else:
         shutil.rmtree(out / "test_predictions", ignore_errors=True)
     summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}

@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from electra.data.shards import replace_dir
+from electra.data.shards import staged_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
@@ -206,16 +206,9 @@ def predict(model: FinetuneModel, feats: list[Feature], pad_id: int, device: tor
 def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_path: Path) -> Path:
     """OUT/model/: model.safetensors (`encoder.<Encoder names>`, `head.<...>`), finetune.json, vocab.txt, written
     under a temporary name and renamed into place, so that a crash never leaves a folder with half a model."""
-    tmp = out_dir.parent / f".{out_dir.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with staged_dir(out_dir) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "electra-finetune"})
         (tmp / "finetune.json").write_text(json.dumps(meta, indent=1))
         shutil.copyfile(vocab_path, tmp / "vocab.txt")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    replace_dir(tmp, out_dir, aside=out_dir.parent / f".{out_dir.name}.old")
     return out_dir
