@@ -5,6 +5,7 @@
     electra pretrain --preset tiny --data DATASET_DIR --out RUN_DIR
     electra detect --model RUN_DIR "some text"
     electra finetune --task sst2 --data GLUE_DIR --model RUN_DIR --out OUT_DIR
+    electra predict --model OUT_DIR/model "some text" [--input FILE] [--output FILE]
     electra export RUN_DIR OUT_DIR
 
 Each entry point is `main(argv) -> int` and parses its own arguments; modules are imported lazily so
@@ -29,7 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("electra.data.prepare", "tokenize a corpus into packed, sharded pre-training examples"),
     "pretrain": ("electra.pretrain", "pre-train a generator and discriminator with replaced-token detection"),
     "detect": ("electra.detect", "show which tokens of a sentence the discriminator thinks were replaced"),
-    "finetune": ("electra.finetune.cli", "fine-tune and evaluate on GLUE, SQuAD or token tagging"),
+    "finetune": ("electra.finetune.cli", "fine-tune and evaluate on GLUE, SQuAD, token tagging or your own data"),
+    "predict": ("electra.finetune.predict", "run a fine-tuned model on new text (labels, scores, tags, answers)"),
     "export": ("electra.hf", "export a run to Hugging Face transformers folders"),
 }
 

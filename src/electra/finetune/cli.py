@@ -1,4 +1,4 @@
-"""`electra finetune`: fine-tune and evaluate a model on GLUE, SQuAD or token tagging (electra-spec 3).
+"""`electra finetune`: fine-tune and evaluate a model on GLUE, SQuAD, token tagging or your own data (electra-spec 3).
 
     electra finetune --task sst2 --data GLUE_DIR --model RUN_DIR --out OUT_DIR [--seeds N] [--epochs E]
                      [--lr 1e-4] [--weight-decay 0.01] [--max-train-examples N] [--max-seq-len T] ...
@@ -6,8 +6,9 @@
     electra finetune --print-config         every recipe field with its default
 
 --task takes one name or a comma-separated list (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, squad1,
-squad2, conll2003, chunk; `glue` = the eight GLUE tasks). --model is an `electra pretrain` run folder or a
-Hugging Face ELECTRA folder (both read by checkpoint.load_discriminator). --random-init keeps the
+squad2, conll2003, chunk; `glue` = the eight GLUE tasks; your own data: classify, regress (custom.py), tag).
+--model is an `electra pretrain` run folder or a Hugging Face ELECTRA folder (both read by
+checkpoint.load_discriminator). --random-init keeps the
 model's shape and vocabulary but re-initialises the encoder: the "no pre-training" baseline.
 
 Output (one task): OUT/results.json (resolved config, per-seed dev metrics, median / mean / std),
@@ -38,6 +39,7 @@ from electra.data.shards import staged_dir
 from electra.dist import pick_device
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
+from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
@@ -52,7 +54,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p = ArgumentParser(prog="electra finetune", description=__doc__.split("\n\n")[0],
                                 epilog=f"recipe fields, as --field VALUE (0 = automatic; see docs/finetune.md): {recipe}")
     p.add_argument("--task", help=f"one of {', '.join(ALL_TASKS)}, 'glue', or a comma-separated list")
-    p.add_argument("--data", type=Path, help="GLUE root (holding SST-2/ ...) or the task's own folder")
+    p.add_argument("--data", type=Path, help="GLUE root (holding SST-2/ ...) or the task's own folder (your own data: "
+                   "the folder holding train.csv / dev.csv, .tsv or .jsonl; tag: train.txt / dev.txt)")
     p.add_argument("--model", type=Path, help="an `electra pretrain` run folder or a Hugging Face ELECTRA folder")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--seeds", type=int, default=1, help="fine-tuning runs per task (the paper reports the median of 10)")
@@ -95,6 +98,8 @@ def check_data(name: str, data: Path, cfg: FinetuneConfig) -> None:
         check_glue(GLUE_TASKS[name], data, cfg.max_train_examples, cfg.max_eval_examples)
     elif name in SQUAD_TASKS:
         check_squad(SQUAD_TASKS[name], data, cfg.max_train_examples, cfg.max_eval_examples)
+    elif name in CUSTOM_TASKS:
+        check_custom(CUSTOM_TASKS[name], data, cfg)
     else:
         check_tagging(TAGGING_TASKS[name], data, cfg)
 
@@ -104,12 +109,14 @@ def build_job(name: str, data: Path, cfg: FinetuneConfig, tokenizer: Any, cls_id
         return glue_job(GLUE_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
     if name in SQUAD_TASKS:
         return squad_job(SQUAD_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
+    if name in CUSTOM_TASKS:
+        return custom_job(CUSTOM_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
     return tagging_job(TAGGING_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
 
 
 def task_defaults(name: str) -> tuple[float, int]:
     """(epochs, max_seq_len) of a task (spec 3.3)."""
-    t = GLUE_TASKS.get(name) or SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
+    t = GLUE_TASKS.get(name) or SQUAD_TASKS.get(name) or CUSTOM_TASKS.get(name) or TAGGING_TASKS[name]
     return t.epochs, t.max_seq_len
 
 
@@ -158,7 +165,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         shutil.rmtree(out / "test_predictions", ignore_errors=True)
     summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}
     meta = {"task": name, "head": job.head_kind, "labels": job.labels, "model_config": dataclasses.asdict(mcfg),
-            "lowercase": pre.lowercase, "strip_accents": pre.strip_accents}
+            "lowercase": pre.lowercase, "strip_accents": pre.strip_accents, "config": cfg.to_dict(), **job.meta}
     if not args.no_save_model:
         save_model(model, out / "model", meta, pre.vocab_path)
     else:

@@ -47,6 +47,10 @@ class FinetuneConfig:
     max_train_examples: int = 0  # 0 = all; otherwise the first N training examples (quick CPU runs)
     max_eval_examples: int = 0  # 0 = all; otherwise the first N dev examples
     label_column: int = -1  # tagging: which whitespace-separated column holds the tag (-1 = last)
+    # --- your own data (--task classify | regress; custom.py) ---
+    text_columns: str = ""  # the text column, or two for pairs, comma-separated; "" = text(,text_pair) / sentence1,sentence2 / ...
+    label_name: str = "label"  # the label column (CSV / TSV header name, JSONL key)
+    labels: str = ""  # classify: the class names in output order, comma-separated; "" = the training file's, sorted
     tag_encoding: str = "bioes"  # tagging: train on BIOES tags of the gold spans (the original) | asis
     # --- SQuAD (spec 3.2/3.3) ---
     doc_stride: int = 128  # tokens between the starts of two context windows

@@ -19,6 +19,8 @@ def find_task_dir(data_dir: Path, task: str, folders: Sequence[str], marker: str
     for cand in candidates:
         if (cand / marker).is_file():
             return cand
+    if not folders:  # a task of your own: --data is its folder
+        raise UserError(f"{task}: {data_dir / marker} is missing; pass --data as the folder holding {marker}")
     tried = ", ".join(str(c) for c in candidates[:-1]) + f" or {candidates[-1]}"
     raise UserError(f"{task}: task folder {candidates[0]} is missing (no {marker} under {tried}); "
                     f"pass --data as the task's own folder or the folder holding it")

@@ -315,9 +315,13 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
                 for name, feats in test_feats.items()]
 
     def make_head(hidden: int) -> Any:
-        return RegressionHead(hidden, cfg.head_dropout) if task.is_regression else \
+        return RegressionHead(hidden, cfg.head_dropout, SCORE_RANGE) if task.is_regression else \
             ClassificationHead(hidden, task.num_outputs, cfg.head_dropout)
 
+    meta: dict[str, Any] = {"segments": len(task.text)}
+    if task.is_regression:
+        meta["target_range"] = list(SCORE_RANGE)
     return Job(task=task.name, head_kind="regression" if task.is_regression else "classification",
                labels=list(task.labels) if task.labels else None, train=enc(train), make_head=make_head,
-               evaluate=evaluate, main_metric=task.metrics[0], write_test=write_test if test_feats else None)
+               evaluate=evaluate, main_metric=task.metrics[0], write_test=write_test if test_feats else None,
+               meta=meta)

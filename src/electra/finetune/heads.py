@@ -61,18 +61,23 @@ class ClassificationHead(nn.Module):
 
 
 class RegressionHead(ClassificationHead):
-    def __init__(self, hidden: int, dropout: float):
+    """`target_range` (lo, hi) is mapped onto [0, 1] for training: (0, 5) for STS-B as the original; a user's
+    regression task takes the range of its training targets (finetune.json records it as `target_range`)."""
+
+    def __init__(self, hidden: int, dropout: float, target_range: tuple[float, float] = (0.0, 5.0)):
         super().__init__(hidden, 1, dropout)
+        self.lo, self.hi = float(target_range[0]), float(target_range[1])
 
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return super().forward(h, batch).squeeze(-1)  # (B,)
 
     def losses(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        # spec 3.2: the target is normalised to [0, 1] ((y - 0) / 5) and the loss is the squared error
-        return F.mse_loss(pred.float(), batch["label"].float() / 5.0, reduction="none")  # (B,)
+        # spec 3.2: the target is normalised to [0, 1] ((y - 0) / 5 for STS-B) and the loss is the squared error
+        target = (batch["label"].float() - self.lo) / (self.hi - self.lo)
+        return F.mse_loss(pred.float(), target, reduction="none")  # (B,)
 
     def predict(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[Any]:
-        return (pred.float() * 5.0).cpu().numpy().tolist()  # back on the 0-5 scale
+        return (pred.float() * (self.hi - self.lo) + self.lo).cpu().numpy().tolist()  # back on the target scale
 
 
 class TaggingHead(ClassificationHead):

@@ -1,7 +1,7 @@
 """Evaluation metrics, written out so that they can be checked by hand (tests compare them with
 scikit-learn / scipy and with hand-computed values).
 
-- GLUE: accuracy, binary F1 (positive class 1), Matthews correlation, Pearson, Spearman, and the GLUE
+- GLUE: accuracy, binary F1 (positive class 1), macro F1 (your own classification data), Matthews correlation, Pearson, Spearman, and the GLUE
   score as the paper computes it: the unweighted mean over the 8 tasks of CoLA MCC, STS-B Spearman and
   accuracy elsewhere (MNLI matched), WNLI excluded (spec 3.4).
 - Tagging: span precision / recall / F1 as conlleval.pl counts them (IOB1, IOB2, IOE and IOBES tags).
@@ -73,10 +73,18 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return pearson(_ranks(x), _ranks(y))
 
 
+def f1_macro(gold: Sequence[int], pred: Sequence[int]) -> float:
+    """Unweighted mean of the per-class F1 over every class that occurs in gold or pred (scikit-learn's
+    f1_score(average='macro')): each class counts the same however rare it is."""
+    classes = sorted(set(gold) | set(pred))
+    return sum(f1_binary(gold, pred, positive=c) for c in classes) / max(1, len(classes))
+
+
 # metric name -> function(gold, pred); every value is reported x100 as in the paper's tables
 METRICS = {
     "accuracy": accuracy,
     "f1": f1_binary,
+    "macro_f1": f1_macro,
     "mcc": matthews_corr,
     "pearson": pearson,
     "spearman": spearman,

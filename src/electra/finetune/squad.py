@@ -295,31 +295,45 @@ def _null_score(out: dict[str, Any]) -> float:
     return float(out["impossible"]) if "end_beam" in out else float(out["start"][0] + out["end"][0])
 
 
-def extract_answers(examples: list[QAExample], offsets: list[list[tuple[int, int]]], feats: list[dict[str, Any]],
-                    outputs: list[dict[str, Any]], cfg: Any, version2: bool) -> dict[str, str]:
-    """qid -> predicted answer text ('' = no answer, SQuAD 2.0) from the head outputs of every window;
-    `offsets[i]` are the character offsets of example i's context pieces."""
+class Answer(NamedTuple):
+    text: str  # '' = no answer (SQuAD 2.0), or no valid span at all
+    score: float  # the best span's score (start + end logits, or log-probabilities for the electra head)
+    start: int  # character offsets of the span in the context (-1 without an answer)
+    end: int
+
+
+def answer_spans(examples: list[QAExample], offsets: list[list[tuple[int, int]]], feats: list[dict[str, Any]],
+                 outputs: list[dict[str, Any]], cfg: Any, version2: bool) -> list[Answer]:
+    """The predicted answer of each example from the head outputs of every window; `offsets[i]` are the
+    character offsets of example i's context pieces."""
     head = "electra" if outputs and "end_beam" in outputs[0] else "simple"  # one head made all the outputs
-    best: dict[int, tuple[float, str]] = {}
+    best: dict[int, tuple[float, int, int]] = {}
     null: dict[int, float] = {}  # SQuAD 2.0: the lowest "no answer" score over each question's windows
     for f, out in zip(feats, outputs):
-        ei, ex = f["example"], examples[f["example"]]
+        ei = f["example"]
         if version2:
             null[ei] = min(null.get(ei, np.inf), _null_score(out))
         for sc, s, e in _candidates(f, out, cfg.n_best):
             if _is_valid(f, s, e, cfg.max_answer_len) and (ei not in best or sc > best[ei][0]):
-                a, b = offsets[ei][f["ctx_index"][s]][0], offsets[ei][f["ctx_index"][e]][1]
-                best[ei] = (sc, ex.context[a:b])
+                best[ei] = (sc, offsets[ei][f["ctx_index"][s]][0], offsets[ei][f["ctx_index"][e]][1])
     threshold = null_threshold(cfg.null_threshold, head)  # NaN (an unresolved config): the head's default
-    preds = {}
+    answers = []
     for ei, ex in enumerate(examples):
-        score, text = best.get(ei, (-np.inf, ""))
+        score, a, b = best.get(ei, (-np.inf, -1, -1))
+        text = ex.context[a:b] if a >= 0 else ""
         # qa_metrics.py: score_diff = null score - best span score (simple head; both logit sums), or the
         # impossible logit itself (electra head); "no answer" when score_diff > threshold
         if version2 and (null.get(ei, -np.inf) - (0.0 if head == "electra" else score) > threshold or not text):
             text = ""
-        preds[ex.qid] = text
-    return preds
+        answers.append(Answer(text, score, a, b) if text else Answer("", score, -1, -1))
+    return answers
+
+
+def extract_answers(examples: list[QAExample], offsets: list[list[tuple[int, int]]], feats: list[dict[str, Any]],
+                    outputs: list[dict[str, Any]], cfg: Any, version2: bool) -> dict[str, str]:
+    """qid -> predicted answer text ('' = no answer, SQuAD 2.0)."""
+    answers = answer_spans(examples, offsets, feats, outputs, cfg, version2)
+    return {ex.qid: ans.text for ex, ans in zip(examples, answers)}
 
 
 def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:

@@ -11,9 +11,14 @@ max_seq_len, or that produce no piece at all, are predicted 'O'. As the original
 the BIOES tags of the gold chunks (`--tag-encoding asis` trains on the file's tags); predictions are scored
 against the file's own tags with conlleval's span F1 (metrics.span_f1), IOB1 (CoNLL-2003's original
 tags), IOB2 and BIOES alike.
+
+`--task tag` is your own tagged data: train.txt, dev.txt and (optional) test.txt in the same format, any tag
+set. Chunk tags (O, B-X, I-X, E-X, S-X) are trained and scored as above; other tags (POS tags, ...) are
+trained as they are and scored by word accuracy, a word without a piece getting the commonest training tag.
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -34,6 +39,9 @@ class TaggingTask:
     epochs: float = 3.0
     max_seq_len: int = 256  # configure_finetuning.py uses 256 for chunking
     entity_types: tuple[str, ...] = ()  # the chunk types a tag in the last column may name (empty: any)
+    # your own tags (--task tag): chunk tags (O, B-X, I-X, E-X, S-X) are trained and scored as the tasks above;
+    # any other tag set (POS tags, ...) is trained as it is and scored by word accuracy
+    any_tags: bool = False
 
 
 TAGGING_TASKS: dict[str, TaggingTask] = {t.name: t for t in [
@@ -41,7 +49,21 @@ TAGGING_TASKS: dict[str, TaggingTask] = {t.name: t for t in [
                 entity_types=("PER", "LOC", "ORG", "MISC")),
     # ELECTRA's `chunk` task: CoNLL-2000 has no dev set and the paper reports the test set (spec 4.5)
     TaggingTask("chunk", ("chunk", "conll2000", "CoNLL-2000"), "train.txt", "test.txt", None),
+    TaggingTask("tag", (), "train.txt", "dev.txt", "test.txt", any_tags=True),
 ]}
+
+CHUNK_PREFIXES = ("B", "I", "E", "S")
+
+
+def chunk_tags(tags: set[str]) -> bool:
+    """Are these chunk tags (O, or PREFIX-TYPE with a B/I/E/S prefix), whose spans the F1 counts?"""
+    return all(t == "O" or (t.partition("-")[0] in CHUNK_PREFIXES and t.partition("-")[2]) for t in tags)
+
+
+def word_accuracy(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]:
+    """Share of words whose predicted tag is the gold one (x100), for tag sets without chunks (POS tags)."""
+    pairs = [(g, p) for gs, ps in zip(gold, pred) for g, p in zip(gs, ps)]
+    return {"accuracy": 100.0 * sum(g == p for g, p in pairs) / max(1, len(pairs))}
 
 
 class Sentence(NamedTuple):
@@ -167,7 +189,11 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
     train = read_train(task, folder, cfg)
-    bioes = cfg.tag_encoding == "bioes"
+    chunked = not task.any_tags or chunk_tags({t for s in train for t in s.tags})
+    if not chunked:
+        print(f"[{task.name}] the tags are not chunk tags (O, B-X, I-X, ...): trained as they are, scored by word "
+              f"accuracy", flush=True)
+    bioes = cfg.tag_encoding == "bioes" and chunked
     if bioes:
         train = [Sentence(s.words, to_bioes(s.tags)) for s in train]
     labels = sorted({t for s in train for t in s.tags})
@@ -185,11 +211,15 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         result = {}
         for prefix, feats in eval_feats.items():
             outputs = predict(feats)
-            preds = [[labels[out[p]] if p >= 0 else "O" for p in f["word_pos"]] for f, out in zip(feats, outputs)]
-            scores = span_f1([s.tags for s in evals[prefix]], preds)
+            # a word without a piece in the window gets "O" (chunks), or the most common training tag
+            preds = [[labels[out[p]] if p >= 0 else fallback for p in f["word_pos"]] for f, out in zip(feats, outputs)]
+            gold = [s.tags for s in evals[prefix]]
+            scores = span_f1(gold, preds) if chunked else word_accuracy(gold, preds)
             result.update({prefix + k: v for k, v in scores.items()})
         return result
 
+    fallback = "O" if chunked else Counter(t for s in train for t in s.tags).most_common(1)[0][0]
     return Job(task=task.name, head_kind="tagging", labels=labels, train=enc(train),
                make_head=lambda hidden: TaggingHead(hidden, len(labels), 0.0),
-               evaluate=evaluate, main_metric="f1")
+               evaluate=evaluate, main_metric="f1" if chunked else "accuracy",
+               meta={"tag_encoding": "bioes" if bioes else "asis", "chunk_tags": chunked, "fallback_tag": fallback})

@@ -20,7 +20,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ class Job:
     evaluate: Callable[[Predict], dict[str, float]]  # dev metric name -> value (x100)
     main_metric: str  # the metric used to pick the best seed and shown first
     write_test: Callable[[Predict, Path], list[str]] | None = None  # -> written file names
+    meta: dict[str, Any] = field(default_factory=dict)  # task facts for finetune.json (segments, target_range, ...)
 
 
 def _row_mask(rows: list[list[Any]], width: int) -> np.ndarray:
