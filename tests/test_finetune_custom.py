@@ -253,3 +253,90 @@ def test_tag_task_names_its_missing_file(tmp_path: Path) -> None:
 
     with pytest.raises(UserError, match=r"^tag: .*mine/train.txt is missing; pass --data as the folder holding train.txt$"):
         check_tagging(TAGGING_TASKS["tag"], tmp_path / "mine", FinetuneConfig())
+
+
+def test_what_users_files_look_like(tmp_path: Path) -> None:
+    """Headers in other cases, pandas' 1.0 labels, Kaggle's `Id`, a document in one CSV cell, an empty test label
+    column, and the warnings for empty texts and repeated ids."""
+    data = tmp_path / "d"
+    long = "good " * 40_000  # 200 KB in one cell: past the csv module's default field limit
+    write_csv(data / "train.csv", ["Text", "Label"], [["good film", "1.0"], ["bad film", "0.0"], [long, "1.0"], ["", "0.0"]])
+    write_csv(data / "dev.csv", ["text", "label"], [["good", "1"], ["bad", "0"]])
+    write_csv(data / "test.csv", ["Id", "TEXT", "label"], [["3000", "good", ""], ["3001", "bad", ""], ["3001", "x", ""]])
+    warned: list[str] = []
+    d = load_custom(CUSTOM_TASKS["classify"], data, FinetuneConfig(), warn=warned.append)
+    assert d.columns == ("Text",) and d.labels == ["0", "1"]  # 1.0 in training and 1 in dev: one class
+    assert [ex.label for ex in d.evals[""]] == [1, 0] and len(d.train[2].texts[0]) > 100_000
+    assert "test_" not in d.evals and d.test is not None and [ex.guid for ex in d.test] == ["3000", "3001", "3001"]
+    assert any("1 row(s) with an empty text (first: line 5)" in w for w in warned)
+    assert any("the 'Id' column repeats ids (first: '3001')" in w for w in warned)
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"text": "a", "label": ["0", "1"]}\n{"text": "b", "label": "1"}\n', r"line 1: the label is a JSON list; give one label"),
+    ("text;label\na;x\nb;y\n", r"train.csv: its header is one column, 'text;label'; is the file separated by semicolons"),
+    ("text;label\na;x,1\n", r"line 2: 2 columns, the header has 1 .*separated by semicolons"),
+    ("text,label\na,x\nb,\n", r"line 3: no 'label' value \(other rows have one\)"),
+])
+def test_more_bad_files(tmp_path: Path, content: str, message: str) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    name = "train.jsonl" if content.startswith("{") else "train.csv"
+    (data / name).write_text(content)
+    (data / "dev.csv").write_text("text,label\na,x\n")
+    with pytest.raises(UserError, match=message):
+        load_custom(CUSTOM_TASKS["classify"], data, FinetuneConfig())
+
+
+def test_labels_sort_as_text_unless_plain_numbers(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    for labels, order in ((["③", "①", "②"], ["①", "②", "③"]), (["2.5", "10", "-1"], ["-1", "2.5", "10"])):
+        write_csv(data / "train.csv", ["text", "label"], [[f"t{i}", x] for i, x in enumerate(labels)])
+        write_csv(data / "dev.csv", ["text", "label"], [["a", labels[0]]])
+        assert load_custom(CUSTOM_TASKS["classify"], data, FinetuneConfig()).labels == order
+
+
+def test_tag_words_with_no_break_spaces_and_an_unlabelled_test_file(tmp_path: Path) -> None:
+    from electra.finetune.tagging import fields
+
+    assert fields("10\u00a0000\tNUM\tO\r") == ["10\u00a0000", "NUM", "O"] and fields("peter NNP  B-PER") == ["peter", "NNP", "B-PER"]
+    run, data, out = make_run(tmp_path), tmp_path / "ner", tmp_path / "out"
+    data.mkdir()
+    (data / "train.txt").write_text(_conll([[("john", "B-PER"), ("sat", "O"), ("in", "O"), ("paris", "B-LOC")]] * 16))
+    (data / "dev.txt").write_text(_conll([[("mary", "B-PER"), ("sat", "O")]]))
+    (data / "test.txt").write_text("peter\nsat\n\n-DOCSTART-\n\nmary\nwon\n")  # words only
+    assert electra_main(["finetune", "--task", "tag", "--data", str(data), "--model", str(run), "--out", str(out),
+                         *FAST]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert "test_f1" not in res["summary"] and res["test_predictions"] == ["test.txt"]
+    blocks = (out / "test_predictions" / "test.txt").read_text().strip().split("\n\n")
+    assert [[line.split("\t")[0] for line in b.split("\n")] for b in blocks] == [["peter", "sat"], ["mary", "won"]]
+    assert all(line.split("\t")[1] in res["labels"] for b in blocks for line in b.split("\n"))
+    # re-running into the same --out replaces the prediction file (it is finetune's own)
+    assert electra_main(["finetune", "--task", "tag", "--data", str(data), "--model", str(run), "--out", str(out),
+                         "--epochs", "0.5"]) == 0
+
+
+def test_regression_predictions_keep_every_digit(tmp_path: Path) -> None:
+    run, data, out = make_run(tmp_path), tmp_path / "prices", tmp_path / "out"
+    rows = [["good film", 998294421504.0], ["bad film", 1.5]] * 8
+    write_csv(data / "train.csv", ["text", "label"], rows)
+    write_csv(data / "dev.csv", ["text", "label"], rows[:4])
+    write_csv(data / "test.csv", ["text"], [["good film"]])
+    assert electra_main(["finetune", "--task", "regress", "--data", str(data), "--model", str(run), "--out", str(out),
+                         "--epochs", "0.5"]) == 0
+    value = (out / "test_predictions" / "test.tsv").read_text().splitlines()[1].split("\t")[1]
+    assert "e" not in value and float(value) == pytest.approx(float(value), abs=0) and "." in value
+
+
+def test_saved_tensors_get_the_umask_permissions(tmp_path: Path) -> None:
+    import os
+
+    from electra.checkpoint import save_tensors
+
+    old = os.umask(0o022)
+    try:
+        save_tensors({"a": torch.zeros(2)}, tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644  # safetensors alone writes 0600

@@ -118,7 +118,7 @@ def test_save_model_replaces_the_folder_whole(tmp_path, monkeypatch) -> None:
 
     def fail(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(train_mod, "save_file", fail)
+    monkeypatch.setattr(train_mod, "save_tensors", fail)
     with pytest.raises(OSError):
         train_mod.save_model(_model(TaggingHead(8, 7, 0.1)), out, {"task": "third"}, vocab)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

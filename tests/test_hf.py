@@ -419,12 +419,15 @@ def test_export_finetuned_tagging_qa_and_body(tf, vocab, tmp_path):
     tags = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     encoder, out = write_finetuned(tmp_path / "tag" / "model", vocab, "tagging", len(tags), tags)
     res = export(tmp_path / "tag", tmp_path / "tag_hf")  # the finetune OUT folder (its model/ is found)
-    assert res.folders[0][1] == "ElectraForTokenClassification" and not res.notes
+    assert res.folders[0][1] == "ElectraForTokenClassification" and "segment 0's embedding" in res.notes[0]
     hf = hf_load(tf.ElectraForTokenClassification, tmp_path / "tag_hf")
     assert hf.config.id2label[1] == "B-PER"
+    ones = torch.ones_like(seg)  # our tagger reads every token as segment 1
     with torch.no_grad():
-        ours = out(encoder(ids, seg, mask))
-    dt = maxdiff(ours, hf_logits(hf, ids, seg, mask))
+        ours = out(encoder(ids, ones, mask))
+        default = hf(input_ids=ids, attention_mask=mask.long()).logits  # transformers' default: segment 0
+    dt = max(maxdiff(ours, hf_logits(hf, ids, ones, mask)), maxdiff(ours, default))
+    assert "segment 0's embedding is a copy of segment 1's" in (tmp_path / "tag_hf" / "README.md").read_text()
 
     encoder, out = write_finetuned(tmp_path / "qa", vocab, "qa_simple", 2, None)
     assert export(tmp_path / "qa", tmp_path / "qa_hf").folders[0][1] == "ElectraForQuestionAnswering"

@@ -107,7 +107,8 @@ def stsb(root: Path) -> dict[str, Any]:
     write_tsv(root / "glue" / "STS-B" / "dev.tsv", rows[32:], STSB_COLS)
     out = root / "stsb"
     calls = finetune(["--task", "stsb", "--data", str(root / "glue"), "--model", str(root / "run"), "--out", str(out)])
-    return {"out": out, "dev": [(r[7], r[8], float(r[9])) for r in rows[32:]], "outputs": calls[0][1]}
+    return {"out": out, "dev": [(r[7], r[8], float(r[9])) for r in rows[32:]], "outputs": calls[0][1],
+            "glue_dev": root / "glue" / "STS-B" / "dev.tsv"}
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +126,8 @@ def conll(root: Path) -> dict[str, Any]:
     out = root / "ner"
     calls = finetune(["--task", "conll2003", "--data", str(data.parent), "--model", str(root / "run"), "--out", str(out),
                       "--lr", "3e-3", "--batch-size", "8"])
-    return {"out": out, "dev": dev, "gold": dev_tags, "feats": calls[0][0], "outputs": calls[0][1]}
+    return {"out": out, "dev": dev, "gold": dev_tags, "feats": calls[0][0], "outputs": calls[0][1],
+            "conll_dev": data / "eng.testa"}
 
 
 def _squad(path: Path, v2: bool, repeat: int) -> Path:
@@ -224,15 +226,19 @@ def test_regression_pairs_equal_the_evaluation(stsb: dict, tmp_path: Path, capsy
     results = json.loads((stsb["out"] / "results.json").read_text())
     assert 100.0 * spearman([d[2] for d in stsb["dev"]], [g["score"] for g in got]) == pytest.approx(
         results["summary"]["spearman"]["median"])
-    # the same pairs as `A ||| B` arguments and as tab-separated lines
+    # the same pairs as `A ||| B` arguments, as tab-separated lines, and GLUE's own dev.tsv (a header: its columns)
     pairs = [f"{a} ||| {b}" for a, b, _ in stsb["dev"][:3]]
-    (tmp_path / "dev.tsv").write_text("".join(f"{a}\t{b}\n" for a, b, _ in stsb["dev"][:3]))
-    for argv in (pairs, ["--input", str(tmp_path / "dev.tsv")]):
+    (tmp_path / "dev.txt").write_text("".join(f"{a}\t{b}\n" for a, b, _ in stsb["dev"][:3]))
+    for argv in (pairs, ["--input", str(tmp_path / "dev.txt")]):
         assert [g["score"] for g in predict(capsys, "--model", model, *argv)] == pytest.approx(
             stsb["outputs"][:3], abs=1e-5)
+    glue_dev = predict(capsys, "--model", model, "--input", str(stsb["glue_dev"]))
+    assert [g["score"] for g in glue_dev] == pytest.approx(stsb["outputs"], abs=1e-5)
+    assert [g["id"] for g in glue_dev] == [str(i) for i in range(32, 40)]  # its `index` column
 
 
-def test_tagging_equals_the_evaluation(conll: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_tagging_equals_the_evaluation(conll: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
     model = conll["out"] / "model"
     labels = json.loads((model / "finetune.json").read_text())["labels"]
     (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"tokens": s.split()}) + "\n" for s in conll["dev"]))
@@ -247,8 +253,20 @@ def test_tagging_equals_the_evaluation(conll: dict, tmp_path: Path, capsys: pyte
     # plain lines (whitespace-separated words), JSON {"text"} and arguments give the same tags
     (tmp_path / "dev.txt").write_text("\n".join(conll["dev"]) + "\n")
     (tmp_path / "text.jsonl").write_text("".join(json.dumps({"text": s}) + "\n" for s in conll["dev"]))
-    for argv in (["--input", str(tmp_path / "dev.txt")], ["--input", str(tmp_path / "text.jsonl")], conll["dev"]):
+    (tmp_path / "dev.conll").write_bytes(conll["conll_dev"].read_bytes())
+    (tmp_path / "text.ndjson").write_bytes((tmp_path / "text.jsonl").read_bytes())
+    for argv in (["--input", str(tmp_path / "dev.txt")], ["--input", str(tmp_path / "text.jsonl")], conll["dev"],
+                 ["--input", str(tmp_path / "text.ndjson")],
+                 ["--input", str(tmp_path / "dev.conll")],  # the CoNLL file finetune scored: its first column
+                 ["--input", str(conll["conll_dev"])],  # eng.testa: no suffix to go by, it looks like CoNLL
+                 ["--input", str(tmp_path / "dev.txt"), "--format", "lines"]):
         assert [g["tags"] for g in predict(capsys, "--model", str(model), *argv)] == [g["tags"] for g in got]
+    capsys.readouterr()
+    assert electra_main(["predict", "--model", str(model), "--input", str(conll["conll_dev"])]) == 0
+    assert "eng.testa read as a CoNLL file (its first column: the words)" in capsys.readouterr().err
+    # stdin with a byte-order mark is still JSON Lines
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbf" + (tmp_path / "text.jsonl").read_bytes())))
+    assert [g["tags"] for g in predict(capsys, "--model", str(model), "--input", "-")] == [g["tags"] for g in got]
 
 
 def test_tagging_words_past_max_seq_len_are_o(conll: dict, capsys: pytest.CaptureFixture) -> None:
@@ -417,10 +435,11 @@ def test_input_errors(sst2: dict, stsb: dict, squad1: dict, conll: dict, tmp_pat
     assert "takes one text per example, this one has 2" in error(capsys, "--model", single, "a ||| b")
     qa, tagger = str(squad1["out"] / "model"), str(conll["out"] / "model")
     files = [  # (model, file name, content, the error's words)
-        (single, "two.tsv", "a film\tthe movie\n", "two.tsv line 1: the sst2 model takes one text"),
-        (single, "shape.jsonl", '{"text": "a"}\n["a"]\n', "shape.jsonl line 2: expected a JSON object"),
+        (single, "two.txt", "a film\tthe movie\n", "two.txt line 1: the sst2 model takes one text"),
+        (single, "header.csv", "review,label\na film,1\n", "header.csv line 2: no text; expected 'text' and 'text_pair'"),
+        (single, "shape.jsonl", '{"text": "a"}\n["a"]\n', "shape.jsonl line 2: a JSON list, expected an object"),
         (single, "notext.jsonl", '{"txt": "a"}\n', "notext.jsonl line 1: no text"),
-        (pair, "bad.jsonl", '{"text": "a", "text_pair": "b"}\n\n{"text": "a", oops}\n', "bad.jsonl line 3 is not JSON"),
+        (pair, "bad.jsonl", '{"text": "a", "text_pair": "b"}\n\n{"text": "a", oops}\n', "bad.jsonl line 3: not a JSON object"),
         (pair, "one.jsonl", '{"text": "a"}\n', "one.jsonl line 1: the stsb model takes a pair"),
         (pair, "num.jsonl", '{"text": 3, "text_pair": "b"}\n', "'text' is int, expected a string"),
         (qa, "q.jsonl", '{"question": "who ?"}\n',
@@ -435,6 +454,8 @@ def test_input_errors(sst2: dict, stsb: dict, squad1: dict, conll: dict, tmp_pat
     assert "has no examples" in error(capsys, "--model", single, "--input", str(tmp_path / "blank.txt"))
     assert "missing.txt is missing" in error(capsys, "--model", single, "--input", str(tmp_path / "missing.txt"))
     assert "SQuAD file" in error(capsys, "--model", single, "--input", str(squad1["dev"]))
+    assert "--format conll is for tagging models" in error(capsys, "--model", single, "--input", str(squad1["dev"]),
+                                                           "--format", "conll")
     assert "not both" in error(capsys, "--model", single, "text", "--input", str(tmp_path / "blank.txt"))
     assert "nothing to predict" in error(capsys, "--model", single)
     assert "--top-k is for classification models" in error(capsys, "--model", pair, "--top-k", "2", "a ||| b")

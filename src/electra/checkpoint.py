@@ -128,6 +128,15 @@ def optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) 
 # save / find / load
 
 
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[str, str] | None = None) -> None:
+    """safetensors' save_file, with the permissions any other file gets: it creates its file 0600 whatever the
+    umask, so a model shared with a group (or published from a shared folder) was unreadable to the others."""
+    save_file(tensors, str(path), metadata=metadata)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
                     optimizer: torch.optim.Optimizer | dict, state: dict[str, Any], keep_last: int) -> Path:
     """Write checkpoints/step_<8-digit step> atomically, point LATEST at it, prune to the newest `keep_last`."""
@@ -138,10 +147,10 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     # one metadata key: safetensors writes several in hash-map order, so equal checkpoints got unequal bytes
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "model.safetensors"),
-              metadata={"format": "electra"})
+    save_tensors({k: v.detach().cpu().contiguous() for k, v in weights.items()}, tmp / "model.safetensors",
+                 metadata={"format": "electra"})
     opt_tensors, opt_meta = optimizer_to_flat(optimizer)
-    save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+    save_tensors(opt_tensors, tmp / "optimizer.safetensors")
     # checksums of the tensor files: bit rot that keeps a file's size and header would otherwise load quietly
     sums = {name: file_sha256(tmp / name) for name in ("model.safetensors", "optimizer.safetensors")}
     state = dict(state, step=step, optimizer=opt_meta, sha256=sums)

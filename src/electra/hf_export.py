@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
-from safetensors.torch import save_file
 
 from electra import model_card
 from electra.checkpoint import (
@@ -33,6 +32,7 @@ from electra.checkpoint import (
     load_pretrained,
     read_weights,
     resolve_checkpoint,
+    save_tensors,
     strip_prefix,
 )
 from electra.config import ModelConfig, generator_config
@@ -142,8 +142,8 @@ def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, tor
     give the same bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "config.json", config)
-    save_file({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
+    save_tensors({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, folder / "model.safetensors",
+                 metadata={"format": "pt"})
     write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"], strip_accents)
     if card is not None:
         model_card.write_card(folder, card)
@@ -272,6 +272,13 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
         arch, extra = "ElectraForTokenClassification", {"id2label": dict(enumerate(labels)),
                                                          "label2id": {x: i for i, x in enumerate(labels)}}
         tensors = encoder_to_hf(enc) | {"classifier.weight": head["out.weight"], "classifier.bias": head["out.bias"]}
+        # our tagger reads every token as segment 1 (the original's tagging task); transformers' tokenizer and
+        # pipeline give a single sentence segment 0: the exported segment 0 is segment 1, so both tag alike
+        key = "electra.embeddings.token_type_embeddings.weight"
+        tensors[key] = tensors[key].clone()
+        tensors[key][0] = tensors[key][1]
+        notes.append("tagging: segment 0's embedding is set to segment 1's, which the tagger was fine-tuned with, "
+                     "so transformers' default token_type_ids (all 0) give the same tags")
     elif kind == "qa_simple" and simple_head:
         if head["out.weight"].shape[0] != 2:
             raise UserError(f"{model_dir}: a qa_simple head must have 2 rows (start, end), got {head['out.weight'].shape[0]}")

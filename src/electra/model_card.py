@@ -160,6 +160,20 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
     if labels:
         rows.append(("labels", ", ".join(map(str, labels[:30])) + (" ..." if len(labels) > 30 else "")))
     body = [_architecture(arch, model, tensors), "## Fine-tuning", "", *_table(rows)]
+    kind = rows[1][1]
+    if arch == "ElectraModel":  # the head stayed behind: say so next to the scores it earned
+        body += ["", (f"This folder holds the encoder only: the {kind} head (dropout and a linear layer on the final "
+                      f"[CLS] vector) has no `transformers` equivalent. The scores below are those of the encoder with "
+                      f"that head; `electra predict` runs the whole model from `electra finetune`'s output folder.")]
+    if kind == "regression" and meta.get("target_range"):
+        lo, hi = meta["target_range"]
+        body += ["", f"Regression targets were scaled from [{lo:g}, {hi:g}] to [0, 1] for training."]
+    if arch == "ElectraForTokenClassification":
+        body += ["", ("Each token is read as segment 1, as in fine-tuning; segment 0's embedding is a copy of segment "
+                      "1's, so the default `token_type_ids` give the same tags."
+                      + (" The labels are BIOES tags (S- single-word, E- last word of a chunk)."
+                         if meta.get("tag_encoding", "bioes") == "bioes" and any(x.startswith(("S-", "E-")) for x in labels)
+                         else ""))]
     summary = results.get("summary") or {}
     if summary:
         n = next(iter(summary.values())).get("n", "?")

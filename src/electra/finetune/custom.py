@@ -15,7 +15,9 @@ object per line). CSV and TSV files start with a header naming their columns.
   test labels outside them are errors with --labels, and otherwise warned about (they are counted as wrong:
   the head has no output for them). Regression maps the training targets' range onto [0, 1] as the original
   does STS-B's 0-5 (RegressionHead), and finetune.json records the range.
-- Test: scored (test_* metrics) when it has the label column; its predictions are written to
+- Column names match ignoring case when no column has the exact name (`Text`, `Label`, `Id`); a label of
+  1.0 is the class 1 (pandas writes integer labels so); a list or object as a JSON label is an error.
+- Test: scored (test_* metrics) when its label column has values; its predictions are written to
   OUT/test_predictions/test.tsv (`index\tprediction`, index = the `id`, `idx` or `index` column, else the row
   number from 0) either way.
 Metrics: classification accuracy (main) and macro-F1; regression Spearman (main) and Pearson.
@@ -26,7 +28,9 @@ import csv
 import io
 import json
 import math
-from collections.abc import Callable
+import re
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,12 +79,25 @@ def find_split(data_dir: Path, split: str, required: bool = True) -> Path | None
 
 
 Row = tuple[int, dict[str, Any]]  # (line number, column -> value)
+NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")  # a label that sorts as a number (ASCII digits only)
+WHOLE = re.compile(r"[+-]?[0-9]+\.0*")  # "1.0" (pandas writes integer labels so when a column had a gap): "1"
 
 
-def read_rows(path: Path) -> list[Row]:
-    """(line, {column: value}) of every record: CSV via the csv module, TSV split on tabs, JSONL one object a line."""
-    text = read_utf8(path)
-    if path.suffix == ".jsonl":
+def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # a whole document in a cell (the default stops at 128 KiB)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        return [(reader.line_num, r) for r in reader if any(f.strip() for f in r)]
+    except csv.Error as e:
+        raise UserError(f"{path} line {reader.line_num}: {e}") from None
+
+
+def read_rows(path: Path, text: str | None = None, fmt: str | None = None) -> list[Row]:
+    """(line, {column: value}) of every record: CSV via the csv module, TSV split on tabs, JSONL one object a
+    line. CSV and TSV files start with a header. `fmt` (csv, tsv or jsonl) defaults to the file's suffix."""
+    text = read_utf8(path) if text is None else text
+    fmt = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(path.suffix.lower(), "tsv")
+    if fmt == "jsonl":
         rows = []
         for i, line in enumerate(text.split("\n"), 1):
             if not line.strip():
@@ -93,12 +110,8 @@ def read_rows(path: Path) -> list[Row]:
                 raise UserError(f"{path} line {i}: a JSON {type(obj).__name__}, expected an object")
             rows.append((i, obj))
         return rows
-    if path.suffix == ".csv":
-        reader = csv.reader(io.StringIO(text, newline=""))
-        try:
-            records = [(reader.line_num, r) for r in reader if any(f.strip() for f in r)]
-        except csv.Error as e:
-            raise UserError(f"{path} line {reader.line_num}: {e}") from None
+    if fmt == "csv":
+        records = _csv_records(path, text)
     else:
         records = [(i, line.rstrip("\r").split("\t")) for i, line in enumerate(text.split("\n"), 1) if line.strip()]
     if not records:
@@ -107,27 +120,53 @@ def read_rows(path: Path) -> list[Row]:
     out = []
     for line, fields in records[1:]:
         if len(fields) != len(header):
-            raise UserError(f"{path} line {line}: {len(fields)} columns, the header has {len(header)} ({header})")
+            raise UserError(f"{path} line {line}: {len(fields)} columns, the header has {len(header)} ({header})"
+                            f"{_semicolons(header)}")
         out.append((line, dict(zip(header, fields))))
     return out
 
 
-def text_columns(path: Path, rows: list[Row], given: str) -> tuple[str, ...]:
-    """The text column(s): --text-columns, else the first default set the file's first record has."""
-    have = set(rows[0][1]) if rows else set()
+def _semicolons(header: list[str]) -> str:
+    """A hint for a CSV written with semicolons (Excel in many locales): it reads as one column."""
+    return "; is the file separated by semicolons? save it with commas, or as .tsv" if len(header) == 1 and \
+        ";" in header[0] else ""
+
+
+def column(have: Iterable[str], name: str) -> str | None:
+    """The column called `name`: that exact name, else the one name that differs only in case ("Text")."""
+    have = list(have)
+    if name in have:
+        return name
+    folded = [h for h in have if h.casefold() == name.casefold()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def keys(rows: list[Row]) -> list[str]:
+    """The columns of a file: CSV / TSV rows all have the header's; JSONL objects may differ (the first 1,000)."""
+    return list(dict.fromkeys(k for _, row in rows[:1000] for k in row))
+
+
+def text_columns(path: Path, rows: list[Row], given: str, label: str = "label") -> tuple[str, ...]:
+    """The text column(s): --text-columns, else the first default set the file has (names matched ignoring case)."""
+    have = keys(rows)
     if given:
-        cols = tuple(c.strip() for c in given.split(","))
-        if not 1 <= len(cols) <= 2 or not all(cols):
+        names = tuple(c.strip() for c in given.split(","))
+        if not 1 <= len(names) <= 2 or not all(names):
             raise UserError(f"--text-columns {given!r}: give one column name, or two separated by a comma")
-        missing = [c for c in cols if c not in have]
-        if missing:
-            raise UserError(f"{path}: no column {missing[0]!r} (it has {sorted(have)}); fix --text-columns")
-        return cols
-    for cols in TEXT_DEFAULTS:
-        if set(cols) <= have:
-            return cols
-    raise UserError(f"{path}: no text column among {sorted(have)}; name it (or the two of a pair) with "
-                    f"--text-columns, e.g. --text-columns {next(iter(sorted(have)), 'text')}")
+        cols = tuple(column(have, c) for c in names)
+        for c, found in zip(names, cols):
+            if found is None:
+                raise UserError(f"{path}: no column {c!r} (it has {have}); fix --text-columns")
+        return cols  # type: ignore[return-value]
+    for names in TEXT_DEFAULTS:
+        cols = tuple(column(have, c) for c in names)
+        if all(cols):
+            return cols  # type: ignore[return-value]
+    other = [h for h in have if column([h], label) is None and h.casefold() not in ID_COLUMNS] or ["text"]
+    if _semicolons(have):
+        raise UserError(f"{path}: its header is one column, {have[0]!r}{_semicolons(have)}")
+    raise UserError(f"{path}: no text column among {have}; name it (or the two of a pair) with --text-columns, "
+                    f"e.g. --text-columns {other[0]}")
 
 
 def _text(path: Path, line: int, row: dict[str, Any], col: str) -> str:
@@ -138,12 +177,14 @@ def _text(path: Path, line: int, row: dict[str, Any], col: str) -> str:
     return value.strip()
 
 
-def _label_string(value: Any) -> str:
+def label_string(value: Any) -> str:
+    """A label's class name: JSON true / false as written, 1.0 and "1.0" as "1" (the same class as 1)."""
     if isinstance(value, bool):
-        return str(value).lower()  # JSON true/false as written
+        return str(value).lower()
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    return str(int(text.split(".")[0])) if WHOLE.fullmatch(text) else text
 
 
 def _target(path: Path, line: int, value: Any) -> float:
@@ -160,26 +201,47 @@ def _target(path: Path, line: int, value: Any) -> float:
 class Split:
     path: Path
     texts: list[tuple[str, ...]]
-    raw_labels: list[tuple[int, Any]] | None  # (line, value) per row; None: the file has no label column
+    raw_labels: list[tuple[int, Any]] | None  # (line, value) per row; None: the file has no labels
     ids: list[str]
 
 
-def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, rows: list[Row] | None = None) -> Split:
-    """One file's texts, raw labels and ids (`rows`: the file's records when already read)."""
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, rows: list[Row] | None = None,
+               warn: Callable[[str], None] | None = None) -> Split:
+    """One file's texts, raw labels and ids (`rows`: the file's records when already read). Column names are
+    matched as in `column`; a file whose label column is absent or empty in every row is unlabelled."""
     rows = (read_rows(path) if rows is None else rows)[: limit or None]
     if not rows:
         raise UserError(f"{path} has no examples")
-    has_label = label in rows[0][1]
-    id_col = next((c for c in ID_COLUMNS if c in rows[0][1]), None)
-    texts, labels, ids = [], [], []
+    have = keys(rows)
+    cols = tuple(column(have, c) or c for c in cols)
+    label_col = column(have, label)
+    labelled = label_col is not None and any(not _blank(row.get(label_col)) for _, row in rows)
+    id_col = next((c for c in (column(have, n) for n in ID_COLUMNS) if c), None)
+    texts, labels, ids, empty = [], [], [], []
     for k, (line, row) in enumerate(rows):
         texts.append(tuple(_text(path, line, row, c) for c in cols))
-        if has_label:
-            if row.get(label) is None or row[label] == "":
-                raise UserError(f"{path} line {line}: no {label!r} value")
-            labels.append((line, row[label]))
-        ids.append(_label_string(row.get(id_col, k)) if id_col else str(k))
-    return Split(path, texts, labels if has_label else None, ids)
+        if not all(texts[-1]):
+            empty.append(line)
+        if labelled:
+            value = row.get(label_col)  # type: ignore[arg-type]
+            if _blank(value):
+                raise UserError(f"{path} line {line}: no {label_col!r} value (other rows have one)")
+            if isinstance(value, list | dict):
+                raise UserError(f"{path} line {line}: the label is a JSON {type(value).__name__}; give one label per "
+                                f"example (multi-label data is not supported)")
+            labels.append((line, value))
+        ids.append(label_string(row[id_col]) if id_col and not _blank(row.get(id_col)) else str(k))
+    if warn is not None and empty:
+        warn(f"warning: {path}: {len(empty)} row(s) with an empty text (first: line {empty[0]}); they are kept")
+    if warn is not None and id_col and len(set(ids)) < len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        warn(f"warning: {path}: the {id_col!r} column repeats ids (first: {dup!r}); the predictions file keeps "
+             f"them, in the file's order")
+    return Split(path, texts, labels if labelled else None, ids)
 
 
 def label_set(task: CustomTask, train: Split, given: str) -> list[str] | None:
@@ -187,13 +249,13 @@ def label_set(task: CustomTask, train: Split, given: str) -> list[str] | None:
     if task.regression:
         return None
     if given:
-        labels = [x.strip() for x in given.split(",")]
+        labels = [label_string(x) for x in given.split(",")]
         if len(set(labels)) != len(labels) or not all(labels):
             raise UserError(f"--labels {given!r}: give distinct, non-empty names separated by commas")
     else:
-        seen = {_label_string(v) for _, v in train.raw_labels or []}
-        numeric = all(s.lstrip("-").isdigit() for s in seen)
-        labels = sorted(seen, key=int if numeric else None)
+        seen = {label_string(v) for _, v in train.raw_labels or []}
+        numeric = all(NUMBER.fullmatch(x) for x in seen)
+        labels = sorted(seen, key=float if numeric else None)
     if len(labels) < 2:
         raise UserError(f"{train.path}: every example has the label {labels[0]!r}; a classifier needs two classes "
                         f"or more (or list them with --labels)")
@@ -223,7 +285,7 @@ def to_examples(task: CustomTask, split: Split, labels: list[str] | None, strict
         if task.regression:
             values.append(_target(split.path, line, raw))
             continue
-        name = _label_string(raw)
+        name = label_string(raw)
         if name not in ids:
             if strict:
                 raise UserError(f"{split.path} line {line}: label {name!r} is not one of --labels {labels}")
@@ -242,8 +304,8 @@ def load_custom(task: CustomTask, data_dir: Path, cfg: Any, warn: Callable[[str]
     rows = read_rows(train_path)
     if not rows:
         raise UserError(f"{train_path} has no examples")
-    cols = text_columns(train_path, rows, cfg.text_columns)
-    train_split = read_split(train_path, cols, cfg.label_name, cfg.max_train_examples, rows)
+    cols = text_columns(train_path, rows, cfg.text_columns, cfg.label_name)
+    train_split = read_split(train_path, cols, cfg.label_name, cfg.max_train_examples, rows, warn)
     if train_split.raw_labels is None:
         raise UserError(f"{train_path}: no {cfg.label_name!r} column; name the label column with --label-name")
     labels = label_set(task, train_split, cfg.labels)
@@ -255,14 +317,15 @@ def load_custom(task: CustomTask, data_dir: Path, cfg: Any, warn: Callable[[str]
         target_range = (min(ys), max(ys))
         if target_range[0] == target_range[1]:
             raise UserError(f"{train_path}: every target is {ys[0]:g}; regression needs targets that vary")
-    dev_split = read_split(find_split(data_dir, "dev"), cols, cfg.label_name, cfg.max_eval_examples)  # type: ignore[arg-type]
+    dev_split = read_split(find_split(data_dir, "dev"), cols, cfg.label_name, cfg.max_eval_examples,  # type: ignore[arg-type]
+                           warn=warn)
     if dev_split.raw_labels is None:
         raise UserError(f"{dev_split.path}: no {cfg.label_name!r} column; the dev file must be labelled")
     evals = {"": to_examples(task, dev_split, labels, strict, warn)}
     test = None
     test_path = find_split(data_dir, "test", required=False)
     if test_path is not None:
-        test_split = read_split(test_path, cols, cfg.label_name, cfg.max_eval_examples)
+        test_split = read_split(test_path, cols, cfg.label_name, cfg.max_eval_examples, warn=warn)
         test = to_examples(task, test_split, labels, strict, warn)
         if test_split.raw_labels is not None:
             evals["test_"] = test
@@ -311,7 +374,7 @@ def custom_job(task: CustomTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_i
     def write_test(predict: Any, out_dir: Path) -> list[str]:
         assert data.test is not None and test_feats is not None
         predicted = to_labels(predict(test_feats))
-        values = [f"{p:.6g}" for p in predicted] if labels is None else [labels[p] for p in predicted]
+        values = [repr(float(p)) for p in predicted] if labels is None else [labels[p] for p in predicted]
         return [write_predictions([ex.guid for ex in data.test], values, out_dir).name]
 
     def make_head(hidden: int) -> Any:

@@ -20,11 +20,13 @@ from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
 from electra.finetune.glue import GLUE_TASKS
 from electra.finetune.squad import SQUAD_TASKS
+from electra.finetune.tagging import PREDICTIONS_FILE as TAG_PREDICTIONS_FILE
 from electra.finetune.tagging import TAGGING_TASKS
 
 ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS) + list(CUSTOM_TASKS)
 # the files test_predictions/ may hold: GLUE's leaderboard files and the prediction file of your own data
-LEADERBOARD_FILES = {f"{name}.tsv" for task in GLUE_TASKS.values() for name in task.test} | {PREDICTIONS_FILE}
+LEADERBOARD_FILES = {f"{name}.tsv" for task in GLUE_TASKS.values() for name in task.test} | {PREDICTIONS_FILE,
+                                                                                           TAG_PREDICTIONS_FILE}
 
 
 def task_outs(out: Path, names: list[str]) -> list[Path]:

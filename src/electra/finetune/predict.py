@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -168,35 +169,39 @@ class Finetuned:
 
     def from_line(self, line: str, where: str, how: str) -> Any:
         if self.kind == "tagging":
-            return line.split()  # words, as a CoNLL file's first column
+            return words(line)
         sep = "\t" if "\t" in line else PAIR
         return self.texts([p.strip() for p in line.split(sep)], where, how)
 
     def from_json(self, obj: Any, where: str) -> Any:
-        how = "'question' and 'context'" if self.kind.startswith("qa") else "'text' and 'text_pair'"
+        """One example from a JSON object or a CSV / TSV row (names matched as custom.column: case only if need be)."""
+        from electra.finetune.custom import column
+
+        own = self.text_columns[:2] or ["text", "text_pair"]
+        how = "'question' and 'context'" if self.kind.startswith("qa") else " and ".join(map(repr, own))
         if not isinstance(obj, dict):
             raise UserError(f"{where}: expected a JSON object with {how}, got {type(obj).__name__}")
 
         def get(*names: str) -> str | None:
-            name = next((n for n in names if n in obj), None)
-            if name is not None and not isinstance(obj[name], str):
-                raise UserError(f"{where}: {name!r} is {type(obj[name]).__name__}, expected a string")
-            return None if name is None else obj[name]
+            found = next((c for c in (column(obj, n) for n in names) if c and obj[c] is not None), None)
+            if found is not None and not isinstance(obj[found], str):
+                raise UserError(f"{where}: {found!r} is {type(obj[found]).__name__}, expected a string")
+            return None if found is None else obj[found]
         if self.kind == "tagging":
             tokens = obj.get("tokens")
             if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
                 raise UserError(f"{where}: 'tokens' must be a list of strings")
-            text = get("text")
+            text = get("text", "sentence")
             if tokens is None and text is None:
                 raise UserError(f"{where}: expected 'tokens' (a list of words) or 'text'")
-            return list(tokens) if tokens is not None else text.split()
+            return list(tokens) if tokens is not None else words(text)
         if self.kind.startswith("qa"):
             return self.texts([get("question") or "", get("context") or ""], where, how)
         cols = self.text_columns + [None, None]
-        first, second = get(*filter(None, (cols[0], "text", "sentence", "sentence1"))), \
-            get(*filter(None, (cols[1], "text_pair", "sentence2")))
+        first, second = get(*filter(None, (cols[0], "text", "sentence", "sentence1", "premise", "question"))), \
+            get(*filter(None, (cols[1], "text_pair", "sentence2", "hypothesis")))
         if first is None:
-            raise UserError(f"{where}: no text; expected {how} (or 'sentence1' and 'sentence2')")
+            raise UserError(f"{where}: no text; expected {how}")
         return self.texts([first] + ([second] if second is not None else []), where, how)
 
     # ---------------------------------------------------------------------------------------------------
@@ -267,8 +272,47 @@ class Finetuned:
                 for a in answers]
 
 
+def words(text: str) -> list[str]:
+    """A sentence's words: split on ASCII white space only (a no-break space belongs to its word, as in training)."""
+    return [w for w in re.split(r"[ \t\r\n]+", text) if w]
+
+
+FORMATS = ("auto", "lines", "table", "jsonl", "conll", "squad")
+BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "table", ".tsv": "table", ".json": "squad",
+             ".conll": "conll"}
+
+
+def looks_like_conll(text: str) -> bool:
+    """Token-per-line blocks: most lines with the same number (>= 2) of columns, and blank lines between
+    blocks of several lines (sentences, one per line, have neither)."""
+    from electra.finetune.tagging import fields
+
+    lines = [fields(x) for x in text.split("\n")]
+    widths = [len(c) for c in lines if c and c[0] != "-DOCSTART-"]
+    blocks = "\n".join("x" if c else "" for c in lines).split("\n\n")
+    common = max(set(widths), key=widths.count) if widths else 0
+    return (common >= 2 and widths.count(common) >= 0.9 * len(widths)
+            and len(widths) >= 2 * max(1, len([b for b in blocks if b.strip()]))) or "-DOCSTART-" in text
+
+
+def input_format(fmt: str, path: Path | None, text: str, model: Finetuned) -> str:
+    """--format, or (auto) by the file's suffix; stdin and other files are JSON Lines when they start with `{`,
+    CoNLL for a tagging model when they look like it, and one example per line otherwise."""
+    if fmt != "auto":
+        return fmt
+    if path is not None and path.suffix.lower() in BY_SUFFIX:
+        return BY_SUFFIX[path.suffix.lower()]
+    if text.lstrip().startswith("{"):
+        return "jsonl"
+    if model.kind == "tagging" and looks_like_conll(text):
+        print(f"electra predict: note: {path or '<stdin>'} read as a CoNLL file (its first column: the words); "
+              f"pass --format lines to read one sentence per line", file=sys.stderr)
+        return "conll"
+    return "lines"
+
+
 def read_rows(args: Any, model: Finetuned) -> list[Row]:
-    """The examples of the command line's texts or of --input (a file, or - for stdin)."""
+    """The examples of the command line's texts or of --input (a file, or - for stdin), in --format."""
     if bool(args.text) == (args.input is not None):
         raise UserError("give the texts to predict on the command line or --input FILE (- for stdin), not both"
                         if args.text else "nothing to predict: give texts on the command line or --input FILE")
@@ -276,38 +320,47 @@ def read_rows(args: Any, model: Finetuned) -> list[Row]:
         texts = [t.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for t in args.text]
         return [Row(f"input {i}", None, model.from_line(t, f"input {i}", f"TEXT A {PAIR} TEXT B"))
                 for i, t in enumerate(texts, 1)]
-    if args.input == "-":
+    path = None if args.input == "-" else Path(args.input)
+    if path is None:
         name, raw = "<stdin>", getattr(sys.stdin, "buffer", None)
         try:
             text = raw.read().decode("utf-8") if raw is not None else sys.stdin.read()
         except UnicodeDecodeError as e:
             raise UserError(f"stdin is not UTF-8 text ({e.reason} at byte {e.start})") from None
-        jsonl = text.lstrip().startswith("{")
+        text = text.removeprefix("\ufeff")
+    elif path.suffix.lower() == ".json" and args.format in ("auto", "squad"):
+        name, text = str(path), ""  # read by read_squad
     else:
         from electra.finetune.files import read_utf8
-        path = Path(args.input)
-        if path.suffix.lower() == ".json":  # a SQuAD-format file (a dev set): its questions, with their ids
-            if not model.kind.startswith("qa"):
-                raise UserError(f"{path}: a .json file is read as a SQuAD file, for question-answering models; "
-                                f"give one JSON object per line as a .jsonl file")
-            from electra.finetune.squad import read_squad
-            return [Row(f"{path} question {ex.qid}", ex.qid,
-                        model.texts([ex.question, ex.context], f"{path} question {ex.qid}", "'question', 'context'"))
-                    for ex in read_squad(path)]
-        name, text, jsonl = str(path), read_utf8(path), path.suffix.lower() == ".jsonl"
+        name, text = str(path), read_utf8(path)
+    fmt = input_format(args.format, path, text, model)
+    if fmt == "squad":  # a SQuAD-format file (a dev set): its questions, with their ids
+        if not model.kind.startswith("qa") or path is None:
+            raise UserError(f"{name}: a SQuAD file (.json) is for question-answering models and is read from a "
+                            f"file; give one JSON object per line as a .jsonl file")
+        from electra.finetune.squad import read_squad
+        return [Row(f"{path} question {ex.qid}", ex.qid,
+                    model.texts([ex.question, ex.context], f"{path} question {ex.qid}", "'question', 'context'"))
+                for ex in read_squad(path)]
     rows = []
-    for n, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        where = f"{name} line {n}"
-        if not jsonl:
-            rows.append(Row(where, None, model.from_line(line.rstrip("\r"), where, "TEXT A<tab>TEXT B")))
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{where} is not JSON ({e.msg} at column {e.colno}); give one JSON object per line") from None
-        rows.append(Row(where, obj.get("id") if isinstance(obj, dict) else None, model.from_json(obj, where)))
+    if fmt == "conll":
+        if model.kind != "tagging":
+            raise UserError(f"{name}: --format conll is for tagging models; this one is {model.kind}")
+        from electra.finetune.tagging import read_words
+        rows = [Row(f"{name} sentence {i}", None, s.words) for i, s in enumerate(read_words(Path(name), text=text), 1)]
+    elif fmt in ("table", "jsonl"):
+        from electra.finetune.custom import ID_COLUMNS, column
+        from electra.finetune.custom import read_rows as read_table
+        table = "csv" if path is not None and path.suffix.lower() == ".csv" else "tsv"
+        for n, obj in read_table(Path(name), text, "jsonl" if fmt == "jsonl" else table):
+            where = f"{name} line {n}"
+            id_col = next((c for c in (column(obj, k) for k in ID_COLUMNS) if c), None)
+            rows.append(Row(where, obj.get(id_col) if id_col else None, model.from_json(obj, where)))
+    else:
+        for n, line in enumerate(text.split("\n"), 1):
+            if line.strip():
+                rows.append(Row(f"{name} line {n}", None,
+                                model.from_line(line.rstrip("\r"), f"{name} line {n}", "TEXT A<tab>TEXT B")))
     if not rows:
         raise UserError(f"{name} has no examples (blank lines are skipped)")
     return rows
@@ -317,7 +370,11 @@ def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="electra predict", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="`electra finetune`'s OUT/model folder (or OUT)")
     p.add_argument("text", nargs="*", help=f"examples to predict, one per argument (a pair: 'A {PAIR} B')")
-    p.add_argument("--input", help="a .jsonl, .tsv / .txt (one example per line) or SQuAD .json file; - = stdin")
+    p.add_argument("--input", help="a file (.jsonl, .csv / .tsv with a header, .txt: one example per line, .conll, "
+                   "SQuAD .json), or - for stdin")
+    p.add_argument("--format", default="auto", choices=FORMATS,
+                   help="how --input is read (auto: by its suffix; otherwise JSON Lines when it starts with '{', "
+                        "CoNLL for a tagging model when it looks like it, else lines)")
     p.add_argument("--output", type=Path, help="write the JSON lines here (atomically) instead of to stdout")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--batch-size", type=int, help="examples per forward pass (default: the saved eval_batch_size)")

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from electra.data.shards import atomic_write_bytes
 from electra.errors import UserError
 from electra.finetune.files import find_task_dir, read_utf8
 from electra.finetune.heads import IGNORE
@@ -43,6 +44,8 @@ class TaggingTask:
     # any other tag set (POS tags, ...) is trained as it is and scored by word accuracy
     any_tags: bool = False
 
+
+PREDICTIONS_FILE = "test.txt"  # `--task tag`: OUT/test_predictions/test.txt, the test words with predicted tags
 
 TAGGING_TASKS: dict[str, TaggingTask] = {t.name: t for t in [
     TaggingTask("conll2003", ("conll2003", "CoNLL-2003"), "eng.train", "eng.testa", "eng.testb",
@@ -71,6 +74,14 @@ class Sentence(NamedTuple):
     tags: list[str]
 
 
+def fields(line: str) -> list[str]:
+    """A CoNLL line's columns: split on tabs when it has any, else on spaces. Never on other Unicode spaces: a
+    no-break space inside a token ("10\u00a0000" in French data) belongs to it."""
+    line = line.rstrip("\r\n")
+    parts = line.split("\t") if "\t" in line else line.split(" ")
+    return [f.strip(" ") for f in parts if f.strip(" ")]
+
+
 def check_tag(tag: str, entity_types: tuple[str, ...]) -> bool:
     """Is `tag` O or PREFIX-TYPE with TYPE one of entity_types (any tag when entity_types is empty)?"""
     return not entity_types or tag == "O" or tag.partition("-")[2] in entity_types
@@ -84,7 +95,7 @@ def read_conll(path: Path, label_column: int = -1, limit: int = 0,
     words: list[str] = []
     tags: list[str] = []
     for line_no, line in enumerate(read_utf8(path).split("\n"), 1):
-        cols = line.split()
+        cols = fields(line)
         if not cols or cols[0] == "-DOCSTART-":
             if words:
                 out.append(Sentence(words, tags))
@@ -122,7 +133,7 @@ def encode_sentences(sents: list[Sentence], tokenizer: Any, cls_id: int, sep_id:
         for t, w in enumerate(word_ids):
             if w is not None and w != prev:
                 word_pos[w] = t + 1  # +1 for [CLS]
-                labels[t + 1] = tag_ids.get(sent.tags[w], IGNORE)
+                labels[t + 1] = tag_ids.get(sent.tags[w], IGNORE) if sent.tags else IGNORE  # untagged: test words
             prev = w
         feats.append({"input_ids": [cls_id] + ids + [sep_id], "segment_ids": [1] * (len(ids) + 2),
                       "labels": labels, "word_pos": word_pos})
@@ -149,19 +160,55 @@ def read_train(task: TaggingTask, folder: Path, cfg: Any) -> list[Sentence]:
     return train
 
 
+def words_only(path: Path) -> bool:
+    """Does every token line of this file have a single column (words to tag, no tags)?"""
+    lines = [fields(line) for line in read_utf8(path).split("\n")]
+    return all(len(c) == 1 for c in lines if c and c[0] != "-DOCSTART-")
+
+
+def read_words(path: Path, limit: int = 0, text: str | None = None) -> list[Sentence]:
+    """The sentences of a CoNLL file without tags (an unlabelled test file of `--task tag`); its first column
+    only, so a tagged file gives its words too. `text`: the file's text when already read."""
+    out: list[Sentence] = []
+    words: list[str] = []
+    for line in (read_utf8(path) if text is None else text).split("\n") + [""]:
+        cols = fields(line)
+        if cols and cols[0] != "-DOCSTART-":
+            words.append(cols[0])
+        elif words:
+            out.append(Sentence(words, []))
+            words = []
+            if limit and len(out) >= limit:
+                break
+    return out
+
+
 def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Path, list[Sentence]]]:
-    """The scored files by metric prefix: dev (""), and test ("test_") when present. A file without sentences
+    """The files by metric prefix: dev (""), and test ("test_") when present; `--task tag`'s test file may be
+    unlabelled (a word per line), its sentences then have no tags and are not scored. A file without sentences
     is an error: it would score 0.00 after the whole training."""
     files = {"": folder / task.dev}
     if task.test and (folder / task.test).is_file():
         files["test_"] = folder / task.test
     evals = {}
     for prefix, path in files.items():
-        sents = read_conll(path, cfg.label_column, cfg.max_eval_examples, task.entity_types)
+        if prefix and task.any_tags and words_only(path):
+            sents = read_words(path, cfg.max_eval_examples)
+        else:
+            sents = read_conll(path, cfg.label_column, cfg.max_eval_examples, task.entity_types)
         if not sents:
             raise UserError(f"{path} has no examples; give the task's tagged {'test' if prefix else 'dev'} file")
         evals[prefix] = (path, sents)
     return evals
+
+
+def write_tagged(sents: list[Sentence], tags: list[list[str]], out_dir: Path) -> Path:
+    """OUT/test_predictions/test.txt: the test file's words, each with its predicted tag, CoNLL style."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / PREDICTIONS_FILE
+    blocks = ["\n".join(f"{w}\t{t}" for w, t in zip(s.words, ts)) for s, ts in zip(sents, tags)]
+    atomic_write_bytes(path, ("\n\n".join(blocks) + "\n").encode("utf-8"))
+    return path
 
 
 def check_tagging(task: TaggingTask, data_dir: Path, cfg: Any) -> None:
@@ -203,23 +250,30 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         warning = unseen_tags_warning(task.name, path, sents, set(tag_ids), bioes)
         if warning:
             print(warning, flush=True)
-    evals = {k: sents for k, (_, sents) in eval_files.items()}
+    test = eval_files["test_"][1] if "test_" in eval_files else None
+    evals = {k: sents for k, (_, sents) in eval_files.items() if sents[0].tags}  # an unlabelled test is not scored
     enc = lambda s: encode_sentences(s, tokenizer, cls_id, sep_id, cfg.max_seq_len, tag_ids)
     eval_feats = {k: enc(v) for k, v in evals.items()}
+
+    def tag(predict: Any, feats: list[Any]) -> list[list[str]]:
+        # a word without a piece in the window gets "O" (chunks), or the most common training tag
+        return [[labels[out[p]] if p >= 0 else fallback for p in f["word_pos"]] for f, out in zip(feats, predict(feats))]
 
     def evaluate(predict: Any) -> dict[str, float]:
         result = {}
         for prefix, feats in eval_feats.items():
-            outputs = predict(feats)
-            # a word without a piece in the window gets "O" (chunks), or the most common training tag
-            preds = [[labels[out[p]] if p >= 0 else fallback for p in f["word_pos"]] for f, out in zip(feats, outputs)]
-            gold = [s.tags for s in evals[prefix]]
+            gold, preds = [s.tags for s in evals[prefix]], tag(predict, feats)
             scores = span_f1(gold, preds) if chunked else word_accuracy(gold, preds)
             result.update({prefix + k: v for k, v in scores.items()})
         return result
+
+    def write_test(predict: Any, out_dir: Path) -> list[str]:
+        assert test is not None
+        return [write_tagged(test, tag(predict, eval_feats.get("test_") or enc(test)), out_dir).name]
 
     fallback = "O" if chunked else Counter(t for s in train for t in s.tags).most_common(1)[0][0]
     return Job(task=task.name, head_kind="tagging", labels=labels, train=enc(train),
                make_head=lambda hidden: TaggingHead(hidden, len(labels), 0.0),
                evaluate=evaluate, main_metric="f1" if chunked else "accuracy",
+               write_test=write_test if task.any_tags and test is not None else None,
                meta={"tag_encoding": "bioes" if bioes else "asis", "chunk_tags": chunked, "fallback_tag": fallback})

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
+from electra.checkpoint import save_tensors
 from electra.data.shards import staged_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
@@ -209,7 +209,7 @@ def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_
     under a temporary name and renamed into place, so that a crash never leaves a folder with half a model."""
     with staged_dir(out_dir) as tmp:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "electra-finetune"})
+        save_tensors(tensors, tmp / "model.safetensors", metadata={"format": "electra-finetune"})
         (tmp / "finetune.json").write_text(json.dumps(meta, indent=1))
         shutil.copyfile(vocab_path, tmp / "vocab.txt")
     return out_dir
