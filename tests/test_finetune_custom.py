@@ -296,7 +296,8 @@ def test_labels_sort_as_text_unless_plain_numbers(tmp_path: Path) -> None:
         assert load_custom(CUSTOM_TASKS["classify"], data, FinetuneConfig()).labels == order
 
 
-def test_tag_words_with_no_break_spaces_and_an_unlabelled_test_file(tmp_path: Path) -> None:
+def test_tag_words_with_no_break_spaces_and_an_unlabelled_test_file(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
     from electra.finetune.tagging import fields
 
     assert fields("10\u00a0000\tNUM\tO\r") == ["10\u00a0000", "NUM", "O"] and fields("peter NNP  B-PER") == ["peter", "NNP", "B-PER"]
@@ -312,9 +313,13 @@ def test_tag_words_with_no_break_spaces_and_an_unlabelled_test_file(tmp_path: Pa
     blocks = (out / "test_predictions" / "test.txt").read_text().strip().split("\n\n")
     assert [[line.split("\t")[0] for line in b.split("\n")] for b in blocks] == [["peter", "sat"], ["mary", "won"]]
     assert all(line.split("\t")[1] in res["labels"] for b in blocks for line in b.split("\n"))
-    # re-running into the same --out replaces the prediction file (it is finetune's own)
+    # re-running into the same --out replaces the prediction file (it is finetune's own); words cut off are noted
+    (data / "dev.txt").write_text(_conll([[("mary", "B-PER"), ("sat", "O")] * 6]))
+    capsys.readouterr()
     assert electra_main(["finetune", "--task", "tag", "--data", str(data), "--model", str(run), "--out", str(out),
-                         "--epochs", "0.5"]) == 0
+                         "--epochs", "0.5", "--max-seq-len", "8"]) == 0
+    assert "note: [tag] 6 word(s) in 1 sentence(s) past max_seq_len 8 (or without a word piece) are tagged 'O' " \
+           "(first: dev.txt sentence 1); a longer --max-seq-len keeps them" in capsys.readouterr().out
 
 
 def test_regression_predictions_keep_every_digit(tmp_path: Path) -> None:

@@ -215,3 +215,21 @@ def test_a_card_shows_the_metrics_its_objective_has(vocab, tmp_path, objective, 
     held_out = card[card.index("Held-out metrics"):]
     assert all(s in card for s in shown) and not any(a in held_out for a in absent), held_out
     assert "| started from | `released-small` (continued pre-training" in card and "/somewhere" not in card
+
+
+def test_finetuned_cards_name_the_exported_seed_and_what_stayed_behind():
+    from electra.config import ModelConfig
+    from electra.model_card import finetuned_card
+
+    cfg = ModelConfig(vocab_size=50, hidden_size=16, embedding_size=16, num_layers=1, num_heads=1,
+                      intermediate_size=32, max_position_embeddings=16)
+    results = {"summary": {"accuracy": {"median": 54.25, "mean": 54.25, "std": 5.3, "n": 2}}, "best_seed": 1,
+               "main_metric": "accuracy", "runs": [{"seed": 1, "metrics": {"accuracy": 58.0}},
+                                                   {"seed": 2, "metrics": {"accuracy": 50.5}}]}
+    meta = {"task": "regress", "head": "regression", "target_range": [10, 20]}
+    card = finetuned_card("ElectraModel", cfg, meta, {}, results)
+    assert "seed 1's (accuracy 58.00), the best on the dev set" in card
+    assert "holds the encoder only: the regression head" in card and "scaled from [10, 20] to [0, 1]" in card
+    tagger = finetuned_card("ElectraForTokenClassification", cfg,
+                            {"task": "tag", "head": "tagging", "labels": ["O", "S-LOC", "B-PER", "E-PER"]}, {}, {})
+    assert "segment 0's embedding is a copy" in tagger and "BIOES" in tagger and "aggregation_strategy" in tagger

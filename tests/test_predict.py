@@ -217,7 +217,7 @@ def test_jsonl_ids_stdin_and_output_file(sst2: dict, tmp_path: Path, capsys: pyt
 def test_regression_pairs_equal_the_evaluation(stsb: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = str(stsb["out"] / "model")
     meta = json.loads((stsb["out"] / "model" / "finetune.json").read_text())
-    assert meta["segments"] == 2 and meta["target_range"] == [0.0, 5.0]
+    assert meta["segments"] == 2 and meta["target_range"] == [0.0, 5.0] and meta["text_columns"] == ["sentence1", "sentence2"]
     (tmp_path / "dev.jsonl").write_text("".join(json.dumps({"sentence1": a, "sentence2": b, "id": i}) + "\n"
                                                 for i, (a, b, _) in enumerate(stsb["dev"])))
     got = predict(capsys, "--model", model, "--input", str(tmp_path / "dev.jsonl"))
@@ -264,6 +264,11 @@ def test_tagging_equals_the_evaluation(conll: dict, tmp_path: Path, capsys: pyte
     capsys.readouterr()
     assert electra_main(["predict", "--model", str(model), "--input", str(conll["conll_dev"])]) == 0
     assert "eng.testa read as a CoNLL file (its first column: the words)" in capsys.readouterr().err
+    # sentences of equal length, one per line, are not a CoNLL file; words one per line in blank-line blocks are
+    for text, words in (("peter sat in paris .\nmary won the game .\n", [5, 5]),
+                        ("peter\nsat\nin\nparis\n\nmary\nwon\nthe\ngame\n", [4, 4])):
+        (tmp_path / "x.txt").write_text(text)
+        assert [len(g["tokens"]) for g in predict(capsys, "--model", str(model), "--input", str(tmp_path / "x.txt"))] == words
     # stdin with a byte-order mark is still JSON Lines
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xef\xbb\xbf" + (tmp_path / "text.jsonl").read_bytes())))
     assert [g["tags"] for g in predict(capsys, "--model", str(model), "--input", "-")] == [g["tags"] for g in got]
@@ -276,7 +281,8 @@ def test_tagging_words_past_max_seq_len_are_o(conll: dict, capsys: pytest.Captur
     captured = capsys.readouterr()
     res = json.loads(captured.out)
     assert len(res["tags"]) == 150 and res["tags"][126:] == ["O"] * 24  # 126 pieces fit between [CLS] and [SEP]
-    assert "input 1: 24 word(s) past max_seq_len 128 (or without a word piece) tagged 'O'" in captured.err
+    assert ("note: 24 word(s) in 1 sentence(s) past max_seq_len 128 (or without a word piece) are tagged 'O' "
+            "(first: input 1)") in captured.err
     assert all(e["end"] <= 126 for e in res["entities"])
 
 
@@ -436,7 +442,7 @@ def test_input_errors(sst2: dict, stsb: dict, squad1: dict, conll: dict, tmp_pat
     qa, tagger = str(squad1["out"] / "model"), str(conll["out"] / "model")
     files = [  # (model, file name, content, the error's words)
         (single, "two.txt", "a film\tthe movie\n", "two.txt line 1: the sst2 model takes one text"),
-        (single, "header.csv", "review,label\na film,1\n", "header.csv line 2: no text; expected 'text' and 'text_pair'"),
+        (single, "header.csv", "review,label\na film,1\n", "header.csv line 2: no text; expected 'sentence' (it has ['review', 'label'])"),
         (single, "shape.jsonl", '{"text": "a"}\n["a"]\n', "shape.jsonl line 2: a JSON list, expected an object"),
         (single, "notext.jsonl", '{"txt": "a"}\n', "notext.jsonl line 1: no text"),
         (pair, "bad.jsonl", '{"text": "a", "text_pair": "b"}\n\n{"text": "a", oops}\n', "bad.jsonl line 3: not a JSON object"),
@@ -453,6 +459,9 @@ def test_input_errors(sst2: dict, stsb: dict, squad1: dict, conll: dict, tmp_pat
     (tmp_path / "blank.txt").write_text("\n  \n")
     assert "has no examples" in error(capsys, "--model", single, "--input", str(tmp_path / "blank.txt"))
     assert "missing.txt is missing" in error(capsys, "--model", single, "--input", str(tmp_path / "missing.txt"))
+    (tmp_path / "one.txt").write_text("a good film\n")
+    assert "has the header only ('a good film'); --format lines" in error(capsys, "--model", single, "--input",
+                                                                          str(tmp_path / "one.txt"), "--format", "table")
     assert "SQuAD file" in error(capsys, "--model", single, "--input", str(squad1["dev"]))
     assert "--format conll is for tagging models" in error(capsys, "--model", single, "--input", str(squad1["dev"]),
                                                            "--format", "conll")

@@ -171,14 +171,20 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
     if arch == "ElectraForTokenClassification":
         body += ["", ("Each token is read as segment 1, as in fine-tuning; segment 0's embedding is a copy of segment "
                       "1's, so the default `token_type_ids` give the same tags."
-                      + (" The labels are BIOES tags (S- single-word, E- last word of a chunk)."
+                      + (" The labels are BIOES tags (S- single-word, E- last word of a chunk): the token-classification "
+                         "pipeline's `aggregation_strategy` reads only B-/I- prefixes and would join neighbouring S- "
+                         "chunks, so group the tags by the BIOES rules yourself."
                          if meta.get("tag_encoding", "bioes") == "bioes" and any(x.startswith(("S-", "E-")) for x in labels)
-                         else ""))]
+                         else "")
+                      + " Each word's tag is its first word piece's.")]
     summary = results.get("summary") or {}
     if summary:
         n = next(iter(summary.values())).get("n", "?")
+        best = next((r for r in results.get("runs") or [] if r.get("seed") == results.get("best_seed")), None)
+        main = results.get("main_metric")
+        own = (f" ({main} {best['metrics'][main]:.2f})" if best and main in (best.get("metrics") or {}) else "")
         body += ["", (f"Scores over {n} seed(s), as median (mean ± std); the exported weights are seed "
-                      f"{results.get('best_seed', '?')}'s, the best on the dev set:"), "",
+                      f"{results.get('best_seed', '?')}'s{own}, the best on the dev set:"), "",
                  *_table([(m, f"{s['median']:.2f} ({s['mean']:.2f} ± {s['std']:.2f})") for m, s in summary.items()])]
     return _card(arch, body, ROLE.get(arch, (None, "a fine-tuned ELECTRA model"))[1],
                  "It was fine-tuned from an ELECTRA encoder")

@@ -11,7 +11,7 @@ object per line). CSV and TSV files start with a header naming their columns.
   the first of `text` (+ `text_pair`), `sentence1` + `sentence2`, `premise` + `hypothesis`, `question` +
   `sentence`, `sentence` that the training file has; `--text-columns a,b` names them.
 - Label: the column `--label-name` (default `label`). Classification takes the label strings the training
-  file has, sorted (numerically when they are all integers), or the order `--labels neg,pos` gives; dev or
+  file has, sorted (numerically when they all are numbers), or the order `--labels neg,pos` gives; dev or
   test labels outside them are errors with --labels, and otherwise warned about (they are counted as wrong:
   the head has no output for them). Regression maps the training targets' range onto [0, 1] as the original
   does STS-B's 0-5 (RegressionHead), and finetune.json records the range.
@@ -365,8 +365,9 @@ def custom_job(task: CustomTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_i
         for prefix, feats in eval_feats.items():
             predicted = to_labels(predict(feats))
             if labels is not None and len(predicted) > 1 and len(set(predicted)) == 1:
-                print(f"warning: [{task.name}] every {prefix or 'dev '}prediction is {labels[predicted[0]]!r}: the "
-                      f"classifier learned one class only (see docs/finetune.md)", flush=True)
+                print(f"warning: [{task.name}] every {'test' if prefix else 'dev'} prediction ({len(predicted)}) is "
+                      f"{labels[predicted[0]]!r}: the classifier learned one class only (see docs/finetune.md)",
+                      flush=True)
             gold = [ex.label for ex in data.evals[prefix]]
             result.update({prefix + m: 100.0 * METRICS[m](gold, predicted) for m in task.metrics})
         return result

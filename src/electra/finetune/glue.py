@@ -318,7 +318,9 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
         return RegressionHead(hidden, cfg.head_dropout, SCORE_RANGE) if task.is_regression else \
             ClassificationHead(hidden, task.num_outputs, cfg.head_dropout)
 
-    meta: dict[str, Any] = {"segments": len(task.text)}
+    # the columns `electra predict` reads from a table (CoLA's labelled files have no header: its test file's name)
+    named = [c for c in task.text if isinstance(c, str)] or [c for c in task.test_text if isinstance(c, str)]
+    meta: dict[str, Any] = {"segments": len(task.text), "text_columns": named}
     if task.is_regression:
         meta["target_range"] = list(SCORE_RANGE)
     return Job(task=task.name, head_kind="regression" if task.is_regression else "classification",

@@ -26,7 +26,7 @@ import torch
 
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig
-from electra.finetune.tagging import chunk_tags
+from electra.finetune.tagging import chunk_tags, cut_words_note
 
 HEADS = ("classification", "regression", "tagging", "qa_simple", "qa_electra")
 DEFAULT_MAX_LEN = {"tagging": 256, "qa_simple": 512, "qa_electra": 512}  # else 128 (GLUE's): files from before "config"
@@ -201,7 +201,7 @@ class Finetuned:
         first, second = get(*filter(None, (cols[0], "text", "sentence", "sentence1", "premise", "question"))), \
             get(*filter(None, (cols[1], "text_pair", "sentence2", "hypothesis")))
         if first is None:
-            raise UserError(f"{where}: no text; expected {how}")
+            raise UserError(f"{where}: no text; expected {how} (it has {list(obj)[:8]})")
         return self.texts([first] + ([second] if second is not None else []), where, how)
 
     # ---------------------------------------------------------------------------------------------------
@@ -254,10 +254,11 @@ class Finetuned:
             if self.chunked:  # word indices, end exclusive: tokens[start:end] is the entity
                 res["entities"] = [{"text": " ".join(r.value[s:e + 1]), "type": t, "start": s, "end": e + 1}
                                    for s, e, t in sorted(spans(tags))]
-            if (cut := f["word_pos"].count(-1)) and r.value:
-                print(f"electra predict: note: {r.where}: {cut} word(s) past max_seq_len {self.cfg.max_seq_len} "
-                      f"(or without a word piece) tagged {self.fallback!r}", file=sys.stderr)
             results.append(res)
+        note = cut_words_note([r.where for r in rows], [f["word_pos"] for f in feats], self.cfg.max_seq_len,
+                              self.fallback)
+        if note:
+            print(f"electra predict: note: {note}", file=sys.stderr)
         return results
 
     def _qa(self, rows: list[Row], run: Any, args: tuple) -> list[dict[str, Any]]:
@@ -283,16 +284,17 @@ BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "table", ".tsv": "ta
 
 
 def looks_like_conll(text: str) -> bool:
-    """Token-per-line blocks: most lines with the same number (>= 2) of columns, and blank lines between
-    blocks of several lines (sentences, one per line, have neither)."""
+    """A token per line: blocks of lines (sentences) between blank lines, 3 lines a block or more on average, and
+    nearly every line with the same number of columns (the words alone, or words and tags). Sentences one per
+    line have no blank lines between them, or lines of varying length."""
     from electra.finetune.tagging import fields
 
-    lines = [fields(x) for x in text.split("\n")]
-    widths = [len(c) for c in lines if c and c[0] != "-DOCSTART-"]
-    blocks = "\n".join("x" if c else "" for c in lines).split("\n\n")
+    if "-DOCSTART-" in text:
+        return True
+    blocks = [b for b in re.split(r"\n[ \t\r]*\n", text.strip()) if b.strip()]
+    widths = [len(fields(x)) for b in blocks for x in b.split("\n") if x.strip()]
     common = max(set(widths), key=widths.count) if widths else 0
-    return (common >= 2 and widths.count(common) >= 0.9 * len(widths)
-            and len(widths) >= 2 * max(1, len([b for b in blocks if b.strip()]))) or "-DOCSTART-" in text
+    return len(blocks) >= 2 and len(widths) >= 3 * len(blocks) and widths.count(common) >= 0.9 * len(widths)
 
 
 def input_format(fmt: str, path: Path | None, text: str, model: Finetuned) -> str:
@@ -352,7 +354,11 @@ def read_rows(args: Any, model: Finetuned) -> list[Row]:
         from electra.finetune.custom import ID_COLUMNS, column
         from electra.finetune.custom import read_rows as read_table
         table = "csv" if path is not None and path.suffix.lower() == ".csv" else "tsv"
-        for n, obj in read_table(Path(name), text, "jsonl" if fmt == "jsonl" else table):
+        records = read_table(Path(name), text, "jsonl" if fmt == "jsonl" else table)
+        if not records and fmt == "table" and text.strip():
+            raise UserError(f"{name}: a table needs a header line and rows, this one has the header only "
+                            f"({text.strip().splitlines()[0][:80]!r}); --format lines reads one example per line")
+        for n, obj in records:
             where = f"{name} line {n}"
             id_col = next((c for c in (column(obj, k) for k in ID_COLUMNS) if c), None)
             rows.append(Row(where, obj.get(id_col) if id_col else None, model.from_json(obj, where)))

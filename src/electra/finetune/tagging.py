@@ -202,6 +202,15 @@ def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Pat
     return evals
 
 
+def cut_words_note(names: list[str], word_pos: list[list[int]], max_seq_len: int, fallback: str) -> str | None:
+    """One line on the words that got no piece inside max_seq_len (tagged `fallback`), or None when there are none."""
+    cut = [(name, pos.count(-1)) for name, pos in zip(names, word_pos) if pos.count(-1)]
+    if not cut:
+        return None
+    return (f"{sum(n for _, n in cut)} word(s) in {len(cut)} sentence(s) past max_seq_len {max_seq_len} (or without a "
+            f"word piece) are tagged {fallback!r} (first: {cut[0][0]})")
+
+
 def write_tagged(sents: list[Sentence], tags: list[list[str]], out_dir: Path) -> Path:
     """OUT/test_predictions/test.txt: the test file's words, each with its predicted tag, CoNLL style."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -245,6 +254,7 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         train = [Sentence(s.words, to_bioes(s.tags)) for s in train]
     labels = sorted({t for s in train for t in s.tags})
     tag_ids = {t: i for i, t in enumerate(labels)}
+    fallback = "O" if chunked else Counter(t for s in train for t in s.tags).most_common(1)[0][0]
     eval_files = read_evals(task, folder, cfg)
     for path, sents in eval_files.values():
         warning = unseen_tags_warning(task.name, path, sents, set(tag_ids), bioes)
@@ -259,6 +269,13 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         # a word without a piece in the window gets "O" (chunks), or the most common training tag
         return [[labels[out[p]] if p >= 0 else fallback for p in f["word_pos"]] for f, out in zip(feats, predict(feats))]
 
+    for prefix, feats in eval_feats.items():
+        path = eval_files[prefix][0]
+        note = cut_words_note([f"{path.name} sentence {i}" for i in range(1, len(feats) + 1)],
+                              [f["word_pos"] for f in feats], cfg.max_seq_len, fallback)
+        if note:
+            print(f"note: [{task.name}] {note}; a longer --max-seq-len keeps them", flush=True)
+
     def evaluate(predict: Any) -> dict[str, float]:
         result = {}
         for prefix, feats in eval_feats.items():
@@ -271,7 +288,6 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         assert test is not None
         return [write_tagged(test, tag(predict, eval_feats.get("test_") or enc(test)), out_dir).name]
 
-    fallback = "O" if chunked else Counter(t for s in train for t in s.tags).most_common(1)[0][0]
     return Job(task=task.name, head_kind="tagging", labels=labels, train=enc(train),
                make_head=lambda hidden: TaggingHead(hidden, len(labels), 0.0),
                evaluate=evaluate, main_metric="f1" if chunked else "accuracy",
