@@ -12,4 +12,5 @@
                 reduction), batching, saving
     cli.py      `electra finetune`
     predict.py  `electra predict`: a saved fine-tuned model on new text
+    predict_inputs.py  its inputs: command-line texts, or lines, tables, JSON Lines, CoNLL or SQuAD files
 """
