@@ -187,7 +187,7 @@ def test_a_one_class_classifier_is_called_out(tmp_path: Path, capsys: pytest.Cap
     job.evaluate(lambda feats: [[0.2, 0.9] if i % 3 else [0.9, 0.2] for i in range(len(feats))])
     assert capsys.readouterr().out == ""
     from electra.finetune.glue import one_class_warning
-    assert one_class_warning(GLUE_TASKS["stsb"], "dev", [2.5, 2.5, 2.5]) is None
+    assert one_class_warning("stsb", GLUE_TASKS["stsb"].labels, "dev", [2.5, 2.5, 2.5]) is None
 
 
 def test_fine_tuning_schedule_and_layer_scales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -229,17 +229,11 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
     return ExportResult(folders, notes)
 
 
-def read_finetune_meta(model_dir: Path) -> dict[str, Any]:
-    try:
-        return json.loads((model_dir / "finetune.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise UserError(f"{model_dir / 'finetune.json'} is unreadable ({e}); re-run `electra finetune`") from None
-
-
 def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     """One HF folder from `electra finetune`'s OUT/model/: model.safetensors (encoder.* = our Encoder names,
     head.* = the task head) + finetune.json {task, head, labels, model, lowercase} + vocab.txt."""
     from electra.data.tokenizer import SpecialIds
+    from electra.finetune.train import read_finetune_meta
 
     meta = read_finetune_meta(model_dir)
     where = model_dir / "finetune.json"

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from electra.data.shards import atomic_write_bytes
 from electra.errors import UserError
 from electra.finetune.files import read_utf8
-from electra.finetune.glue import Example, encode_examples
+from electra.finetune.glue import Example, encode_examples, one_class_warning, output_labels, write_index_tsv
 from electra.finetune.metrics import METRICS
 
 FORMATS = ("csv", "tsv", "jsonl")
@@ -336,17 +335,9 @@ def check_custom(task: CustomTask, data_dir: Path, cfg: Any) -> None:
     load_custom(task, data_dir, cfg, warn=None)  # the job reads them again, and warns
 
 
-def write_predictions(guids: list[str], values: list[str], out_dir: Path) -> Path:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / PREDICTIONS_FILE
-    lines = ["index\tprediction"] + [f"{g}\t{v}" for g, v in zip(guids, values)]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
-    return path
-
-
 def custom_job(task: CustomTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for a user's classification or regression data (cfg is the resolved FinetuneConfig)."""
-    from electra.finetune.heads import ClassificationHead, RegressionHead
+    from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
     data = load_custom(task, data_dir, cfg)
@@ -355,39 +346,30 @@ def custom_job(task: CustomTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_i
     test_feats = enc(data.test) if data.test is not None else None
     labels = data.labels
 
-    def to_labels(outputs: list[Any]) -> list[Any]:
-        if task.regression:
-            return [float(o) for o in outputs]
-        return [max(range(len(o)), key=o.__getitem__) for o in outputs]
-
     def evaluate(predict: Any) -> dict[str, float]:
         result: dict[str, float] = {}
         for prefix, feats in eval_feats.items():
-            predicted = to_labels(predict(feats))
-            if labels is not None and len(predicted) > 1 and len(set(predicted)) == 1:
-                print(f"warning: [{task.name}] every {'test' if prefix else 'dev'} prediction ({len(predicted)}) is "
-                      f"{labels[predicted[0]]!r}: the classifier learned one class only (see docs/finetune.md)",
-                      flush=True)
+            predicted = output_labels(predict(feats), task.regression)
+            warning = one_class_warning(task.name, labels, "test" if prefix else "dev", predicted)
+            if warning:
+                print(warning, flush=True)
             gold = [ex.label for ex in data.evals[prefix]]
             result.update({prefix + m: 100.0 * METRICS[m](gold, predicted) for m in task.metrics})
         return result
 
     def write_test(predict: Any, out_dir: Path) -> list[str]:
         assert data.test is not None and test_feats is not None
-        predicted = to_labels(predict(test_feats))
+        predicted = output_labels(predict(test_feats), task.regression)
         values = [repr(float(p)) for p in predicted] if labels is None else [labels[p] for p in predicted]
-        return [write_predictions([ex.guid for ex in data.test], values, out_dir).name]
+        return [write_index_tsv(out_dir / PREDICTIONS_FILE, [ex.guid for ex in data.test], values).name]
 
-    def make_head(hidden: int) -> Any:
-        if task.regression:
-            assert data.target_range is not None
-            return RegressionHead(hidden, cfg.head_dropout, data.target_range)
-        return ClassificationHead(hidden, len(labels or []), cfg.head_dropout)
-
+    kind = "regression" if task.regression else "classification"
+    make_head = lambda hidden: build_head(kind, hidden, len(labels or []), cfg.head_dropout,
+                                          data.target_range or (0.0, 5.0))
     meta: dict[str, Any] = {"segments": len(data.columns), "text_columns": list(data.columns)}
     if data.target_range is not None:
         meta["target_range"] = list(data.target_range)
-    return Job(task=task.name, head_kind="regression" if task.regression else "classification", labels=labels,
+    return Job(task=task.name, head_kind=kind, labels=labels,
                train=enc(data.train), make_head=make_head, evaluate=evaluate, main_metric=task.metrics[0],
                write_test=write_test if data.test is not None else None, meta=meta)
 

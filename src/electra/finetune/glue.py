@@ -215,21 +215,31 @@ def score(task: GlueTask, gold: Sequence[Any], pred: Sequence[Any]) -> dict[str,
     return {m: 100.0 * METRICS[m](list(gold), list(pred)) for m in task.metrics}
 
 
-def write_test_predictions(task: GlueTask, name: str, guids: Sequence[str], preds: Sequence[Any],
-                           out_dir: Path) -> Path:
-    """`NAME.tsv` in the GLUE leaderboard's format: header `index\tprediction`, one row per test example;
-    label strings for MNLI / QNLI / RTE, 0/1 for the binary tasks, a 0-5 score for STS-B."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.tsv"
-    lines = ["index\tprediction"]
-    for guid, p in zip(guids, preds):
-        if task.labels is None:
-            value = f"{min(SCORE_RANGE[1], max(SCORE_RANGE[0], float(p))):.3f}"
-        else:
-            value = task.labels[int(p)]
-        lines.append(f"{guid}\t{value}")
+def write_index_tsv(path: Path, guids: Sequence[str], values: Sequence[str]) -> Path:
+    """A prediction file in the GLUE leaderboard's format: header `index\tprediction`, one row per example."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["index\tprediction"] + [f"{g}\t{v}" for g, v in zip(guids, values)]
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
     return path
+
+
+def write_test_predictions(task: GlueTask, name: str, guids: Sequence[str], preds: Sequence[Any],
+                           out_dir: Path) -> Path:
+    """`NAME.tsv` for the leaderboard: label strings for MNLI / QNLI / RTE, 0/1 for the binary tasks, a 0-5
+    score for STS-B."""
+    if task.labels is None:
+        values = [f"{min(SCORE_RANGE[1], max(SCORE_RANGE[0], float(p))):.3f}" for p in preds]
+    else:
+        values = [task.labels[int(p)] for p in preds]
+    return write_index_tsv(out_dir / f"{name}.tsv", guids, values)
+
+
+def output_labels(outputs: list[Any], regression: bool) -> list[Any]:
+    """Head outputs -> predictions: the score (regression), else the class id of the largest logit (the first
+    of equal maxima)."""
+    if regression:
+        return [float(o) for o in outputs]
+    return [max(range(len(o)), key=o.__getitem__) for o in outputs]
 
 
 @dataclass
@@ -268,19 +278,20 @@ def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int 
     return GlueData(task, train, dev, test)
 
 
-def one_class_warning(task: GlueTask, split: str, predicted: list[Any]) -> str | None:
+def one_class_warning(task: str, labels: Sequence[str] | None, split: str, predicted: list[Any]) -> str | None:
     """A classifier that gives every dev example one label has learned the class prior and nothing else (the
-    "SST-2 stuck at 50%" reports of ELECTRA reproductions): say so, rather than leave a bare score to puzzle over."""
-    if task.is_regression or len(predicted) < 2 or len(set(predicted)) > 1:
+    "SST-2 stuck at 50%" reports of ELECTRA reproductions): say so, rather than leave a bare score to puzzle over.
+    `labels` None: regression, never warned about."""
+    if labels is None or len(predicted) < 2 or len(set(predicted)) > 1:
         return None
-    return (f"warning: [{task.name}] every {split} prediction ({len(predicted)}) is {task.labels[predicted[0]]!r}: the "
+    return (f"warning: [{task}] every {split} prediction ({len(predicted)}) is {labels[predicted[0]]!r}: the "
             f"classifier learned one class only. Usual causes: a learning rate too high (or too low), too few "
             f"epochs, or a checkpoint pre-trained too briefly (compare --random-init)")
 
 
 def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for one GLUE task (cfg is the resolved FinetuneConfig)."""
-    from electra.finetune.heads import ClassificationHead, RegressionHead
+    from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
     data = load_glue(task, data_dir, cfg.max_train_examples, cfg.max_eval_examples)
@@ -291,16 +302,11 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
     dev_feats = {k: enc(v) for k, v in data.dev.items()}
     test_feats = {k: enc(v) for k, v in data.test.items()}
 
-    def to_labels(outputs: list[Any]) -> list[Any]:
-        if task.is_regression:
-            return [float(o) for o in outputs]
-        return [max(range(len(o)), key=o.__getitem__) for o in outputs]  # argmax
-
     def evaluate(predict: Any) -> dict[str, float]:
         result: dict[str, float] = {}
         for k, feats in dev_feats.items():
-            predicted = to_labels(predict(feats))
-            warning = one_class_warning(task, k, predicted)
+            predicted = output_labels(predict(feats), task.is_regression)
+            warning = one_class_warning(task.name, task.labels, k, predicted)
             if warning:
                 print(warning, flush=True)
             scores = score(task, [ex.label for ex in data.dev[k]], predicted)
@@ -311,19 +317,17 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
 
     def write_test(predict: Any, out_dir: Path) -> list[str]:
         return [write_test_predictions(task, name, [ex.guid for ex in data.test[name]],
-                                       to_labels(predict(feats)), out_dir).name
+                                       output_labels(predict(feats), task.is_regression), out_dir).name
                 for name, feats in test_feats.items()]
-
-    def make_head(hidden: int) -> Any:
-        return RegressionHead(hidden, cfg.head_dropout, SCORE_RANGE) if task.is_regression else \
-            ClassificationHead(hidden, task.num_outputs, cfg.head_dropout)
 
     # the columns `electra predict` reads from a table (CoLA's labelled files have no header: its test file's name)
     named = [c for c in task.text if isinstance(c, str)] or [c for c in task.test_text if isinstance(c, str)]
     meta: dict[str, Any] = {"segments": len(task.text), "text_columns": named}
     if task.is_regression:
         meta["target_range"] = list(SCORE_RANGE)
-    return Job(task=task.name, head_kind="regression" if task.is_regression else "classification",
+    kind = "regression" if task.is_regression else "classification"
+    make_head = lambda hidden: build_head(kind, hidden, task.num_outputs, cfg.head_dropout, SCORE_RANGE)
+    return Job(task=task.name, head_kind=kind,
                labels=list(task.labels) if task.labels else None, train=enc(train), make_head=make_head,
                evaluate=evaluate, main_metric=task.metrics[0], write_test=write_test if test_feats else None,
                meta=meta)

@@ -191,6 +191,23 @@ class ElectraQAHead(nn.Module):
         return rows
 
 
+def build_head(kind: str, hidden: int, n_labels: int = 0, dropout: float = 0.1,
+               target_range: tuple[float, float] = (0.0, 5.0), beam: int = 20, answerable: bool = False) -> nn.Module:
+    """The head of one `finetune.json` "head" kind: the one place where the task jobs (to train it) and
+    `electra predict` (to load it) build it."""
+    if kind == "classification":
+        return ClassificationHead(hidden, n_labels, dropout)
+    if kind == "regression":
+        return RegressionHead(hidden, dropout, target_range)
+    if kind == "tagging":
+        return TaggingHead(hidden, n_labels, 0.0)  # no extra dropout, as tagging_tasks.py
+    if kind == "qa_simple":
+        return SimpleQAHead(hidden)
+    if kind == "qa_electra":
+        return ElectraQAHead(hidden, beam=beam, answerable=answerable)
+    raise ValueError(f"unknown head kind {kind!r}")
+
+
 class FinetuneModel(nn.Module):
     """encoder + head; parameter names `encoder.*` (the Encoder's own) and `head.*`, the saved layout."""
 

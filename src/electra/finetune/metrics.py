@@ -119,12 +119,15 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 # conlleval span F1
 
 
+CHUNK_PREFIXES = ("B", "I", "E", "S")  # begin, inside, end, single: the prefixes of a chunk tag
+
+
 def _split_tag(tag: str) -> tuple[str, str]:
     """'B-PER' -> ('B', 'PER'); 'O' -> ('O', ''); a bare 'NP' counts as ('I', 'NP') as conlleval's -r."""
     if tag == "O":
         return "O", ""
     prefix, sep, kind = tag.partition("-")
-    if sep and prefix in ("B", "I", "E", "S"):
+    if sep and prefix in CHUNK_PREFIXES:
         return prefix, kind
     return "I", tag
 

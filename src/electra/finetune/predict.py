@@ -59,12 +59,10 @@ class Finetuned:
 
     def __init__(self, model_dir: Path):
         from electra.config import ModelConfig
+        from electra.finetune.train import read_finetune_meta
 
         self.dir, where = model_dir, model_dir / "finetune.json"
-        try:
-            meta = json.loads(where.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as e:
-            raise UserError(f"{where} is unreadable ({e}); re-run `electra finetune`") from None
+        meta = read_finetune_meta(model_dir)
         if not isinstance(meta, dict) or meta.get("head") not in HEADS or not isinstance(meta.get("model_config"), dict):
             raise UserError(f"{where} has no known 'head' ({', '.join(HEADS)}) or no 'model_config'; it was not "
                             f"written by `electra finetune`")
@@ -102,26 +100,13 @@ class Finetuned:
         seq = cfg.max_seq_len or DEFAULT_MAX_LEN.get(self.kind, 128)
         return dataclasses.replace(cfg, max_seq_len=min(seq, self.mcfg.max_position_embeddings))
 
-    def _head(self) -> torch.nn.Module:
-        from electra.finetune import heads
-        hidden = self.mcfg.hidden_size
-        if self.kind == "classification":
-            return heads.ClassificationHead(hidden, len(self.labels), self.cfg.head_dropout)
-        if self.kind == "regression":
-            return heads.RegressionHead(hidden, self.cfg.head_dropout, self.target_range)
-        if self.kind == "tagging":
-            return heads.TaggingHead(hidden, len(self.labels), 0.0)
-        if self.kind == "qa_simple":
-            return heads.SimpleQAHead(hidden)
-        return heads.ElectraQAHead(hidden, beam=self.cfg.n_best, answerable=self.version2)
-
     def load(self, device: torch.device) -> None:
         """Weights (safetensors: no pickle), checked name by name and shape by shape against finetune.json."""
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         from electra.data.tokenizer import SpecialIds, load_tokenizer
-        from electra.finetune.heads import FinetuneModel
+        from electra.finetune.heads import FinetuneModel, build_head
         from electra.model import Encoder
 
         file = self.dir / "model.safetensors"
@@ -129,7 +114,9 @@ class Finetuned:
             weights = load_file(str(file))
         except (SafetensorError, OSError, ValueError) as e:
             raise UserError(f"{file} is missing or damaged ({str(e).splitlines()[0]}); re-run `electra finetune`") from None
-        model = FinetuneModel(Encoder(self.mcfg), self._head())
+        head = build_head(self.kind, self.mcfg.hidden_size, len(self.labels), self.cfg.head_dropout,
+                          self.target_range, self.cfg.n_best, self.version2)
+        model = FinetuneModel(Encoder(self.mcfg), head)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         missing, extra = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
         bad = [k for k in expected if k in weights and tuple(weights[k].shape) != expected[k]]

@@ -103,8 +103,9 @@ def read_rows(args: Any, model: Any) -> list[Row]:
     if fmt == "conll":
         if model.kind != "tagging":
             raise UserError(f"{name}: --format conll is for tagging models; this one is {model.kind}")
-        from electra.finetune.tagging import read_words
-        rows = [Row(f"{name} sentence {i}", None, s.words) for i, s in enumerate(read_words(Path(name), text=text), 1)]
+        from electra.finetune.tagging import read_conll
+        rows = [Row(f"{name} sentence {i}", None, s.words)
+                for i, s in enumerate(read_conll(Path(name), None, text=text), 1)]
     elif fmt in ("table", "jsonl"):
         from electra.finetune.custom import ID_COLUMNS, column
         from electra.finetune.custom import read_rows as read_table

@@ -338,7 +338,7 @@ def extract_answers(examples: list[QAExample], offsets: list[list[tuple[int, int
 
 def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for SQuAD 1.1 / 2.0 (cfg is the resolved FinetuneConfig)."""
-    from electra.finetune.heads import ElectraQAHead, SimpleQAHead
+    from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
@@ -364,10 +364,7 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
         preds = extract_answers(dev, offsets, dev_feats, predict(dev_feats), cfg, task.version2)
         return squad_scores(golds, preds, task.version2)
 
-    def make_head(hidden: int) -> Any:
-        if cfg.qa_head == "electra":
-            return ElectraQAHead(hidden, beam=cfg.n_best, answerable=task.version2)
-        return SimpleQAHead(hidden)
-
-    return Job(task=task.name, head_kind=f"qa_{cfg.qa_head}", labels=None, train=train_feats,
+    kind = f"qa_{cfg.qa_head}"
+    make_head = lambda hidden: build_head(kind, hidden, beam=cfg.n_best, answerable=task.version2)
+    return Job(task=task.name, head_kind=kind, labels=None, train=train_feats,
                make_head=make_head, evaluate=evaluate, main_metric="f1")

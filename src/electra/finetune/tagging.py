@@ -27,7 +27,7 @@ from electra.data.shards import atomic_write_bytes
 from electra.errors import UserError
 from electra.finetune.files import find_task_dir, read_utf8
 from electra.finetune.heads import IGNORE
-from electra.finetune.metrics import span_f1, spans
+from electra.finetune.metrics import CHUNK_PREFIXES, span_f1, spans
 
 
 @dataclass(frozen=True)
@@ -54,9 +54,6 @@ TAGGING_TASKS: dict[str, TaggingTask] = {t.name: t for t in [
     TaggingTask("chunk", ("chunk", "conll2000", "CoNLL-2000"), "train.txt", "test.txt", None),
     TaggingTask("tag", (), "train.txt", "dev.txt", "test.txt", any_tags=True),
 ]}
-
-CHUNK_PREFIXES = ("B", "I", "E", "S")
-
 
 def chunk_tags(tags: set[str]) -> bool:
     """Are these chunk tags (O, or PREFIX-TYPE with a B/I/E/S prefix), whose spans the F1 counts?"""
@@ -87,14 +84,16 @@ def check_tag(tag: str, entity_types: tuple[str, ...]) -> bool:
     return not entity_types or tag == "O" or tag.partition("-")[2] in entity_types
 
 
-def read_conll(path: Path, label_column: int = -1, limit: int = 0,
-               entity_types: tuple[str, ...] = ()) -> list[Sentence]:
-    """Sentences of a CoNLL file; a line without the label column, or a tag read from the last column (the NER
-    column of CoNLL-2003) whose type is not in `entity_types`, is a one-line UserError."""
+def read_conll(path: Path, label_column: int | None = -1, limit: int = 0,
+               entity_types: tuple[str, ...] = (), text: str | None = None) -> list[Sentence]:
+    """Sentences of a CoNLL file (`text`: its text when already read); a line without the label column, or a tag
+    read from the last column (the NER column of CoNLL-2003) whose type is not in `entity_types`, is a one-line
+    UserError. label_column None reads the words alone (the first column; tags empty): an unlabelled test file
+    of `--task tag`, or `electra predict`'s CoNLL input."""
     out: list[Sentence] = []
     words: list[str] = []
     tags: list[str] = []
-    for line_no, line in enumerate(read_utf8(path).split("\n"), 1):
+    for line_no, line in enumerate((read_utf8(path) if text is None else text).split("\n"), 1):
         cols = fields(line)
         if not cols or cols[0] == "-DOCSTART-":
             if words:
@@ -102,6 +101,9 @@ def read_conll(path: Path, label_column: int = -1, limit: int = 0,
                 words, tags = [], []
                 if limit and len(out) >= limit:
                     return out
+            continue
+        if label_column is None:
+            words.append(cols[0])
             continue
         if len(cols) < 2 or not -len(cols) <= label_column < len(cols) or label_column in (0, -len(cols)):
             raise UserError(f"{path} line {line_no}: {len(cols)} column(s), no tag in column {label_column} "
@@ -160,27 +162,10 @@ def read_train(task: TaggingTask, folder: Path, cfg: Any) -> list[Sentence]:
     return train
 
 
-def words_only(path: Path) -> bool:
-    """Does every token line of this file have a single column (words to tag, no tags)?"""
-    lines = [fields(line) for line in read_utf8(path).split("\n")]
+def words_only(text: str) -> bool:
+    """Does every token line of this CoNLL text have a single column (words to tag, no tags)?"""
+    lines = [fields(line) for line in text.split("\n")]
     return all(len(c) == 1 for c in lines if c and c[0] != "-DOCSTART-")
-
-
-def read_words(path: Path, limit: int = 0, text: str | None = None) -> list[Sentence]:
-    """The sentences of a CoNLL file without tags (an unlabelled test file of `--task tag`); its first column
-    only, so a tagged file gives its words too. `text`: the file's text when already read."""
-    out: list[Sentence] = []
-    words: list[str] = []
-    for line in (read_utf8(path) if text is None else text).split("\n") + [""]:
-        cols = fields(line)
-        if cols and cols[0] != "-DOCSTART-":
-            words.append(cols[0])
-        elif words:
-            out.append(Sentence(words, []))
-            words = []
-            if limit and len(out) >= limit:
-                break
-    return out
 
 
 def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Path, list[Sentence]]]:
@@ -192,10 +177,9 @@ def read_evals(task: TaggingTask, folder: Path, cfg: Any) -> dict[str, tuple[Pat
         files["test_"] = folder / task.test
     evals = {}
     for prefix, path in files.items():
-        if prefix and task.any_tags and words_only(path):
-            sents = read_words(path, cfg.max_eval_examples)
-        else:
-            sents = read_conll(path, cfg.label_column, cfg.max_eval_examples, task.entity_types)
+        text = read_utf8(path)
+        column = None if prefix and task.any_tags and words_only(text) else cfg.label_column
+        sents = read_conll(path, column, cfg.max_eval_examples, task.entity_types, text)
         if not sents:
             raise UserError(f"{path} has no examples; give the task's tagged {'test' if prefix else 'dev'} file")
         evals[prefix] = (path, sents)
@@ -240,7 +224,7 @@ def unseen_tags_warning(task: str, path: Path, sents: list[Sentence], known: set
 
 def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: int, sep_id: int) -> Any:
     """A train.Job for one tagging task (cfg is the resolved FinetuneConfig)."""
-    from electra.finetune.heads import TaggingHead
+    from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
     folder = find_task_dir(data_dir, task.name, task.folders, task.train)
@@ -289,7 +273,7 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
         return [write_tagged(test, tag(predict, eval_feats.get("test_") or enc(test)), out_dir).name]
 
     return Job(task=task.name, head_kind="tagging", labels=labels, train=enc(train),
-               make_head=lambda hidden: TaggingHead(hidden, len(labels), 0.0),
+               make_head=lambda hidden: build_head("tagging", hidden, len(labels)),
                evaluate=evaluate, main_metric="f1" if chunked else "accuracy",
                write_test=write_test if task.any_tags and test is not None else None,
                meta={"tag_encoding": "bioes" if bioes else "asis", "chunk_tags": chunked, "fallback_tag": fallback})

@@ -204,6 +204,17 @@ def predict(model: FinetuneModel, feats: list[Feature], pad_id: int, device: tor
     return out
 
 
+def read_finetune_meta(model_dir: Path) -> dict[str, Any]:
+    """OUT/model/finetune.json as `save_model` wrote it (read by `electra export` and `electra predict`)."""
+    try:
+        meta = json.loads((model_dir / "finetune.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise UserError(f"{model_dir / 'finetune.json'} is unreadable ({e}); re-run `electra finetune`") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{model_dir / 'finetune.json'} is not a JSON object; re-run `electra finetune`")
+    return meta
+
+
 def save_model(model: FinetuneModel, out_dir: Path, meta: dict[str, Any], vocab_path: Path) -> Path:
     """OUT/model/: model.safetensors (`encoder.<Encoder names>`, `head.<...>`), finetune.json, vocab.txt, written
     under a temporary name and renamed into place, so that a crash never leaves a folder with half a model."""
