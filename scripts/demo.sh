@@ -21,8 +21,12 @@ else
   vocab="$out/vocab/vocab.txt"
 fi
 electra prepare "$corpus" --vocab "$vocab" --seq-len 128 --out "$out/data"
-electra pretrain --preset tiny --data "$out/data" --out "$out/run" --max-time "$seconds" --max-steps 3000 \
-  --eval-every 200 --save-every 500
+# The schedule (warmup, then linear decay to 0) is fitted to the time budget (src/electra/budget.py). Minutes
+# only show ELECTRA's early phase, where the discriminator learns while the generator is still weak: at lr 1e-4
+# the held-out AUC is ~0.7 after 5 minutes; at the preset's 5e-4 the generator learns faster and the AUC dips
+# to ~0.54 first, recovering over tens of millions of tokens (docs/results.md).
+electra pretrain --preset tiny --data "$out/data" --out "$out/run" --time-budget "$seconds" --lr 1e-4 \
+  --eval-every 100 --save-every 100
 electra detect --model "$out/run" \
   "the cat sat on the mat and the dog slept by the fire ." \
   "the cat sat on the river and the dog sang by the fire ."

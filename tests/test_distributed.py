@@ -207,3 +207,17 @@ def test_a_bad_device_name_is_a_one_line_error():
                 pick_device(name)
     else:
         assert pick_device("cuda", 1) == torch.device("cuda", 1) and pick_device("cuda:0", 1) == torch.device("cuda", 0)
+
+
+def test_two_ranks_plan_a_time_budget_together(tiny_dataset, tmp_path):
+    # each rank times its own steps: they must close the window at the same step and plan the same schedule
+    # (the slowest rank's timings), or one would wait forever in a collective the other never joins
+    from electra.budget import CHECK_EVERY, WARM_STEPS
+    out = tmp_path / "budget"
+    r = launch(out, tiny_dataset, 2, ["--max-steps", "100000", "--save-every", "100000", "--eval-every", "0",
+                                      "--log-every", "50", "--time-budget", "4"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    state = json.loads((out / "checkpoints" / (out / "checkpoints" / "LATEST").read_text() / "state.json").read_text())
+    plan, log = state["budget_plan"], (out / "train.log").read_text()
+    assert "time budget 4s:" in log and f"done at step {plan['steps']} (max_steps)" in log
+    assert state["step"] == plan["steps"] < 100000 and (plan["at"] - WARM_STEPS) % CHECK_EVERY == 0

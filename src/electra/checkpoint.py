@@ -170,6 +170,11 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     return final
 
 
+def amend_state(ckpt: Path, updates: dict[str, Any]) -> None:
+    """Update fields of a saved checkpoint's state.json in place, atomically (its tensor files are untouched)."""
+    atomic_write_text(ckpt / "state.json", json.dumps({**read_state(ckpt), **updates}, indent=1))
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run, or None if it has none yet."""
     pointer = run_dir / "checkpoints" / "LATEST"

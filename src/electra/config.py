@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from electra.errors import UserError
-from electra.overrides import parse_value, split_argv
+from electra.overrides import parse_duration, parse_value, split_argv
 
 
 @dataclass
@@ -161,7 +161,8 @@ class TrainConfig:
     eval_batches: int = 20  # held-out rows per evaluation, in global batches (eval_batches x global_batch_size rows)
     save_every: int = 1000  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
-    max_time: float = 0.0  # seconds of training after which the run stops cleanly (0 = no limit)
+    max_time: float = 0.0  # seconds of training after which this command stops cleanly (0 = no limit); also 45m, 6h
+    time_budget: float = 0.0  # seconds of training (over resumes) to fit the schedule into: shortens max_steps and warmup to fit, keeping their ratio (0 = off; 6h, 90m also work; budget.py)
 
     def __post_init__(self) -> None:
         for name in ("seq_len", "global_batch_size", "max_steps", "log_every", "eval_batches",
@@ -171,7 +172,8 @@ class TrainConfig:
         if self.micro_batch_size < 0 or self.warmup_steps < 0 or self.eval_every < 0:
             raise UserError("train.micro_batch_size, warmup_steps and eval_every must be >= 0")
         _positive(self, "train", "lr")
-        _at_least_0(self, "train", "lr_decay_power", "weight_decay", "adam_eps", "clip_norm", "max_time")
+        _at_least_0(self, "train", "lr_decay_power", "weight_decay", "adam_eps", "clip_norm", "max_time",
+                    "time_budget")
         for name in ("adam_beta1", "adam_beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
@@ -202,6 +204,8 @@ def _at_least_0(section: Any, name: str, *fields: str) -> None:
         if not 0 <= getattr(section, f) < float("inf"):
             raise UserError(f"{name}.{f} must be a number >= 0, got {getattr(section, f)}")
 
+
+DURATIONS = ("max_time", "time_budget")  # seconds, or 45m, 6h, 1.5d on the command line
 
 SECTIONS: dict[str, type] = {"model": ModelConfig, "objective": ObjectiveConfig, "train": TrainConfig}
 
@@ -372,7 +376,8 @@ def config_values(preset: str | None, overrides: dict[str, str], base: dict[str,
             raise UserError(f"unknown config field {key!r} (see `electra pretrain --print-config` for all fields)")
         section, name = index[key]
         default = getattr(defaults[section].default_factory(), name)
-        d[section][name] = parse_value(text, type(default), f"{section}.{name}")
+        d[section][name] = (parse_duration(text, f"{section}.{name}") if name in DURATIONS
+                            else parse_value(text, type(default), f"{section}.{name}"))
     given = named_fields(overrides)
     # the original's size rule (spec 1.1) for what a new width leaves unsaid; a saved config (base) keeps its sizes
     if "hidden_size" in given and base is None:

@@ -84,6 +84,15 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def max_over_ranks(values: list[float], device: torch.device) -> list[float]:
+    """Each value's maximum over the ranks (timings that every rank must plan from alike)."""
+    if not (td.is_initialized() and td.get_world_size() > 1):
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    td.all_reduce(t, op=td.ReduceOp.MAX)
+    return t.tolist()
+
+
 def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
     """Concatenate a 1-D tensor of possibly different lengths from every rank (for AUC over all ranks)."""
     if not (td.is_initialized() and td.get_world_size() > 1):

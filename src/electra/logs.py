@@ -21,6 +21,7 @@ class NullLogger:
     def print(self, text: str) -> None: ...
     def log(self, step: int, metrics: dict[str, float], line: str | None = None) -> None: ...
     def progress(self, step: int) -> None: ...
+    def set_total(self, steps: int) -> None: ...
     def close(self) -> None: ...
 
 
@@ -63,6 +64,12 @@ class RunLogger(NullLogger):
     def progress(self, step: int) -> None:
         if self.bar is not None:
             self.bar.n = step
+            self.bar.refresh()
+
+    def set_total(self, steps: int) -> None:
+        """The schedule's new length (a --time-budget plan)."""
+        if self.bar is not None:
+            self.bar.total = steps
             self.bar.refresh()
 
     def close(self) -> None:
@@ -147,3 +154,15 @@ def disc_columns(metrics: dict[str, float], split: str, joint: bool) -> list[str
     if "disc_auc" in m:
         parts += [f"disc_auc {m['disc_auc']:.3f}", f"precision {m['disc_precision']:.3f}", f"recall {m['disc_recall']:.3f}"]
     return parts
+
+
+def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Any, joint: bool) -> None:
+    """Log a held-out evaluation and the health monitor's alerts on it (health.Monitor)."""
+    if not metrics:
+        log.print(f"step {step}: no held-out examples, skipping evaluation")
+        return
+    log.log(step, metrics, " | ".join([
+        f"eval @ {step}: mlm {metrics['eval/mlm_loss']:.3f}", f"gen_acc {metrics['eval/gen_acc']:.3f}",
+        *([f"sampled_acc {metrics['eval/sampled_acc']:.3f}"] if joint else []), *disc_columns(metrics, "eval", joint)]))
+    for line in health.update(step, metrics):  # alerts on the two-player dynamics (health.py)
+        log.print(line)

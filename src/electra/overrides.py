@@ -38,6 +38,21 @@ def parse_value(text: str, kind: type, where: str) -> Any:
         raise UserError(f"bad value {text!r} for {where}: expected {kind.__name__}") from None
 
 
+def parse_duration(text: str, where: str) -> float:
+    """Seconds from '3600', '90s', '45m', '6h', '1.5d'."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip()
+    body, scale = (text[:-1], units[text[-1].lower()]) if text and text[-1].lower() in units else (text, 1)
+    try:
+        value = float(body) * scale
+    except ValueError:
+        raise UserError(f"bad value {text!r} for {where}: expected seconds, or a number with s, m, h or d "
+                        f"(e.g. 6h)") from None
+    if not math.isfinite(value):
+        raise UserError(f"bad value {text!r} for {where}: expected a finite duration")
+    return value
+
+
 def split_argv(argv: list[str], field_type: Callable[[str], Any]) -> tuple[dict[str, str], list[str]]:
     """Pull `--field value` / `--field=value` pairs naming config fields out of argv; return them and the rest.
     `field_type(key)` is the field's type, or None when `key` names no field. A bool field given without a

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import signal
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
+from electra.budget import resume_planner
 from electra.checkpoint import (
+    amend_state,
     checkpoint_weights,
     discard_failed_start,
     optimizer_from_flat,
@@ -49,12 +49,12 @@ from electra.device import (
 from electra.errors import ArgumentParser, UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
-from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, plot_curves
+from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, log_eval, plot_curves
 from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
-from electra.run_setup import check_dataset, resolve_run
+from electra.run_setup import check_dataset, inject_fault, micro_seed, resolve_run
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
@@ -88,23 +88,6 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     if args.config is not None:  # the command line's fields win: they come later
         overrides = {**file_overrides(args.config), **overrides}
     return args, overrides
-
-
-def micro_seed(seed: int, step: int, index: int) -> int:
-    """One seed per (run seed, optimizer step, global micro-batch index): dropout, masking and sampling
-    draw from it, so a resumed or re-sharded run draws exactly what an uninterrupted one would."""
-    return int(np.random.SeedSequence([seed, step, index]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def inject_fault(step: int, rank: int) -> None:
-    """Test hook for crash recovery: ELECTRA_FAULT_AT_STEP=S[:R] SIGKILLs rank R (default all) right after
-    step S, on a first attempt only (torchrun's restarts set TORCHELASTIC_RESTART_COUNT > 0)."""
-    spec = os.environ.get("ELECTRA_FAULT_AT_STEP")
-    if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
-        return
-    at, _, who = spec.partition(":")
-    if step == int(at) and (not who or int(who) == rank):
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -142,7 +125,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if counts.sum() == 0:
             raise UserError(f"{args.data}: the training split has no tokens to build the unigram generator from")
         model.set_prior(counts)
-    step, elapsed_before, tokens_seen, opt_state, resume_note = 0, 0.0, 0, None, None
+    step, elapsed_before, tokens_seen, opt_state, resume_note, state = 0, 0.0, 0, None, None, {}
     init_source = str(args.init) if init is not None else None  # kept in every checkpoint: the model card says it
     if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
         state = read_state(ckpt)
@@ -164,6 +147,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                            f"same schedule and data order, other dropout, masking and sampling draws than an "
                            f"uninterrupted run; pass --micro-batch-size {was} to continue it exactly")
     start_step = step
+    planner, plan = resume_planner(t.time_budget, t.max_steps, t.warmup_steps, state.get("budget_plan"), step,
+                                   d.world_size)
+    if plan is not None:  # the schedule it planned, whatever the command line that resumed it says
+        t.max_steps, t.warmup_steps = plan.steps, plan.warmup
+    spent = planner is not None and elapsed_before >= t.time_budget
+    if spent:  # nothing of the budget left to plan with
+        t.max_steps, planner = step, None
     use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))
     autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
     raw = model
@@ -261,6 +251,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
+                                    **({"budget_plan": plan.to_dict()} if plan else {}),
                                     # what bit-for-bit reproduction also needs (float reductions follow them)
                                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                                     **({"init": init_source} if init_source else {}),
@@ -268,6 +259,30 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                                    t.keep_last)
             log.print(f"saved {path}")
         dist.barrier()
+        return path if d.is_main else None
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - start_time
+
+    def plan_schedule() -> None:
+        """--time-budget: the window's steps are timed; evaluate and save once, timed, then fit the schedule into
+        what is left of the budget and record the plan in that checkpoint and config.json (budget.py)."""
+        nonlocal plan, evaluates
+        took = time.perf_counter()
+        log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+        took_eval, took = time.perf_counter() - took, time.perf_counter()
+        path = save()
+        took_save = time.perf_counter() - took
+        plan = planner.plan(step, elapsed(), took_eval if len(data.valid) else 0.0, took_save, t.eval_every,
+                            t.save_every, lambda values: dist.max_over_ranks(values, d.device))
+        t.max_steps, t.warmup_steps = plan.steps, plan.warmup
+        evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
+        health.warmup = max(1, t.warmup_steps)
+        log.set_total(t.max_steps)
+        log.print(plan.describe())
+        if d.is_main:  # the checkpoint just saved runs on the plan: a resume from it keeps it
+            amend_state(path, {"config": cfg.to_dict(), "budget_plan": plan.to_dict()})
+            write_run_files(args.out, cfg, data)
 
     reason = "max_steps"
     evaluated = saved = -1  # the steps of the last periodic evaluation and checkpoint: a stop there repeats neither
@@ -313,15 +328,23 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
                 f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
                 *disc_columns(metrics, "train", cfg.objective.joint), f"lr {lr:.2e}",
-                f"{metrics['train/tokens_per_s']:,.0f} tok/s", f"eta {fmt_duration((t.max_steps - step) * step_seconds)}"]))
+                f"{metrics['train/tokens_per_s']:,.0f} tok/s",
+                "eta: timing steps for --time-budget" if planner and not plan else
+                f"eta {fmt_duration((t.max_steps - step) * step_seconds)}"]))
             if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
         log.progress(step)
-        if t.eval_every and step % t.eval_every == 0 and step < t.max_steps:
+        due = (t.eval_every and step % t.eval_every == 0) or step % t.save_every == 0
+        if planner is not None and plan is None and planner.ready(
+                step, elapsed(), due, torch.cuda.synchronize if cuda else lambda: None,
+                lambda flag: dist.any_rank(flag, d.device)):
+            plan_schedule()
+            evaluated = saved = step
+        if t.eval_every and step % t.eval_every == 0 and step < t.max_steps and evaluated != step:
             log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
             evaluated = step
-        if step % t.save_every == 0 and step < t.max_steps:
+        if step % t.save_every == 0 and step < t.max_steps and saved != step:
             save()
             saved = step
         inject_fault(step, d.rank)
@@ -341,26 +364,18 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if saved != step:
             save()
     else:  # a finished run re-run: its checkpoint keeps the config and the evaluation it was trained with
-        log.print(f"nothing to train: the run is at step {step} of max_steps {t.max_steps}; raise --max-steps to "
+        log.print(f"nothing to train: the run has spent its time budget of {t.time_budget:g}s; raise "
+                  f"--time-budget to continue it" if spent else
+                  f"nothing to train: the run is at step {step} of max_steps {t.max_steps}; raise --max-steps to "
                   f"continue it")
     if d.is_main:
+        budget = f"; {elapsed():,.0f}s of the {t.time_budget:g}s time budget spent" if plan else ""
         plot = plot_curves(args.out)
-        log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began; "
+        log.print(f"done at step {step} ({reason}); {tokens_seen:,} tokens seen since the run began{budget}; "
                   f"curves in {plot}")
     log.close()
     dist.cleanup()
     return 0
-
-
-def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Monitor, joint: bool) -> None:
-    if not metrics:
-        log.print(f"step {step}: no held-out examples, skipping evaluation")
-        return
-    log.log(step, metrics, " | ".join([
-        f"eval @ {step}: mlm {metrics['eval/mlm_loss']:.3f}", f"gen_acc {metrics['eval/gen_acc']:.3f}",
-        *([f"sampled_acc {metrics['eval/sampled_acc']:.3f}"] if joint else []), *disc_columns(metrics, "eval", joint)]))
-    for line in health.update(step, metrics):  # alerts on the two-player dynamics (health.py)
-        log.print(line)
 
 
 def main(argv: list[str]) -> int:

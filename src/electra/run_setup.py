@@ -1,11 +1,16 @@
 """What an `electra pretrain` command starts from: the run's config (a fresh run's from the preset, a config file,
 the command line and the dataset; a resumed run's from its saved config), the checkpoint it resumes and the
-Hugging Face folder it is initialised from, each combination checked before anything is built or written.
+Hugging Face folder it is initialised from, each combination checked before anything is built or written; and
+the per-micro-batch seeds and the crash hook that exact resume is tested with.
 """
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+
+import numpy as np
 
 from electra import dist
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
@@ -87,3 +92,20 @@ def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainD
         if recorded != (have := vocab_sha256(data.vocab_path)):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {have[:12]} vs {recorded[:12]}); use the run's dataset")
+
+
+def micro_seed(seed: int, step: int, index: int) -> int:
+    """One seed per (run seed, optimizer step, global micro-batch index): dropout, masking and sampling
+    draw from it, so a resumed or re-sharded run draws exactly what an uninterrupted one would."""
+    return int(np.random.SeedSequence([seed, step, index]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def inject_fault(step: int, rank: int) -> None:
+    """Test hook for crash recovery: ELECTRA_FAULT_AT_STEP=S[:R] SIGKILLs rank R (default all) right after
+    step S, on a first attempt only (torchrun's restarts set TORCHELASTIC_RESTART_COUNT > 0)."""
+    spec = os.environ.get("ELECTRA_FAULT_AT_STEP")
+    if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return
+    at, _, who = spec.partition(":")
+    if step == int(at) and (not who or int(who) == rank):
+        os.kill(os.getpid(), signal.SIGKILL)
