@@ -416,3 +416,63 @@ def test_every_task_is_checked_before_any_trains(tmp_path: Path, capsys: pytest.
     write_tsv(data / "SST-2" / "dev.tsv", [], ["sentence", "label"])
     assert "SST-2/dev.tsv has no examples" in _cli_error(capsys, common[:1] + ["sst2"] + common[2:])
     assert not out.exists()
+
+
+def test_glue_run_zips_a_leaderboard_submission(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """All eight tasks with test files, GLUE's diagnostic set and WNLI: one zip with the server's eleven files at
+    its top level, AX predicted by the MNLI model, WNLI the majority class of its training set."""
+    import zipfile
+
+    from electra.finetune.submission import SUBMISSION_FILES
+    run = make_run(tmp_path)
+    root = write_unavailable_tasks(tmp_path / "glue")
+    _learnable_sst2(root, n=8)
+    rows = [["src", str(i % 2), "", "the cat sat"] for i in range(6)]
+    write_tsv(root / "CoLA" / "train.tsv", rows)
+    write_tsv(root / "CoLA" / "dev.tsv", rows)
+    write_tsv(root / "CoLA" / "test.tsv", [["0", "the cat"], ["1", "sat the"]], ["index", "sentence"])
+    cols = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    write_tsv(root / "MRPC" / "train.tsv", [[str(i % 2), "1", "2", "a dog", "the cat"] for i in range(4)], cols)
+    write_tsv(root / "MRPC" / "dev.tsv", [["1", "1", "2", "a dog", "the cat"]], cols)
+    write_tsv(root / "MRPC" / "test.tsv", [["0", "1", "2", "a dog", "a cat"]], ["index"] + cols[1:])
+    cols = ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"]
+    rows = [[str(i), "g", "f", "y", "0", "s", "s", "a man", "the man", f"{i}.000"] for i in range(4)]
+    write_tsv(root / "STS-B" / "train.tsv", rows, cols)
+    write_tsv(root / "STS-B" / "dev.tsv", rows, cols)
+    write_tsv(root / "STS-B" / "test.tsv", [r[:-1] for r in rows[:3]], cols[:-1])
+    write_tsv(root / "diagnostic" / "diagnostic.tsv", [[str(i), "A cat.", "An animal."] for i in range(4)],
+              ["index", "sentence1", "sentence2"])
+    wnli = ["index", "sentence1", "sentence2", "label"]
+    write_tsv(root / "WNLI" / "train.tsv", [[str(i), "a", "b", "1" if i % 3 else "0"] for i in range(6)], wnli)
+    write_tsv(root / "WNLI" / "test.tsv", [[str(i), "a", "b"] for i in range(3)], wnli[:3])
+    out = tmp_path / "out"
+    assert electra_main(["finetune", "--task", "glue", "--data", str(root), "--model", str(run), "--out", str(out),
+                         "--epochs", "0.01", "--no-save-model"]) == 0
+    assert f"GLUE leaderboard submission: {out / 'glue_submission.zip'} (11 of 11 files)" in capsys.readouterr().out
+    with zipfile.ZipFile(out / "glue_submission.zip") as z:
+        assert sorted(z.namelist()) == sorted(f"{s}.tsv" for s in SUBMISSION_FILES)
+        files = {n: z.read(n).decode().splitlines() for n in z.namelist()}
+    assert all(lines[0] == "index\tprediction" for lines in files.values())
+    assert files["WNLI.tsv"][1:] == ["0\t1", "1\t1", "2\t1"]  # "1" is 4 of WNLI's 6 training labels
+    ax = [line.split("\t") for line in files["AX.tsv"][1:]]
+    assert [i for i, _ in ax] == ["0", "1", "2", "3"] and {p for _, p in ax} <= set(GLUE_TASKS["mnli"].labels)
+    assert files["AX.tsv"] == (out / "mnli" / "test_predictions" / "AX.tsv").read_text().splitlines()
+    assert files["SST-2.tsv"] == (out / "sst2" / "test_predictions" / "SST-2.tsv").read_text().splitlines()
+    assert len(files["STS-B.tsv"]) == 4 and len(files["QQP.tsv"]) == 3 and len(files["MNLI-mm.tsv"]) == 3
+    # a run of two tasks zips what it has, and names what the server would still need
+    assert electra_main(["finetune", "--task", "sst2,rte", "--data", str(root), "--model", str(run), "--out",
+                         str(out), "--epochs", "0.01", "--no-save-model", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "(3 of 11 files; without AX, CoLA, MNLI-m, MNLI-mm, MRPC, QNLI, QQP, STS-B, which the server needs)" in printed
+    with zipfile.ZipFile(out / "glue_submission.zip") as z:
+        assert sorted(z.namelist()) == ["RTE.tsv", "SST-2.tsv", "WNLI.tsv"]
+
+
+def test_a_bad_wnli_file_stops_a_glue_run_before_training(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _learnable_sst2(write_unavailable_tasks(tmp_path / "glue"), n=8)
+    write_tsv(root / "WNLI" / "train.tsv", [["0", "a", "b", "1"]], ["index", "sentence1", "sentence2", "lable"])
+    write_tsv(root / "WNLI" / "test.tsv", [["0", "a", "b"]], ["index", "sentence1", "sentence2"])
+    rc = electra_main(["finetune", "--task", "sst2,rte", "--data", str(root), "--model", str(tmp_path / "nomodel"),
+                       "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "WNLI/train.tsv: expected a column named 'label'" in err and len(err.splitlines()) == 1

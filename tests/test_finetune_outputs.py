@@ -62,8 +62,14 @@ def test_a_rerun_leaves_only_its_own_results(tmp_path: Path, capsys: pytest.Capt
     err = _cli_error(capsys, [*common[1:], "--task", "rte"])
     assert "holds the results of --task sst2" in err and "--overwrite" in err
     assert electra_main([*common, "--task", "rte,sst2", "--overwrite"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.json", "rte", "sst2"]
+    assert sorted(p.name for p in out.iterdir()) == ["glue_submission.zip", "notes.txt", "results.json", "rte", "sst2"]
     assert electra_main([*common, "--task", "sst2,rte"]) == 0  # the same tasks: no --overwrite needed
+    (data / "RTE" / "test.tsv").unlink()  # a run with no leaderboard file to zip: the earlier zip goes
+    assert electra_main([*common, "--task", "sst2,rte"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.json", "rte", "sst2"]
+    (out / "glue_submission.zip").write_bytes(b"an earlier run's")
+    assert electra_main([*common, "--task", "sst2", "--overwrite"]) == 0  # so does --overwrite's clearing
+    assert not (out / "glue_submission.zip").exists()
 
 
 def test_overwrite_and_rerun_never_touch_what_finetune_did_not_write(tmp_path: Path,

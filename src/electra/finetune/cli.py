@@ -14,7 +14,8 @@ model's shape and vocabulary but re-initialises the encoder: the "no pre-trainin
 Output (one task): OUT/results.json (resolved config, per-seed dev metrics, median / mean / std),
 OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, finetune.json, vocab.txt),
 OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
-Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score.
+Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score; with GLUE
+test files, OUT/glue_submission.zip holds every leaderboard file (AX from the MNLI model, WNLI's majority class).
 Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
 folder, training, dev and test files are read and checked: a bad one stops the run before any task is trained.
 """
@@ -44,6 +45,7 @@ from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
+from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
 
@@ -200,6 +202,8 @@ def main(argv: list[str]) -> int:
     check_out(args, names)
     for name in names:  # every task's files before the model is loaded or any task trained (and written)
         check_data(name, args.data, cfg)
+    if submits(names):
+        wnli_predictions(args.data)  # WNLI's files, read for the submission at the end
     threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -207,6 +211,11 @@ def main(argv: list[str]) -> int:
         return finetune_all(args, cfg, names)
     finally:  # main() also runs in-process (tests, notebooks): leave the caller's thread count as it was
         torch.set_num_threads(threads)
+
+
+def submits(names: list[str]) -> bool:
+    """Whether the run ends with a GLUE leaderboard zip: several tasks, GLUE's among them."""
+    return len(names) > 1 and any(n in GLUE_TASKS for n in names)
 
 
 def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]) -> int:
@@ -220,7 +229,8 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     if args.overwrite:  # only once everything has been checked and loaded
         clear_results(args.out, keep=[args.data, args.model])
     results: dict[str, dict[str, Any]] = {}
-    for name, out in zip(names, task_outs(args.out, names)):
+    outs = task_outs(args.out, names)
+    for name, out in zip(names, outs):
         results[name] = run_task(name, args, cfg, encoder, pre, out, device)
     print(table(results))
     if len(names) > 1:
@@ -231,5 +241,11 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
                   f"{score:.2f}")
         args.out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score}, indent=1))
+    if submits(names):
+        zipped, missing = write_submission(args.out, [o / "test_predictions" for o in outs], args.data)
+        if zipped is not None:
+            print(f"GLUE leaderboard submission: {zipped} ({len(SUBMISSION_FILES) - len(missing)} of "
+                  f"{len(SUBMISSION_FILES)} files" + (f"; without {', '.join(missing)}, which the server needs"
+                                                      if missing else "") + ")")
     print(f"results: {args.out / 'results.json'}", file=sys.stderr)
     return 0

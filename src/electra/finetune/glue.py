@@ -12,6 +12,7 @@ max_seq_len - 3 (pairs) or - 2 (single sentences). MRPC and STS-B train on both 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,12 @@ class Split:
     file: str  # file name inside the task folder
     header: bool = True  # first line names the columns
     labelled: bool = True  # has the label column (test files do not)
+    elsewhere: tuple[str, ...] = ()  # other places the file is kept in (relative to the task folder)
+
+    def locate(self, task_dir: Path) -> Path | None:
+        """The file, at the first of its places that holds it; None when none does."""
+        places = [Path(os.path.normpath(task_dir / f)) for f in (self.file, *self.elsewhere)]
+        return next((p for p in places if p.is_file()), None)
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,10 @@ GLUE_TASKS: dict[str, GlueTask] = {t.name: t for t in [
              labels=("0", "1"), metrics=("accuracy", "f1"), test_index="id", skip_short_train_rows=True),
     GlueTask("mnli", "MNLI", Split("train.tsv"),
              {"matched": Split("dev_matched.tsv"), "mismatched": Split("dev_mismatched.tsv")},
-             {"MNLI-m": Split("test_matched.tsv", labelled=False), "MNLI-mm": Split("test_mismatched.tsv", labelled=False)},
+             {"MNLI-m": Split("test_matched.tsv", labelled=False), "MNLI-mm": Split("test_mismatched.tsv", labelled=False),
+              # GLUE's diagnostic set (the leaderboard's AX), predicted by the MNLI model: where GLUE's download
+              # script puts it (GLUE_DIR/diagnostic/diagnostic.tsv), or as AX/test.tsv
+              "AX": Split("../diagnostic/diagnostic.tsv", labelled=False, elsewhere=("../AX/test.tsv",))},
              text=("sentence1", "sentence2"), label="gold_label", labels=_NLI3, metrics=("accuracy",)),
     GlueTask("qnli", "QNLI", Split("train.tsv"), {"dev": Split("dev.tsv")},
              {"QNLI": Split("test.tsv", labelled=False)}, text=("question", "sentence"), label="label",
@@ -120,7 +130,7 @@ def read_split(task: GlueTask, task_dir: Path, split: Split, limit: int = 0,
                warn: Callable[[str], None] | None = print) -> list[Example]:
     """Examples of one GLUE file; labels become class ids (or floats); a wrong column or an unknown
     label is a one-line UserError naming the file and line."""
-    path = task_dir / split.file
+    path = split.locate(task_dir) or task_dir / split.file
     rows = read_tsv(path)
     header = None
     if split.header:
@@ -215,11 +225,14 @@ def score(task: GlueTask, gold: Sequence[Any], pred: Sequence[Any]) -> dict[str,
     return {m: 100.0 * METRICS[m](list(gold), list(pred)) for m in task.metrics}
 
 
-def write_index_tsv(path: Path, guids: Sequence[str], values: Sequence[str]) -> Path:
+def index_tsv(guids: Sequence[str], values: Sequence[str]) -> str:
     """A prediction file in the GLUE leaderboard's format: header `index\tprediction`, one row per example."""
+    return "\n".join(["index\tprediction"] + [f"{g}\t{v}" for g, v in zip(guids, values)]) + "\n"
+
+
+def write_index_tsv(path: Path, guids: Sequence[str], values: Sequence[str]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = ["index\tprediction"] + [f"{g}\t{v}" for g, v in zip(guids, values)]
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, index_tsv(guids, values).encode("utf-8"))
     return path
 
 
@@ -274,7 +287,7 @@ def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int 
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")
     dev = read_dev(task, task_dir, max_eval)
-    test = {k: read_split(task, task_dir, s) for k, s in task.test.items() if (task_dir / s.file).is_file()}
+    test = {k: read_split(task, task_dir, s) for k, s in task.test.items() if s.locate(task_dir)}
     return GlueData(task, train, dev, test)
 
 

@@ -1,7 +1,8 @@
 """What `electra finetune` writes into --out, and the rules that keep it from touching anything else.
 
     OUT/results.json, OUT/model/, OUT/test_predictions/          one task
-    OUT/<task>/{results.json, model/, test_predictions/}, OUT/results.json with every task and the GLUE score
+    OUT/<task>/{results.json, model/, test_predictions/}, OUT/results.json with every task and the GLUE score,
+    OUT/glue_submission.zip (GLUE tasks with test files: every leaderboard file, WNLI's majority class too)
 
 A re-run of the same task(s) replaces model/ and test_predictions/ whole (or removes them when it writes none);
 results of other tasks are refused unless --overwrite. A model/ or test_predictions/ that `electra finetune`
@@ -20,6 +21,7 @@ from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
 from electra.finetune.glue import GLUE_TASKS
 from electra.finetune.squad import SQUAD_TASKS
+from electra.finetune.submission import ZIP_NAME
 from electra.finetune.tagging import PREDICTIONS_FILE as TAG_PREDICTIONS_FILE
 from electra.finetune.tagging import TAGGING_TASKS
 
@@ -102,3 +104,4 @@ def clear_results(out: Path, keep: list[Path]) -> None:
         if not any(_inside(k.resolve(), folder.resolve()) for k in keep):
             shutil.rmtree(folder)
     (out / "results.json").unlink(missing_ok=True)
+    (out / ZIP_NAME).unlink(missing_ok=True)
