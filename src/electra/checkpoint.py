@@ -54,7 +54,7 @@ def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
 
 
 RUN_FILES = ("config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb",
-             "checkpoints")
+             "checkpoints", "wandb_id", "wandb")
 
 
 def check_fresh_out(run_dir: Path) -> None:

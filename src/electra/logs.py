@@ -1,9 +1,15 @@
 """Where a run's numbers go: one line per interval to the terminal and RUN_DIR/train.log, every metric to
-RUN_DIR/metrics.jsonl and TensorBoard (RUN_DIR/tb), a progress bar on a terminal, and curves as a PNG.
-Only rank 0 constructs one; other ranks get `NullLogger`."""
+RUN_DIR/metrics.jsonl, TensorBoard (RUN_DIR/tb) and, with `--wandb PROJECT`, Weights & Biases; a progress bar on
+a terminal, and curves as a PNG. Only rank 0 constructs one; other ranks get `NullLogger`.
+
+W&B: the run's id is kept in RUN_DIR/wandb_id, so a resumed run logs into the same W&B run (resume="allow").
+W&B ignores steps at or below the last one it holds: the steps that a killed run logged after its last
+checkpoint are not replaced when the resume logs them again (an exact resume logs the same values).
+Entity, mode (WANDB_MODE=offline) and key come from W&B's own environment variables."""
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -22,12 +28,15 @@ class NullLogger:
     def log(self, step: int, metrics: dict[str, float], line: str | None = None) -> None: ...
     def progress(self, step: int) -> None: ...
     def set_total(self, steps: int) -> None: ...
+    def update_config(self, config: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
 
 
 class RunLogger(NullLogger):
-    def __init__(self, run_dir: Path, start_step: int, total_steps: int, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, start_step: int, total_steps: int, tensorboard: bool = True,
+                 wandb_project: str | None = None, config: dict[str, Any] | None = None):
         self.run_dir = run_dir
+        self.wandb = start_wandb(run_dir, wandb_project, config or {}) if wandb_project else None
         forget_after(run_dir / "metrics.jsonl", start_step)
         self.log_file = open(run_dir / "train.log", "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
         self.metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
@@ -58,6 +67,8 @@ class RunLogger(NullLogger):
         if self.tb is not None:
             for k, v in metrics.items():
                 self.tb.add_scalar(k, v, step)
+        if self.wandb is not None:
+            self.wandb.log(metrics, step=step)
         if line is not None:
             self.print(line)
 
@@ -72,13 +83,49 @@ class RunLogger(NullLogger):
             self.bar.total = steps
             self.bar.refresh()
 
+    def update_config(self, config: dict[str, Any]) -> None:
+        """The run's config changed (a --time-budget plan): W&B shows the one the steps run on."""
+        if self.wandb is not None:
+            self.wandb.config.update(config, allow_val_change=True)
+
     def close(self) -> None:
+        if self.wandb is not None:
+            self.wandb.finish()
         if self.bar is not None:
             self.bar.close()
         if self.tb is not None:
             self.tb.close()
         self.log_file.close()
         self.metrics_file.close()
+
+
+def require_wandb(project: str) -> None:
+    """A one-line error, before anything is built, for --wandb without a project name or without the package."""
+    import importlib.util
+
+    from electra.errors import UserError
+    if not project.strip():
+        raise UserError("--wandb needs a project name: --wandb my-project")
+    if importlib.util.find_spec("wandb") is None:
+        raise UserError("--wandb needs the wandb package: pip install wandb (or drop --wandb; TensorBoard and "
+                        "metrics.jsonl are always written)")
+
+
+def start_wandb(run_dir: Path, project: str, config: dict[str, Any]) -> Any:
+    """A W&B run for this run folder: a new one, or the one its earlier commands logged into (RUN_DIR/wandb_id)."""
+    import wandb
+
+    from electra.checkpoint import atomic_write_text
+    id_file = run_dir / "wandb_id"
+    run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
+    atomic_write_text(id_file, run_id + "\n")
+    try:
+        return wandb.init(project=project, id=run_id, resume="allow", name=run_dir.name, dir=str(run_dir),
+                          config=config)
+    except Exception as e:  # noqa: BLE001 - no API key, no network, a bad entity: W&B's exception types vary
+        from electra.errors import UserError
+        raise UserError(f"--wandb {project}: W&B did not start ({' '.join(str(e).split())[:200]}); run `wandb "
+                        f"login`, or set WANDB_MODE=offline to log locally and `wandb sync` later") from None
 
 
 def forget_after(path: Path, step: int) -> None:

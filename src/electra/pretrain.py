@@ -13,7 +13,6 @@ import argparse
 import contextlib
 import signal
 import time
-from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -29,12 +28,6 @@ from electra.checkpoint import (
     save_checkpoint,
     write_run_files,
 )
-from electra.config import (
-    PRESETS,
-    field_index,
-    file_overrides,
-    split_overrides,
-)
 from electra.data.dataset import BatchStream, PretrainData
 from electra.device import (
     StepGraph,
@@ -46,48 +39,23 @@ from electra.device import (
     to_device,
     unpadded,
 )
-from electra.errors import ArgumentParser, UserError
+from electra.errors import UserError
 from electra.health import Monitor
 from electra.heldout import evaluate
-from electra.logs import NullLogger, RunLogger, disc_columns, fmt_duration, log_eval, plot_curves
+from electra.logs import (
+    NullLogger,
+    RunLogger,
+    disc_columns,
+    fmt_duration,
+    log_eval,
+    plot_curves,
+    require_wandb,
+)
 from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
-from electra.run_setup import check_dataset, inject_fault, micro_seed, resolve_run
-
-
-def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
-    overrides, rest = split_overrides(argv)
-    p = ArgumentParser(prog="electra pretrain", description=__doc__.split("\n")[0],
-                                epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
-                                       "--mask-prob 0.25, ... (see --print-config).")
-    p.add_argument("--preset", choices=list(PRESETS),
-                   help="the paper's sizes (small, base, large); tiny for CPU; debug: the original's 20-step check")
-    p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
-                                                "or in part): on top of the preset, below the command line's fields")
-    p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
-    p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
-    p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
-    p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training, "
-                                              "fresh optimizer); the folder decides the architecture")
-    p.add_argument("--allow-pickle", action="store_true", help="with --init: accept a pytorch_model.bin (loaded "
-                                                               "with torch.load(weights_only=True))")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default, one per "
-                                                           "core); bit-for-bit reproduction needs the same count")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    p.add_argument("--no-tensorboard", action="store_true")
-    args, unknown = p.parse_known_args(rest)
-    if unknown:
-        import difflib
-
-        guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
-        hint = f" (did you mean --{guess[0]}?)" if guess else ""
-        raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
-    if args.config is not None:  # the command line's fields win: they come later
-        overrides = {**file_overrides(args.config), **overrides}
-    return args, overrides
+from electra.run_setup import check_dataset, inject_fault, micro_seed, parse_args, resolve_run
 
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -176,7 +144,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # so does a finished run re-run (nothing to train: its checkpoint keeps the config it was trained with)
     if d.is_main and step < t.max_steps:
         write_run_files(args.out, cfg, data)
-    log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard) if d.is_main else NullLogger()
+    log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard, args.wandb,
+                    cfg.to_dict()) if d.is_main else NullLogger()
     if d.world_size > 1 and not fsdp:
         model = DDP(raw, device_ids=[d.device.index] if d.device.type == "cuda" else None)
     step_model = compile_model(model, t.compile_mode) if t.compile else model
@@ -279,6 +248,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
         health.warmup = max(1, t.warmup_steps)
         log.set_total(t.max_steps)
+        log.update_config(cfg.to_dict())
         log.print(plan.describe())
         if d.is_main:  # the checkpoint just saved runs on the plan: a resume from it keeps it
             amend_state(path, {"config": cfg.to_dict(), "budget_plan": plan.to_dict()})
@@ -388,6 +358,8 @@ def main(argv: list[str]) -> int:
         raise UserError("--out RUN_DIR is required")
     if args.threads < 0:
         raise UserError(f"--threads {args.threads} must be 0 (torch's default) or more")
+    if args.wandb is not None:
+        require_wandb(args.wandb)
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     threads = torch.get_num_threads()
     if args.threads:

@@ -1,7 +1,7 @@
-"""What an `electra pretrain` command starts from: the run's config (a fresh run's from the preset, a config file,
-the command line and the dataset; a resumed run's from its saved config), the checkpoint it resumes and the
-Hugging Face folder it is initialised from, each combination checked before anything is built or written; and
-the per-micro-batch seeds and the crash hook that exact resume is tested with.
+"""What an `electra pretrain` command starts from: its command line; the run's config (a fresh run's from the
+preset, a config file, the command line and the dataset; a resumed run's from its saved config), the checkpoint
+it resumes and the Hugging Face folder it is initialised from, each combination checked before anything is built
+or written; and the per-micro-batch seeds and the crash hook that exact resume is tested with.
 """
 from __future__ import annotations
 
@@ -9,21 +9,68 @@ import argparse
 import os
 import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from electra import dist
 from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
-from electra.config import PretrainConfig, build_config, check_same_shapes, config_values, named_fields
+from electra.config import (
+    PRESETS,
+    PretrainConfig,
+    build_config,
+    check_same_shapes,
+    config_values,
+    field_index,
+    file_overrides,
+    named_fields,
+    split_overrides,
+)
 from electra.data.dataset import PretrainData
 from electra.data.tokenizer import normalisation, vocab_sha256
-from electra.errors import UserError
+from electra.errors import ArgumentParser, UserError
 
 
 def tell(message: str) -> None:
     """A note or warning on stderr, once per run: from rank 0 under torchrun (every rank resolves the run)."""
     if dist.launched_rank() == 0:
         print(f"electra pretrain: {message}", file=sys.stderr)
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
+    overrides, rest = split_overrides(argv)
+    p = ArgumentParser(prog="electra pretrain", description="Train a generator and a discriminator jointly with "
+                                                            "replaced-token detection.",
+                       epilog="Any config field is an option too: --hidden-size 256, --train.lr=5e-4, "
+                              "--mask-prob 0.25, ... (see --print-config).")
+    p.add_argument("--preset", choices=list(PRESETS),
+                   help="the paper's sizes (small, base, large); tiny for CPU; debug: the original's 20-step check")
+    p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
+                                                "or in part): on top of the preset, below the command line's fields")
+    p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
+    p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
+    p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
+    p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training, "
+                                              "fresh optimizer); the folder decides the architecture")
+    p.add_argument("--allow-pickle", action="store_true", help="with --init: accept a pytorch_model.bin (loaded "
+                                                               "with torch.load(weights_only=True))")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0: torch's default, one per "
+                                                           "core); bit-for-bit reproduction needs the same count")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--no-tensorboard", action="store_true")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log to this Weights & Biases project (WANDB_ENTITY, "
+                                                       "WANDB_MODE=offline, ... as W&B reads them)")
+    args, unknown = p.parse_known_args(rest)
+    if unknown:
+        import difflib
+
+        guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
+        hint = f" (did you mean --{guess[0]}?)" if guess else ""
+        raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
+    if args.config is not None:  # the command line's fields win: they come later
+        overrides = {**file_overrides(args.config), **overrides}
+    return args, overrides
 
 
 def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
