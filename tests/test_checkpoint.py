@@ -12,10 +12,10 @@ from electra.checkpoint import latest_checkpoint, read_state, read_weights, save
 from electra.errors import UserError
 
 
-def save(run: Path, step: int, value: float, keep_last: int = 3) -> Path:
+def save(run: Path, step: int, value: float, keep_last: int = 3, keep_every: int = 0) -> Path:
     w = {"w": torch.full((3,), value)}
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(3))], lr=0.1)
-    return save_checkpoint(run, step, w, opt, {"note": value}, keep_last)
+    return save_checkpoint(run, step, w, opt, {"note": value}, keep_last, keep_every)
 
 
 def test_saving_a_step_again_replaces_it(tmp_path) -> None:
@@ -86,3 +86,12 @@ def test_equal_checkpoints_are_equal_bytes_across_processes(tmp_path) -> None:
     files = [{p.name: p.read_bytes() for p in (tmp_path / f"r{i}" / "checkpoints" / "step_00000003").iterdir()}
              for i in range(4)]
     assert all(f == files[0] for f in files[1:])
+
+
+def test_milestones_outlive_the_rolling_window(tmp_path) -> None:
+    for step in range(100, 1100, 100):  # keep the newest 2, and every 400th step for good
+        save(tmp_path, step, float(step), keep_last=2, keep_every=400)
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*"))
+    assert names == ["step_00000400", "step_00000800", "step_00000900", "step_00001000"]
+    save(tmp_path, 1100, 0.0, keep_last=2)  # a resume without keep_every: the window alone
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_00001000", "step_00001100"]

@@ -1,6 +1,6 @@
 """`electra pretrain` at its edges: a fresh start that fails leaves nothing behind, a stop on an evaluation or
 checkpoint step does not repeat them, --print-config shows what the run would use, a finished run re-run keeps
-its config, and the notes and warnings are one line each.
+its config, the notes and warnings are one line each, and --keep-every milestones stay loadable.
 
     python -m pytest tests/test_pretrain_edges.py -q
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import tiny_overrides
 
 from electra.cli import main
@@ -91,3 +92,17 @@ def test_the_packages_warnings_are_one_line() -> None:
                                 warnings.__file__, 7)
     assert ours == "electra pretrain: warning: fresh MLM head\n"
     assert theirs == warnings.formatwarning(UserWarning("theirs"), UserWarning, warnings.__file__, 7)
+
+
+def test_keep_every_keeps_milestones_that_fine_tuning_can_start_from(tiny_dataset, tmp_path):
+    from electra.checkpoint import load_discriminator
+
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run),
+                 *tiny_overrides(max_steps=8, save_every=2, keep_last=1, keep_every=4)]) == 0
+    assert sorted(p.name for p in (run / "checkpoints").glob("step_*")) == ["step_00000004", "step_00000008"]
+    early, pre = load_discriminator(run / "checkpoints" / "step_00000004")
+    late, _ = load_discriminator(run)
+    assert pre.step == 4
+    a, b = early.state_dict(), late.state_dict()
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)

@@ -138,8 +138,10 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: Path, metadata: dict[st
 
 
 def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
-                    optimizer: torch.optim.Optimizer | dict, state: dict[str, Any], keep_last: int) -> Path:
-    """Write checkpoints/step_<8-digit step> atomically, point LATEST at it, prune to the newest `keep_last`."""
+                    optimizer: torch.optim.Optimizer | dict, state: dict[str, Any], keep_last: int,
+                    keep_every: int = 0) -> Path:
+    """Write checkpoints/step_<8-digit step> atomically, point LATEST at it, prune to the newest `keep_last`
+    and those at a multiple of `keep_every` (0: none)."""
     ckpt_root = run_dir / "checkpoints"
     ckpt_root.mkdir(parents=True, exist_ok=True)
     final = ckpt_root / f"step_{step:08d}"
@@ -163,9 +165,11 @@ def save_checkpoint(run_dir: Path, step: int, weights: dict[str, torch.Tensor],
     replace_dir(tmp, final, aside=ckpt_root / f".old_{final.name}")
     atomic_write_text(ckpt_root / "LATEST", final.name)
     # LATEST now names a complete checkpoint: what a killed save left behind (half-written .tmp_ folders,
-    # set-aside .old_ copies) is no longer needed, nor are checkpoints beyond the newest keep_last
+    # set-aside .old_ copies) is no longer needed, nor are checkpoints beyond the newest keep_last (but milestones)
     leftovers = [*ckpt_root.glob(".tmp_step_*"), *ckpt_root.glob(".old_step_*")]
-    for old in leftovers + sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]:
+    older = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())[:-keep_last]
+    kept = lambda p: keep_every > 0 and p.name[5:].isdigit() and int(p.name[5:]) % keep_every == 0
+    for old in leftovers + [p for p in older if not kept(p)]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 

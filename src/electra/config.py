@@ -161,6 +161,7 @@ class TrainConfig:
     eval_batches: int = 20  # held-out rows per evaluation, in global batches (eval_batches x global_batch_size rows)
     save_every: int = 1000  # steps between checkpoints
     keep_last: int = 3  # checkpoints kept on disk
+    keep_every: int = 0  # and, besides them, every checkpoint at a multiple of this step, never pruned: fine-tune along the pre-training curve (0 = none)
     max_time: float = 0.0  # seconds of training after which this command stops cleanly (0 = no limit); also 45m, 6h
     time_budget: float = 0.0  # seconds of training (over resumes) to fit the schedule into: shortens max_steps and warmup to fit, keeping their ratio (0 = off; 6h, 90m also work; budget.py)
 
@@ -169,8 +170,11 @@ class TrainConfig:
                      "save_every", "keep_last"):
             if getattr(self, name) < 1:
                 raise UserError(f"train.{name} must be >= 1, got {getattr(self, name)}")
-        if self.micro_batch_size < 0 or self.warmup_steps < 0 or self.eval_every < 0:
-            raise UserError("train.micro_batch_size, warmup_steps and eval_every must be >= 0")
+        if self.micro_batch_size < 0 or self.warmup_steps < 0 or self.eval_every < 0 or self.keep_every < 0:
+            raise UserError("train.micro_batch_size, warmup_steps, eval_every and keep_every must be >= 0")
+        if self.keep_every % self.save_every:
+            raise UserError(f"train.keep_every ({self.keep_every}) must be a multiple of train.save_every "
+                            f"({self.save_every}): only the steps that are saved can be kept")
         _positive(self, "train", "lr")
         _at_least_0(self, "train", "lr_decay_power", "weight_decay", "adam_eps", "clip_norm", "max_time",
                     "time_budget")

@@ -225,7 +225,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                                     "torch": torch.__version__, "threads": torch.get_num_threads(),
                                     **({"init": init_source} if init_source else {}),
                                     **({"log_interval": interval} if interval else {})},
-                                   t.keep_last)
+                                   t.keep_last, t.keep_every)
             log.print(f"saved {path}")
         dist.barrier()
         return path if d.is_main else None
