@@ -235,15 +235,17 @@ def test_finetuned_cards_name_the_exported_seed_and_what_stayed_behind():
     assert "segment 0's embedding is a copy" in tagger and "BIOES" in tagger and "aggregation_strategy" in tagger
 
 
-def test_card_says_the_schedule_was_fitted_to_a_time_budget(vocab, tmp_path):
+def test_card_says_the_schedule_was_fitted_to_a_time_budget_and_whole_words_masked(vocab, tmp_path):
     import dataclasses
 
     model = electra_model(tiny_cfg(), vocab)
     run = write_run(tmp_path / "run", model, vocab, step=7)
     fitted = dataclasses.replace(model.cfg, train=dataclasses.replace(model.cfg.train, max_steps=7, warmup_steps=2,
-                                                                      time_budget=5400.0))
+                                                                      time_budget=5400.0),
+                                 objective=dataclasses.replace(model.cfg.objective, masking="whole_word"))
     save_checkpoint(run, 7, model.weights(), torch.optim.SGD(model.parameters(), lr=0.1),
                     {"config": fitted.to_dict()}, keep_last=1)
     export(run, tmp_path / "out")
     disc = (tmp_path / "out" / "discriminator" / "README.md").read_text()
     assert "decay to 0 at step 7, fitted to a time budget of 1.5 h |" in disc
+    assert "| masking | 15% of tokens in whole words, 85% of them shown as [MASK] |" in disc

@@ -51,15 +51,16 @@ def largest_change(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
 
 
-def test_compiled_step_gives_the_eager_steps_losses_on_cpu(tiny_dataset, tmp_path, monkeypatch):
+@pytest.mark.parametrize("masking", ["token", "whole_word"])
+def test_compiled_step_gives_the_eager_steps_losses_on_cpu(tiny_dataset, tmp_path, masking):
     """With dropout off and Inductor drawing its random numbers as eager torch does (`fallback_random`: the
     same masks and samples), `--compile true` trains the eager model: the same losses to float rounding."""
     import torch._inductor.config as inductor
 
-    monkeypatch.setattr(inductor, "fallback_random", True)
-    options = {"max_steps": 3, "hidden_dropout": 0.0, "attention_dropout": 0.0}
+    options = {"max_steps": 3, "hidden_dropout": 0.0, "attention_dropout": 0.0, "masking": masking}
     eager = train(tiny_dataset, tmp_path / "eager", "--device", "cpu", **options)
-    compiled = train(tiny_dataset, tmp_path / "compiled", "--device", "cpu", "--compile", "true", **options)
+    with inductor.patch(fallback_random=True):  # the config module's own patching (undone cleanly)
+        compiled = train(tiny_dataset, tmp_path / "compiled", "--device", "cpu", "--compile", "true", **options)
     assert losses(compiled) == pytest.approx(losses(eager), rel=1e-5)
     assert largest_change(weights(compiled), weights(eager)) < 1e-5
 

@@ -65,6 +65,7 @@ class ObjectiveConfig:
     mask_prob: float = 0.15  # fraction of non-pad tokens the generator must predict (0.25 for large)
     mask_token_prob: float = 0.85  # of the selected slots, this share become [MASK]; the rest keep the token
     max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
+    masking: str = "token"  # token (each slot drawn independently among the tokens, as the original) | whole_word (every piece of a chosen word together: BERT's whole-word masking; whole_word.py)
     generator_hidden_fraction: float = 0.25  # generator width / discriminator width (1/3 for base)
     generator_layers_fraction: float = 1.0  # generator depth / discriminator depth
     sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all | gdes (DeBERTa-v3's gradient-disentangled sharing)
@@ -79,6 +80,8 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise UserError(f"objective.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
+        if self.masking not in ("token", "whole_word"):
+            raise UserError(f"objective.masking must be token or whole_word, got {self.masking!r}")
         if self.sharing not in SHARING_MODES:
             raise UserError(f"objective.sharing must be one of {', '.join(SHARING_MODES)}, got {self.sharing!r}")
         if not 0.0 < self.mask_prob < 1.0:

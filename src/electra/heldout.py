@@ -19,14 +19,16 @@ from electra.objective import Electra, Noise, Stats
 HELD_OUT = 2**31  # the step slot of held-out noise seeds: never an optimizer step's
 
 
-def held_out_noise(seed: int, rows: range, max_predictions: int, device: torch.device) -> Noise:
+def held_out_noise(seed: int, rows: range, max_predictions: int, device: torch.device,
+                   positions: int | None = None) -> Noise:
     """Each held-out row's own masking and sampling draws, from (run seed, row index): a row is corrupted
-    alike whichever batch, rank or world size evaluates it, and in every evaluation of the run."""
-    n = max_predictions
-    u = np.stack([np.random.default_rng([seed, HELD_OUT, r]).random(3 * n) for r in rows])  # (B, 3N) float64
-    u32 = np.minimum(u[:, :2 * n].astype(np.float32), np.float32(1 - 2**-24))  # rounding must not reach 1.0
+    alike whichever batch, rank or world size evaluates it, and in every evaluation of the run. `positions`:
+    how many position numbers (default N, one per slot; whole-word masking takes one per token, seq_len)."""
+    n, p = max_predictions, positions or max_predictions
+    u = np.stack([np.random.default_rng([seed, HELD_OUT, r]).random(p + 2 * n) for r in rows])  # float64
+    u32 = np.minimum(u[:, :p + n].astype(np.float32), np.float32(1 - 2**-24))  # rounding must not reach 1.0
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
-    return Noise(as_tensor(u32[:, :n]), as_tensor(u32[:, n:]), as_tensor(u[:, 2 * n:, None]))
+    return Noise(as_tensor(u32[:, :p]), as_tensor(u32[:, p:]), as_tensor(u[:, p + n:, None]))
 
 
 def disc_loss_count(s: Stats, cfg: PretrainConfig) -> torch.Tensor:
@@ -61,7 +63,8 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
         span = range(start, min(start + micro, rows))
         batch = to_device(collate([data.valid[j] for j in span], t.seq_len, data.special), d.device)
         with autocast:
-            out = model(*batch, noise=held_out_noise(t.seed, span, cfg.max_predictions, d.device))
+            out = model(*batch, noise=held_out_noise(t.seed, span, cfg.max_predictions, d.device,
+                                                     t.seq_len if cfg.objective.masking == "whole_word" else None))
         if not counted:
             continue
         s = out.stats

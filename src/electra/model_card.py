@@ -85,7 +85,8 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                            "electric": ("Electric: an energy-based cloze model trained by noise-contrastive estimation "
                                         "against a two-tower generator (Clark et al., EMNLP 2020)")}.get(
                  o.objective, f"{o.objective}, the paper's Table 5 ablation (generator + a masked-LM discriminator)")),
-            ("masking", f"{o.mask_prob:.0%} of tokens" + (", replaced by the generator's samples (its towers read the "
+            ("masking", f"{o.mask_prob:.0%} of tokens" + (" in whole words" if o.masking == "whole_word" else "")
+             + (", replaced by the generator's samples (its towers read the "
                                                            "unmasked text)" if o.objective == "electric" else
                                                            f", {o.mask_token_prob:.0%} of them shown as [MASK]"
                                                            if o.trained_generator else ""))]

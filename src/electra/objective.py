@@ -29,6 +29,7 @@ from electra.model import (
 )
 from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded, uniform
 from electra.variants import LMLoss, all_tokens_mlm_loss, cloze_loss, electric_logits
+from electra.whole_word import choose_whole_words
 
 
 class SpecialTokens(NamedTuple):
@@ -49,7 +50,8 @@ class Noise(NamedTuple):
     """The uniform numbers that one batch's masking and sampling consume. Training draws them from torch's
     generator inside the step; held-out evaluation gives every row its own, from the row's index, so that a
     row is masked and sampled alike whatever batch, rank or world size it is evaluated in."""
-    position: torch.Tensor  # (B, N) float32 in [0, 1): which maskable token each slot takes
+    position: torch.Tensor  # (B, N) float32 in [0, 1): which maskable token each slot takes; whole-word masking
+    # reads one number per token instead, (B, >= T), each word taking its first piece's
     keep: torch.Tensor  # (B, N) float32 in [0, 1): the slot's token becomes [MASK] where this is < mask_token_prob
     sample: torch.Tensor  # (B, N, 1) float64 in [0, 1): the inverse-CDF draw of the slot's sample
 
@@ -118,27 +120,33 @@ def any_slot(positions_BN: torch.Tensor, flags_BN: torch.Tensor, T: int) -> torc
 
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
                 max_predictions: int, mask_prob: float, mask_token_prob: float,
-                rng: torch.Generator | None = None, noise: Noise | None = None) -> Masked:
+                rng: torch.Generator | None = None, noise: Noise | None = None,
+                continues_V: torch.Tensor | None = None) -> Masked:
     """Choose k = max(1, min(N, round(mask_prob * n_nonpad))) slots per row, uniformly *with replacement*
     among non-pad tokens other than [CLS]/[SEP]/[MASK]; replace 85% of them by [MASK], keep the rest
     (never a random token). As the original's pretrain_helpers.mask, so duplicates are possible: the input
     changes once but the generator loss counts the slot twice. N is fixed so shapes are static.
+    `continues_V` (V,) bool, the `##` pieces: whole words instead, without replacement (whole_word.py).
     `noise`: the position and keep numbers to use (`Noise`); by default they are drawn from `rng`."""
     B, T = input_ids.shape
     N, device = max_predictions, input_ids.device
-    u_pos_BN = noise.position if noise is not None else uniform((B, N), rng, device)
+    width = T if continues_V is not None else N  # whole words: one number per token
+    u_pos = noise.position[:, :width] if noise is not None else uniform((B, width), rng, device)
     u_keep_BN = noise.keep if noise is not None else uniform((B, N), rng, device)
     candidates_BT = maskable(input_ids, attention_mask, special)
-    # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position at
-    # which the running count of candidates exceeds j
     count_BT = candidates_BT.long().cumsum(dim=1)
     n_cand_B = count_BT[:, -1:]  # (B, 1)
-    j_BN = (u_pos_BN * n_cand_B).long().clamp_max_((n_cand_B - 1).clamp_min(0))
-    positions_BN = torch.searchsorted(count_BT, j_BN + 1).clamp_max_(T - 1)
     n_nonpad_B = attention_mask.sum(dim=1).float()  # counts [CLS]/[SEP] too, as the original does
     k_B = torch.round(n_nonpad_B * mask_prob).clamp(1, N) * (n_cand_B[:, 0] > 0)  # no candidate: k = 0
-    weights_BN = (torch.arange(N, device=device)[None, :] < k_B[:, None]).float()
-    positions_BN = positions_BN * weights_BN.long()  # unused slots -> position 0, never written
+    if continues_V is not None:
+        positions_BN, weights_BN = choose_whole_words(input_ids, candidates_BT, continues_V, k_B, N, u_pos)
+    else:
+        # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position
+        # at which the running count of candidates exceeds j
+        j_BN = (u_pos * n_cand_B).long().clamp_max_((n_cand_B - 1).clamp_min(0))
+        positions_BN = torch.searchsorted(count_BT, j_BN + 1).clamp_max_(T - 1)
+        weights_BN = (torch.arange(N, device=device)[None, :] < k_B[:, None]).float()
+        positions_BN = positions_BN * weights_BN.long()  # unused slots -> position 0, never written
     targets_BN = input_ids.gather(1, positions_BN)
 
     use_mask_BN = (u_keep_BN < mask_token_prob) & weights_BN.bool()
@@ -301,6 +309,8 @@ class Electra(nn.Module):
             self.generator = Encoder(g_cfg)
         if o.trained_generator and o.objective != "electric":  # Electric's cloze head is the generator's own
             self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
+        # whole-word masking's `##` table: from the vocabulary (set_word_pieces), not saved with the weights
+        self.register_buffer("continues", torch.zeros(d_cfg.vocab_size, dtype=torch.bool), persistent=False)
         self.apply_init()
 
     def apply_init(self) -> None:
@@ -308,6 +318,10 @@ class Electra(nn.Module):
         if self.discriminator is not None and isinstance(self.discriminator.embeddings, DisentangledEmbeddings):
             for p in self.discriminator.embeddings.delta.parameters():
                 nn.init.zeros_(p)
+
+    def set_word_pieces(self, continues_V: torch.Tensor) -> None:
+        """Which token ids continue a word (`whole_word.continuation_table`), for --masking whole_word."""
+        self.continues.copy_(continues_V.to(self.continues))
 
     def set_prior(self, counts_V: torch.Tensor) -> None:
         """The unigram generator's token weights (counts; zero = never drawn)."""
@@ -344,7 +358,8 @@ class Electra(nn.Module):
         electric = o.objective == "electric"
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
-                             o.mask_prob, o.mask_token_prob, rng, noise)
+                             o.mask_prob, o.mask_token_prob, rng, noise,
+                             self.continues if o.masking == "whole_word" else None)
         u = noise.sample if noise is not None else None
         w = masked.weights
         tokens = attention_mask.sum()

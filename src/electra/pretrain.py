@@ -29,6 +29,7 @@ from electra.checkpoint import (
     write_run_files,
 )
 from electra.data.dataset import BatchStream, PretrainData
+from electra.data.tokenizer import read_vocab
 from electra.device import (
     StepGraph,
     compile_model,
@@ -56,6 +57,7 @@ from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.run_setup import check_dataset, inject_fault, micro_seed, parse_args, resolve_run
+from electra.whole_word import continuation_table
 
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
@@ -87,6 +89,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)
+    if cfg.objective.masking == "whole_word":  # which ids are `##` pieces: from the dataset's vocabulary
+        model.set_word_pieces(continuation_table(read_vocab(data.vocab_path), cfg.model.vocab_size))
     if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint
         counts = torch.from_numpy(data.train.token_counts(cfg.model.vocab_size))
         counts[list(special)] = 0  # words only: never [PAD], [CLS], [SEP] or [MASK]
