@@ -1,8 +1,8 @@
 """`--time-budget`: fit the learning-rate schedule to a wall-clock budget instead of a step count.
 
 People on limited compute think in hours ("one GPU overnight"), but the schedule is in steps: a run stopped by
-`--max-time` ends with its learning rate still high, and one whose `--max-steps` was guessed too small finishes early, leaving the hours unused.
-With a budget, a run times its own steps and then plans:
+`--max-time` ends with its learning rate still high, and one whose `--max-steps` was guessed too small finishes
+early, leaving the hours unused. With a budget, a run times its own steps and then plans:
 
     window   after WARM_STEPS steps (compilation, CUDA-graph capture), time at least MIN_STEPS steps for at least
              window_seconds(budget); it closes early at a step due for an evaluation or a checkpoint, so that

@@ -309,8 +309,9 @@ class Electra(nn.Module):
             self.generator = Encoder(g_cfg)
         if o.trained_generator and o.objective != "electric":  # Electric's cloze head is the generator's own
             self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
-        # whole-word masking's `##` table: from the vocabulary (set_word_pieces), not saved with the weights
-        self.register_buffer("continues", torch.zeros(d_cfg.vocab_size, dtype=torch.bool), persistent=False)
+        if o.masking == "whole_word":  # its `##` table, from the vocabulary (set_word_pieces); not saved with
+            # the weights, and absent otherwise (DDP would broadcast it every step)
+            self.register_buffer("continues", torch.zeros(d_cfg.vocab_size, dtype=torch.bool), persistent=False)
         self.apply_init()
 
     def apply_init(self) -> None:
@@ -321,6 +322,8 @@ class Electra(nn.Module):
 
     def set_word_pieces(self, continues_V: torch.Tensor) -> None:
         """Which token ids continue a word (`whole_word.continuation_table`), for --masking whole_word."""
+        if self.cfg.objective.masking != "whole_word":
+            raise ValueError("set_word_pieces is for objective.masking=whole_word")
         self.continues.copy_(continues_V.to(self.continues))
 
     def set_prior(self, counts_V: torch.Tensor) -> None:
