@@ -97,6 +97,8 @@ def test_bare_bool_flag_means_true_and_others_need_a_value():
     ({"clip_norm": "-1"}, "train.clip_norm must be"),
     ({"max_time": "-5"}, "train.max_time must be"),
     ({"keep_every": "-1000"}, "keep_every must be >= 0"),
+    ({"lr_schedule": "step"}, "train.lr_schedule must be linear, wsd or cosine"),
+    ({"decay_fraction": "0"}, r"train.decay_fraction must be in \(0, 1\]"),
     ({"keep_every": "1500"}, r"train.keep_every \(1500\) must be a multiple of train.save_every \(1000\)"),
     ({"lr_decay_power": "-1"}, "train.lr_decay_power must be"),
     ({"adam_eps": "-1e-6"}, "train.adam_eps must be"),

@@ -241,11 +241,11 @@ def test_card_says_the_schedule_was_fitted_to_a_time_budget_and_whole_words_mask
     model = electra_model(tiny_cfg(), vocab)
     run = write_run(tmp_path / "run", model, vocab, step=7)
     fitted = dataclasses.replace(model.cfg, train=dataclasses.replace(model.cfg.train, max_steps=7, warmup_steps=2,
-                                                                      time_budget=5400.0),
+                                                                      time_budget=5400.0, lr_schedule="wsd"),
                                  objective=dataclasses.replace(model.cfg.objective, masking="whole_word"))
     save_checkpoint(run, 7, model.weights(), torch.optim.SGD(model.parameters(), lr=0.1),
                     {"config": fitted.to_dict()}, keep_last=1)
     export(run, tmp_path / "out")
     disc = (tmp_path / "out" / "discriminator" / "README.md").read_text()
-    assert "decay to 0 at step 7, fitted to a time budget of 1.5 h |" in disc
+    assert "2 warmup steps, flat, then over the last 10% decay to 0 at step 7, fitted to a time budget of 1.5 h |" in disc
     assert "| masking | 15% of tokens in whole words, 85% of them shown as [MASK] |" in disc

@@ -25,6 +25,20 @@ def test_lr_schedule_values():
     assert math.isclose(lr_at(50, peak, T, W, power=2.0), peak * 0.5 * (1 - 50 / T) ** 2)
 
 
+def test_warmup_stable_decay_and_cosine_schedules():
+    peak, T, W = 1e-3, 1000, 100
+    wsd = lambda t, **kw: lr_at(t, peak, T, W, schedule="wsd", decay_fraction=0.2, **kw)
+    assert wsd(0) == 0.0 and math.isclose(wsd(50), peak / 2)  # warmup alone, not times a decay
+    assert wsd(100) == wsd(500) == wsd(800) == peak  # flat until the last 20% (step 800)
+    assert math.isclose(wsd(900), peak / 2) and math.isclose(wsd(999), peak / 200)  # linear to 0 at T
+    assert math.isclose(wsd(900, power=2.0), peak / 4) and wsd(1000) == 0.0
+    cos = lambda t: lr_at(t, peak, T, W, schedule="cosine")
+    assert math.isclose(cos(50), peak / 2) and cos(100) == peak
+    assert math.isclose(cos(550), peak / 2) and math.isclose(cos(1000), 0.0, abs_tol=1e-18)
+    assert math.isclose(cos(325), peak * (1 + math.cos(math.pi / 4)) / 2)
+    assert lr_at(0, peak, T, 0, schedule="cosine") == peak  # no warmup: starts at the peak
+
+
 @pytest.mark.parametrize("fused", [False, True])
 def test_update_matches_hand_computation_without_bias_correction(fused):
     p = nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))

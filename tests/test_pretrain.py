@@ -187,6 +187,17 @@ def test_logged_learning_rate_follows_the_schedule(tiny_dataset, tmp_path):
         assert lr == pytest.approx(lr_at(t, 2e-3, 6, 3, 2.0))
 
 
+def test_logged_learning_rate_follows_a_warmup_stable_decay_schedule(tiny_dataset, tmp_path):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+                 *tiny_overrides(max_steps=10, warmup_steps=2, lr=1e-3, eval_every=0, save_every=10),
+                 "--lr-schedule", "wsd", "--decay-fraction", "0.4"]) == 0
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["train/lr"] for r in rows if "train/lr" in r]
+    # updates 0..9: warmup 0, 0.5; flat at 1e-3 for 2..5; then 1e-3 x (1 - (t - 6) / 4) for 6..9
+    assert logged == pytest.approx([0.0, 5e-4, 1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
 def test_max_time_stops_with_a_checkpoint(tiny_dataset, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run),

@@ -146,6 +146,8 @@ class TrainConfig:
     warmup_steps: int = 10_000  # linear warmup, multiplied onto the decay (the two overlap, as the original)
     lr: float = 5e-4  # peak learning rate
     lr_decay_power: float = 1.0  # (1 - t/T)^power; 1 = linear decay to 0
+    lr_schedule: str = "linear"  # linear (the original: warmup times (1 - t/T)^power) | wsd (warmup, flat, then decay over the last decay_fraction of the steps) | cosine (warmup, then a half cosine to 0)
+    decay_fraction: float = 0.1  # wsd: the share of the steps its decay takes
     weight_decay: float = 0.01  # decoupled; not applied to biases and LayerNorm
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
@@ -186,6 +188,10 @@ class TrainConfig:
                 raise UserError(f"train.{name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 <= self.seed < 2**64:  # numpy's SeedSequence (data order, micro-step seeds) and torch.manual_seed
             raise UserError(f"train.seed must be in [0, 2^64), got {self.seed}")
+        if self.lr_schedule not in ("linear", "wsd", "cosine"):
+            raise UserError(f"train.lr_schedule must be linear, wsd or cosine, got {self.lr_schedule!r}")
+        if not 0.0 < self.decay_fraction <= 1.0:
+            raise UserError(f"train.decay_fraction must be in (0, 1], got {self.decay_fraction}")
         if self.optimizer not in ("electra", "adamw"):
             raise UserError(f"train.optimizer must be 'electra' or 'adamw', got {self.optimizer!r}")
         if self.parallel not in ("ddp", "fsdp"):

@@ -110,7 +110,10 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
         trained.append(f"{facts.seconds / 3600:.2f} h")
     rows += [("batch", f"{t.global_batch_size} sequences x {t.seq_len} tokens"),
              ("schedule", (f"{t.optimizer} optimizer, peak lr {t.lr:g}, {t.warmup_steps:,} warmup "
-                           f"step{'s' * (t.warmup_steps != 1)}, decay to 0 at step {t.max_steps:,}"
+                           f"step{'s' * (t.warmup_steps != 1)}, "
+                           + {"linear": "", "cosine": "cosine ",
+                              "wsd": f"flat, then over the last {t.decay_fraction:.0%} "}[t.lr_schedule]
+                           + f"decay to 0 at step {t.max_steps:,}"
                            + (f", fitted to a time budget of {t.time_budget / 3600:.3g} h" if t.time_budget else ""))),
              *([("started from", (f"`{facts.init}` (continued pre-training: the steps, tokens and FLOPs here are "
                                   f"this run's only, not those of the model it started from)"))] if facts.init else []),

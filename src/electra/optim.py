@@ -4,20 +4,37 @@
   decoupled weight decay added to the update before it is scaled by the learning rate. With
   `bias_correction=True` it is standard AdamW (tests check it against torch.optim.AdamW).
 - `param_groups`: weight decay on everything except biases and LayerNorm parameters.
-- `lr_at`: peak * (1 - t/T)^power * min(1, t/warmup): warmup multiplies the decay (they overlap).
+- `lr_at`: peak * (1 - t/T)^power * min(1, t/warmup): warmup multiplies the decay (they overlap); or, opt-in,
+  warmup-stable-decay and cosine.
 - `layerwise_lr_scales`: fine-tuning's layer-wise decay, with the original's off-by-one as an option.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 
-def lr_at(step: int, peak: float, total_steps: int, warmup_steps: int, power: float = 1.0) -> float:
-    """The learning rate used for the update at `step` (0-based). Linear decay reaches 0 at total_steps."""
-    decay = max(0.0, 1.0 - step / total_steps) ** power
+def lr_at(step: int, peak: float, total_steps: int, warmup_steps: int, power: float = 1.0,
+          schedule: str = "linear", decay_fraction: float = 0.1) -> float:
+    """The learning rate used for the update at `step` (0-based); every schedule reaches 0 at total_steps.
+        linear  the original's: peak * (1 - t/T)^power * min(1, t/W), warmup and decay overlapping
+        wsd     warmup-stable-decay: up to peak over W steps, flat, then (1 - progress)^power down to 0 over the
+                last decay_fraction of the steps (ModernBERT's, MiniCPM's shape; a run can be extended before it)
+        cosine  up to peak over W steps, then half a cosine from peak to 0 over the rest"""
     warmup = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-    return peak * decay * warmup
+    if schedule == "linear":
+        return peak * max(0.0, 1.0 - step / total_steps) ** power * warmup
+    if step < warmup_steps:
+        return peak * warmup
+    if schedule == "wsd":
+        decay_start = total_steps * (1.0 - decay_fraction)
+        if step < decay_start:
+            return peak
+        return peak * max(0.0, 1.0 - (step - decay_start) / (total_steps - decay_start)) ** power
+    span = max(1, total_steps - warmup_steps)  # cosine
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warmup_steps) / span)))
 
 
 def param_groups(model: nn.Module, weight_decay: float, lr_scales: dict[str, float] | None = None) -> list[dict]:

@@ -208,7 +208,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     def check_finite() -> None:
         bad = int(first_bad.item())
         if bad >= 0:
-            raise UserError(f"non-finite loss at step {bad} (lr {lr_at(bad, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power):.2e}); "
+            raise UserError(f"non-finite loss at step {bad} (lr {schedule_lr(bad):.2e}); "
                             f"stopped without saving it. Lower --lr, raise --warmup-steps or use --precision fp32, "
                             f"then run the command again (it resumes from the last checkpoint, if the run has one)")
 
@@ -233,6 +233,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             log.print(f"saved {path}")
         dist.barrier()
         return path if d.is_main else None
+
+    def schedule_lr(at: int) -> float:
+        return lr_at(at, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power, t.lr_schedule, t.decay_fraction)
 
     def elapsed() -> float:
         return elapsed_before + time.time() - start_time
@@ -262,7 +265,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     evaluated = saved = -1  # the steps of the last periodic evaluation and checkpoint: a stop there repeats neither
     while step < t.max_steps:
         micro_batches = stream.next_step()
-        lr = lr_at(step, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power)
+        lr = schedule_lr(step)
         for m, (batch, packing) in enumerate(micro_batches):
             real_tokens = int(batch.attention_mask.sum())  # the host copy: no device sync
             batch = to_device(batch, d.device)
