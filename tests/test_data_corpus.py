@@ -44,12 +44,12 @@ def test_gzip_detected_by_magic_bytes_not_name(tmp_path: Path) -> None:
     p = tmp_path / "corpus.dat"  # no .gz suffix
     p.write_bytes(gzip.compress(b"one\ntwo\n\nthree\n"))
     cf = detect_file(p)
-    assert cf is not None and cf.gzip and cf.fmt == "text"
+    assert cf is not None and cf.codec == "gzip" and cf.fmt == "text"
     units, _ = units_of(p)
     assert docs_of(units) == [["one", "two"], ["three"]]
     q = tmp_path / "plain.gz"  # a .gz name on plain text is read as plain text
     q.write_text("x y\n", encoding="utf-8")
-    assert detect_file(q).gzip is False and docs_of(units_of(q)[0]) == [["x y"]]
+    assert detect_file(q).codec == "" and docs_of(units_of(q)[0]) == [["x y"]]
 
 
 def test_jsonl_text_field_and_record_boundaries(tmp_path: Path) -> None:
@@ -200,3 +200,80 @@ def test_blanks_separate_docs_off_makes_a_file_or_record_one_document(tmp_path: 
     q.write_text(json.dumps({"text": "x\n\ny"}) + "\n" + json.dumps({"text": "z"}) + "\n", encoding="utf-8")
     assert docs_of(units_of(q)[0]) == [["x"], ["y"], ["z"]]
     assert docs_of(units_of(q, blanks_separate_docs=False)[0]) == [["x", "y"], ["z"]]
+
+
+def _compress(codec: str, data: bytes) -> bytes:
+    import bz2
+    import lzma
+    if codec == "gzip":
+        return gzip.compress(data)
+    if codec == "bzip2":
+        return bz2.compress(data)
+    if codec == "xz":
+        return lzma.compress(data)
+    return pytest.importorskip("zstandard").ZstdCompressor().compress(data)
+
+
+@pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
+@pytest.mark.parametrize("name", ["corpus.jsonl", "corpus.jsonl.gz", "corpus.jsonl.bz2", "corpus.jsonl.xz",
+                                  "corpus.jsonl.zst", "corpus.bin"])
+def test_every_codec_reads_as_the_plain_file(tmp_path: Path, codec: str, name: str) -> None:
+    """By magic bytes, whatever the suffix; a compressed name still says JSON Lines (.bin is read as text)."""
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text("\n".join(json.dumps({"text": t}) for t in ["a1\na2\n\na3", "b1 é"]) + "\n", encoding="utf-8")
+    packed = tmp_path / name
+    packed.write_bytes(_compress(codec, plain.read_bytes()))
+    cf = detect_file(packed)
+    assert cf.codec == codec and cf.fmt == ("text" if name.endswith(".bin") else "jsonl")
+    if cf.fmt == "jsonl":
+        assert units_of(packed) == units_of(plain)
+    else:
+        assert units_of(packed)[0] == units_of(plain, "text")[0]
+
+
+def test_a_corrupt_compressed_file_is_a_one_line_error(tmp_path: Path) -> None:
+    import bz2
+    p = tmp_path / "c.txt.bz2"
+    whole = bz2.compress(" ".join(str(i) for i in range(20000)).encode())
+    p.write_bytes(whole[: len(whole) // 2])  # cut short: a download that stopped
+    with pytest.raises(UserError, match=r"c.txt.bz2: (cannot read|read failed)") as e:
+        units_of(p)
+    assert "\n" not in str(e.value)
+
+
+def test_zstd_without_its_package_names_the_package(tmp_path: Path, monkeypatch) -> None:
+    import importlib
+
+    p = tmp_path / "c.txt.zst"
+    p.write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
+    real = importlib.import_module
+    monkeypatch.setattr(importlib, "import_module",
+                        lambda name, *a: (_ for _ in ()).throw(ImportError(name)) if name == "zstandard" else real(name, *a))
+    with pytest.raises(UserError, match=r"c.txt.zst is zstd-compressed: reading it needs the zstandard package"):
+        detect_file(p)
+
+
+def _parquet(path: Path, columns: dict) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    pq.write_table(pa.table(columns), path, row_group_size=2)
+    return path
+
+
+def test_parquet_rows_are_documents(tmp_path: Path) -> None:
+    p = _parquet(tmp_path / "train-00000.parquet", {"id": [1, 2, 3, 4, 5],
+                                                    "text": ["a1\na2\n\na3", None, "b1", "", "c1\nc2"]})
+    cf = detect_file(p)
+    assert cf.fmt == "parquet" and cf.codec == ""
+    units, stats = units_of(p)
+    assert docs_of(units) == [["a1", "a2"], ["a3"], ["b1"], ["c1", "c2"]]
+    assert stats.lines == 5 and stats.bad_records == 1 and "1 row(s) without a string 'text'" in stats.per_file_warnings[0]
+    assert detect_file(p, "parquet").fmt == "parquet"
+    with pytest.raises(UserError, match=r"no column 'body' \(it has id, text\); use --text-field"):
+        units_of(p, text_field="body")
+    with pytest.raises(UserError, match="no row has a string in column 'id'"):
+        units_of(p, text_field="id")
+    t = tmp_path / "a.txt"
+    t.write_text("x\n", encoding="utf-8")
+    with pytest.raises(UserError, match="a.txt is not a Parquet file"):
+        detect_file(t, "parquet")

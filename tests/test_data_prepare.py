@@ -385,3 +385,25 @@ def test_bad_input_gives_one_line_error_and_no_output(tmp_path: Path, vocab: Pat
         assert sorted(p.name for p in out.iterdir()) == ["important.doc"]
     else:
         assert not out.exists()
+
+
+def test_parquet_and_zstd_corpora_prepare_into_the_plain_corpus_examples(tmp_path: Path, vocab: Path) -> None:
+    """The same documents as plain text, as a Parquet file (one row each) and as zstd-compressed JSON Lines:
+    the same training and held-out examples."""
+    pa = pytest.importorskip("pyarrow")
+    zstandard = pytest.importorskip("zstandard")
+    import pyarrow.parquet as pq
+
+    docs = write_grouped(tmp_path / "plain.txt", 40, 3)
+    pq.write_table(pa.table({"text": ["\n".join(d) for d in docs]}), tmp_path / "train.parquet", row_group_size=7)
+    jsonl = "".join(json.dumps({"text": "\n".join(d)}) + "\n" for d in docs).encode()
+    (tmp_path / "corpus.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl))
+    rows = {}
+    for name in ("plain.txt", "train.parquet", "corpus.jsonl.zst"):
+        out = tmp_path / f"ds-{name}"
+        assert prepare(str(tmp_path / name), "--vocab", str(vocab), "--out", str(out), "--seq-len", "24",
+                       "--valid-fraction", "0.1") == 0
+        data = PretrainData(out)
+        rows[name] = ([data.train[i].tolist() for i in range(len(data.train))],
+                      [data.valid[i].tolist() for i in range(len(data.valid))])
+    assert rows["train.parquet"] == rows["plain.txt"] == rows["corpus.jsonl.zst"] and len(rows["plain.txt"][0]) > 20

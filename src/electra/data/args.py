@@ -12,14 +12,15 @@ from electra.data.corpus import FORMATS
 
 def add_corpus_arg(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("corpus", nargs="+" if required else "*",
-                   help="text/gzip/JSONL/WikiExtractor files, folders or glob patterns")
+                   help="text, JSON Lines, WikiExtractor or Parquet files (plain, gzip, bzip2, xz or zstd), folders "
+                        "or glob patterns")
 
 
 def add_text_args(p: argparse.ArgumentParser) -> None:
     """How the corpus is read and normalised: --format (read back with `corpus_format`), --text-field,
     --no-lowercase (dest `lowercase`) and --[no-]strip-accents (dest `strip_accents`: None, True or False)."""
     p.add_argument("--format", choices=("auto",) + FORMATS, default="auto", help="force one input format")
-    p.add_argument("--text-field", default="text", help="JSON Lines field holding the text")
+    p.add_argument("--text-field", default="text", help="JSON Lines field (Parquet column) holding the text")
     p.add_argument("--no-lowercase", dest="lowercase", action="store_false", help="keep case (cased vocab)")
     acc = p.add_mutually_exclusive_group()
     acc.add_argument("--strip-accents", dest="strip_accents", action="store_true", default=None,

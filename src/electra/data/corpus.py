@@ -1,4 +1,5 @@
-"""Streaming corpus reading: files, folders and globs of plain text, gzip, JSON Lines and WikiExtractor output.
+"""Streaming corpus reading: files, folders and globs of plain text, JSON Lines, WikiExtractor output and Parquet,
+compressed or not.
 
 Every reader yields *text units* (ELECTRA treats each line as one "sentence", spec 2.1: there is no
 sentence splitter) and the empty string "" at each document end, so the example builder can flush
@@ -15,29 +16,35 @@ Formats (auto-detected per file, or forced with `fmt`):
 - wiki:  WikiExtractor output; `<doc ...>`/`</doc>` delimit documents, the title line repeated right
          after `<doc>` is dropped, blank lines inside a document are ignored. Detected by a first
          line starting with `<doc `.
-gzip is detected by magic bytes, whatever the file name.
+- parquet: one document per row, its text in the `text_field` column (Hugging Face Hub datasets; needs pyarrow).
+gzip, bzip2, xz and zstd are detected by magic bytes, whatever the file name (compressed.py).
 """
 from __future__ import annotations
 
 import codecs
 import glob
-import gzip
 import html
 import json
 import re
 import sys
-import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from electra.data.compressed import (
+    PARQUET_MAGIC,
+    READ_ERRORS,
+    SUFFIXES,
+    codec_of,
+    open_text_stream,
+    parquet_texts,
+)
 from electra.errors import UserError
 
-FORMATS = ("text", "jsonl", "wiki")
+FORMATS = ("text", "jsonl", "wiki", "parquet")
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 DEFAULT_MAX_LINE_BYTES = 1 << 20
-_GZIP_MAGIC = b"\x1f\x8b"
 _TITLE_RE = re.compile(r'\btitle="([^"]*)"')
 
 Warn = Callable[[str], None]
@@ -49,11 +56,11 @@ def default_warn(msg: str) -> None:
 
 @dataclass(frozen=True)
 class CorpusFile:
-    """One input file with its detected format (`gzip` is orthogonal to `fmt`)."""
+    """One input file with its detected format (`codec`, its compression, is orthogonal to `fmt`)."""
 
     path: Path
     fmt: str
-    gzip: bool
+    codec: str  # "" | gzip | bzip2 | xz | zstd
     size: int
     mtime_ns: int
 
@@ -127,10 +134,6 @@ def expand_inputs(specs: Sequence[str | Path], warn: Warn = default_warn) -> lis
     return out
 
 
-def _open_raw(path: Path, is_gzip: bool) -> BinaryIO:
-    return gzip.open(path, "rb") if is_gzip else open(path, "rb")  # type: ignore[return-value]
-
-
 def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -> CorpusFile | None:
     """Detect one file's format; None (with a warning) for an empty file; UserError for a binary one."""
     if fmt is not None and fmt not in FORMATS:
@@ -140,26 +143,32 @@ def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -
         warn(f"{path} is empty; skipped")
         return None
     with open(path, "rb") as f:
-        is_gz = f.read(2) == _GZIP_MAGIC
+        magic = f.read(8)
+    if magic.startswith(PARQUET_MAGIC) and fmt in (None, "parquet"):
+        return CorpusFile(path=path, fmt="parquet", codec="", size=st.st_size, mtime_ns=st.st_mtime_ns)
+    if fmt == "parquet":
+        raise UserError(f"{path} is not a Parquet file (no PAR1 header); drop --format parquet for it")
+    codec = codec_of(magic)
     try:
-        with _open_raw(path, is_gz) as f:
+        with open_text_stream(path, codec) as f:
             head = f.read(1024)
-    except (OSError, EOFError, zlib.error) as e:
-        raise UserError(f"{path}: cannot read ({e}); pass a plain or gzip'd text file") from None
+    except READ_ERRORS as e:
+        raise UserError(f"{path}: cannot read ({e}); pass a text file, plain or compressed (gzip, bzip2, xz, "
+                        f"zstd)") from None
     if not head:
         warn(f"{path} is empty (after decompression); skipped")
         return None
     if b"\x00" in head:
         raise UserError(f"{path} is not text (NUL bytes in its first KB); remove it from the corpus")
     if fmt is None:
-        name = path.name.removesuffix(".gz")
+        name = next((path.name.removesuffix(s) for s in SUFFIXES if path.name.lower().endswith(s)), path.name)
         if name.lower().endswith(JSON_SUFFIXES):
             fmt = "jsonl"
         elif head.lstrip(b"\xef\xbb\xbf").startswith(b"<doc "):
             fmt = "wiki"
         else:
             fmt = "text"
-    return CorpusFile(path=path, fmt=fmt, gzip=is_gz, size=st.st_size, mtime_ns=st.st_mtime_ns)
+    return CorpusFile(path=path, fmt=fmt, codec=codec, size=st.st_size, mtime_ns=st.st_mtime_ns)
 
 
 def resolve_corpus(specs: Sequence[str | Path], fmt: str | None = None, warn: Warn = default_warn,
@@ -277,6 +286,22 @@ def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where:
             f"(first at line {first_bad}); {hint}")
 
 
+def _parquet_units(path: Path, stats: ReadStats, text_field: str, blanks_separate_docs: bool) -> Iterator[str]:
+    """A Parquet file's rows as documents (compressed.parquet_texts); a row whose field is not a string is counted
+    as a bad record, and a file without one good row is an error, as for JSON Lines."""
+    for text in parquet_texts(path, text_field):
+        stats.lines += 1
+        if not isinstance(text, str):
+            stats.bad_records += 1
+            continue
+        stats.bytes_read += len(text.encode("utf-8"))
+        yield from _text_units(iter(text.split("\n")), stats, blanks_separate_docs)
+    if stats.bad_records:
+        stats.per_file_warnings.append(f"{path}: {stats.bad_records} row(s) without a string {text_field!r} skipped")
+    if stats.bad_records and stats.documents == 0:
+        raise UserError(f"{path}: no row has a string in column {text_field!r}; use --text-field to pick it")
+
+
 def _wiki_units(lines: Iterator[str], stats: ReadStats) -> Iterator[str]:
     in_doc = False
     has_units = False
@@ -314,8 +339,14 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
                max_line_bytes: int = DEFAULT_MAX_LINE_BYTES, blanks_separate_docs: bool = True) -> Iterator[str]:
     """Text units of one file, with "" after every document (see module docstring)."""
     local = ReadStats()
+    if cf.fmt == "parquet":
+        try:
+            yield from _parquet_units(cf.path, local, text_field, blanks_separate_docs)
+        finally:
+            stats.add(local)
+        return
     try:
-        with _open_raw(cf.path, cf.gzip) as f:
+        with open_text_stream(cf.path, cf.codec) as f:
             # A JSON record must be parsed whole: allow 64x longer lines there (memory ~ one record).
             limit = max_line_bytes * 64 if cf.fmt == "jsonl" else max_line_bytes
             lines = (decode_line(raw, local) for raw in raw_lines(f, limit, local))
@@ -326,8 +357,9 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
                 yield from _wiki_units(counted, local)
             else:
                 yield from _text_units(counted, local, blanks_separate_docs)
-    except (OSError, EOFError, zlib.error) as e:
-        raise UserError(f"{cf.path}: read failed ({e}); check the file (truncated or corrupt gzip?)") from None
+    except READ_ERRORS as e:
+        raise UserError(f"{cf.path}: read failed ({e}); check the file (truncated or corrupt "
+                        f"{cf.codec or 'text'}?)") from None
     finally:
         stats.add(local)
     if cf.fmt == "jsonl" and local.bad_records and local.documents == 0:
@@ -362,5 +394,5 @@ def iter_corpus(files: Sequence[CorpusFile], stats: ReadStats, text_field: str =
 
 
 def file_bytes_estimate(cf: CorpusFile) -> int:
-    """Rough raw-text size, used only to group small files into work units (gzip text ~3x)."""
-    return cf.size * 3 if cf.gzip else cf.size
+    """Rough raw-text size, used only to group small files into work units (compressed text ~3x)."""
+    return cf.size * 3 if cf.codec or cf.fmt == "parquet" else cf.size

@@ -1,0 +1,81 @@
+"""Compressed and columnar corpus files: recognised by their first bytes, whatever their names.
+
+    gzip   1f 8b            gzip (stdlib)
+    bzip2  "BZh"            bz2 (stdlib)
+    xz     fd "7zXZ" 00     lzma (stdlib)
+    zstd   28 b5 2f fd      the `zstandard` package (`pip install zstandard`): The Pile's and RedPajama's .jsonl.zst
+    Parquet "PAR1"          `pyarrow` (`pip install pyarrow`): Hugging Face Hub datasets; one document per row,
+                            its text in the --text-field column
+
+`open_text_stream` gives a binary stream with `readline`, which the line readers of corpus.py need; an error
+from a codec's own module surfaces as one of READ_ERRORS.
+"""
+from __future__ import annotations
+
+import bz2
+import importlib
+import io
+import lzma
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from electra.errors import UserError
+
+CODECS = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zstd")  # dropped from a name before its format is guessed
+PARQUET_MAGIC = b"PAR1"
+READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, zlib.error, lzma.LZMAError)
+try:  # a corrupt zstd frame raises the package's own error
+    import zstandard as _zstandard
+    READ_ERRORS += (_zstandard.ZstdError,)
+except ImportError:
+    pass
+
+
+def codec_of(head: bytes) -> str:
+    """The compression a file's first bytes announce: gzip, bzip2, xz, zstd, or "" (none)."""
+    return next((name for magic, name in CODECS.items() if head.startswith(magic)), "")
+
+
+def _module(name: str, package: str, what: str, path: Path) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise UserError(f"{path} is {what}: reading it needs the {package} package (pip install {package}), or "
+                        f"convert the file first") from None
+
+
+def open_text_stream(path: Path, codec: str) -> BinaryIO:
+    """The file's decompressed bytes, as a stream with readline."""
+    if codec == "gzip":
+        import gzip
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    if codec == "bzip2":
+        return bz2.open(path, "rb")  # type: ignore[return-value]
+    if codec == "xz":
+        return lzma.open(path, "rb")  # type: ignore[return-value]
+    if codec == "zstd":
+        zstandard = _module("zstandard", "zstandard", "zstd-compressed", path)
+        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader (closefd)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+    return open(path, "rb")
+
+
+def parquet_texts(path: Path, text_field: str) -> Iterator[Any]:
+    """The `text_field` column of a Parquet file, row by row (a value that is not a string is yielded as it is,
+    for the caller to count as a bad record), read one batch of rows at a time."""
+    pq = _module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
+    try:
+        f = pq.ParquetFile(path)
+        names = f.schema_arrow.names
+        if text_field not in names:
+            raise UserError(f"{path}: no column {text_field!r} (it has {', '.join(names[:10])}); use --text-field to "
+                            f"pick the one with the text")
+        for batch in f.iter_batches(columns=[text_field], batch_size=1024):
+            yield from batch.column(0).to_pylist()
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pyarrow's errors (ArrowInvalid, ...) are its own types
+        raise UserError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:160]})") from None
