@@ -73,16 +73,18 @@ grep -E "unpadded|tok/s|eval|done" "$out/loop_eager.log" | tail -n 4 | cut -c1-2
 cp /tmp/run_eager/metrics.jsonl "$out/loop_eager_metrics.jsonl" 2>/dev/null
 fi
 # every objective for 30 steps of the tiny preset on CUDA (unpadded discriminators, bf16), and Electric and All-Tokens
-# MLM (the two with (B, T, V) logits) compiled with CUDA graphs: that they run and learn, not their speed
+# MLM (the two with (B, T, V) logits) compiled with CUDA graphs: that they run and learn, not their speed; and
+# whole-word masking in the whole-step graph, with a 40 s --time-budget (its plan: a "time budget" line in the log)
 if [ "${SKIP_OBJECTIVES:-0}" != 1 ]; then
-stage objectives 120 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
+stage objectives 240 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
   "unigram --generator unigram" "replace_mlm --objective replace_mlm" "all_tokens_mlm --objective all_tokens_mlm" \
   "electric --objective electric" "electric_graphs --objective electric --compile true --compile-mode reduce-overhead" \
-  "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead"; do
+  "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead" \
+  "whole_word_stepgraph_budget --masking whole_word --compile true --compile-mode step-graph --time-budget 40 --lr-schedule wsd --max-steps 100000"; do
   set -- $spec; name=$1; shift
   python3 -m electra pretrain --preset tiny --data '"$carry"'/wiki128 --device cuda --no-tensorboard --max-steps 30 \
     --warmup-steps 5 --log-every 10 --eval-every 30 --eval-batches 1 --save-every 1000 --out /tmp/obj_$name "$@" \
-    > /tmp/obj_$name.log 2>&1; echo "$name rc=$? $(grep -E "eval @" /tmp/obj_$name.log | tail -n 1 | cut -c1-200)"
+    > /tmp/obj_$name.log 2>&1; echo "$name rc=$? $(grep -E "eval @|time budget" /tmp/obj_$name.log | tail -n 2 | cut -c1-200)"
 done'
 cat "$out/objectives.log"
 fi
