@@ -2,7 +2,8 @@
 
 ELECTRA draws each masked slot independently among the maskable tokens, so "##ing" is often masked while "walk"
 stays visible and gives it away. Whole-word masking (BERT's later release; Chinese-ELECTRA's default) masks every
-piece of a chosen word together. A word is a maskable token plus the `##` continuations right after it.
+piece of a chosen word together. A word is a maskable token plus the `##` continuations right after it (for
+Chinese, split into characters by the tokenizer, that is one character unless the data carries a segmenter's marks).
 
 Per row, with k = the token budget `mask_tokens` uses (mask_prob x non-pad tokens, at most N slots):
 
