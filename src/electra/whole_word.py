@@ -1,9 +1,10 @@
 """Whole-word masking (`--masking whole_word`): the mask step choosing words, not word pieces.
 
 ELECTRA draws each masked slot independently among the maskable tokens, so "##ing" is often masked while "walk"
-stays visible and gives it away. Whole-word masking (BERT's later release; Chinese BERT-wwm, Cui et al. 2019) masks every
-piece of a chosen word together. A word is a maskable token plus the `##` continuations right after it (for
-Chinese, split into characters by the tokenizer, that is one character unless the data carries a segmenter's marks).
+stays visible and gives it away. Whole-word masking (BERT's later release) masks every piece of a chosen word
+together. A word is a maskable token plus the `##` continuations right after it. The tokenizer splits Chinese into
+single characters, so there a word is one character: the segmenter-based masking of Chinese BERT-wwm (Cui et al.,
+2019) is not implemented.
 
 Per row, with k = the token budget `mask_tokens` uses (mask_prob x non-pad tokens, at most N slots):
 
