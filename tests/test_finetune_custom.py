@@ -183,7 +183,7 @@ def test_numeric_labels_sort_as_numbers(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("files, options, message", [
-    ({}, [], r"has no train.csv, train.tsv or train.jsonl"),
+    ({}, [], r"has no train.csv, train.tsv, train.jsonl or train.parquet"),
     ({"train.csv": "text,label\n"}, [], r"train.csv has no examples"),
     ({"train.csv": "text,label\na,x\nb,y\n", "dev.csv": "text,label\n\n"}, [], r"dev.csv has no examples"),
     ({"train.csv": "text,label\na,x\nb,y\n", "train.tsv": "text\tlabel\n"}, [], r"has train.csv and train.tsv; keep one"),
@@ -193,7 +193,7 @@ def test_numeric_labels_sort_as_numbers(tmp_path: Path) -> None:
      r"train.csv line 3: 3 columns, the header has 2"),
     ({"train.csv": "text,label\na,x\nb,x\n", "dev.csv": "text,label\na,x\n"}, [],
      r"every example has the label 'x'; a classifier needs two classes"),
-    ({"train.csv": "text,label\na,x\nb,y\n"}, [], r"has no dev.csv, dev.tsv or dev.jsonl \(or validation.\*\)"),
+    ({"train.csv": "text,label\na,x\nb,y\n"}, [], r"has no dev.csv, dev.tsv, dev.jsonl or dev.parquet \(or validation.\*\)"),
     ({"train.csv": "text,label\na,x\nb,y\n", "dev.csv": "text\na\n"}, [], r"dev.csv: no 'label' column; the dev file"),
     ({"train.jsonl": '{"text": "a", "label": 1}\n[1]\n'}, [], r"train.jsonl line 2: a JSON list, expected an object"),
     ({"train.jsonl": '{"text": 5, "label": 1}\n'}, [], r"train.jsonl line 1: column 'text' is a int, not text"),
@@ -345,3 +345,51 @@ def test_saved_tensors_get_the_umask_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644  # safetensors alone writes 0600
+
+
+def test_a_hub_parquet_dataset_trains_as_its_csv_and_predict_reads_parquet(tmp_path: Path) -> None:
+    """A Hugging Face Hub dataset's layout (train in two shards, validation, test; integer labels) gives the same
+    training as the same rows in CSV; `electra predict --input test.parquet` reproduces the test predictions."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from safetensors.torch import load_file
+
+    run = make_run(tmp_path)
+    binary = lambda rows: [[text, 1 if label == "positive" else 0] for _, text, label in rows]
+    train, dev, test = binary(sentiment_rows(40, 4)), binary(sentiment_rows(10, 5)), binary(sentiment_rows(6, 6))
+    hub = tmp_path / "hub" / "data"
+    hub.mkdir(parents=True)
+    table = lambda rows: pa.table({"text": [r[0] for r in rows], "label": pa.array([r[1] for r in rows], pa.int64())})
+    pq.write_table(table(train[:25]), hub / "train-00000-of-00002.parquet")
+    pq.write_table(table(train[25:]), hub / "train-00001-of-00002.parquet")
+    pq.write_table(table(dev), hub / "validation-00000-of-00001.parquet")
+    pq.write_table(table(test), hub / "test-00000-of-00001.parquet")
+    mine = tmp_path / "mine"
+    write_csv(mine / "train.csv", ["text", "label"], train)
+    write_csv(mine / "dev.csv", ["text", "label"], dev)
+    for name, data in (("hub", hub), ("csv", mine)):
+        assert electra_main(["finetune", "--task", "classify", "--data", str(data), "--model", str(run),
+                             "--out", str(tmp_path / f"out-{name}"), "--epochs", "2", "--batch-size", "8",
+                             "--threads", "1"]) == 0
+    a, b = (json.loads((tmp_path / f"out-{n}" / "results.json").read_text()) for n in ("hub", "csv"))
+    assert a["labels"] == b["labels"] == ["0", "1"] and a["runs"][0]["train"]["final_loss"] == b["runs"][0]["train"]["final_loss"]
+    wa, wb = (load_file(str(tmp_path / f"out-{n}" / "model" / "model.safetensors")) for n in ("hub", "csv"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    written = (tmp_path / "out-hub" / "test_predictions" / "test.tsv").read_text().splitlines()[1:]
+    assert [line.split("\t")[0] for line in written] == [str(i) for i in range(6)]  # no id column: row numbers
+    assert electra_main(["predict", "--model", str(tmp_path / "out-hub"), "--input",
+                         str(hub / "test-00000-of-00001.parquet"), "--output", str(tmp_path / "p.jsonl")]) == 0
+    got = [json.loads(line)["label"] for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert got == [line.split("\t")[1] for line in written]
+
+
+def test_a_corrupt_parquet_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("pyarrow")
+    data = tmp_path / "mine"
+    data.mkdir()
+    (data / "train.parquet").write_bytes(b"PAR1" + b"\x00" * 40)
+    write_csv(data / "dev.csv", ["text", "label"], [["good", "1"]])
+    rc = electra_main(["finetune", "--task", "classify", "--data", str(data), "--model", str(tmp_path / "m"),
+                       "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "train.parquet: not a readable Parquet file" in err and len(err.splitlines()) == 1

@@ -39,7 +39,8 @@ def codec_of(head: bytes) -> str:
     return next((name for magic, name in CODECS.items() if head.startswith(magic)), "")
 
 
-def _module(name: str, package: str, what: str, path: Path) -> Any:
+def optional_module(name: str, package: str, what: str, path: Path) -> Any:
+    """Import `name`, or a one-line error saying that `path` (which is `what`) needs `package`."""
     try:
         return importlib.import_module(name)
     except ImportError:
@@ -57,7 +58,7 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
     if codec == "xz":
         return lzma.open(path, "rb")  # type: ignore[return-value]
     if codec == "zstd":
-        zstandard = _module("zstandard", "zstandard", "zstd-compressed", path)
+        zstandard = optional_module("zstandard", "zstandard", "zstd-compressed", path)
         raw = open(path, "rb")  # noqa: SIM115 - closed with the reader (closefd)
         return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
     return open(path, "rb")
@@ -66,7 +67,7 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
 def parquet_texts(path: Path, text_field: str) -> Iterator[Any]:
     """The `text_field` column of a Parquet file, row by row (a value that is not a string is yielded as it is,
     for the caller to count as a bad record), read one batch of rows at a time."""
-    pq = _module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
+    pq = optional_module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
     try:
         f = pq.ParquetFile(path)
         names = f.schema_arrow.names

@@ -4,8 +4,9 @@
     electra finetune --task regress  --data DIR --model RUN --out OUT
 
 DIR holds `train.EXT` and `dev.EXT` (or `validation.EXT`), and optionally `test.EXT`, with EXT one of
-csv (comma-separated, standard quoting), tsv (tab-separated, no quoting, as GLUE's files) or jsonl (one JSON
-object per line). CSV and TSV files start with a header naming their columns.
+csv (comma-separated, standard quoting), tsv (tab-separated, no quoting, as GLUE's files), jsonl (one JSON
+object per line) or parquet (needs pyarrow; also as a Hugging Face Hub dataset's shards, `train-00000-of-00002.parquet`
+...). CSV and TSV files start with a header naming their columns; a Parquet row's "line" is its number from 1.
 
 - Text: one column (single sentences) or two (pairs, encoded as GLUE's [CLS] A [SEP] B [SEP]). By default
   the first of `text` (+ `text_pair`), `sentence1` + `sentence2`, `premise` + `hypothesis`, `question` +
@@ -40,7 +41,7 @@ from electra.finetune.files import read_utf8
 from electra.finetune.glue import Example, encode_examples, one_class_warning, output_labels, write_index_tsv
 from electra.finetune.metrics import METRICS
 
-FORMATS = ("csv", "tsv", "jsonl")
+FORMATS = ("csv", "tsv", "jsonl", "parquet")
 TEXT_DEFAULTS = (("text", "text_pair"), ("sentence1", "sentence2"), ("premise", "hypothesis"),
                  ("question", "sentence"), ("text",), ("sentence",))
 ID_COLUMNS = ("id", "idx", "index")
@@ -66,13 +67,15 @@ def find_split(data_dir: Path, split: str, required: bool = True) -> Path | None
     """data_dir/<split>.<csv|tsv|jsonl> (dev also as validation.*); exactly one may exist."""
     names = [split] + (["validation"] if split == "dev" else [])
     found = [data_dir / f"{n}.{ext}" for n in names for ext in FORMATS if (data_dir / f"{n}.{ext}").is_file()]
+    # a Hub dataset's shards (train-00000-of-00002.parquet, ...): read together, as the pattern names them
+    found += [data_dir / f"{n}-*.parquet" for n in names if any(data_dir.glob(f"{n}-[0-9]*-of-[0-9]*.parquet"))]
     if len(found) > 1:
         raise UserError(f"{data_dir} has {' and '.join(p.name for p in found)}; keep one {split} file")
     if not found and required:
         if not data_dir.is_dir():
             raise UserError(f"--data {data_dir} is not a folder; give the folder holding train.csv / dev.csv "
                             f"(or .tsv / .jsonl)")
-        raise UserError(f"{data_dir} has no {split}.csv, {split}.tsv or {split}.jsonl"
+        raise UserError(f"{data_dir} has no {split}.csv, {split}.tsv, {split}.jsonl or {split}.parquet"
                         f"{' (or validation.*)' if split == 'dev' else ''}; name your {split} file so")
     return found[0] if found else None
 
@@ -93,9 +96,13 @@ def _csv_records(path: Path, text: str) -> list[tuple[int, list[str]]]:
 
 def read_rows(path: Path, text: str | None = None, fmt: str | None = None) -> list[Row]:
     """(line, {column: value}) of every record: CSV via the csv module, TSV split on tabs, JSONL one object a
-    line. CSV and TSV files start with a header. `fmt` (csv, tsv or jsonl) defaults to the file's suffix."""
+    line, Parquet a row a record. CSV and TSV files start with a header. `fmt` (csv, tsv, jsonl or parquet)
+    defaults to the file's suffix."""
+    fmt = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}.get(
+        path.suffix.lower(), "tsv")
+    if fmt == "parquet":
+        return parquet_rows(path)
     text = read_utf8(path) if text is None else text
-    fmt = fmt or {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}.get(path.suffix.lower(), "tsv")
     if fmt == "jsonl":
         rows = []
         for i, line in enumerate(text.split("\n"), 1):
@@ -123,6 +130,21 @@ def read_rows(path: Path, text: str | None = None, fmt: str | None = None) -> li
                             f"{_semicolons(header)}")
         out.append((line, dict(zip(header, fields))))
     return out
+
+
+def parquet_rows(path: Path) -> list[Row]:
+    """(row number from 1, {column: value}) of a Parquet file, or of every shard a `name-*.parquet` pattern
+    matches, in name order."""
+    from electra.data.compressed import optional_module
+    pq = optional_module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
+    rows: list[Row] = []
+    for part in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
+        try:
+            records = pq.read_table(part).to_pylist()
+        except Exception as e:  # noqa: BLE001 - pyarrow's errors (ArrowInvalid, ...) are its own types
+            raise UserError(f"{part}: not a readable Parquet file ({' '.join(str(e).split())[:160]})") from None
+        rows += [(len(rows) + i, r) for i, r in enumerate(records, 1)]
+    return rows
 
 
 def _semicolons(header: list[str]) -> str:

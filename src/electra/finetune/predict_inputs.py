@@ -35,7 +35,7 @@ def words(text: str) -> list[str]:
 
 FORMATS = ("auto", "lines", "table", "jsonl", "conll", "squad")
 BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "table", ".tsv": "table", ".json": "squad",
-             ".conll": "conll"}
+             ".conll": "conll", ".parquet": "table"}
 
 
 def looks_like_conll(text: str) -> bool:
@@ -87,6 +87,8 @@ def read_rows(args: Any, model: Any) -> list[Row]:
         text = text.removeprefix("\ufeff")
     elif path.suffix.lower() == ".json" and args.format in ("auto", "squad"):
         name, text = str(path), ""  # read by read_squad
+    elif path.suffix.lower() == ".parquet" and args.format in ("auto", "table"):
+        name, text = str(path), ""  # a table, read by custom.parquet_rows
     else:
         from electra.finetune.files import read_utf8
         name, text = str(path), read_utf8(path)
@@ -109,7 +111,7 @@ def read_rows(args: Any, model: Any) -> list[Row]:
     elif fmt in ("table", "jsonl"):
         from electra.finetune.custom import ID_COLUMNS, column
         from electra.finetune.custom import read_rows as read_table
-        table = "csv" if path is not None and path.suffix.lower() == ".csv" else "tsv"
+        table = {".csv": "csv", ".parquet": "parquet"}.get(path.suffix.lower(), "tsv") if path is not None else "tsv"
         records = read_table(Path(name), text, "jsonl" if fmt == "jsonl" else table)
         if not records and fmt == "table" and text.strip():
             raise UserError(f"{name}: a table needs a header line and rows, this one has the header only "
