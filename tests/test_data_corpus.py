@@ -231,6 +231,15 @@ def test_every_codec_reads_as_the_plain_file(tmp_path: Path, codec: str, name: s
         assert units_of(packed)[0] == units_of(plain, "text")[0]
 
 
+def test_zstd_reads_every_frame_and_suffixes_ignore_case(tmp_path: Path) -> None:
+    zstandard = pytest.importorskip("zstandard")
+    c = zstandard.ZstdCompressor()
+    p = tmp_path / "PARTS.JSONL.ZST"  # two frames, as `zstd -T0` and pzstd write; an upper-case name
+    p.write_bytes(c.compress(b'{"text": "one"}\n') + c.compress(b'{"text": "two"}\n'))
+    cf = detect_file(p)
+    assert cf.fmt == "jsonl" and docs_of(units_of(p)[0]) == [["one"], ["two"]]
+
+
 def test_a_corrupt_compressed_file_is_a_one_line_error(tmp_path: Path) -> None:
     import bz2
     p = tmp_path / "c.txt.bz2"

@@ -60,7 +60,8 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
     if codec == "zstd":
         zstandard = optional_module("zstandard", "zstandard", "zstd-compressed", path)
         raw = open(path, "rb")  # noqa: SIM115 - closed with the reader (closefd)
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True))
+        # across frames: `zstd -T0` and pzstd write several (said outright: the flag's default is False)
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True))
     return open(path, "rb")
 
 

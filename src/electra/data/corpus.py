@@ -161,7 +161,7 @@ def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -
     if b"\x00" in head:
         raise UserError(f"{path} is not text (NUL bytes in its first KB); remove it from the corpus")
     if fmt is None:
-        name = next((path.name.removesuffix(s) for s in SUFFIXES if path.name.lower().endswith(s)), path.name)
+        name = next((path.name[: -len(s)] for s in SUFFIXES if path.name.lower().endswith(s)), path.name)
         if name.lower().endswith(JSON_SUFFIXES):
             fmt = "jsonl"
         elif head.lstrip(b"\xef\xbb\xbf").startswith(b"<doc "):
