@@ -1,6 +1,7 @@
 """--wandb PROJECT: every metric that reaches metrics.jsonl reaches Weights & Biases at the same step, a resumed
 run logs into the same W&B run, a --time-budget plan updates the config W&B shows, and a real (offline) W&B run
-is written; bad use is a one-line error before anything is built.
+is written; bad use is a one-line error before anything is built. `electra finetune --wandb` logs one W&B run
+per seed: its loss curve and its dev scores.
 
     python -m pytest tests/test_wandb.py -q
 """
@@ -102,3 +103,31 @@ def test_a_real_offline_wandb_run_is_written(tiny_dataset, tmp_path, monkeypatch
     run_id = (run / "wandb_id").read_text().strip()
     written = list((run / "wandb").glob(f"offline-run-*-{run_id}/run-{run_id}.wandb"))
     assert len(written) == 1 and written[0].stat().st_size > 0
+
+
+def test_finetune_logs_one_wandb_run_per_seed(tmp_path, fake_wandb):
+    from test_finetune_fixtures import make_run
+    from test_finetune_glue import _learnable_sst2
+
+    run, data, out = make_run(tmp_path), _learnable_sst2(tmp_path / "glue", n=32), tmp_path / "out"
+    assert main(["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), "--out", str(out),
+                 "--seeds", "2", "--epochs", "2", "--batch-size", "8", "--log-every", "2", "--wandb", "ft"]) == 0
+    inits = [c[1] for c in fake_wandb if c[0] == "init"]
+    assert [(i["project"], i["group"], i["name"], i["config"]["seed"]) for i in inits] == [
+        ("ft", "sst2", "sst2-seed1", 1), ("ft", "sst2", "sst2-seed2", 2)]
+    assert inits[0]["config"]["lr"] == json.loads((out / "results.json").read_text())["config"]["lr"]
+    assert inits[0]["dir"] == str(out) and inits[0]["job_type"] == "finetune"
+    res = json.loads((out / "results.json").read_text())
+    # each seed: its loss curve at the log steps, then its dev scores, then finish
+    per_seed, current = [], None
+    for c in fake_wandb:
+        if c[0] == "init":
+            current = []
+            per_seed.append(current)
+        elif c[0] in ("log", "finish"):
+            current.append(c)
+    for seed_calls, r in zip(per_seed, res["runs"]):
+        steps = [c[1] for c in seed_calls if c[0] == "log" and "train/loss" in c[2]]
+        assert steps == list(range(2, r["train"]["steps"] + 1, 2))
+        assert seed_calls[-2] == ("log", r["train"]["steps"], {f"dev/{m}": v for m, v in r["metrics"].items()})
+        assert seed_calls[-1] == ("finish",)

@@ -113,16 +113,20 @@ def require_wandb(project: str) -> None:
 
 def start_wandb(run_dir: Path, project: str, config: dict[str, Any]) -> Any:
     """A W&B run for this run folder: a new one, or the one its earlier commands logged into (RUN_DIR/wandb_id)."""
-    import wandb
-
     from electra.checkpoint import atomic_write_text
     id_file = run_dir / "wandb_id"
     run_id = id_file.read_text().strip() if id_file.is_file() else secrets.token_hex(4)
     atomic_write_text(id_file, run_id + "\n")
+    return wandb_run(project, config, id=run_id, resume="allow", name=run_dir.name, dir=str(run_dir))
+
+
+def wandb_run(project: str, config: dict[str, Any], **init: Any) -> Any:
+    """wandb.init, with its failures (no API key, no network, a bad entity) as a one-line error."""
+    import wandb
+
     try:
-        return wandb.init(project=project, id=run_id, resume="allow", name=run_dir.name, dir=str(run_dir),
-                          config=config)
-    except Exception as e:  # noqa: BLE001 - no API key, no network, a bad entity: W&B's exception types vary
+        return wandb.init(project=project, config=config, **init)
+    except Exception as e:  # noqa: BLE001 - W&B's exception types vary by version
         from electra.errors import UserError
         raise UserError(f"--wandb {project}: W&B did not start ({' '.join(str(e).split())[:200]}); run `wandb "
                         f"login`, or set WANDB_MODE=offline to log locally and `wandb sync` later") from None

@@ -68,6 +68,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of another task (or task list) that an earlier run left in --out")
     p.add_argument("--print-config", action="store_true", help="print the recipe fields and defaults, then exit")
+    p.add_argument("--wandb", metavar="PROJECT", help="also log each seed's training curve and dev scores to this "
+                                                       "Weights & Biases project (one W&B run per task and seed)")
     args, unknown = p.parse_known_args(rest)
     if unknown:
         raise UserError(f"unknown option(s) {' '.join(unknown)} (see `electra finetune --help` and --print-config)")
@@ -79,6 +81,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
             raise UserError(f"--{name} is required")
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.wandb is not None:
+        from electra.logs import require_wandb
+        require_wandb(args.wandb)
     return args, cfg
 
 
@@ -147,10 +152,21 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         if args.random_init:
             init_weights(encoder, std=mcfg.initializer_range)
         model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
-        stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True))
+        wb = None
+        if args.wandb is not None:  # one W&B run per task and seed, grouped by task; its files in OUT/wandb
+            from electra.logs import wandb_run
+            out.mkdir(parents=True, exist_ok=True)
+            wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
+                                        "random_init": args.random_init}, group=name, name=f"{name}-seed{seed}",
+                           job_type="finetune", dir=str(out))
+        stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True),
+                      report=(lambda step, m, run=wb: run.log(m, step=step)) if wb is not None else None)
         pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
                                  precision=cfg.precision)
         metrics = job.evaluate(pred)
+        if wb is not None:
+            wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
+            wb.finish()
         print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
         runs.append({"seed": seed, "metrics": metrics, "train": stats})
         if best is None or metrics[job.main_metric] > best[0]:

@@ -148,8 +148,10 @@ class LossTracker:
 
 
 def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_id: int, device: torch.device,
-          seed: int, log: Callable[[str], None] = print) -> dict[str, float]:
-    """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}."""
+          seed: int, log: Callable[[str], None] = print,
+          report: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
+    """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}. `report(step, metrics)`: the log lines'
+    numbers (train/loss, train/lr), for W&B."""
     bs = cfg.batch_size
     steps = max(1, int(len(feats) // bs * cfg.epochs)) if cfg.epochs > 0 else 0
     if steps == 0:
@@ -182,8 +184,10 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                 tracker.check(cfg.lr)
             step += 1
             if step % cfg.log_every == 0 or step == steps:
-                log(f"  step {step}/{steps}  loss {tracker.value(cfg.lr):.4f}  "
-                    f"lr {lr_at(step - 1, cfg.lr, steps, warmup):.2e}  {time.time() - t0:.0f}s")
+                loss_now, lr_now = tracker.value(cfg.lr), lr_at(step - 1, cfg.lr, steps, warmup)
+                log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {time.time() - t0:.0f}s")
+                if report is not None:
+                    report(step, {"train/loss": loss_now, "train/lr": lr_now})
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
 
 
