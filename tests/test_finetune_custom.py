@@ -363,7 +363,7 @@ def test_a_hub_parquet_dataset_trains_as_its_csv_and_predict_reads_parquet(tmp_p
     pq.write_table(table(train[:25]), hub / "train-00000-of-00002.parquet")
     pq.write_table(table(train[25:]), hub / "train-00001-of-00002.parquet")
     pq.write_table(table(dev), hub / "validation-00000-of-00001.parquet")
-    pq.write_table(table(test), hub / "test-00000-of-00001.parquet")
+    pq.write_table(table([[t, -1] for t, _ in test]), hub / "test-00000-of-00001.parquet")  # the Hub's "no label"
     mine = tmp_path / "mine"
     write_csv(mine / "train.csv", ["text", "label"], train)
     write_csv(mine / "dev.csv", ["text", "label"], dev)
@@ -375,6 +375,7 @@ def test_a_hub_parquet_dataset_trains_as_its_csv_and_predict_reads_parquet(tmp_p
     assert a["labels"] == b["labels"] == ["0", "1"] and a["runs"][0]["train"]["final_loss"] == b["runs"][0]["train"]["final_loss"]
     wa, wb = (load_file(str(tmp_path / f"out-{n}" / "model" / "model.safetensors")) for n in ("hub", "csv"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not any(k.startswith("test_") for k in a["summary"])  # -1 everywhere: an unlabelled test split
     written = (tmp_path / "out-hub" / "test_predictions" / "test.tsv").read_text().splitlines()[1:]
     assert [line.split("\t")[0] for line in written] == [str(i) for i in range(6)]  # no id column: row numbers
     assert electra_main(["predict", "--model", str(tmp_path / "out-hub"), "--input",

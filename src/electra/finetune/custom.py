@@ -233,7 +233,7 @@ def _blank(value: Any) -> bool:
 def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, rows: list[Row] | None = None,
                warn: Callable[[str], None] | None = None) -> Split:
     """One file's texts, raw labels and ids (`rows`: the file's records when already read). Column names are
-    matched as in `column`; a file whose label column is absent or empty in every row is unlabelled."""
+    matched as in `column`; a file whose label column is absent, empty or -1 in every row is unlabelled."""
     rows = (read_rows(path) if rows is None else rows)[: limit or None]
     if not rows:
         raise UserError(f"{path} has no examples")
@@ -241,6 +241,8 @@ def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, ro
     cols = tuple(column(have, c) or c for c in cols)
     label_col = column(have, label)
     labelled = label_col is not None and any(not _blank(row.get(label_col)) for _, row in rows)
+    # -1 in every row: the Hugging Face datasets' "no label" (GLUE's test splits on the Hub)
+    labelled = labelled and not all(str(row.get(label_col)).strip() in ("-1", "-1.0") for _, row in rows)
     id_col = next((c for c in (column(have, n) for n in ID_COLUMNS) if c), None)
     texts, labels, ids, empty = [], [], [], []
     for k, (line, row) in enumerate(rows):
