@@ -106,3 +106,39 @@ def test_keep_every_keeps_milestones_that_fine_tuning_can_start_from(tiny_datase
     assert pre.step == 4
     a, b = early.state_dict(), late.state_dict()
     assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)
+
+
+def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_path, capsys):
+    """--eval-data B: training as without it, evaluation on B's held-out rows (B = the same corpus prepared with
+    another seed and split); --eval-data A is the same run as no --eval-data. Mismatches are one-line errors."""
+    root = tiny_dataset.parent
+    other = tmp_path / "other"
+    assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "32",
+                 "--out", str(other), "--seed", "9", "--valid-fraction", "0.2", "--quiet"]) == 0
+
+    def run(name, *extra):
+        out = tmp_path / name
+        assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(out), *tiny_overrides(max_steps=4),
+                     "--eval-every", "2", *extra]) == 0
+        rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+        train = [{k: v for k, v in r.items() if k.startswith("train/") and "per_s" not in k} for r in rows
+                 if "train/loss" in r]
+        return train, [{k: v for k, v in r.items() if k.startswith("eval/")} for r in rows if "eval/loss" in r]
+
+    plain, same, swapped = run("plain"), run("same", "--eval-data", str(tiny_dataset)), run("b", "--eval-data", str(other))
+    assert plain == same
+    assert swapped[0] == plain[0] and swapped[1] != plain[1] and len(swapped[1]) == 2
+    assert f"held-out examples (from {other})" in capsys.readouterr().out
+    wrong = tmp_path / "wrong"  # another sequence length
+    assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "24",
+                 "--out", str(wrong), "--quiet"]) == 0
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "x"), *tiny_overrides(),
+                 "--eval-data", str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 24-token examples" in err and "--seq-len 32" in err and not (tmp_path / "x").exists()
+    none = tmp_path / "none"  # no held-out split
+    assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "32",
+                 "--out", str(none), "--valid-fraction", "0", "--quiet"]) == 0
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "y"), *tiny_overrides(),
+                 "--eval-data", str(none)]) == 2
+    assert "has no held-out examples; prepare it with --valid-fraction above 0" in capsys.readouterr().err

@@ -56,7 +56,7 @@ from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
-from electra.run_setup import check_dataset, inject_fault, micro_seed, parse_args, resolve_run
+from electra.run_setup import check_dataset, held_out_data, inject_fault, micro_seed, parse_args, resolve_run
 from electra.whole_word import continuation_table
 
 
@@ -68,6 +68,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     cfg, ckpt, init = resolve_run(args, overrides, data)
     t = cfg.train
     check_dataset(args, cfg, data, resumed=ckpt is not None)
+    held = held_out_data(args, data)  # where the held-out rows come from
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
     cuda = d.device.type == "cuda"
@@ -172,7 +173,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'}"
               f"{' (bf16 residual stream)' if use_bf16 and t.residual == 'bf16' else ''} | "
               f"{'unpadded' if unpad else 'padded'} encoders{' | each step one CUDA graph' if whole else ''} | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
-              f" | {len(data.train):,} train / {len(data.valid):,} held-out examples | global batch "
+              f" | {len(data.train):,} train / {len(held.valid):,} held-out examples"
+              f"{f' (from {args.eval_data})' if held is not data else ''} | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
@@ -199,7 +201,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                      trained_generator=cfg.objective.trained_generator)
     # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
     # one after max_steps, or no held-out rows to evaluate
-    evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
+    evaluates = 0 < t.eval_every < t.max_steps and len(held.valid) > 0
     meter = IntervalMeter(step, d.device, n_micro * d.world_size, t.global_batch_size * t.seq_len,
                           carried=state.get("log_interval") if ckpt is not None else None, holds_carried=d.is_main)
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
@@ -245,14 +247,14 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         what is left of the budget and record the plan in that checkpoint and config.json (budget.py)."""
         nonlocal plan, evaluates
         took = time.perf_counter()
-        log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+        log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
         took_eval, took = time.perf_counter() - took, time.perf_counter()
         path = save()
         took_save = time.perf_counter() - took
-        plan = planner.plan(step, elapsed(), took_eval if len(data.valid) else 0.0, took_save, t.eval_every,
+        plan = planner.plan(step, elapsed(), took_eval if len(held.valid) else 0.0, took_save, t.eval_every,
                             t.save_every, lambda values: dist.max_over_ranks(values, d.device))
         t.max_steps, t.warmup_steps = plan.steps, plan.warmup
-        evaluates = 0 < t.eval_every < t.max_steps and len(data.valid) > 0
+        evaluates = 0 < t.eval_every < t.max_steps and len(held.valid) > 0
         health.warmup = max(1, t.warmup_steps)
         log.set_total(t.max_steps)
         log.update_config(cfg.to_dict())
@@ -319,7 +321,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             plan_schedule()
             evaluated = saved = step
         if t.eval_every and step % t.eval_every == 0 and step < t.max_steps and evaluated != step:
-            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+            log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
             evaluated = step
         if step % t.save_every == 0 and step < t.max_steps and saved != step:
             save()
@@ -337,7 +339,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     stream.close()
     if step > start_step:
         if evaluated != step:
-            log_eval(log, step, evaluate(raw, data, cfg, micro, d, autocast), health, cfg.objective.joint)
+            log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
         if saved != step:
             save()
     else:  # a finished run re-run: its checkpoint keeps the config and the evaluation it was trained with

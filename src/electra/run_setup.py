@@ -48,6 +48,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
                                                 "or in part): on top of the preset, below the command line's fields")
     p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
+    p.add_argument("--eval-data", type=Path, metavar="DATASET",
+                   help="evaluate on this prepared dataset's held-out split instead of --data's (same vocabulary "
+                        "and sequence length): your domain's text, say, while training on a mix")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
     p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training, "
@@ -139,6 +142,23 @@ def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainD
         if recorded != (have := vocab_sha256(data.vocab_path)):
             raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {have[:12]} vs {recorded[:12]}); use the run's dataset")
+
+
+def held_out_data(args: argparse.Namespace, data: PretrainData) -> PretrainData:
+    """The dataset whose held-out split the run evaluates on: --eval-data's, checked against --data, or --data."""
+    if args.eval_data is None:
+        return data
+    held = PretrainData(args.eval_data)
+    if vocab_sha256(held.vocab_path) != vocab_sha256(data.vocab_path):
+        raise UserError(f"--eval-data {args.eval_data} was prepared with another vocabulary than --data {args.data}; "
+                        f"prepare it with --vocab {data.vocab_path}")
+    if held.seq_len != data.seq_len:
+        raise UserError(f"--eval-data {args.eval_data} holds {held.seq_len}-token examples, --data {args.data} "
+                        f"{data.seq_len}-token ones; prepare it with --seq-len {data.seq_len}")
+    if len(held.valid) == 0:
+        raise UserError(f"--eval-data {args.eval_data} has no held-out examples; prepare it with --valid-fraction "
+                        f"above 0")
+    return held
 
 
 def micro_seed(seed: int, step: int, index: int) -> int:
