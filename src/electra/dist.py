@@ -77,11 +77,7 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
 
 def any_rank(flag: bool, device: torch.device) -> bool:
     """True if the flag is set on any rank (used for stop requests: all ranks must stop at the same step)."""
-    if not (td.is_initialized() and td.get_world_size() > 1):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    td.all_reduce(t, op=td.ReduceOp.MAX)
-    return bool(t.item())
+    return max_over_ranks([1.0 if flag else 0.0], device)[0] > 0
 
 
 def max_over_ranks(values: list[float], device: torch.device) -> list[float]:

@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import signal
 import time
+from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -199,13 +200,21 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         signal.signal(sig, on_signal)
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra",
                      trained_generator=cfg.objective.trained_generator)
-    # it judges held-out metrics when evaluations come during training, else the training ones: no --eval-every,
-    # one after max_steps, or no held-out rows to evaluate
-    evaluates = 0 < t.eval_every < t.max_steps and len(held.valid) > 0
     meter = IntervalMeter(step, d.device, n_micro * d.world_size, t.global_batch_size * t.seq_len,
                           carried=state.get("log_interval") if ckpt is not None else None, holds_carried=d.is_main)
     first_bad = torch.full((), -1, dtype=torch.long, device=d.device)
     start_time = time.time()
+
+    def elapsed() -> float:
+        return elapsed_before + time.time() - start_time
+
+    def evaluates() -> bool:
+        """Whether held-out evaluations come during training (a --time-budget plan changes max_steps): the health
+        monitor judges them, else the training metrics (no --eval-every, one after max_steps, no held-out rows)."""
+        return 0 < t.eval_every < t.max_steps and len(held.valid) > 0
+
+    def run_eval() -> None:
+        log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
 
     def check_finite() -> None:
         bad = int(first_bad.item())
@@ -214,7 +223,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                             f"stopped without saving it. Lower --lr, raise --warmup-steps or use --precision fp32, "
                             f"then run the command again (it resumes from the last checkpoint, if the run has one)")
 
-    def save() -> None:
+    def save() -> Path | None:
         check_finite()
         if fsdp:  # collective: every rank takes part in gathering the full tensors
             weights, opt_sd = dist.gather_full_state(raw, optimizer)
@@ -224,7 +233,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         interval = meter.state(step)  # a resume logs the interval in progress whole
         if d.is_main:
             path = save_checkpoint(args.out, step, weights, opt_sd,
-                                   {"data": stream.state_dict(), "elapsed": elapsed_before + time.time() - start_time,
+                                   {"data": stream.state_dict(), "elapsed": elapsed(),
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
                                     **({"budget_plan": plan.to_dict()} if plan else {}),
                                     # what bit-for-bit reproduction also needs (float reductions follow them)
@@ -239,22 +248,18 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     def schedule_lr(at: int) -> float:
         return lr_at(at, t.lr, t.max_steps, t.warmup_steps, t.lr_decay_power, t.lr_schedule, t.decay_fraction)
 
-    def elapsed() -> float:
-        return elapsed_before + time.time() - start_time
-
     def plan_schedule() -> None:
         """--time-budget: the window's steps are timed; evaluate and save once, timed, then fit the schedule into
         what is left of the budget and record the plan in that checkpoint and config.json (budget.py)."""
-        nonlocal plan, evaluates
+        nonlocal plan
         took = time.perf_counter()
-        log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
+        run_eval()
         took_eval, took = time.perf_counter() - took, time.perf_counter()
         path = save()
         took_save = time.perf_counter() - took
         plan = planner.plan(step, elapsed(), took_eval if len(held.valid) else 0.0, took_save, t.eval_every,
                             t.save_every, lambda values: dist.max_over_ranks(values, d.device))
         t.max_steps, t.warmup_steps = plan.steps, plan.warmup
-        evaluates = 0 < t.eval_every < t.max_steps and len(held.valid) > 0
         health.warmup = max(1, t.warmup_steps)
         log.set_total(t.max_steps)
         log.update_config(cfg.to_dict())
@@ -310,7 +315,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 f"{metrics['train/tokens_per_s']:,.0f} tok/s",
                 "eta: timing steps for --time-budget" if planner and not plan else
                 f"eta {fmt_duration((t.max_steps - step) * step_seconds)}"]))
-            if not evaluates:  # no held-out metrics to judge the run's health by: the training ones
+            if not evaluates():  # no held-out metrics to judge the run's health by: the training ones
                 for line in health.update(step, metrics):
                     log.print(line)
         log.progress(step)
@@ -321,7 +326,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             plan_schedule()
             evaluated = saved = step
         if t.eval_every and step % t.eval_every == 0 and step < t.max_steps and evaluated != step:
-            log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
+            run_eval()
             evaluated = step
         if step % t.save_every == 0 and step < t.max_steps and saved != step:
             save()
@@ -339,7 +344,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     stream.close()
     if step > start_step:
         if evaluated != step:
-            log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
+            run_eval()
         if saved != step:
             save()
     else:  # a finished run re-run: its checkpoint keeps the config and the evaluation it was trained with

@@ -65,19 +65,27 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
     return open(path, "rb")
 
 
-def parquet_texts(path: Path, text_field: str) -> Iterator[Any]:
-    """The `text_field` column of a Parquet file, row by row (a value that is not a string is yielded as it is,
-    for the caller to count as a bad record), read one batch of rows at a time."""
+def parquet_records(path: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """A Parquet file's rows as {column: value}, read one batch of rows at a time (`columns`: only these)."""
     pq = optional_module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
     try:
         f = pq.ParquetFile(path)
-        names = f.schema_arrow.names
-        if text_field not in names:
-            raise UserError(f"{path}: no column {text_field!r} (it has {', '.join(names[:10])}); use --text-field to "
-                            f"pick the one with the text")
-        for batch in f.iter_batches(columns=[text_field], batch_size=1024):
-            yield from batch.column(0).to_pylist()
-    except UserError:
-        raise
+        for batch in f.iter_batches(columns=columns, batch_size=1024):
+            yield from batch.to_pylist()
     except Exception as e:  # noqa: BLE001 - pyarrow's errors (ArrowInvalid, ...) are its own types
         raise UserError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:160]})") from None
+
+
+def parquet_texts(path: Path, text_field: str) -> Iterator[Any]:
+    """The `text_field` column of a Parquet file, row by row (a value that is not a string is yielded as it is,
+    for the caller to count as a bad record)."""
+    pq = optional_module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
+    try:
+        names = pq.read_schema(path).names
+    except Exception as e:  # noqa: BLE001 - as above
+        raise UserError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:160]})") from None
+    if text_field not in names:
+        raise UserError(f"{path}: no column {text_field!r} (it has {', '.join(names[:10])}); use --text-field to "
+                        f"pick the one with the text")
+    for record in parquet_records(path, [text_field]):
+        yield record[text_field]

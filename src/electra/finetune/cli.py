@@ -160,7 +160,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
                                         "random_init": args.random_init}, group=name, name=f"{name}-seed{seed}",
                            job_type="finetune", dir=str(out))
         stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True),
-                      report=(lambda step, m, run=wb: run.log(m, step=step)) if wb is not None else None)
+                      report=wb.log if wb is not None else None)
         pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
                                  precision=cfg.precision)
         metrics = job.evaluate(pred)

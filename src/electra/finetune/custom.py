@@ -135,16 +135,9 @@ def read_rows(path: Path, text: str | None = None, fmt: str | None = None) -> li
 def parquet_rows(path: Path) -> list[Row]:
     """(row number from 1, {column: value}) of a Parquet file, or of every shard a `name-*.parquet` pattern
     matches, in name order."""
-    from electra.data.compressed import optional_module
-    pq = optional_module("pyarrow.parquet", "pyarrow", "a Parquet file", path)
-    rows: list[Row] = []
-    for part in sorted(path.parent.glob(path.name)) if "*" in path.name else [path]:
-        try:
-            records = pq.read_table(part).to_pylist()
-        except Exception as e:  # noqa: BLE001 - pyarrow's errors (ArrowInvalid, ...) are its own types
-            raise UserError(f"{part}: not a readable Parquet file ({' '.join(str(e).split())[:160]})") from None
-        rows += [(len(rows) + i, r) for i, r in enumerate(records, 1)]
-    return rows
+    from electra.data.compressed import parquet_records
+    parts = sorted(path.parent.glob(path.name)) if "*" in path.name else [path]
+    return list(enumerate((r for part in parts for r in parquet_records(part)), 1))
 
 
 def _semicolons(header: list[str]) -> str:

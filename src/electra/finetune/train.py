@@ -149,9 +149,9 @@ class LossTracker:
 
 def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_id: int, device: torch.device,
           seed: int, log: Callable[[str], None] = print,
-          report: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, float]:
-    """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}. `report(step, metrics)`: the log lines'
-    numbers (train/loss, train/lr), for W&B."""
+          report: Callable[[dict[str, float], int], Any] | None = None) -> dict[str, float]:
+    """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}. `report(metrics, step)`: the log lines'
+    numbers (train/loss, train/lr), for W&B (a W&B run's `log`)."""
     bs = cfg.batch_size
     steps = max(1, int(len(feats) // bs * cfg.epochs)) if cfg.epochs > 0 else 0
     if steps == 0:
@@ -187,7 +187,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                 loss_now, lr_now = tracker.value(cfg.lr), lr_at(step - 1, cfg.lr, steps, warmup)
                 log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {time.time() - t0:.0f}s")
                 if report is not None:
-                    report(step, {"train/loss": loss_now, "train/lr": lr_now})
+                    report({"train/loss": loss_now, "train/lr": lr_now}, step)
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
 
 
