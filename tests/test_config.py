@@ -79,6 +79,10 @@ def test_bare_bool_flag_means_true_and_others_need_a_value():
     ({"save_every": "1e400"}, "train.save_every"),
     ({"sharing": "some"}, "sharing"),
     ({"mask_prob": "1.5"}, "mask_prob"),
+    ({"masking": "ngram"}, "objective.masking must be one of token, whole_word, span"),
+    ({"masking": "span", "span_p": "0"}, r"objective.span_p must be in \(0, 1\]"),
+    ({"masking": "span", "max_span": "0"}, "max_span >= 1"),
+    ({"max_span": "5"}, "add --masking span"),  # a span setting without span masking would be ignored
     ({"seq_len": "1024"}, "position table"),
     ({"sharing": "all"}, "generator_hidden_fraction"),
     ({"hidden_size": "100", "num_heads": "3"}, "divisible"),

@@ -249,3 +249,17 @@ def test_card_says_the_schedule_was_fitted_to_a_time_budget_and_whole_words_mask
     disc = (tmp_path / "out" / "discriminator" / "README.md").read_text()
     assert "2 warmup steps, flat, then over the last 10% decay to 0 at step 7, fitted to a time budget of 1.5 h |" in disc
     assert "| masking | 15% of tokens in whole words, 85% of them shown as [MASK] |" in disc
+
+
+def test_card_names_span_masking_and_its_lengths(vocab, tmp_path):
+    import dataclasses
+
+    model = electra_model(tiny_cfg(), vocab)
+    run = write_run(tmp_path / "run", model, vocab, step=3)
+    spans = dataclasses.replace(model.cfg, objective=dataclasses.replace(model.cfg.objective, masking="span",
+                                                                         span_p=0.25, max_span=6))
+    save_checkpoint(run, 3, model.weights(), torch.optim.SGD(model.parameters(), lr=0.1),
+                    {"config": spans.to_dict()}, keep_last=1)
+    export(run, tmp_path / "out")
+    disc = (tmp_path / "out" / "discriminator" / "README.md").read_text()
+    assert "| masking | 15% of tokens in spans of whole words (Geo(0.25), at most 6 words), 85% of them" in disc

@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from electra.config import PretrainConfig
 from electra.data.dataset import PretrainData
+from electra.data.mixture import Mixture
 from electra.data.shards import atomic_write_bytes, replace_dir
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
@@ -87,11 +88,14 @@ def discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
         run_dir.rmdir()
 
 
-def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData) -> None:
+def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData, mixture: Mixture | None = None) -> None:
+    """config.json, tokenizer.json (the vocabulary's identity, the dataset or the mixture of them) and vocab.txt."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
            "strip_accents": data.strip_accents, "special": data.special._asdict(), "dataset": str(data.root)}
+    if mixture is not None:
+        tok["mixture"] = [{"dataset": name, "share": w} for name, w in zip(mixture.names, mixture.weights)]
     atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))
     if not (run_dir / "vocab.txt").exists():
         shutil.copyfile(data.vocab_path, run_dir / "vocab.txt")

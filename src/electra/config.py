@@ -56,6 +56,7 @@ class ModelConfig:
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
 GENERATORS = ("mlm", "uniform", "unigram")
+MASKINGS = ("token", "whole_word", "span")
 OBJECTIVES = ("electra", "mlm", "replace_mlm", "all_tokens_mlm", "electric")
 
 
@@ -65,7 +66,9 @@ class ObjectiveConfig:
     mask_prob: float = 0.15  # fraction of non-pad tokens the generator must predict (0.25 for large)
     mask_token_prob: float = 0.85  # of the selected slots, this share become [MASK]; the rest keep the token
     max_predictions: int = 0  # masked slots per row; 0 = int((mask_prob + 0.005) * seq_len) as the original
-    masking: str = "token"  # token (each slot drawn independently among the tokens, as the original) | whole_word (every piece of a chosen word together: BERT's whole-word masking; whole_word.py)
+    masking: str = "token"  # token (each slot drawn independently among the tokens, as the original) | whole_word (every piece of a chosen word together: BERT's whole-word masking) | span (runs of whole words of geometric length: SpanBERT's); word_masking.py
+    span_p: float = 0.2  # span masking: span lengths in words ~ Geo(span_p), clipped at max_span (SpanBERT: 0.2, 10)
+    max_span: int = 10  # span masking: the longest span, in words
     generator_hidden_fraction: float = 0.25  # generator width / discriminator width (1/3 for base)
     generator_layers_fraction: float = 1.0  # generator depth / discriminator depth
     sharing: str = "embeddings"  # embeddings (word/position/segment + their LayerNorm) | none | all | gdes (DeBERTa-v3's gradient-disentangled sharing)
@@ -80,8 +83,12 @@ class ObjectiveConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise UserError(f"objective.objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.masking not in ("token", "whole_word"):
-            raise UserError(f"objective.masking must be token or whole_word, got {self.masking!r}")
+        if self.masking not in MASKINGS:
+            raise UserError(f"objective.masking must be one of {', '.join(MASKINGS)}, got {self.masking!r}")
+        if not 0.0 < self.span_p <= 1.0 or self.max_span < 1:
+            raise UserError(f"objective.span_p must be in (0, 1] and max_span >= 1, got {self.span_p} and {self.max_span}")
+        if self.masking != "span" and (self.span_p, self.max_span) != (0.2, 10):
+            raise UserError("objective.span_p and max_span shape span masking; add --masking span (or drop them)")
         if self.sharing not in SHARING_MODES:
             raise UserError(f"objective.sharing must be one of {', '.join(SHARING_MODES)}, got {self.sharing!r}")
         if not 0.0 < self.mask_prob < 1.0:

@@ -23,12 +23,19 @@ def held_out_noise(seed: int, rows: range, max_predictions: int, device: torch.d
                    positions: int | None = None) -> Noise:
     """Each held-out row's own masking and sampling draws, from (run seed, row index): a row is corrupted
     alike whichever batch, rank or world size evaluates it, and in every evaluation of the run. `positions`:
-    how many position numbers (default N, one per slot; whole-word masking takes one per token, seq_len)."""
+    how many position numbers (default N, one per slot; whole-word masking takes one per token, seq_len, and
+    span masking two, 2 x seq_len: `position_numbers`)."""
     n, p = max_predictions, positions or max_predictions
     u = np.stack([np.random.default_rng([seed, HELD_OUT, r]).random(p + 2 * n) for r in rows])  # float64
     u32 = np.minimum(u[:, :p + n].astype(np.float32), np.float32(1 - 2**-24))  # rounding must not reach 1.0
     as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)
     return Noise(as_tensor(u32[:, :p]), as_tensor(u32[:, p:]), as_tensor(u[:, p + n:, None]))
+
+
+def position_numbers(cfg: PretrainConfig) -> int | None:
+    """How many position numbers a held-out row's masking reads: N for token masking (None), one per token for
+    whole words, two per token for spans (word_masking.py)."""
+    return {"token": None, "whole_word": cfg.train.seq_len, "span": 2 * cfg.train.seq_len}[cfg.objective.masking]
 
 
 def disc_loss_count(s: Stats, cfg: PretrainConfig) -> torch.Tensor:
@@ -64,7 +71,7 @@ def evaluate(model: Electra, data: PretrainData, cfg: PretrainConfig, micro: int
         batch = to_device(collate([data.valid[j] for j in span], t.seq_len, data.special), d.device)
         with autocast:
             out = model(*batch, noise=held_out_noise(t.seed, span, cfg.max_predictions, d.device,
-                                                     t.seq_len if cfg.objective.masking == "whole_word" else None))
+                                                     position_numbers(cfg)))
         if not counted:
             continue
         s = out.stats

@@ -46,6 +46,7 @@ class RunFacts(NamedTuple):
     # rewrites with its own overrides (--lr, --max-steps, ...) whether or not it saves a checkpoint
     config: PretrainConfig | None = None
     init: str | None = None  # the folder name of the model a continued pre-training run started from (--init)
+    mixture: list[tuple[str, float]] | None = None  # several datasets mixed: (folder name, share of the rows)
 
 
 def read_json_object(path: Path) -> dict[str, Any]:
@@ -71,7 +72,11 @@ def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
     except (UserError, TypeError, ValueError):  # from another version: the run's config.json then
         config = None
     init = Path(state["init"]).name if isinstance(state.get("init"), str) else None
-    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config, init)
+    mixture = None
+    if isinstance(tok.get("mixture"), list):
+        mixture = [(Path(m["dataset"]).name, float(m["share"])) for m in tok["mixture"]
+                   if isinstance(m, dict) and "dataset" in m and "share" in m] or None
+    return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config, init, mixture)
 
 
 def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
@@ -85,7 +90,9 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
                            "electric": ("Electric: an energy-based cloze model trained by noise-contrastive estimation "
                                         "against a two-tower generator (Clark et al., EMNLP 2020)")}.get(
                  o.objective, f"{o.objective}, the paper's Table 5 ablation (generator + a masked-LM discriminator)")),
-            ("masking", f"{o.mask_prob:.0%} of tokens" + (" in whole words" if o.masking == "whole_word" else "")
+            ("masking", f"{o.mask_prob:.0%} of tokens" + {"token": "", "whole_word": " in whole words",
+                                                          "span": f" in spans of whole words (Geo({o.span_p}), at most "
+                                                                  f"{o.max_span} words)"}[o.masking]
              + (", replaced by the generator's samples (its towers read the "
                                                            "unmasked text)" if o.objective == "electric" else
                                                            f", {o.mask_token_prob:.0%} of them shown as [MASK]"
@@ -120,7 +127,10 @@ def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors:
              ("trained", ", ".join(trained)),
              ("compute", (f"{train_flops(cfg, steps=facts.step):.2e} FLOPs, counted by the paper's method "
                           "(ELECTRA-Small's full 1M-step schedule: 1.29e18 by this count, 1.4e18 in the paper)"))]
-    if facts.dataset:
+    if facts.mixture:
+        rows.append(("data", "a mix of " + ", ".join(f"`{name}` ({share:.0%})" for name, share in facts.mixture)
+                     + " of the training rows (prepared with `electra prepare`)"))
+    elif facts.dataset:
         rows.append(("data", f"`{facts.dataset}` (prepared with `electra prepare`)"))
     body = [_architecture(arch, model, tensors), "## Pre-training", "", *_table(rows)]
     if facts.eval:

@@ -29,7 +29,7 @@ from electra.model import (
 )
 from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded, uniform
 from electra.variants import LMLoss, all_tokens_mlm_loss, cloze_loss, electric_logits
-from electra.whole_word import choose_whole_words
+from electra.word_masking import choose_units, span_lengths, span_starts, word_starts
 
 
 class SpecialTokens(NamedTuple):
@@ -51,7 +51,8 @@ class Noise(NamedTuple):
     generator inside the step; held-out evaluation gives every row its own, from the row's index, so that a
     row is masked and sampled alike whatever batch, rank or world size it is evaluated in."""
     position: torch.Tensor  # (B, N) float32 in [0, 1): which maskable token each slot takes; whole-word masking
-    # reads one number per token instead, (B, >= T), each word taking its first piece's
+    # reads one number per token instead, (B, >= T), each word taking its first piece's; span masking two,
+    # (B, >= 2T): the scores, then one per word for the span lengths
     keep: torch.Tensor  # (B, N) float32 in [0, 1): the slot's token becomes [MASK] where this is < mask_token_prob
     sample: torch.Tensor  # (B, N, 1) float64 in [0, 1): the inverse-CDF draw of the slot's sample
 
@@ -121,16 +122,17 @@ def any_slot(positions_BN: torch.Tensor, flags_BN: torch.Tensor, T: int) -> torc
 def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: SpecialTokens,
                 max_predictions: int, mask_prob: float, mask_token_prob: float,
                 rng: torch.Generator | None = None, noise: Noise | None = None,
-                continues_V: torch.Tensor | None = None) -> Masked:
+                continues_V: torch.Tensor | None = None, span: tuple[float, int] | None = None) -> Masked:
     """Choose k = max(1, min(N, round(mask_prob * n_nonpad))) slots per row, uniformly *with replacement*
     among non-pad tokens other than [CLS]/[SEP]/[MASK]; replace 85% of them by [MASK], keep the rest
     (never a random token). As the original's pretrain_helpers.mask, so duplicates are possible: the input
     changes once but the generator loss counts the slot twice. N is fixed so shapes are static.
-    `continues_V` (V,) bool, the `##` pieces: whole words instead, without replacement (whole_word.py).
+    `continues_V` (V,) bool, the `##` pieces: whole words instead, without replacement, or with `span` (p,
+    max words) spans of whole words (word_masking.py).
     `noise`: the position and keep numbers to use (`Noise`); by default they are drawn from `rng`."""
     B, T = input_ids.shape
     N, device = max_predictions, input_ids.device
-    width = T if continues_V is not None else N  # whole words: one number per token
+    width = N if continues_V is None else 2 * T if span else T  # words: a number per token, spans: 2
     u_pos = noise.position[:, :width] if noise is not None else uniform((B, width), rng, device)
     u_keep_BN = noise.keep if noise is not None else uniform((B, N), rng, device)
     candidates_BT = maskable(input_ids, attention_mask, special)
@@ -139,7 +141,13 @@ def mask_tokens(input_ids: torch.Tensor, attention_mask: torch.Tensor, special: 
     n_nonpad_B = attention_mask.sum(dim=1).float()  # counts [CLS]/[SEP] too, as the original does
     k_B = torch.round(n_nonpad_B * mask_prob).clamp(1, N) * (n_cand_B[:, 0] > 0)  # no candidate: k = 0
     if continues_V is not None:
-        positions_BN, weights_BN = choose_whole_words(input_ids, candidates_BT, continues_V, k_B, N, u_pos)
+        words_BT = word_starts(input_ids, candidates_BT, continues_V)
+        if span is None:
+            positions_BN, weights_BN = choose_units(words_BT, candidates_BT, k_B, N, u_pos)
+        else:  # spans first; what they leave of the budget, whole words
+            spans_BT = span_starts(words_BT, candidates_BT, span_lengths(u_pos[:, T:2 * T], *span))
+            positions_BN, weights_BN = choose_units(spans_BT, candidates_BT, k_B, N, u_pos[:, :T],
+                                                    fill_starts_BT=words_BT)
     else:
         # a uniform draw among a row's c candidates: the j-th of them, j = floor(u * c), is the first position
         # at which the running count of candidates exceeds j
@@ -309,7 +317,7 @@ class Electra(nn.Module):
             self.generator = Encoder(g_cfg)
         if o.trained_generator and o.objective != "electric":  # Electric's cloze head is the generator's own
             self.generator_head = GeneratorHead(g_cfg, d_cfg.embedding_size)
-        if o.masking == "whole_word":  # its `##` table, from the vocabulary (set_word_pieces); not saved with
+        if o.masking != "token":  # its `##` table, from the vocabulary (set_word_pieces); not saved with
             # the weights, and absent otherwise (DDP would broadcast it every step)
             self.register_buffer("continues", torch.zeros(d_cfg.vocab_size, dtype=torch.bool), persistent=False)
         self.apply_init()
@@ -321,9 +329,9 @@ class Electra(nn.Module):
                 nn.init.zeros_(p)
 
     def set_word_pieces(self, continues_V: torch.Tensor) -> None:
-        """Which token ids continue a word (`whole_word.continuation_table`), for --masking whole_word."""
-        if self.cfg.objective.masking != "whole_word":
-            raise ValueError("set_word_pieces is for objective.masking=whole_word")
+        """Which token ids continue a word (`word_masking.continuation_table`), for --masking whole_word | span."""
+        if self.cfg.objective.masking == "token":
+            raise ValueError("set_word_pieces is for objective.masking=whole_word or span")
         self.continues.copy_(continues_V.to(self.continues))
 
     def set_prior(self, counts_V: torch.Tensor) -> None:
@@ -362,7 +370,8 @@ class Electra(nn.Module):
         # 1. mask
         masked = mask_tokens(input_ids, attention_mask, self.special, self.cfg.max_predictions,
                              o.mask_prob, o.mask_token_prob, rng, noise,
-                             self.continues if o.masking == "whole_word" else None)
+                             self.continues if o.masking != "token" else None,
+                             (o.span_p, o.max_span) if o.masking == "span" else None)
         u = noise.sample if noise is not None else None
         w = masked.weights
         tokens = attention_mask.sum()

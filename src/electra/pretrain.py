@@ -30,6 +30,7 @@ from electra.checkpoint import (
     write_run_files,
 )
 from electra.data.dataset import BatchStream, PretrainData
+from electra.data.mixture import Mixture
 from electra.data.tokenizer import read_vocab
 from electra.device import (
     StepGraph,
@@ -57,18 +58,29 @@ from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
-from electra.run_setup import check_dataset, held_out_data, inject_fault, micro_seed, parse_args, resolve_run
-from electra.whole_word import continuation_table
+from electra.run_setup import (
+    check_dataset,
+    held_out_data,
+    inject_fault,
+    micro_seed,
+    parse_args,
+    resolve_run,
+    training_rows,
+)
+from electra.word_masking import continuation_table
 
 
 def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     d = dist.init(args.device)
     if args.data is None:
         raise UserError("--data DATASET_DIR is required (a folder written by `electra prepare`)")
-    data = PretrainData(args.data)
+    datasets = [PretrainData(path) for path in args.data]
+    data = datasets[0]  # its vocabulary, sequence length and held-out split; any others are checked alike
     cfg, ckpt, init = resolve_run(args, overrides, data)
     t = cfg.train
     check_dataset(args, cfg, data, resumed=ckpt is not None)
+    train_rows = training_rows(args, datasets)  # one training split, or several mixed
+    mixture = train_rows if isinstance(train_rows, Mixture) else None
     held = held_out_data(args, data)  # where the held-out rows come from
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
@@ -82,7 +94,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                         "CUDA device in one process, one micro-step per step (--micro-batch-size = "
                         "--global-batch-size) and padded encoders (--unpad auto or off); use reduce-overhead otherwise")
     # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
-    stream = BatchStream(data.train, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
+    stream = BatchStream(train_rows, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
                          prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))
 
     torch.manual_seed(t.seed)
@@ -91,13 +103,13 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)
-    if cfg.objective.masking == "whole_word":  # which ids are `##` pieces: from the dataset's vocabulary
+    if cfg.objective.masking != "token":  # which ids are `##` pieces: from the dataset's vocabulary
         model.set_word_pieces(continuation_table(read_vocab(data.vocab_path), cfg.model.vocab_size))
     if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint
-        counts = torch.from_numpy(data.train.token_counts(cfg.model.vocab_size))
+        counts = torch.from_numpy(train_rows.token_counts(cfg.model.vocab_size))
         counts[list(special)] = 0  # words only: never [PAD], [CLS], [SEP] or [MASK]
         if counts.sum() == 0:
-            raise UserError(f"{args.data}: the training split has no tokens to build the unigram generator from")
+            raise UserError(f"{data.root}: the training split has no tokens to build the unigram generator from")
         model.set_prior(counts)
     step, elapsed_before, tokens_seen, opt_state, resume_note, state = 0, 0.0, 0, None, None, {}
     init_source = str(args.init) if init is not None else None  # kept in every checkpoint: the model card says it
@@ -149,7 +161,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was, and
     # so does a finished run re-run (nothing to train: its checkpoint keeps the config it was trained with)
     if d.is_main and step < t.max_steps:
-        write_run_files(args.out, cfg, data)
+        write_run_files(args.out, cfg, data, mixture)
     log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard, args.wandb,
                     cfg.to_dict()) if d.is_main else NullLogger()
     if d.world_size > 1 and not fsdp:
@@ -174,7 +186,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'}"
               f"{' (bf16 residual stream)' if use_bf16 and t.residual == 'bf16' else ''} | "
               f"{'unpadded' if unpad else 'padded'} encoders{' | each step one CUDA graph' if whole else ''} | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
-              f" | {len(data.train):,} train / {len(held.valid):,} held-out examples"
+              f" | {len(train_rows):,} train{mixture.describe() if mixture else ''} / {len(held.valid):,} held-out examples"
               f"{f' (from {args.eval_data})' if held is not data else ''} | global batch "
               f"{t.global_batch_size} = {micro} x {n_micro} micro-steps x {d.world_size} ranks | "
               f"{cfg.max_predictions} masked slots per row")
@@ -266,7 +278,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         log.print(plan.describe())
         if d.is_main:  # the checkpoint just saved runs on the plan: a resume from it keeps it
             amend_state(path, {"config": cfg.to_dict(), "budget_plan": plan.to_dict()})
-            write_run_files(args.out, cfg, data)
+            write_run_files(args.out, cfg, data, mixture)
 
     reason = "max_steps"
     evaluated = saved = -1  # the steps of the last periodic evaluation and checkpoint: a stop there repeats neither
@@ -365,7 +377,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 def main(argv: list[str]) -> int:
     args, overrides = parse_args(argv)
     if args.print_config:  # what the run would use: the dataset's, a resumed run's or the --init folder's config
-        cfg, _, _ = resolve_run(args, overrides, PretrainData(args.data) if args.data is not None else None)
+        cfg, _, _ = resolve_run(args, overrides, PretrainData(args.data[0]) if args.data else None)
         print(cfg.to_json())
         return 0
     if args.out is None:

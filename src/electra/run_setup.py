@@ -26,7 +26,8 @@ from electra.config import (
     named_fields,
     split_overrides,
 )
-from electra.data.dataset import PretrainData
+from electra.data.dataset import Examples, PretrainData
+from electra.data.mixture import Mixture
 from electra.data.tokenizer import normalisation, vocab_sha256
 from electra.errors import ArgumentParser, UserError
 
@@ -47,7 +48,13 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
                    help="the paper's sizes (small, base, large); tiny for CPU; debug: the original's 20-step check")
     p.add_argument("--config", type=Path, help="a JSON config (--print-config output or a run's config.json, whole "
                                                 "or in part): on top of the preset, below the command line's fields")
-    p.add_argument("--data", type=Path, help="dataset folder written by `electra prepare`")
+    p.add_argument("--data", type=Path, nargs="+", metavar="DATASET",
+                   help="dataset folder written by `electra prepare`; several (same vocabulary and sequence length) "
+                        "train on a mix of them, the first one's held-out split evaluated")
+    p.add_argument("--data-weights", metavar="W1,W2,...",
+                   help="with several --data: each one's share of the training rows (3,1: three quarters from the "
+                        "first), or sizes^A (the sizes to the power A: sizes^0.3 lifts the small ones); default: "
+                        "their sizes, as if concatenated")
     p.add_argument("--eval-data", type=Path, metavar="DATASET",
                    help="evaluate on this prepared dataset's held-out split instead of --data's (same vocabulary "
                         "and sequence length): your domain's text, say, while training on a mix")
@@ -71,9 +78,30 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
         guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
         hint = f" (did you mean --{guess[0]}?)" if guess else ""
         raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
+    if args.data_weights is not None:
+        args.data_weights = parse_weights(args.data_weights, len(args.data or []))
     if args.config is not None:  # the command line's fields win: they come later
         overrides = {**file_overrides(args.config), **overrides}
     return args, overrides
+
+
+def parse_weights(text: str, n_datasets: int) -> list[float] | float:
+    """--data-weights: one number per dataset (3,1), or `sizes^A`: the sizes to the power A (a float), XLM-R's
+    sampling of languages (A = 0.3 lifts the small ones; 1 = the sizes; 0 = equal shares)."""
+    if n_datasets < 2:
+        raise UserError(f"--data-weights needs two or more --data datasets, got {n_datasets}")
+    if text.startswith("sizes^"):
+        try:
+            return float(text[len("sizes^"):])
+        except ValueError:
+            raise UserError(f"--data-weights sizes^A takes a number A (sizes^0.3), got {text!r}") from None
+    try:
+        weights = [float(w) for w in text.split(",")]
+    except ValueError:
+        raise UserError(f"--data-weights takes numbers separated by commas (3,1) or sizes^A, got {text!r}") from None
+    if len(weights) != n_datasets:
+        raise UserError(f"--data-weights gives {len(weights)} weights for {n_datasets} --data datasets; give one each")
+    return weights
 
 
 def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: PretrainData | None):
@@ -107,11 +135,11 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
     values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
     init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
-        raise UserError(f"{args.data} was prepared with another vocabulary than {args.init}; prepare it with "
+        raise UserError(f"{data.root} was prepared with another vocabulary than {args.init}; prepare it with "
                         f"--vocab {init.vocab_path} so that token ids mean the same thing")
     theirs = normalisation(init.lowercase, init.strip_accents)
     if data is not None and (ours := normalisation(data.lowercase, data.strip_accents)) != theirs:
-        tell(f"warning: {args.data} was prepared with {ours} but {args.init}'s tokenizer uses {theirs}; the model "
+        tell(f"warning: {data.root} was prepared with {ours} but {args.init}'s tokenizer uses {theirs}; the model "
              f"will see text normalised otherwise than in its training. Prepare the data again "
              f"{prepare_flags(init.lowercase, init.strip_accents)}")
     check_same_shapes(PretrainConfig.from_dict(init.cfg), values, args.init, told=given)  # what the user asked for
@@ -131,30 +159,49 @@ def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainD
     vocabulary the run was trained with."""
     T = cfg.train.seq_len
     if T != data.seq_len:
-        raise UserError(f"the run in {args.out} trains on {T}-token examples but {args.data} now holds "
+        raise UserError(f"the run in {args.out} trains on {T}-token examples but {data.root} now holds "
                         f"{data.seq_len}-token ones (prepared again?); resume with data prepared with --seq-len {T}"
-                        if resumed else f"train.seq_len={T} but {args.data} holds {data.seq_len}-token examples; "
+                        if resumed else f"train.seq_len={T} but {data.root} holds {data.seq_len}-token examples; "
                         f"prepare the data with --seq-len {T} or drop the override")
     if cfg.model.vocab_size < data.vocab_size:
         raise UserError(f"model.vocab_size={cfg.model.vocab_size} is smaller than the dataset's vocabulary ({data.vocab_size})")
     if resumed:
         recorded = read_run_json(args.out, "tokenizer.json", require="vocab_sha256")["vocab_sha256"]
         if recorded != (have := vocab_sha256(data.vocab_path)):
-            raise UserError(f"{args.data} was built with a different vocabulary than the run in {args.out} "
+            raise UserError(f"{data.root} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {have[:12]} vs {recorded[:12]}); use the run's dataset")
+
+
+def like(other: PretrainData, data: PretrainData, what: str) -> PretrainData:
+    """`other`, checked to hold the same vocabulary and sequence length as `data` (the first --data)."""
+    if vocab_sha256(other.vocab_path) != vocab_sha256(data.vocab_path):
+        raise UserError(f"{what} {other.root} was prepared with another vocabulary than --data {data.root}; "
+                        f"prepare it with --vocab {data.vocab_path}")
+    if other.seq_len != data.seq_len:
+        raise UserError(f"{what} {other.root} holds {other.seq_len}-token examples, --data {data.root} "
+                        f"{data.seq_len}-token ones; prepare it with --seq-len {data.seq_len}")
+    return other
+
+
+def training_rows(args: argparse.Namespace, datasets: list[PretrainData]) -> Examples | Mixture:
+    """What the run trains on: one dataset's training split, or several mixed at --data-weights (default: their
+    sizes) shares (data/mixture.py)."""
+    if len(datasets) == 1:
+        return datasets[0].train
+    for other in datasets[1:]:
+        like(other, datasets[0], "--data")
+    weights = args.data_weights
+    if not isinstance(weights, list):  # the sizes, to a power (sizes^A) or as they are
+        power = 1.0 if weights is None else weights
+        weights = [float(len(x.train)) ** power if len(x.train) else 0.0 for x in datasets]  # empty: refused next
+    return Mixture([x.train for x in datasets], weights, [str(x.root) for x in datasets])
 
 
 def held_out_data(args: argparse.Namespace, data: PretrainData) -> PretrainData:
     """The dataset whose held-out split the run evaluates on: --eval-data's, checked against --data, or --data."""
     if args.eval_data is None:
         return data
-    held = PretrainData(args.eval_data)
-    if vocab_sha256(held.vocab_path) != vocab_sha256(data.vocab_path):
-        raise UserError(f"--eval-data {args.eval_data} was prepared with another vocabulary than --data {args.data}; "
-                        f"prepare it with --vocab {data.vocab_path}")
-    if held.seq_len != data.seq_len:
-        raise UserError(f"--eval-data {args.eval_data} holds {held.seq_len}-token examples, --data {args.data} "
-                        f"{data.seq_len}-token ones; prepare it with --seq-len {data.seq_len}")
+    held = like(PretrainData(args.eval_data), data, "--eval-data")
     if len(held.valid) == 0:
         raise UserError(f"--eval-data {args.eval_data} has no held-out examples; prepare it with --valid-fraction "
                         f"above 0")

@@ -11,6 +11,7 @@ range(n) drawn from np.random.default_rng([seed, e]) (identity without shuffling
 concatenated into one infinite sequence; global step s takes positions [s*G, (s+1)*G) of it
 (crossing epochs when needed); rank r takes the contiguous slice [r*G/W, (r+1)*G/W) and cuts it
 into consecutive micro-batches. The state is the step counter, so it restores under any world size.
+Several datasets mixed at chosen shares (mixture.py) map the same positions to their rows.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 
 from electra.data.background import in_background
+from electra.data.mixture import Mixture
 from electra.data.shards import FORMAT_NAME, FORMAT_VERSION, SPLITS, SplitArrays, read_shard_info
 from electra.data.tokenizer import SpecialIds, vocab_sha256
 from electra.errors import UserError
@@ -202,7 +204,7 @@ def collate(rows: Sequence[np.ndarray], seq_len: int, special: SpecialIds) -> Ba
 class BatchStream:
     """Deterministic, resumable, rank-sliced micro-batches (see the module docstring for the order)."""
 
-    def __init__(self, examples: Examples, global_batch_size: int, micro_batch_size: int, seed: int,
+    def __init__(self, examples: Examples | Mixture, global_batch_size: int, micro_batch_size: int, seed: int,
                  rank: int = 0, world_size: int = 1, shuffle: bool = True, prefetch: int = 0,
                  transform: Callable[[Batch], object] | None = None) -> None:
         G, M, W = int(global_batch_size), int(micro_batch_size), int(world_size)
@@ -241,6 +243,8 @@ class BatchStream:
         share = self.G // self.W
         start = step * self.G + self.rank * share
         pos = np.arange(start, start + share, dtype=np.int64)
+        if isinstance(self.examples, Mixture):  # each source's share, each source its own epochs (mixture.py)
+            return self.examples.rows(pos, self.seed, self.shuffle)
         if not self.shuffle:
             return pos % self.n
         out = np.empty(share, dtype=np.int64)
@@ -287,10 +291,15 @@ class BatchStream:
             self._prefetcher = None
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "seed": self.seed, "global_batch_size": self.G, "num_examples": self.n,
-                "shuffle": self.shuffle}
+        d = {"step": self.step, "seed": self.seed, "global_batch_size": self.G, "num_examples": self.n,
+             "shuffle": self.shuffle}
+        return d | ({"mixture": self.examples.state()} if isinstance(self.examples, Mixture) else {})
 
     def load_state_dict(self, d: dict) -> None:
+        mixture = self.examples.state() if isinstance(self.examples, Mixture) else None
+        if d.get("mixture") != mixture:
+            raise UserError(f"cannot resume the data stream: it was {_mix(d.get('mixture'))} but this run is "
+                            f"{_mix(mixture)}; use the same --data datasets and --data-weights")
         for k, mine in (("seed", self.seed), ("global_batch_size", self.G), ("num_examples", self.n),
                         ("shuffle", self.shuffle)):
             if k in d and d[k] != mine:
@@ -298,3 +307,9 @@ class BatchStream:
                                 "use the same dataset, seed and global batch size")
         self.close()
         self.step = int(d["step"])
+
+
+def _mix(state: dict | None) -> str:
+    if state is None:
+        return "one dataset"
+    return "a mixture of " + ", ".join(f"{n:,} rows at {w:.3g}" for n, w in zip(state["sizes"], state["weights"]))

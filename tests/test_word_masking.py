@@ -1,20 +1,22 @@
-"""Whole-word masking: the vectorised choice equals a plain loop over words in score order, masks whole words
-only, within the budget and never twice; a word is drawn as often whatever its length; and a run trains and
-evaluates with it, held-out rows masked alike in every evaluation.
+"""Word and span masking: the vectorised choice equals a plain loop over units (words, or spans of words) in score
+order that takes each unit that still fits; it masks whole units only, within the budget and never twice; a word
+is drawn as often whatever its length; span lengths follow the clipped geometric; and a run trains and evaluates
+with either, held-out rows masked alike in every evaluation.
 
-    python -m pytest tests/test_whole_word.py -q
+    python -m pytest tests/test_word_masking.py -q
 """
 from __future__ import annotations
 
 import json
 import random
 
+import pytest
 import torch
 from conftest import tiny_overrides
 
 from electra.cli import main
 from electra.objective import SpecialTokens, mask_tokens, maskable
-from electra.whole_word import choose_whole_words, continuation_table
+from electra.word_masking import choose_units, continuation_table, span_lengths, span_starts, word_starts
 
 SPECIAL = SpecialTokens(pad=0, cls=2, sep=3, mask=4)
 CONT = 20  # ids >= CONT are `##` pieces in these tests
@@ -34,14 +36,31 @@ def words_of(row: list[int], attention: list[bool]) -> list[list[int]]:
     return words
 
 
-def reference(row: list[int], attention: list[bool], u: list[float], k: int) -> list[int]:
-    """Words in the order of their first piece's number (ties: by position), taken while the next fits in k."""
+def spans_of(words: list[list[int]], lengths: list[int]) -> list[list[int]]:
+    """The words cut into runs of lengths[0], lengths[1], ... words; a run also ends where the next word does not
+    follow the last one directly (a token that cannot be masked lies between them)."""
+    cuts, at = set(), 0
+    for n in lengths:
+        cuts.add(at)
+        at += n
+    spans: list[list[int]] = []
+    for w, word in enumerate(words):
+        if w in cuts or not spans or spans[-1][-1] != word[0] - 1:
+            spans.append(list(word))
+        else:
+            spans[-1] += word
+    return spans
+
+
+def reference(units: list[list[int]], u: list[float], k: int, fill: list[list[int]] | None = None) -> list[int]:
+    """Units in the order of their first token's number (ties: by position), each taken if it still fits in k;
+    then the `fill` units (words) not overlapping what was taken, the same way. The positions, sorted."""
     taken: list[int] = []
-    for word in sorted(words_of(row, attention), key=lambda w: (u[w[0]], w[0])):
-        if len(taken) + len(word) > k:
-            break
-        taken += word
-    return taken
+    for group in (units, fill or []):
+        for unit in sorted(group, key=lambda w: (u[w[0]], w[0])):
+            if len(taken) + len(unit) <= k and not set(unit) & set(taken):
+                taken += unit
+    return sorted(taken)
 
 
 def random_batch(rng: random.Random, B: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -54,19 +73,45 @@ def random_batch(rng: random.Random, B: int, T: int) -> tuple[torch.Tensor, torc
     return torch.tensor(rows), torch.tensor(masks)
 
 
-def test_vectorised_choice_equals_the_loop_over_words():
+@pytest.mark.parametrize("span", [False, True])
+@pytest.mark.parametrize("max_k,passes", [(4, 4), (24, 24)])  # passes >= k: the passes are the whole scan
+def test_vectorised_choice_equals_the_loop_over_units(span, max_k, passes):
     rng = random.Random(0)
     for _ in range(200):
-        B, T, N = 4, rng.randint(4, 24), rng.randint(1, 4)
+        B, T = 4, rng.randint(4, 24)
+        N = rng.randint(1, min(max_k, T))
         ids, attention = random_batch(rng, B, T)
-        u = torch.rand(B, T, generator=torch.Generator().manual_seed(rng.randrange(1 << 30)))
+        g = torch.Generator().manual_seed(rng.randrange(1 << 30))
+        u, lengths = torch.rand(B, T, generator=g), torch.randint(1, 4, (B, T), generator=g)
         k = torch.tensor([float(rng.randint(0, N)) for _ in range(B)])
-        positions, weights = choose_whole_words(ids, maskable(ids, attention, SPECIAL), CONTINUES, k, N, u)
+        candidates = maskable(ids, attention, SPECIAL)
+        starts = word_starts(ids, candidates, CONTINUES)
+        if span:
+            positions, weights = choose_units(span_starts(starts, candidates, lengths), candidates, k, N, u, passes,
+                                              fill_starts_BT=starts)
+        else:
+            positions, weights = choose_units(starts, candidates, k, N, u, passes)
         for b in range(B):
-            want = reference(ids[b].tolist(), attention[b].tolist(), u[b].tolist(), int(k[b]))
+            words = words_of(ids[b].tolist(), attention[b].tolist())
+            if span:
+                want = reference(spans_of(words, lengths[b].tolist()), u[b].tolist(), int(k[b]), fill=words)
+            else:
+                want = reference(words, u[b].tolist(), int(k[b]))
             got = positions[b][weights[b].bool()].tolist()
             assert got == want, (ids[b].tolist(), u[b].tolist(), int(k[b]), got, want)
             assert positions[b][~weights[b].bool()].eq(0).all()
+
+
+def test_span_lengths_follow_the_clipped_geometric():
+    u = torch.rand(200_000, 1, generator=torch.Generator().manual_seed(0))
+    lengths = span_lengths(u, 0.2, 10).flatten()
+    assert lengths.min() == 1 and lengths.max() == 10
+    q = [0.2 * 0.8 ** (n - 1) for n in range(1, 11)]  # SpanBERT: Geo(0.2) renormalised on 1..10, mean 3.8
+    want = torch.tensor(q) / sum(q)
+    got = torch.bincount(lengths, minlength=11)[1:].double() / len(lengths)
+    assert torch.allclose(got, want.double(), atol=0.004), (got, want)
+    assert abs(lengths.double().mean() - 3.8) < 0.02
+    assert span_lengths(u[:10], 1.0, 10).eq(1).all()  # p = 1: every span one word, whole-word masking
 
 
 def test_only_whole_words_are_masked_and_each_word_is_as_likely_whatever_its_length():
@@ -99,13 +144,14 @@ def test_continuation_table_marks_the_pieces():
     assert table.tolist() == [False, False, True, False, False, False]  # "##" alone is a token, not a piece
 
 
-def test_a_whole_word_run_trains_and_evaluates_alike(tiny_dataset, tmp_path):
+@pytest.mark.parametrize("masking", ["whole_word", "span"])
+def test_a_word_masking_run_trains_and_evaluates_alike(tiny_dataset, tmp_path, masking):
     evals = []
     for name in ("a", "b"):  # the same command twice: the same masks in training and in evaluation
         run = tmp_path / name
-        assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--masking", "whole_word",
+        assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--masking", masking,
                      *tiny_overrides(eval_every=2, max_steps=4)]) == 0
-        assert json.loads((run / "config.json").read_text())["objective"]["masking"] == "whole_word"
+        assert json.loads((run / "config.json").read_text())["objective"]["masking"] == masking
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         evals.append([{k: v for k, v in r.items() if k != "time" and "per_s" not in k} for r in rows])
     assert evals[0] == evals[1]
@@ -113,7 +159,8 @@ def test_a_whole_word_run_trains_and_evaluates_alike(tiny_dataset, tmp_path):
     assert len(held_out) == 2 and all(0.05 < r["eval/replaced_rate"] < 0.2 for r in held_out)
 
 
-def test_whole_word_masks_whole_words_of_a_wordpiece_vocabulary():
+@pytest.mark.parametrize("span", [None, (0.2, 10)])
+def test_word_masking_masks_whole_words_of_a_wordpiece_vocabulary(span):
     from electra.data.tokenizer import SPECIAL_TOKENS, build_tokenizer
 
     vocab = {t: i for i, t in enumerate([*SPECIAL_TOKENS, "the", "walk", "talk", "run", "##ing", "##ed", "##s",
@@ -127,7 +174,7 @@ def test_whole_word_masks_whole_words_of_a_wordpiece_vocabulary():
     ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows])
     attention = ids != pad
     m = mask_tokens(ids, attention, SpecialTokens(pad, cls, sep, mask), 4, 0.3, 1.0,
-                    rng=torch.Generator().manual_seed(0), continues_V=table)
+                    rng=torch.Generator().manual_seed(0), continues_V=table, span=span)
     assert table[ids].sum() > 60  # "dogs" = dog ##s, "walked" = walk ##ed, ...
     for b, row in enumerate(rows):
         words = _words(row, table)
