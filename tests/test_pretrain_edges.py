@@ -110,7 +110,8 @@ def test_keep_every_keeps_milestones_that_fine_tuning_can_start_from(tiny_datase
 
 def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_path, capsys):
     """--eval-data B: training as without it, evaluation on B's held-out rows (B = the same corpus prepared with
-    another seed and split); --eval-data A is the same run as no --eval-data. Mismatches are one-line errors."""
+    another seed and split); --eval-data A is the same run as no --eval-data; a resume evaluating elsewhere says so.
+    Mismatches are one-line errors."""
     root = tiny_dataset.parent
     other = tmp_path / "other"
     assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "32",
@@ -129,6 +130,14 @@ def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_pa
     assert plain == same
     assert swapped[0] == plain[0] and swapped[1] != plain[1] and len(swapped[1]) == 2
     assert f"held-out examples (from {other})" in capsys.readouterr().out
+    assert json.loads((tmp_path / "b" / "tokenizer.json").read_text())["eval_dataset"] == str(other)
+    # a resume that forgets --eval-data is told that its held-out curves change
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "b"), "--max-steps", "5"]) == 0
+    err = capsys.readouterr().err
+    assert f"evaluated on {other}'s held-out split and now evaluates on {tiny_dataset}'s" in err
+    assert f"pass --eval-data {other} to keep them" in err
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "plain"), "--max-steps", "5"]) == 0
+    assert "held-out split and now" not in capsys.readouterr().err  # the same held-out rows: nothing to say
     wrong = tmp_path / "wrong"  # another sequence length
     assert main(["prepare", str(root / "corpus.txt"), "--vocab", str(root / "vocab" / "vocab.txt"), "--seq-len", "24",
                  "--out", str(wrong), "--quiet"]) == 0

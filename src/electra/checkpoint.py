@@ -88,12 +88,15 @@ def discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
         run_dir.rmdir()
 
 
-def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData, mixture: Mixture | None = None) -> None:
-    """config.json, tokenizer.json (the vocabulary's identity, the dataset or the mixture of them) and vocab.txt."""
+def write_run_files(run_dir: Path, cfg: PretrainConfig, data: PretrainData, mixture: Mixture | None = None,
+                    held: PretrainData | None = None) -> None:
+    """config.json, tokenizer.json (the vocabulary's identity, the dataset or the mixture of them, the dataset
+    whose held-out split is evaluated) and vocab.txt."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.json", cfg.to_json())
     tok = {"vocab_sha256": vocab_sha256(data.vocab_path), "lowercase": data.lowercase,
            "strip_accents": data.strip_accents, "special": data.special._asdict(), "dataset": str(data.root)}
+    tok["eval_dataset"] = str((held or data).root)
     if mixture is not None:
         tok["mixture"] = [{"dataset": name, "share": w} for name, w in zip(mixture.names, mixture.weights)]
     atomic_write_text(run_dir / "tokenizer.json", json.dumps(tok, indent=2))

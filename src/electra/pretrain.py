@@ -81,7 +81,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     check_dataset(args, cfg, data, resumed=ckpt is not None)
     train_rows = training_rows(args, datasets)  # one training split, or several mixed
     mixture = train_rows if isinstance(train_rows, Mixture) else None
-    held = held_out_data(args, data)  # where the held-out rows come from
+    held = held_out_data(args, data, resumed=ckpt is not None)  # where the held-out rows come from
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
     cuda = d.device.type == "cuda"
@@ -161,7 +161,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was, and
     # so does a finished run re-run (nothing to train: its checkpoint keeps the config it was trained with)
     if d.is_main and step < t.max_steps:
-        write_run_files(args.out, cfg, data, mixture)
+        write_run_files(args.out, cfg, data, mixture, held)
     log = RunLogger(args.out, step, t.max_steps, not args.no_tensorboard, args.wandb,
                     cfg.to_dict()) if d.is_main else NullLogger()
     if d.world_size > 1 and not fsdp:
@@ -278,7 +278,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         log.print(plan.describe())
         if d.is_main:  # the checkpoint just saved runs on the plan: a resume from it keeps it
             amend_state(path, {"config": cfg.to_dict(), "budget_plan": plan.to_dict()})
-            write_run_files(args.out, cfg, data, mixture)
+            write_run_files(args.out, cfg, data, mixture, held)
 
     reason = "max_steps"
     evaluated = saved = -1  # the steps of the last periodic evaluation and checkpoint: a stop there repeats neither

@@ -197,14 +197,17 @@ def training_rows(args: argparse.Namespace, datasets: list[PretrainData]) -> Exa
     return Mixture([x.train for x in datasets], weights, [str(x.root) for x in datasets])
 
 
-def held_out_data(args: argparse.Namespace, data: PretrainData) -> PretrainData:
-    """The dataset whose held-out split the run evaluates on: --eval-data's, checked against --data, or --data."""
-    if args.eval_data is None:
-        return data
-    held = like(PretrainData(args.eval_data), data, "--eval-data")
-    if len(held.valid) == 0:
+def held_out_data(args: argparse.Namespace, data: PretrainData, resumed: bool = False) -> PretrainData:
+    """The dataset whose held-out split the run evaluates on: --eval-data's, checked against --data, or --data.
+    A resume that evaluates elsewhere than the run did (recorded in tokenizer.json) is told so: its curves jump."""
+    held = data if args.eval_data is None else like(PretrainData(args.eval_data), data, "--eval-data")
+    if len(held.valid) == 0 and args.eval_data is not None:
         raise UserError(f"--eval-data {args.eval_data} has no held-out examples; prepare it with --valid-fraction "
                         f"above 0")
+    before = read_run_json(args.out, "tokenizer.json").get("eval_dataset") if resumed else None
+    if isinstance(before, str) and Path(before).resolve() != held.root.resolve():
+        tell(f"warning: the run in {args.out} evaluated on {before}'s held-out split and now evaluates on "
+             f"{held.root}'s, so its held-out curves change here; pass --eval-data {before} to keep them")
     return held
 
 
