@@ -59,6 +59,8 @@ def test_overrides_parse_and_reject_unknown_keys() -> None:
         build_config({"batch-size": "3.5"})
     with pytest.raises(UserError, match="qa_head"):
         build_config({"qa-head": "xlnet"})
+    with pytest.raises(UserError, match="cls_head must be electra or hf"):
+        build_config({"cls-head": "bert"})
 
 
 def _model(layers: int) -> FinetuneModel:

@@ -16,6 +16,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from electra.checkpoint import load_discriminator, save_checkpoint
+from electra.cli import main
 from electra.config import ModelConfig, ObjectiveConfig, PretrainConfig, TrainConfig
 from electra.data.tokenizer import SpecialIds, load_tokenizer, vocab_sha256
 from electra.errors import UserError
@@ -568,3 +569,46 @@ def test_a_folder_resaved_by_transformers_gets_its_vocab_back(tf, vocab, tmp_pat
     (tmp_path / "bpe.json").write_text(json.dumps({"model": {"type": "BPE", "vocab": {"a": 0}}}))
     assert main(["vocab", "--from-tokenizer", str(tmp_path / "bpe.json"), "--out", str(tmp_path / "v")]) == 2
     assert "not WordPiece" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("task", ["classify", "regress"])
+def test_cls_head_hf_exports_the_whole_fine_tuned_model(tf, tmp_path, task):
+    """`--cls-head hf` trains transformers' sequence-classification head layer for layer, so the export is the whole
+    model: ElectraForSequenceClassification on transformers' own tokenizer gives `electra predict`'s probabilities
+    (classify) or scores, the target scaling folded into its last layer (regress)."""
+    from test_finetune_custom import FAST, sentiment_rows, write_csv
+    from test_finetune_fixtures import make_run
+
+    run, data, out = make_run(tmp_path), tmp_path / "mine", tmp_path / "out"
+    if task == "classify":
+        write_csv(data / "train.csv", ["id", "text", "label"], sentiment_rows(32, 0))
+        write_csv(data / "dev.csv", ["id", "text", "label"], sentiment_rows(8, 1))
+        extra = []
+    else:
+        rows = [[t, s] for t, s in [("good film", 90), ("bad film", 10), ("awful film", 20), ("great movie", 80)] * 6]
+        write_csv(data / "train.csv", ["sentence", "score"], rows)
+        write_csv(data / "dev.csv", ["sentence", "score"], rows[:8])
+        extra = ["--label-name", "score"]
+    assert main(["finetune", "--task", task, "--data", str(data), "--model", str(run), "--out", str(out),
+                 "--cls-head", "hf", *FAST, "--epochs", "2", *extra]) == 0
+    res = export(out, tmp_path / "hf")
+    assert res.folders[0][1] == "ElectraForSequenceClassification" and not res.notes
+    hf = hf_load(tf.ElectraForSequenceClassification, tmp_path / "hf")
+    tok = tf.AutoTokenizer.from_pretrained(tmp_path / "hf")
+    texts = ["good movie", "very bad film , the man", "great film"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n")
+    assert main(["predict", "--model", str(out), "--input", str(tmp_path / "in.txt"),
+                 "--output", str(tmp_path / "p.jsonl")]) == 0
+    ours = [json.loads(x) for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    with torch.no_grad():
+        logits = hf(**tok(texts, return_tensors="pt", padding=True)).logits
+    if task == "classify":
+        assert hf.config.id2label == {0: "negative", 1: "positive"}
+        probs = logits.softmax(-1)
+        for o, p in zip(ours, probs):
+            assert o["probs"]["negative"] == pytest.approx(float(p[0]), abs=1e-5)
+            assert o["label"] == hf.config.id2label[int(p.argmax())]
+    else:
+        assert hf.config.problem_type == "regression"
+        assert [o["score"] for o in ours] == pytest.approx(logits[:, 0].tolist(), abs=1e-4)  # on the 10-90 scale
+        assert "scales them back" in (tmp_path / "hf" / "README.md").read_text()

@@ -279,11 +279,31 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
         arch, extra = "ElectraForQuestionAnswering", {"id2label": {0: "LABEL_0", 1: "LABEL_1"},
                                                        "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
         tensors = encoder_to_hf(enc) | {"qa_outputs.weight": head["out.weight"], "qa_outputs.bias": head["out.bias"]}
+    elif kind in ("classification", "regression") and set(head) == {"dense.weight", "dense.bias", "out.weight", "out.bias"}:
+        arch, extra, out_w, out_b = "ElectraForSequenceClassification", {}, head["out.weight"], head["out.bias"]
+        n = out_w.shape[0]
+        if kind == "regression":  # fold the target scaling into the last layer: transformers' output is the score
+            lo, hi = (float(x) for x in meta.get("target_range") or (0.0, 5.0))
+            out_w, out_b = out_w * (hi - lo), out_b * (hi - lo) + lo
+            extra = {"problem_type": "regression", "id2label": {0: "LABEL_0"}, "label2id": {"LABEL_0": 0}}
+        else:
+            labels = labels or [f"LABEL_{i}" for i in range(n)]
+            if len(labels) != n:
+                raise UserError(f"{where} lists {len(labels)} labels but the classifier has {n} outputs; the file and "
+                                f"model.safetensors come from different runs: fine-tune again or restore the pair")
+            extra = {"problem_type": "single_label_classification", "id2label": dict(enumerate(labels)),
+                     "label2id": {x: i for i, x in enumerate(labels)}}
+        dropout = (meta.get("config") or {}).get("head_dropout")
+        extra["classifier_dropout"] = float(dropout) if isinstance(dropout, (int, float)) else None
+        tensors = encoder_to_hf(enc) | {"classifier.dense.weight": head["dense.weight"],
+                                        "classifier.dense.bias": head["dense.bias"],
+                                        "classifier.out_proj.weight": out_w, "classifier.out_proj.bias": out_b}
     else:
         arch, extra = "ElectraModel", {}
         tensors = encoder_to_hf(enc, prefix="")
         notes.append(f"the {kind!r} head has no transformers equivalent (HF's sequence-classification head adds "
-                     f"dense+GELU; its QA head is the simple start/end one): exported the encoder only, as ElectraModel")
+                     f"dense+GELU: fine-tune with --cls-head hf to export one; its QA head is the simple start/end "
+                     f"one): exported the encoder only, as ElectraModel")
     # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
     results = model_card.read_json_object(model_dir.parent / "results.json")
     card = model_card.finetuned_card(arch, cfg, meta, tensors, results)

@@ -31,6 +31,7 @@ ROLE = {  # transformers class -> (pipeline tag, one line on what the folder is 
                                          "discriminator's input during pre-training; usually discarded")),
     "ElectraForTokenClassification": ("token-classification", "a fine-tuned token tagger"),
     "ElectraForQuestionAnswering": ("question-answering", "a fine-tuned extractive question-answering model"),
+    "ElectraForSequenceClassification": ("text-classification", "a fine-tuned sentence (or sentence-pair) classifier"),
     "ElectraModel": ("feature-extraction", "the fine-tuned encoder (its task head has no transformers class)"),
 }
 
@@ -182,7 +183,9 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
                       f"that head; `electra predict` runs the whole model from `electra finetune`'s output folder.")]
     if kind == "regression" and meta.get("target_range"):
         lo, hi = meta["target_range"]
-        body += ["", f"Regression targets were scaled from [{lo:g}, {hi:g}] to [0, 1] for training."]
+        body += ["", f"Regression targets were scaled from [{lo:g}, {hi:g}] to [0, 1] for training"
+                 + ("; the exported last layer scales them back, so the model's output is the score itself."
+                    if arch == "ElectraForSequenceClassification" else ".")]
     if arch == "ElectraForTokenClassification":
         body += ["", ("Each token is read as segment 1, as in fine-tuning; segment 0's embedding is a copy of segment "
                       "1's, so the default `token_type_ids` give the same tags."

@@ -39,6 +39,7 @@ class FinetuneConfig:
     optimizer: str = "electra"  # electra (no bias correction, as the original) | adamw (torch's AdamW)
     clip_norm: float = 1.0  # global gradient-norm clip; 0 disables
     head_dropout: float = 0.1  # dropout on the [CLS] vector before the classifier (spec 3.2); QA / tagging have none
+    cls_head: str = "electra"  # sentence tasks: electra (dropout + Linear on [CLS], the original) | hf (dropout, Linear(D, D), GELU, dropout, Linear: transformers' ElectraForSequenceClassification head, so `electra export` writes the whole model)
     loss_reduction: str = "sum"  # sum: per-example losses summed over the batch, as run_finetuning.py | mean
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 (the original's) | bf16
     # --- data (spec 3.2/3.3) ---
@@ -76,6 +77,7 @@ class FinetuneConfig:
             (self.optimizer in ("electra", "adamw"), "optimizer must be electra or adamw"),
             (self.clip_norm >= 0, "clip_norm must be >= 0"),
             (0.0 <= self.head_dropout < 1.0, "head_dropout must be in [0, 1)"),
+            (self.cls_head in ("electra", "hf"), "cls_head must be electra or hf"),
             (self.max_seq_len == 0 or self.max_seq_len >= 8, "max_seq_len must be 0 (task default) or >= 8"),
             (self.max_train_examples >= 0 and self.max_eval_examples >= 0, "max_*_examples must be >= 0"),
             (self.doc_stride >= 1 and self.max_query_len >= 1, "doc_stride and max_query_len must be >= 1"),

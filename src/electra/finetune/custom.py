@@ -382,7 +382,7 @@ def custom_job(task: CustomTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_i
 
     kind = "regression" if task.regression else "classification"
     make_head = lambda hidden: build_head(kind, hidden, len(labels or []), cfg.head_dropout,
-                                          data.target_range or (0.0, 5.0))
+                                          data.target_range or (0.0, 5.0), dense=cfg.cls_head == "hf")
     meta: dict[str, Any] = {"segments": len(data.columns), "text_columns": list(data.columns)}
     if data.target_range is not None:
         meta["target_range"] = list(data.target_range)

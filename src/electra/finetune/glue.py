@@ -339,7 +339,8 @@ def glue_job(task: GlueTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id: i
     if task.is_regression:
         meta["target_range"] = list(SCORE_RANGE)
     kind = "regression" if task.is_regression else "classification"
-    make_head = lambda hidden: build_head(kind, hidden, task.num_outputs, cfg.head_dropout, SCORE_RANGE)
+    make_head = lambda hidden: build_head(kind, hidden, task.num_outputs, cfg.head_dropout, SCORE_RANGE,
+                                          dense=cfg.cls_head == "hf")
     return Job(task=task.name, head_kind=kind,
                labels=list(task.labels) if task.labels else None, train=enc(train), make_head=make_head,
                evaluate=evaluate, main_metric=task.metrics[0], write_test=write_test if test_feats else None,

@@ -1,6 +1,7 @@
 """Task heads on top of the discriminator encoder, and the model that joins them (electra-spec 3.2).
 
     ClassificationHead  dropout -> Linear(D, n_labels) on the final [CLS] vector; no pooler; softmax CE
+                        (--cls-head hf: transformers' dense + GELU layer first, exportable as is)
     RegressionHead      the same with Linear(D, 1); target / 5, squared error; predictions x 5 (STS-B)
     TaggingHead         Linear(D, n_tags) on every token (no extra dropout, as tagging_tasks.py); CE over
                         first sub-tokens only
@@ -45,13 +46,21 @@ def glorot_(linear: nn.Linear) -> nn.Linear:
 
 
 class ClassificationHead(nn.Module):
-    def __init__(self, hidden: int, num_labels: int, dropout: float):
+    """`dense=False` (the original): dropout -> Linear(D, n) on the final [CLS] vector. `dense=True`
+    (`--cls-head hf`): dropout -> Linear(D, D) -> GELU -> dropout -> Linear(D, n), transformers'
+    ElectraClassificationHead layer for layer, so `electra export` writes it as ElectraForSequenceClassification."""
+
+    def __init__(self, hidden: int, num_labels: int, dropout: float, dense: bool = False):
         super().__init__()
         self.drop = nn.Dropout(dropout)
+        self.dense = glorot_(nn.Linear(hidden, hidden)) if dense else None
         self.out = glorot_(nn.Linear(hidden, num_labels))
 
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.out(self.drop(h[:, 0]))  # (B, n_labels) from the raw final [CLS] vector
+        x = self.drop(h[:, 0])  # (B, D) the raw final [CLS] vector
+        if self.dense is not None:
+            x = self.drop(F.gelu(self.dense(x)))
+        return self.out(x)  # (B, n_labels)
 
     def losses(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(logits.float(), batch["label"].long(), reduction="none")  # (B,)
@@ -64,8 +73,8 @@ class RegressionHead(ClassificationHead):
     """`target_range` (lo, hi) is mapped onto [0, 1] for training: (0, 5) for STS-B as the original; a user's
     regression task takes the range of its training targets (finetune.json records it as `target_range`)."""
 
-    def __init__(self, hidden: int, dropout: float, target_range: tuple[float, float] = (0.0, 5.0)):
-        super().__init__(hidden, 1, dropout)
+    def __init__(self, hidden: int, dropout: float, target_range: tuple[float, float] = (0.0, 5.0), dense: bool = False):
+        super().__init__(hidden, 1, dropout, dense)
         self.lo, self.hi = float(target_range[0]), float(target_range[1])
 
     def forward(self, h: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -192,13 +201,14 @@ class ElectraQAHead(nn.Module):
 
 
 def build_head(kind: str, hidden: int, n_labels: int = 0, dropout: float = 0.1,
-               target_range: tuple[float, float] = (0.0, 5.0), beam: int = 20, answerable: bool = False) -> nn.Module:
+               target_range: tuple[float, float] = (0.0, 5.0), beam: int = 20, answerable: bool = False,
+               dense: bool = False) -> nn.Module:
     """The head of one `finetune.json` "head" kind: the one place where the task jobs (to train it) and
-    `electra predict` (to load it) build it."""
+    `electra predict` (to load it) build it. `dense`: the sentence heads in transformers' layout (--cls-head hf)."""
     if kind == "classification":
-        return ClassificationHead(hidden, n_labels, dropout)
+        return ClassificationHead(hidden, n_labels, dropout, dense)
     if kind == "regression":
-        return RegressionHead(hidden, dropout, target_range)
+        return RegressionHead(hidden, dropout, target_range, dense)
     if kind == "tagging":
         return TaggingHead(hidden, n_labels, 0.0)  # no extra dropout, as tagging_tasks.py
     if kind == "qa_simple":

@@ -115,7 +115,7 @@ class Finetuned:
         except (SafetensorError, OSError, ValueError) as e:
             raise UserError(f"{file} is missing or damaged ({str(e).splitlines()[0]}); re-run `electra finetune`") from None
         head = build_head(self.kind, self.mcfg.hidden_size, len(self.labels), self.cfg.head_dropout,
-                          self.target_range, self.cfg.n_best, self.version2)
+                          self.target_range, self.cfg.n_best, self.version2, dense=self.cfg.cls_head == "hf")
         model = FinetuneModel(Encoder(self.mcfg), head)
         expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
         missing, extra = sorted(expected.keys() - weights.keys()), sorted(weights.keys() - expected.keys())
