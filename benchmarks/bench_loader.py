@@ -4,6 +4,7 @@
     python benchmarks/bench_loader.py                       # prepares the Wikipedia sample into a temp dir
     python benchmarks/bench_loader.py --data DATASET_DIR --batch 128 --micro 32 --seq-len 128
     python benchmarks/bench_loader.py --micro 128 --unpad --prefetch 2 --step-ms 14.5   # as the GPU loop runs it
+    python benchmarks/bench_loader.py --data A B --data-weights 3,1 --steps 600        # a mixture (crosses a block)
 
 Measures, over `--steps` optimizer steps after one warm-up step: seconds per step of `stream.next_step()`
 (random access into the memory-mapped shards, padding, masks and segment ids for every micro-batch), and
@@ -44,7 +45,9 @@ def prepare(out: Path, seq_len: int) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, help="prepared dataset folder (default: prepare the Wikipedia sample)")
+    p.add_argument("--data", type=Path, nargs="+", help="prepared dataset folder (default: prepare the Wikipedia "
+                                                         "sample); several: their mixture (data/mixture.py)")
+    p.add_argument("--data-weights", help="with several --data: their shares, comma-separated (default: sizes)")
     p.add_argument("--batch", type=int, default=128, help="global batch (sequences per optimizer step)")
     p.add_argument("--micro", type=int, default=32, help="micro-batch")
     p.add_argument("--seq-len", type=int, default=128)
@@ -62,10 +65,15 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        root = args.data or prepare(Path(tmp) / "ds", args.seq_len)
+        roots = args.data or [prepare(Path(tmp) / "ds", args.seq_len)]
         prep_s = time.perf_counter() - t0 if args.data is None else 0.0
-        data = PretrainData(root)
-        stream = BatchStream(data.train, args.batch, args.micro, seed=1234, prefetch=args.prefetch,
+        datasets = [PretrainData(r) for r in roots]
+        data, rows = datasets[0], datasets[0].train
+        if len(datasets) > 1:
+            from electra.data.mixture import Mixture
+            weights = [float(w) for w in args.data_weights.split(",")] if args.data_weights else [len(x.train) for x in datasets]
+            rows = Mixture([x.train for x in datasets], weights)
+        stream = BatchStream(rows, args.batch, args.micro, seed=1234, prefetch=args.prefetch,
                              transform=lambda b: host_batch(b, args.unpad, pin=False)[0])
         stream.next_step()  # warm: opens the shards, first permutation
         wall, cpu = [], []
@@ -81,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         stream.close()
         n_tokens = args.batch * data.seq_len
         med = statistics.median(wall)
-        res = {"examples": len(data.train), "seq_len": data.seq_len, "batch": args.batch, "micro": args.micro,
+        res = {"examples": len(rows), "datasets": len(datasets), "seq_len": data.seq_len, "batch": args.batch, "micro": args.micro,
                "steps": args.steps, "step_wall_median_s": med, "step_wall_max_s": max(wall),
                "step_cpu_median_s": statistics.median(cpu), "sequences_per_s": args.batch / med,
                "tokens_per_s": n_tokens / med, "tokens_per_cpu_s": n_tokens / statistics.median(cpu),

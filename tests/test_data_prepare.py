@@ -59,13 +59,13 @@ def test_every_prepare_flag_reaches_the_dataset_settings(tmp_path: Path, vocab: 
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"body": "\n".join(d)}) + "\n" for d in docs))
     flags = ["--seq-len", "20", "--no-lowercase", "--strip-accents", "--single-segment-prob", "0.3",
              "--short-seq-prob", "0.2", "--seed", "7", "--valid-fraction", "0.2", "--text-field", "body",
-             "--max-line-bytes", "500", "--no-blanks-separate-docs", "--format", "jsonl"]
+             "--max-line-bytes", "500", "--no-blanks-separate-docs", "--format", "jsonl", "--dedup"]
     for out, extra in ((tmp_path / "a", []), (tmp_path / "b", ["--batch-lines", "7"])):
         assert prepare(str(tmp_path / "c.jsonl"), "--vocab", str(vocab), "--out", str(out), *flags, *extra) == 0
     s = json.loads((tmp_path / "a" / "meta.json").read_text())["settings"]
     assert s == {"seq_len": 20, "lowercase": False, "strip_accents": True, "single_segment_prob": 0.3,
                  "short_seq_prob": 0.2, "seed": 7, "valid_fraction": 0.2, "text_field": "body",
-                 "max_line_bytes": 500, "blanks_separate_docs": False}
+                 "max_line_bytes": 500, "blanks_separate_docs": False, "dedup": True}
     assert tree_bytes(tmp_path / "a") == tree_bytes(tmp_path / "b")
 
 

@@ -31,6 +31,7 @@ from tokenizers import Tokenizer
 from electra.data.background import in_background
 from electra.data.builder import ExampleBuilder
 from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, CorpusFile, ReadStats, iter_corpus
+from electra.data.dedup import without_documents
 from electra.data.shards import SPLITS, SplitWriter, commit_shard
 from electra.data.tokenizer import SpecialIds, build_tokenizer
 
@@ -52,11 +53,15 @@ class Settings:
     text_field: str = "text"
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     blanks_separate_docs: bool = True  # False: blank lines are not document boundaries, each file / record is one
+    dedup: bool = False  # leave out documents that repeat an earlier one exactly (dedup.py)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        if d["blanks_separate_docs"]:  # the default is left out: datasets prepared before it existed keep their keys
+        # defaults added later are left out: datasets prepared before they existed keep their keys
+        if d["blanks_separate_docs"]:
             del d["blanks_separate_docs"]
+        if not d["dedup"]:
+            del d["dedup"]
         return d
 
 
@@ -67,6 +72,7 @@ class Unit:
     index: int
     files: tuple[CorpusFile, ...]
     key: str
+    drop: frozenset[int] = frozenset()  # --dedup: the ordinals of the unit's documents that repeat earlier ones
 
     @property
     def name(self) -> str:
@@ -144,9 +150,9 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                                       unit_random(settings.seed, unit.index, s),
                                       settings.single_segment_prob, settings.short_seq_prob)
                     for s in SPLITS}
-        encoded = [0, 0]
-        units = iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes,
-                            settings.blanks_separate_docs)
+        encoded, dropped = [0, 0], [0]
+        units = without_documents(iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes,
+                                              settings.blanks_separate_docs), unit.drop, dropped)
         # The reader and encoder threads of the module docstring, both stopped (encoder first) when
         # this block is left, also on an error.
         with closing(in_background(_batches(units, batch_lines, 4 << 20))) as batches, \
@@ -155,8 +161,9 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                             builders, writers)
         stats.tokens_encoded, stats.unk_tokens = encoded
         counts = {s: w.close() for s, w in writers.items()}
+        read = stats.as_dict() | ({"duplicate_documents": dropped[0]} if settings.dedup else {})
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],
-                "counts": counts, "read": stats.as_dict(), "warnings": stats.per_file_warnings}
+                "counts": counts, "read": read, "warnings": stats.per_file_warnings}
         if os.environ.get(KILL_BEFORE_COMMIT_ENV) == str(unit.index):
             os.kill(os.getpid(), signal.SIGKILL)
         commit_shard(tmp, out_dir / unit.name, info)

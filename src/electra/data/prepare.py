@@ -38,6 +38,7 @@ from electra.data.corpus import (
     file_bytes_estimate,
     resolve_corpus,
 )
+from electra.data.dedup import hash_unit, mark_repeats
 from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
 from electra.data.shards import (
     FORMAT_NAME,
@@ -189,6 +190,30 @@ def _finished_shards(out: Path, units: Sequence[Unit]) -> tuple[dict[int, dict],
     return infos, todo
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    return ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                               initargs=(threads, os.getpid()))
+
+
+def _without_repeats(units: Sequence[Unit], settings: Settings, workers: int, log: Callable[[str], None]) -> list[Unit]:
+    """--dedup: the units, each with the documents to leave out and that list's digest in its key (dedup.py)."""
+    t0, args, workers = time.time(), [(u, settings) for u in units], max(1, min(workers, len(units)))
+    if workers == 1:
+        hashes = [hash_unit(a) for a in args]
+    else:
+        with _pool(workers) as pool:
+            try:
+                hashes = list(pool.map(hash_unit, args))
+            except BrokenProcessPool:
+                raise UserError("a --workers process died during --dedup's hash pass (killed, or out of memory?); "
+                                "re-run, with fewer --workers if memory is short") from None
+    marked, n = mark_repeats(units, hashes)
+    log(f"--dedup: {n} of {sum(map(len, hashes))} documents repeat an earlier one and are left out "
+        f"({time.time() - t0:.1f}s)")
+    return marked
+
+
 def _build_units(todo: Sequence[Unit], settings: Settings, vocab: VocabFile, out: Path, dtype: np.dtype,
                  batch_lines: int, workers: int, committed: Callable[[dict], None]) -> None:
     """Build the shards of `todo`, calling `committed` with each one's info in unit order."""
@@ -197,9 +222,7 @@ def _build_units(todo: Sequence[Unit], settings: Settings, vocab: VocabFile, out
         for u in todo:
             committed(build_unit(u, settings, vocab.tokens, out, dtype, batch_lines))
     elif todo:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(threads, os.getpid())) as pool:
+        with _pool(workers) as pool:
             args = [(u, settings, vocab.tokens, out, dtype, batch_lines) for u in todo]
             try:
                 for info in pool.map(build_unit_in_worker, args):
@@ -243,6 +266,8 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "vocab_sha256": vocab_file.sha256,
             "dtype": dtype.name, "settings": settings.as_dict()}
     units = plan_units(files, int(unit_mb * (1 << 20)), base)
+    if settings.dedup:
+        units = _without_repeats(units, settings, workers, log)
     dataset_key = hashlib.sha256("".join(u.key for u in units).encode()).hexdigest()
     _check_out_dir(out)
     created = not out.exists()
@@ -334,7 +359,9 @@ def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
              (f"documents: {c['documents']}, lines: {c['lines']}, raw bytes: {c['bytes_read']}, "
               f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
               f"bad JSON records: {c['bad_records']}"
-              + (f", [UNK] word pieces: {100 * unk:.2f}%" if (unk := unk_share(c)) is not None else "")),
+              + (f", [UNK] word pieces: {100 * unk:.2f}%" if (unk := unk_share(c)) is not None else "")
+              + (f", repeated documents left out (--dedup): {c['duplicate_documents']}"
+                 if "duplicate_documents" in c else "")),
              (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
               f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "
               f"short-target draws: {100 * tr['short_target_draws'] / n:.2f}% "
@@ -371,6 +398,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--blanks-separate-docs", action=argparse.BooleanOptionalAction, default=True,
                    help="a blank line ends a document (ELECTRA's default); --no-blanks-separate-docs: each text "
                         "file or JSON record is one document, as the original's OpenWebText builder (a page a file)")
+    p.add_argument("--dedup", action="store_true", help="leave out every document whose text repeats an earlier "
+                   "one exactly (the first is kept), across all input files; a hash pass reads the corpus first")
     p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished dataset in --out that was prepared "
                    "with another vocab, other settings or fewer input files (edited or added files never need it)")
@@ -385,7 +414,7 @@ def main(argv: list[str]) -> int:
     settings = Settings(seq_len=a.seq_len, lowercase=a.lowercase, strip_accents=a.strip_accents,
                         single_segment_prob=a.single_segment_prob, short_seq_prob=a.short_seq_prob, seed=a.seed,
                         valid_fraction=a.valid_fraction, text_field=a.text_field, max_line_bytes=a.max_line_bytes,
-                        blanks_separate_docs=a.blanks_separate_docs)
+                        blanks_separate_docs=a.blanks_separate_docs, dedup=a.dedup)
     t0 = time.time()
     log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
     info: dict[str, int] = {}
