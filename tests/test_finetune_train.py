@@ -155,8 +155,9 @@ def test_save_model_cut_short_while_removing_the_old_model_leaves_a_whole_one(tm
 def test_precision_chooses_the_autocast() -> None:
     from electra.finetune.train import autocast
     a, b = torch.randn(4, 4), torch.randn(4, 4)
-    for precision, dtype in (("auto", torch.float32), ("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for precision, dtype in (("auto", torch.float32), ("fp32", torch.float32), ("bf16", torch.bfloat16),
+                             ("fp16", torch.float16)):
         with autocast(CPU, precision):
             assert (a @ b).dtype == dtype, precision
-    with pytest.raises(UserError, match="precision must be auto, fp32 or bf16"):
-        FinetuneConfig(precision="fp16")
+    with pytest.raises(UserError, match="precision must be auto, fp32, bf16 or fp16"):
+        FinetuneConfig(precision="fp8")

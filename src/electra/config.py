@@ -161,7 +161,7 @@ class TrainConfig:
     adam_eps: float = 1e-6  # added to sqrt(v), as BERT's AdamWeightDecayOptimizer
     optimizer: str = "electra"  # electra (Adam without bias correction, as the original) | adamw (torch's)
     clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
-    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16
+    precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16 | fp16 (autocast with dynamic loss scaling: GPUs without bf16, V100 / T4; precision.py)
     residual: str = "fp32"  # with bf16: the hidden states between blocks in fp32 (autocast's) | bf16 (norms still compute in fp32; less memory traffic)
     compile: bool = False  # torch.compile the training step's model
     compile_mode: str = "default"  # with compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs | step-graph (one CUDA graph per whole step: one GPU, one micro-step)
@@ -203,10 +203,12 @@ class TrainConfig:
             raise UserError(f"train.optimizer must be 'electra' or 'adamw', got {self.optimizer!r}")
         if self.parallel not in ("ddp", "fsdp"):
             raise UserError(f"train.parallel must be ddp or fsdp, got {self.parallel!r}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise UserError(f"train.precision must be auto, fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise UserError(f"train.precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if self.residual not in ("fp32", "bf16"):
             raise UserError(f"train.residual must be fp32 or bf16, got {self.residual!r}")
+        if self.residual == "bf16" and self.precision == "fp16":
+            raise UserError("train.residual bf16 keeps the residual stream in bf16; it does not go with --precision fp16")
         if self.compile_mode not in COMPILE_MODES:
             raise UserError(f"train.compile_mode must be one of {', '.join(COMPILE_MODES)}, got {self.compile_mode!r}")
         if self.unpad not in ("auto", "on", "off"):

@@ -38,7 +38,6 @@ from electra.device import (
     cuda_graphs,
     full_step,
     host_batch,
-    native_bf16,
     to_device,
     unpadded,
 )
@@ -58,6 +57,8 @@ from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
+from electra.precision import LossScaler, autocast_dtype
+from electra.precision import autocast as precision_autocast
 from electra.run_setup import (
     check_dataset,
     held_out_data,
@@ -89,10 +90,14 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     unpad = unpadded(t.unpad, d.device, graphs)
     n_micro = t.global_batch_size // (micro * d.world_size)
     step_graph = t.compile and t.compile_mode == "step-graph"
-    if step_graph and (not cuda or d.world_size > 1 or n_micro > 1 or unpad):
+    if step_graph and (not cuda or d.world_size > 1 or n_micro > 1 or unpad or t.precision == "fp16"):
         raise UserError("--compile-mode step-graph records one whole optimizer step as a CUDA graph: it needs one "
                         "CUDA device in one process, one micro-step per step (--micro-batch-size = "
-                        "--global-batch-size) and padded encoders (--unpad auto or off); use reduce-overhead otherwise")
+                        "--global-batch-size), padded encoders (--unpad auto or off) and no fp16 loss scaling (its "
+                        "overflow check waits for the GPU); use reduce-overhead otherwise")
+    if t.precision == "fp16" and t.parallel == "fsdp" and d.world_size > 1:
+        raise UserError("--precision fp16 is not available with --parallel fsdp; use --parallel ddp, or bf16 on GPUs "
+                        "that have it")
     # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
     stream = BatchStream(train_rows, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
                          prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))
@@ -140,8 +145,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     spent = planner is not None and elapsed_before >= t.time_budget
     if spent:  # nothing of the budget left to plan with
         t.max_steps, planner = step, None
-    use_bf16 = t.precision == "bf16" or (t.precision == "auto" and native_bf16(d.device))
-    autocast = torch.autocast(d.device.type, dtype=torch.bfloat16, enabled=use_bf16)
+    dtype = autocast_dtype(t.precision, d.device)  # bf16, fp16 (with loss scaling) or None: fp32
+    autocast = precision_autocast(dtype, d.device)
+    scaler = LossScaler(dtype == torch.float16, d.device)
+    scaler.load_state_dict(state.get("grad_scaler", {}))
     raw = model
     fsdp = t.parallel == "fsdp" and d.world_size > 1
     if fsdp:
@@ -183,8 +190,9 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     gen_desc = (f"generator+head {gen_params / 1e6:.2f}M (shared embeddings counted in both)" if raw.generator is not None
                 else f"no generator network ({cfg.objective.generator} fakes)")
     log.print(f"config:\n{cfg.to_json()}")
-    log.print(f"device {d.device} x {d.world_size} | precision {'bf16' if use_bf16 else 'fp32'}"
-              f"{' (bf16 residual stream)' if use_bf16 and t.residual == 'bf16' else ''} | "
+    named = {torch.bfloat16: "bf16", torch.float16: "fp16 (dynamic loss scaling)", None: "fp32"}[dtype]
+    log.print(f"device {d.device} x {d.world_size} | precision {named}"
+              f"{' (bf16 residual stream)' if dtype == torch.bfloat16 and t.residual == 'bf16' else ''} | "
               f"{'unpadded' if unpad else 'padded'} encoders{' | each step one CUDA graph' if whole else ''} | params: total {count_params(raw) / 1e6:.2f}M, {gen_desc}"
               f" | {len(train_rows):,} train{mixture.describe() if mixture else ''} / {len(held.valid):,} held-out examples"
               f"{f' (from {args.eval_data})' if held is not data else ''} | global batch "
@@ -247,6 +255,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             path = save_checkpoint(args.out, step, weights, opt_sd,
                                    {"data": stream.state_dict(), "elapsed": elapsed(),
                                     "tokens_seen": tokens_seen, "world_size": d.world_size, "config": cfg.to_dict(),
+                                    **({"grad_scaler": scaler.state_dict()} if scaler.enabled else {}),
                                     **({"budget_plan": plan.to_dict()} if plan else {}),
                                     # what bit-for-bit reproduction also needs (float reductions follow them)
                                     "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -300,17 +309,20 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                 with grad_sync(last):
                     with autocast:
                         out = step_model(*batch, packing=packing)
-                    (out.losses.total / n_micro).backward()
+                    scaler.scale(out.losses.total / n_micro).backward()
             meter.add(out, real_tokens)
             tokens_seen += int(batch.input_ids.numel()) * d.world_size
         if whole is None:  # else the graph replay did all this
+            scaler.unscale(optimizer)  # fp16: the gradients / S, before clipping measures them
             grad_norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
             if hasattr(grad_norm, "full_tensor"):  # FSDP: a replicated DTensor
                 grad_norm = grad_norm.full_tensor()
             set_lr(optimizer, lr)
-            optimizer.step()
+            scaler.step(optimizer)  # fp16: skipped, and S halved, if a gradient overflowed
             optimizer.zero_grad(set_to_none=True)
-        nonfinite = ~torch.isfinite(out.losses.total.detach()) | ~torch.isfinite(grad_norm)
+        nonfinite = ~torch.isfinite(out.losses.total.detach())
+        if not scaler.enabled:  # with loss scaling an overflowing gradient is a skipped step, not a failure
+            nonfinite |= ~torch.isfinite(grad_norm)
         first_bad.masked_fill_(nonfinite & (first_bad < 0), step)  # no host-to-device copy, no sync
         step += 1
         if d.device.type == "cpu":  # a host sync costs nothing here: stop at the first bad step
@@ -320,10 +332,14 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
             check_finite()
             metrics, step_seconds = meter.close(step)
             metrics.update({"train/lr": lr, "train/grad_norm": float(grad_norm)})
+            if scaler.enabled:
+                metrics.update({"train/loss_scale": scaler.loss_scale, "train/skipped_steps": scaler.take_skipped()})
             log.log(step, metrics, " | ".join([
                 f"step {step:>7d}/{t.max_steps} | loss {metrics['train/loss']:.3f}",
                 f"mlm {metrics['train/mlm_loss']:.3f}", f"gen_acc {metrics['train/gen_acc']:.3f}",
                 *disc_columns(metrics, "train", cfg.objective.joint), f"lr {lr:.2e}",
+                *([f"scale {metrics['train/loss_scale']:g} ({metrics['train/skipped_steps']} skipped)"]
+                  if scaler.enabled else []),
                 f"{metrics['train/tokens_per_s']:,.0f} tok/s",
                 "eta: timing steps for --time-budget" if planner and not plan else
                 f"eta {fmt_duration((t.max_steps - step) * step_seconds)}"]))

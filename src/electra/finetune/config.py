@@ -41,7 +41,7 @@ class FinetuneConfig:
     head_dropout: float = 0.1  # dropout on the [CLS] vector before the classifier (spec 3.2); QA / tagging have none
     cls_head: str = "electra"  # sentence tasks: electra (dropout + Linear on [CLS], the original) | hf (dropout, Linear(D, D), GELU, dropout, Linear: transformers' ElectraForSequenceClassification head, so `electra export` writes the whole model)
     loss_reduction: str = "sum"  # sum: per-example losses summed over the batch, as run_finetuning.py | mean
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 elsewhere | fp32 (the original's) | bf16
+    precision: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp32 elsewhere | fp32 (the original's) | bf16 | fp16 (loss-scaled: V100, T4)
     # --- data (spec 3.2/3.3) ---
     max_seq_len: int = 0  # 0 = the task's (128 GLUE, 512 SQuAD, 256 tagging); capped at the position table
     double_unordered: bool = True  # MRPC / STS-B: train on both sentence orders (configure_finetuning.py)
@@ -84,7 +84,7 @@ class FinetuneConfig:
             (self.n_best >= 1 and self.max_answer_len >= 1, "n_best and max_answer_len must be >= 1"),
             (self.qa_head in ("simple", "electra"), "qa_head must be simple or electra"),
             (self.loss_reduction in ("sum", "mean"), "loss_reduction must be sum or mean"),
-            (self.precision in ("auto", "fp32", "bf16"), "precision must be auto, fp32 or bf16"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16"),
             (self.tag_encoding in ("bioes", "asis"), "tag_encoding must be bioes or asis"),
             (self.threads >= 0 and self.log_every >= 1, "threads must be >= 0 and log_every >= 1"),
         ]

@@ -9,7 +9,7 @@ lists), a head factory, an `evaluate(predict)` that scores the dev set(s) and an
 - layer-wise LR decay through `optim.layerwise_lr_scales` (off-by-one of the original optional);
 - the batch loss: the head's loss terms summed (or averaged, --loss-reduction) by `reduce_loss`;
   the loss is kept on the device and read on logging steps only (no per-step host sync on a GPU);
-- bf16 autocast on CUDA only, fp32 on CPU (--precision fp32 | bf16 to choose); batches padded to their longest row (no fixed-length pad);
+- bf16 autocast on GPUs that have it, fp32 elsewhere (--precision fp32 | bf16 | fp16 to choose); batches padded to their longest row (no fixed-length pad);
 - `save_model`: OUT/model/model.safetensors (`encoder.*`, `head.*`), finetune.json, vocab.txt.
 """
 from __future__ import annotations
@@ -30,10 +30,12 @@ from torch import nn
 
 from electra.checkpoint import save_tensors
 from electra.data.shards import staged_dir
+from electra.device import native_bf16
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
 from electra.optim import build_optimizer, layerwise_lr_scales, lr_at, set_lr
+from electra.precision import LossScaler
 
 Feature = dict[str, Any]
 Predict = Callable[[list[Feature]], list[Any]]
@@ -93,10 +95,18 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """FinetuneConfig.precision: auto = bf16 autocast on GPUs that have it, fp32 elsewhere (CPUs too: the original
+    fine-tunes in fp32); fp32; bf16; fp16 (with loss scaling, electra/precision.py)."""
+    if precision == "fp16":
+        return torch.float16
+    native = device.type == "cuda" and native_bf16(device)
+    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and native) else None
+
+
 def autocast(device: torch.device, precision: str = "auto"):
-    """FinetuneConfig.precision: auto = bf16 autocast on CUDA only, fp32 elsewhere; fp32 (the original); bf16."""
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+    dtype = autocast_dtype(device, precision)
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def lr_scales(model: FinetuneModel, cfg: FinetuneConfig) -> dict[str, float] | None:
@@ -162,6 +172,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
     gen = torch.Generator().manual_seed(seed)
     model.train()
     step, t0, tracker = 0, time.time(), LossTracker(device)
+    scaler = LossScaler(autocast_dtype(device, cfg.precision) == torch.float16, device)
     while step < steps:
         order = torch.randperm(len(feats), generator=gen).tolist()
         # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
@@ -174,10 +185,11 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
             with autocast(device, cfg.precision):
                 out = model(batch)
             loss = reduce_loss(model.head.losses(out, batch), cfg.loss_reduction)
-            loss.backward()
+            scaler.scale(loss).backward()
+            scaler.unscale(opt)  # fp16: the gradients / S before clipping; an overflow skips the step
             if cfg.clip_norm > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            opt.step()
+            scaler.step(opt)
             opt.zero_grad(set_to_none=True)
             tracker.add(loss, step)
             if device.type == "cpu":  # reading costs nothing here: stop at the first bad step
