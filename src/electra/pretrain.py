@@ -61,6 +61,7 @@ from electra.precision import LossScaler, autocast_dtype
 from electra.precision import autocast as precision_autocast
 from electra.run_setup import (
     check_dataset,
+    check_step_modes,
     held_out_data,
     inject_fault,
     micro_seed,
@@ -90,14 +91,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     unpad = unpadded(t.unpad, d.device, graphs)
     n_micro = t.global_batch_size // (micro * d.world_size)
     step_graph = t.compile and t.compile_mode == "step-graph"
-    if step_graph and (not cuda or d.world_size > 1 or n_micro > 1 or unpad or t.precision == "fp16"):
-        raise UserError("--compile-mode step-graph records one whole optimizer step as a CUDA graph: it needs one "
-                        "CUDA device in one process, one micro-step per step (--micro-batch-size = "
-                        "--global-batch-size), padded encoders (--unpad auto or off) and no fp16 loss scaling (its "
-                        "overflow check waits for the GPU); use reduce-overhead otherwise")
-    if t.precision == "fp16" and t.parallel == "fsdp" and d.world_size > 1:
-        raise UserError("--precision fp16 is not available with --parallel fsdp; use --parallel ddp, or bf16 on GPUs "
-                        "that have it")
+    check_step_modes(t, cuda, d.world_size, n_micro, unpad)
     # on CUDA the next steps are built (collated, packed, pinned) in a background thread while the GPU works
     stream = BatchStream(train_rows, t.global_batch_size, micro, t.seed, d.rank, d.world_size,
                          prefetch=2 if cuda else 0, transform=lambda b: host_batch(b, unpad, pin=cuda))

@@ -18,6 +18,7 @@ from electra.checkpoint import check_fresh_out, latest_checkpoint, read_run_json
 from electra.config import (
     PRESETS,
     PretrainConfig,
+    TrainConfig,
     build_config,
     check_same_shapes,
     config_values,
@@ -170,6 +171,19 @@ def check_dataset(args: argparse.Namespace, cfg: PretrainConfig, data: PretrainD
         if recorded != (have := vocab_sha256(data.vocab_path)):
             raise UserError(f"{data.root} was built with a different vocabulary than the run in {args.out} "
                             f"(vocab sha256 {have[:12]} vs {recorded[:12]}); use the run's dataset")
+
+
+def check_step_modes(t: TrainConfig, cuda: bool, world_size: int, n_micro: int, unpad: bool) -> None:
+    """The step modes that cannot go together, refused before anything is built."""
+    if t.compile and t.compile_mode == "step-graph" and (not cuda or world_size > 1 or n_micro > 1 or unpad
+                                                          or t.precision == "fp16"):
+        raise UserError("--compile-mode step-graph records one whole optimizer step as a CUDA graph: it needs one "
+                        "CUDA device in one process, one micro-step per step (--micro-batch-size = "
+                        "--global-batch-size), padded encoders (--unpad auto or off) and no fp16 loss scaling (its "
+                        "overflow check waits for the GPU); use reduce-overhead otherwise")
+    if t.precision == "fp16" and t.parallel == "fsdp" and world_size > 1:
+        raise UserError("--precision fp16 is not available with --parallel fsdp; use --parallel ddp, or bf16 on GPUs "
+                        "that have it")
 
 
 def like(other: PretrainData, data: PretrainData, what: str) -> PretrainData:
