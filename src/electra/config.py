@@ -163,6 +163,7 @@ class TrainConfig:
     clip_norm: float = 1.0  # global gradient-norm clip over both networks; 0 disables
     precision: str = "auto"  # auto (bf16 autocast on CUDA and on CPUs with bf16 instructions, else fp32) | fp32 | bf16 | fp16 (autocast with dynamic loss scaling: GPUs without bf16, V100 / T4; precision.py)
     residual: str = "fp32"  # with bf16: the hidden states between blocks in fp32 (autocast's) | bf16 (norms still compute in fp32; less memory traffic)
+    activation_checkpointing: bool = False  # keep only each block's input and recompute the block in the backward pass: activation memory of one block, about a third more compute (bigger micro-batches or sequences on a small GPU)
     compile: bool = False  # torch.compile the training step's model
     compile_mode: str = "default"  # with compile: default | reduce-overhead (CUDA graphs) | max-autotune | max-autotune-no-cudagraphs | step-graph (one CUDA graph per whole step: one GPU, one micro-step)
     unpad: str = "auto"  # run the encoders on real tokens only (no work on padding): auto (= on CUDA) | on | off

@@ -22,6 +22,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
 
@@ -275,11 +276,22 @@ def set_residual(model: nn.Module, dtype: str) -> None:
             m.low_precision_residual = dtype == "bf16"
 
 
+def set_activation_checkpointing(model: nn.Module, on: bool) -> None:
+    """Every Encoder of `model` keeps only each block's input during training and recomputes the block in the
+    backward pass (`--activation-checkpointing`): activation memory of one block instead of L, for about a third
+    more compute. The recomputation replays the same dropout masks (torch restores the RNG state), so the
+    gradients are the ones without it."""
+    for m in model.modules():
+        if isinstance(m, Encoder):
+            m.checkpointing = on
+
+
 class Encoder(nn.Module):
     """Embeddings (owned or shared), an E -> D projection when the widths differ (never shared: each model
     has its own, as the original), and L blocks. Returns the final hidden states (B, T, D); with a `Packing`
     the blocks see only the real tokens (S, D), and pad slots of the output are zero. `direction` "ltr" / "rtl":
-    causal attention, each position reading only itself and the tokens to its left / right (Electric's towers)."""
+    causal attention, each position reading only itself and the tokens to its left / right (Electric's towers).
+    `checkpointing` (set_activation_checkpointing): the blocks recompute their activations in the backward pass."""
 
     def __init__(self, cfg: ModelConfig, embeddings: Embeddings | DisentangledEmbeddings | None = None,
                  direction: str | None = None):
@@ -291,6 +303,12 @@ class Encoder(nn.Module):
         E = cfg.embedding_size
         self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.checkpointing = False
+
+    def run_block(self, block: Block, *args: object) -> torch.Tensor:
+        if self.checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None = None, packing: Packing | None = None) -> torch.Tensor:
@@ -301,7 +319,7 @@ class Encoder(nn.Module):
             x = self.project(x)  # (B, T, D) or (S, D)
         if packing is not None:
             for block in self.blocks:
-                x = block(x, None, packing)
+                x = self.run_block(block, x, None, packing)
             B, T = input_ids.shape
             return x.new_zeros(B * T, x.shape[-1]).index_copy(0, packing.index, x).view(B, T, -1)  # (B, T, D)
         # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels).
@@ -317,7 +335,7 @@ class Encoder(nn.Module):
             key_mask = causal[None, None] if key_mask is None else key_mask & causal
             key_mask = key_mask | torch.eye(T, dtype=torch.bool, device=input_ids.device)  # no row left empty (pads)
         for block in self.blocks:
-            x = block(x, key_mask)
+            x = self.run_block(block, x, key_mask)
         return x
 
 

@@ -54,7 +54,7 @@ from electra.logs import (
     require_wandb,
 )
 from electra.meter import IntervalMeter
-from electra.model import Block, count_params, set_residual
+from electra.model import Block, count_params, set_activation_checkpointing, set_residual
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.precision import LossScaler, autocast_dtype
@@ -99,6 +99,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     torch.manual_seed(t.seed)
     model = Electra(cfg, special).to(d.device)
     set_residual(model, t.residual)
+    set_activation_checkpointing(model, t.activation_checkpointing)
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)

@@ -48,6 +48,7 @@ from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
+from electra.model import set_activation_checkpointing
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
@@ -152,6 +153,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         if args.random_init:
             init_weights(encoder, std=mcfg.initializer_range)
         model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
+        set_activation_checkpointing(model, cfg.activation_checkpointing)
         wb = None
         if args.wandb is not None:  # one W&B run per task and seed, grouped by task; its files in OUT/wandb
             from electra.logs import wandb_run

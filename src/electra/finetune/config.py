@@ -41,6 +41,7 @@ class FinetuneConfig:
     head_dropout: float = 0.1  # dropout on the [CLS] vector before the classifier (spec 3.2); QA / tagging have none
     cls_head: str = "electra"  # sentence tasks: electra (dropout + Linear on [CLS], the original) | hf (dropout, Linear(D, D), GELU, dropout, Linear: transformers' ElectraForSequenceClassification head, so `electra export` writes the whole model)
     loss_reduction: str = "sum"  # sum: per-example losses summed over the batch, as run_finetuning.py | mean
+    activation_checkpointing: bool = False  # recompute each block's activations in the backward pass: less memory (large models, 512 tokens), about a third more compute
     precision: str = "auto"  # auto: bf16 autocast on GPUs that have it, fp32 elsewhere | fp32 (the original's) | bf16 | fp16 (loss-scaled: V100, T4)
     # --- data (spec 3.2/3.3) ---
     max_seq_len: int = 0  # 0 = the task's (128 GLUE, 512 SQuAD, 256 tagging); capped at the position table
