@@ -65,3 +65,34 @@ def test_fine_tuning_with_checkpointing_saves_the_same_model(tmp_path):
                      *FAST, "--epochs", "1", *extra]) == 0
         saved.append(load_file(str(out / "model" / "model.safetensors")))
     assert all(torch.equal(saved[0][k], saved[1][k]) for k in saved[0])
+
+
+def test_out_of_memory_is_a_one_line_error_naming_the_remedies(tiny_dataset, tmp_path, monkeypatch, capsys):
+    from electra import pretrain
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    monkeypatch.setattr(pretrain.Electra, "forward", oom)
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), *tiny_overrides()]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of GPU memory" in err[0] and "--micro-batch-size" in err[0]
+    assert "--activation-checkpointing" in err[0] and not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_fine_tuning_out_of_memory_is_a_one_line_error(tmp_path, monkeypatch, capsys):
+    from test_finetune_custom import FAST, sentiment_rows, write_csv
+    from test_finetune_fixtures import make_run
+
+    from electra.finetune.heads import FinetuneModel
+
+    run, data = make_run(tmp_path), tmp_path / "mine"
+    write_csv(data / "train.csv", ["id", "text", "label"], sentiment_rows(8, 0))
+    write_csv(data / "dev.csv", ["id", "text", "label"], sentiment_rows(4, 1))
+
+    def oom(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory.")
+    monkeypatch.setattr(FinetuneModel, "forward", oom)
+    assert main(["finetune", "--task", "classify", "--data", str(data), "--model", str(run),
+                 "--out", str(tmp_path / "out"), *FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of GPU memory" in err[0] and "--activation-checkpointing" in err[0]

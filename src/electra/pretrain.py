@@ -403,7 +403,12 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     before = {p.name for p in args.out.iterdir()} if args.out.is_dir() else None
     try:
-        return train(args, overrides)
+        try:
+            return train(args, overrides)
+        except torch.OutOfMemoryError:
+            raise UserError("out of GPU memory; run the same command with a smaller --micro-batch-size (gradient "
+                            "accumulation keeps the global batch and the schedule) or with --activation-checkpointing: "
+                            "it resumes from the last checkpoint") from None
     except UserError:
         if dist.launched_rank() == 0:  # the rank that writes the run folder
             discard_failed_start(args.out, before)

@@ -227,6 +227,9 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(cfg.threads)
     try:
         return finetune_all(args, cfg, names)
+    except torch.OutOfMemoryError:
+        raise UserError("out of GPU memory; run the same command with a smaller --batch-size or --max-seq-len, or "
+                        "with --activation-checkpointing (same results, less memory)") from None
     finally:  # main() also runs in-process (tests, notebooks): leave the caller's thread count as it was
         torch.set_num_threads(threads)
 
