@@ -74,6 +74,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     args, unknown = p.parse_known_args(rest)
     if unknown:
         raise UserError(f"unknown option(s) {' '.join(unknown)} (see `electra finetune --help` and --print-config)")
+    args.grid = grid_points(overrides)
     cfg = build_config(overrides)
     if args.print_config:
         return args, cfg
@@ -98,6 +99,26 @@ def task_names(spec: str) -> list[str]:
         else:
             raise UserError(f"unknown task {name!r}; choose from {', '.join(ALL_TASKS)} or glue")
     return list(dict.fromkeys(names))
+
+
+GRID_FIELDS = ("lr", "layer_decay")  # the paper searched these (spec 3.3)
+
+
+def grid_points(overrides: dict[str, str]) -> list[dict[str, float]] | None:
+    """`--lr 1e-4,2e-4 --layer-decay 0.8,0.9`: every combination of the comma-separated values (each checked as
+    a lone value would be), or None without a list. The overrides keep each field's first value."""
+    lists: dict[str, list[float]] = {}
+    for key, text in list(overrides.items()):
+        field = key.replace("-", "_")
+        if field in GRID_FIELDS and "," in text:
+            lists[field] = [getattr(build_config({field: v.strip()}), field) for v in text.split(",")]
+            overrides[key] = text.split(",")[0].strip()
+    if not lists:
+        return None
+    points: list[dict[str, float]] = [{}]
+    for field, values in lists.items():
+        points = [{**p, field: v} for p in points for v in dict.fromkeys(values)]
+    return points
 
 
 def check_data(name: str, data: Path, cfg: FinetuneConfig) -> None:
@@ -130,51 +151,37 @@ def task_defaults(name: str) -> tuple[float, int]:
 
 def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0: torch.nn.Module, pre: Any,
              out: Path, device: torch.device) -> dict[str, Any]:
-    """All seeds of one task; writes out/results.json, out/model/, out/test_predictions/."""
+    """All seeds of one task, for each point of the --lr / --layer-decay grid; the point with the best median
+    dev score wins, and its best seed is saved. Writes out/results.json, out/model/, out/test_predictions/."""
     from electra.data.tokenizer import SpecialIds, load_tokenizer
-    from electra.finetune.heads import FinetuneModel
-    from electra.model import init_weights
 
     mcfg = encoder0.cfg
     epochs, seq = task_defaults(name)
-    cfg = cfg0.resolve(mcfg.hidden_size, epochs, seq, mcfg.max_position_embeddings)
+    resolve = lambda c: c.resolve(mcfg.hidden_size, epochs, seq, mcfg.max_position_embeddings)
+    cfg = resolve(cfg0)
     tokenizer = load_tokenizer(pre.vocab_path, lowercase=pre.lowercase, strip_accents=pre.strip_accents)
     special = SpecialIds.from_vocab(pre.vocab_path)
     t0 = time.time()
     job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
-    print(f"[{name}] {len(job.train)} training features, lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}, "
-          f"{cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, device {device} "
-          f"({time.time() - t0:.1f}s to read)", flush=True)
-    runs, best = [], None
-    for k in range(args.seeds):
-        seed = cfg.seed + k
-        torch.manual_seed(seed)
-        encoder = copy.deepcopy(encoder0)
-        if args.random_init:
-            init_weights(encoder, std=mcfg.initializer_range)
-        model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
-        set_activation_checkpointing(model, cfg.activation_checkpointing)
-        wb = None
-        if args.wandb is not None:  # one W&B run per task and seed, grouped by task; its files in OUT/wandb
-            from electra.logs import wandb_run
-            out.mkdir(parents=True, exist_ok=True)
-            wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
-                                        "random_init": args.random_init}, group=name, name=f"{name}-seed{seed}",
-                           job_type="finetune", dir=str(out))
-        stats = train(model, job.train, cfg, special.pad, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None)
-        pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
-                                 precision=cfg.precision)
-        metrics = job.evaluate(pred)
-        if wb is not None:
-            wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
-            wb.finish()
-        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
-        runs.append({"seed": seed, "metrics": metrics, "train": stats})
-        if best is None or metrics[job.main_metric] > best[0]:
-            best = (metrics[job.main_metric], seed, {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()})
-    assert best is not None
+    print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
+          f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
+    grid, chosen = [], None
+    for point in args.grid or [{}]:
+        cfg = resolve(dataclasses.replace(cfg0, **point))
+        print(f"[{name}] lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}", flush=True)
+        runs, best, model = run_seeds(name, args, cfg, encoder0, job, special.pad, out, device)
+        median = summarize([r["metrics"][job.main_metric] for r in runs])["median"]
+        grid.append({"lr": cfg.lr, "layer_decay": cfg.layer_decay, "median": median, "runs": runs})
+        if chosen is None or median > chosen[0]:
+            chosen = (median, cfg, runs, best)
+    assert chosen is not None
+    _, cfg, runs, best = chosen
+    if args.grid:
+        print(f"[{name}] chosen: lr {cfg.lr:g}, layer decay {cfg.layer_decay:g} (median {job.main_metric} "
+              f"{chosen[0]:.2f})", flush=True)
     model.load_state_dict(best[2])  # the best dev seed: the one saved and used for test predictions
+    pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
+                             precision=cfg.precision)
     # OUT holds this run's results only: test_predictions/ and model/ are replaced whole (or removed when this run
     # writes none), each built aside and renamed into place, and results.json comes last.
     test_files: list[str] = []
@@ -195,10 +202,49 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
               "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase,
               "strip_accents": pre.strip_accents, "runs": runs,
               "summary": summary, "best_seed": best[1], "test_predictions": test_files,
-              "seconds": time.time() - t0}
+              **({"grid": grid} if args.grid else {}), "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
     return result
+
+
+def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+              pad_id: int, out: Path, device: torch.device) -> tuple[list[dict[str, Any]], tuple, torch.nn.Module]:
+    """--seeds fine-tunings of one config: each seed's dev metrics, (score, seed, weights) of the best, the model."""
+    from electra.finetune.heads import FinetuneModel
+    from electra.model import init_weights
+
+    mcfg = encoder0.cfg
+    runs, best = [], None
+    for k in range(args.seeds):
+        seed = cfg.seed + k
+        torch.manual_seed(seed)
+        encoder = copy.deepcopy(encoder0)
+        if args.random_init:
+            init_weights(encoder, std=mcfg.initializer_range)
+        model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
+        set_activation_checkpointing(model, cfg.activation_checkpointing)
+        wb = None
+        if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
+            from electra.logs import wandb_run
+            out.mkdir(parents=True, exist_ok=True)
+            point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
+            wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
+                                        "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
+                           job_type="finetune", dir=str(out))
+        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                      report=wb.log if wb is not None else None)
+        metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
+                                                 batch_size=cfg.eval_batch_size, precision=cfg.precision))
+        if wb is not None:
+            wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
+            wb.finish()
+        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
+        runs.append({"seed": seed, "metrics": metrics, "train": stats})
+        if best is None or metrics[job.main_metric] > best[0]:
+            best = (metrics[job.main_metric], seed, {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()})
+    assert best is not None
+    return runs, best, model
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
