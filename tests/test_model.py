@@ -75,12 +75,12 @@ def test_embedding_projection_keeps_tf_default_init():
     assert float(enc.blocks[0].attn.qkv.weight.detach().abs().max()) <= 0.04 + 1e-6  # the rest: truncated normal
 
 # ---------------------------------------------------------------------------------------------------
-# The step's other random draws: CPU dropout (electra.model.dropout) keeps F.dropout's distribution, and
+# The step's other random draws: CPU dropout (electra.dropout.dropout) keeps F.dropout's distribution, and
 # the spelled-out CPU attention equals SDPA.
 
 
 def test_keep_mask_is_bernoulli_with_the_exact_probability():
-    from electra.model import keep_mask
+    from electra.dropout import keep_mask
     torch.manual_seed(0)
     n = 1 << 22
     for q in (0.9, 0.5, 1 - 1e-4, 0.123456):
@@ -102,7 +102,7 @@ def test_keep_mask_is_bernoulli_with_the_exact_probability():
 
 
 def test_dropout_forward_backward_and_seeding():
-    from electra.model import dropout
+    from electra.dropout import dropout
     x = torch.randn(64, 300, requires_grad=True)
     torch.manual_seed(3)
     y = dropout(x, 0.1, True)

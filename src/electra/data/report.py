@@ -1,0 +1,33 @@
+"""What `electra prepare` reports about a dataset it built: the counts, the draws against their settings, speed."""
+from __future__ import annotations
+
+from typing import Any
+
+
+def unk_share(counts: dict[str, Any]) -> float | None:
+    """The share of the corpus's word pieces that came out as [UNK] (None: shards of a version that did not count)."""
+    return counts["unk_tokens"] / max(1, counts["tokens_encoded"]) if "unk_tokens" in counts else None
+
+
+def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
+    c = meta["counts"]
+    tr, va = c["train"], c["valid"]
+    n = max(1, tr["examples"])
+    lines = [(f"train: {tr['examples']} examples, {tr['tokens']} tokens; valid: {va['examples']} examples, "
+              f"{va['tokens']} tokens"),
+             (f"documents: {c['documents']}, lines: {c['lines']}, raw bytes: {c['bytes_read']}, "
+              f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
+              f"bad JSON records: {c['bad_records']}"
+              + (f", [UNK] word pieces: {100 * unk:.2f}%" if (unk := unk_share(c)) is not None else "")
+              + (f", repeated documents left out (--dedup): {c['duplicate_documents']}"
+                 if "duplicate_documents" in c else "")),
+             (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
+              f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "
+              f"short-target draws: {100 * tr['short_target_draws'] / n:.2f}% "
+              f"(setting {100 * meta['settings']['short_seq_prob']:.1f}%), "
+              f"examples without a B segment: {100 * tr['one_segment'] / n:.2f}%")]
+    if seconds is not None:
+        lines.append(f"time: {seconds:.1f}s, {c['bytes_read'] / 1e6 / max(seconds, 1e-9):.2f} MB/s raw text, "
+                     f"{c['tokens_encoded'] / max(seconds, 1e-9) / 1e6:.3f} M tokens/s tokenized "
+                     f"({c['tokens_encoded']} word pieces, {tr['tokens'] + va['tokens']} kept in examples)")
+    return "\n".join(lines)
