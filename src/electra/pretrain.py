@@ -31,7 +31,7 @@ from electra.checkpoint import (
 )
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.mixture import Mixture
-from electra.data.tokenizer import read_vocab
+from electra.data.tokenizer import read_vocab, vocab_sha256
 from electra.device import (
     StepGraph,
     compile_model,
@@ -55,6 +55,7 @@ from electra.logs import (
 )
 from electra.meter import IntervalMeter
 from electra.model import Block, count_params, set_activation_checkpointing, set_residual
+from electra.new_words import start_new_words
 from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.precision import LossScaler, autocast_dtype
@@ -103,6 +104,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)
+        if vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):  # an extension (checked by resolve_run)
+            start_new_words(model, init.vocab_path, data.vocab_path, init.lowercase, init.strip_accents)
     if cfg.objective.masking != "token":  # which ids are `##` pieces: from the dataset's vocabulary
         model.set_word_pieces(continuation_table(read_vocab(data.vocab_path), cfg.model.vocab_size))
     if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint

@@ -28,8 +28,9 @@ from electra.config import (
     split_overrides,
 )
 from electra.data.dataset import Examples, PretrainData
+from electra.data.extend_vocab import added_words
 from electra.data.mixture import Mixture
-from electra.data.tokenizer import normalisation, vocab_sha256
+from electra.data.tokenizer import normalisation, read_vocab, vocab_sha256
 from electra.errors import ArgumentParser, UserError
 
 
@@ -136,8 +137,13 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
     values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
     init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
     if data is not None and vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):
-        raise UserError(f"{data.root} was prepared with another vocabulary than {args.init}; prepare it with "
-                        f"--vocab {init.vocab_path} so that token ids mean the same thing")
+        added = added_words(read_vocab(init.vocab_path), read_vocab(data.vocab_path))
+        if added is None:
+            raise UserError(f"{data.root} was prepared with another vocabulary than {args.init}; prepare it with "
+                            f"--vocab {init.vocab_path} so that token ids mean the same thing (or with `electra "
+                            f"vocab CORPUS --extend {init.vocab_path}`, which keeps them)")
+        tell(f"note: {data.root}'s vocabulary puts {len(added)} new words in {args.init}'s [unused] slots; each "
+             f"starts at the mean of the embeddings of the pieces it was split into")
     theirs = normalisation(init.lowercase, init.strip_accents)
     if data is not None and (ours := normalisation(data.lowercase, data.strip_accents)) != theirs:
         tell(f"warning: {data.root} was prepared with {ours} but {args.init}'s tokenizer uses {theirs}; the model "

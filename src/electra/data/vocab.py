@@ -124,6 +124,11 @@ def main(argv: list[str]) -> int:
     add_corpus_arg(p, required=False)
     p.add_argument("--from-tokenizer", type=Path, help="a WordPiece tokenizer.json to take the vocabulary from "
                                                        "instead of training one (no CORPUS then)")
+    p.add_argument("--extend", type=Path, metavar="BASE_VOCAB",
+                   help="instead of training one: BASE_VOCAB (a published model's vocab.txt) with the corpus's most "
+                        "frequent multi-piece words in its [unusedN] slots, so the model's weights still fit "
+                        "(extend_vocab.py)")
+    p.add_argument("--add", type=int, help="with --extend: how many words (default: every free slot)")
     p.add_argument("--out", required=True, help="folder to write vocab.txt into")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--min-frequency", type=int, default=2)
@@ -138,6 +143,19 @@ def main(argv: list[str]) -> int:
         return 0
     if not a.corpus:
         raise UserError("give the CORPUS to train a vocabulary on (files, folders or globs), or --from-tokenizer")
+    if a.add is not None and a.extend is None:
+        raise UserError("--add is for --extend BASE_VOCAB")
+    if a.extend is not None:
+        from electra.data.extend_vocab import extend
+        ext = extend(a.corpus, a.extend, a.add, a.min_frequency, a.lowercase, a.strip_accents, corpus_format(a),
+                     a.text_field)
+        path = write_vocab_txt(ext.vocab, a.out, "the extended vocabulary")
+        shown = ", ".join(f"{w} ({n:,}x, {k} pieces)" for w, n, k in ext.added[:8])
+        print(f"wrote {path}: {len(ext.added)} words in {a.extend}'s [unused] slots, such as {shown}; the corpus "
+              f"takes {ext.pieces_after:,} word pieces instead of {ext.pieces_before:,} "
+              f"({100 * (1 - ext.pieces_after / max(1, ext.pieces_before)):.1f}% fewer)"
+              + (f"; {ext.unknown} of the words were [UNK] before" if ext.unknown else ""))
+        return 0
     path = train_vocab(a.corpus, a.out, a.vocab_size, a.lowercase, a.strip_accents, a.min_frequency,
                        a.limit_alphabet, corpus_format(a), a.text_field)
     n = len(path.read_text(encoding="utf-8").splitlines())
