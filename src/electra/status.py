@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from electra.checkpoint import latest_checkpoint, read_run_json, read_state
+from electra.checkpoint import latest_checkpoint, read_state
 from electra.config import PretrainConfig
 from electra.errors import ArgumentParser, UserError
 from electra.logs import fmt_duration, read_metrics
+from electra.model_card import read_json_object
 
 ALERT = re.compile(r"health warning at step (\d+) \((\w+)\): (.*)")
 CLEARED = re.compile(r"health: (\w+) cleared at step (\d+)")
@@ -44,11 +45,12 @@ def run_status(run: Path, now: float | None = None) -> dict[str, Any]:
         raise UserError(f"{run} is not a pre-training run folder (no config.json); give the --out of `electra "
                         f"pretrain`")
     try:
-        cfg = PretrainConfig.from_dict(read_run_json(run, "config.json"))
-    except UserError as e:
-        raise UserError(f"{run}/config.json cannot be read as a run's config ({str(e)[:160]})") from None
+        cfg = PretrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError, UserError) as e:
+        raise UserError(f"{run / 'config.json'} is not a readable run config ({' '.join(str(e).split())[:120]}); "
+                        f"is {run} an `electra pretrain` run folder?") from None
     m, t = cfg.model, cfg.train
-    tok = read_run_json(run, "tokenizer.json") if (run / "tokenizer.json").is_file() else {}
+    tok = read_json_object(run / "tokenizer.json")  # {} if missing or damaged: the data is then not named
     ckpt = latest_checkpoint(run) if (run / "checkpoints").is_dir() else None
     state = read_state(ckpt) if ckpt is not None else {}
     records = read_metrics(run / "metrics.jsonl") if (run / "metrics.jsonl").is_file() else []
