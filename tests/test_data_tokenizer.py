@@ -167,6 +167,10 @@ def test_a_vocab_folder_means_its_vocab_txt(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="is a folder without a vocab.txt"):
         VocabFile.read(tmp_path / "empty")
+    (tmp_path / "hf5").mkdir()
+    (tmp_path / "hf5" / "tokenizer.json").write_text("{}")  # a transformers 5 folder: the fix is named
+    with pytest.raises(UserError, match="electra vocab --from-tokenizer .*tokenizer.json --out"):
+        VocabFile.read(tmp_path / "hf5")
 
 
 def messy_lines(n: int, seed: int = 0) -> list[str]:

@@ -58,6 +58,9 @@ class VocabFile:
         path = Path(vocab_path)
         if path.is_dir() and (path / "vocab.txt").is_file():  # `electra vocab --out DIR`'s folder
             path = path / "vocab.txt"
+        elif path.is_dir() and (path / "tokenizer.json").is_file():  # a transformers 5 folder
+            raise UserError(f"vocab {path} holds a tokenizer.json but no vocab.txt; write one with `electra vocab "
+                            f"--from-tokenizer {path / 'tokenizer.json'} --out {path}`")
         elif path.is_dir():
             raise UserError(f"vocab {path} is a folder without a vocab.txt; pass a BERT-style vocab.txt file")
         if not path.is_file():
