@@ -130,6 +130,13 @@ def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_pa
     assert plain == same
     assert swapped[0] == plain[0] and swapped[1] != plain[1] and len(swapped[1]) == 2
     assert f"held-out examples (from {other})" in capsys.readouterr().out
+    # --also-eval B: the main held-out numbers are the plain run's, and eval_other/ are what --eval-data B logged
+    also = run("also", "--also-eval", str(other))
+    assert also[0] == plain[0] and [{k: v for k, v in r.items() if k.startswith("eval/")} for r in also[1]] == plain[1]
+    rows = [json.loads(x) for x in (tmp_path / "also" / "metrics.jsonl").read_text().splitlines()]
+    extra = [{k.replace("eval_other/", "eval/"): v for k, v in r.items() if k.startswith("eval_other/")}
+             for r in rows if "eval_other/loss" in r]
+    assert extra == swapped[1]
     assert json.loads((tmp_path / "b" / "tokenizer.json").read_text())["eval_dataset"] == str(other)
     # a resume that forgets --eval-data is told that its held-out curves change
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "b"), "--max-steps", "5"]) == 0

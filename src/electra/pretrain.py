@@ -49,6 +49,7 @@ from electra.logs import (
     RunLogger,
     disc_columns,
     fmt_duration,
+    log_also,
     log_eval,
     plot_curves,
     require_wandb,
@@ -63,6 +64,7 @@ from electra.precision import autocast as precision_autocast
 from electra.run_setup import (
     check_dataset,
     check_step_modes,
+    extra_held_out,
     held_out_data,
     inject_fault,
     micro_seed,
@@ -85,6 +87,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     train_rows = training_rows(args, datasets)  # one training split, or several mixed
     mixture = train_rows if isinstance(train_rows, Mixture) else None
     held = held_out_data(args, data, resumed=ckpt is not None)  # where the held-out rows come from
+    also = extra_held_out(args, data)  # --also-eval: more held-out splits, logged beside
     special = SpecialTokens(data.special.pad, data.special.cls, data.special.sep, data.special.mask)
     micro = t.micro_batch_size or t.global_batch_size // d.world_size
     cuda = d.device.type == "cuda"
@@ -233,6 +236,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
 
     def run_eval() -> None:
         log_eval(log, step, evaluate(raw, held, cfg, micro, d, autocast), health, cfg.objective.joint)
+        for prefix, other in also.items():
+            log_also(log, step, prefix, evaluate(raw, other, cfg, micro, d, autocast))
 
     def check_finite() -> None:
         bad = int(first_bad.item())

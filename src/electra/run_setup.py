@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import sys
 from pathlib import Path
@@ -60,6 +61,9 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
     p.add_argument("--eval-data", type=Path, metavar="DATASET",
                    help="evaluate on this prepared dataset's held-out split instead of --data's (same vocabulary "
                         "and sequence length): your domain's text, say, while training on a mix")
+    p.add_argument("--also-eval", type=Path, nargs="+", default=[], metavar="DATASET",
+                   help="at each evaluation, also these prepared datasets' held-out splits, logged as "
+                        "eval_NAME/... (NAME: the folder's name): each source of a mix, say")
     p.add_argument("--out", type=Path, help="run folder (checkpoints, config, metrics); resumed if it has any")
     p.add_argument("--resume", action="store_true", help="require an existing checkpoint in --out")
     p.add_argument("--init", type=Path, help="start from a Hugging Face ELECTRA folder (continued pre-training, "
@@ -229,6 +233,22 @@ def held_out_data(args: argparse.Namespace, data: PretrainData, resumed: bool = 
         tell(f"warning: the run in {args.out} evaluated on {before}'s held-out split and now evaluates on "
              f"{held.root}'s, so its held-out curves change here; pass --eval-data {before} to keep them")
     return held
+
+
+def extra_held_out(args: argparse.Namespace, data: PretrainData) -> dict[str, PretrainData]:
+    """--also-eval: {metric prefix: dataset}, each checked like --eval-data; the prefix is eval_FOLDER (eval_FOLDER_2
+    for a second folder of the same name)."""
+    extra: dict[str, PretrainData] = {}
+    for path in args.also_eval:
+        other = like(PretrainData(path), data, "--also-eval")
+        if len(other.valid) == 0:
+            raise UserError(f"--also-eval {path} has no held-out examples; prepare it with --valid-fraction above 0")
+        base = "eval_" + re.sub(r"\W", "_", other.root.resolve().name)
+        name, k = base, 2
+        while name in extra:
+            name, k = f"{base}_{k}", k + 1
+        extra[name] = other
+    return extra
 
 
 def micro_seed(seed: int, step: int, index: int) -> int:
