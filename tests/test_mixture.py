@@ -169,12 +169,14 @@ def test_mixing_refuses_datasets_that_do_not_match(tiny_dataset, tmp_path):
     args, _ = parse_args(["--data", str(tiny_dataset), str(other)])
     with pytest.raises(UserError, match=f"--data {other} was prepared with another vocabulary than --data"):
         training_rows(args, [PretrainData(p) for p in args.data])
-    with pytest.raises(UserError, match="--data-weights gives 3 weights for 2 --data datasets"):
-        parse_args(["--data", str(tiny_dataset), str(other), "--data-weights", "1,2,3"])
+    for given, message in ((["--data-weights", "1,2,3"], "--data-weights gives 3 weights for 2 --data datasets"),
+                           (["--data-weights", "sizes^x"], "sizes\\^A takes a number")):
+        args, _ = parse_args(["--data", str(tiny_dataset), str(other), *given])
+        with pytest.raises(UserError, match=message):  # before the datasets are compared
+            training_rows(args, [PretrainData(p) for p in args.data])
+    args, _ = parse_args(["--data", str(tiny_dataset), "--data-weights", "1"])
     with pytest.raises(UserError, match="needs two or more --data datasets, got 1"):
-        parse_args(["--data", str(tiny_dataset), "--data-weights", "1"])
-    with pytest.raises(UserError, match="sizes\\^A takes a number"):
-        parse_args(["--data", str(tiny_dataset), str(other), "--data-weights", "sizes^x"])
+        training_rows(args, [PretrainData(tiny_dataset)])
 
 
 def test_weights_default_to_the_sizes_or_a_power_of_them(tiny_dataset, second_dataset):

@@ -209,10 +209,10 @@ def disc_columns(metrics: dict[str, float], split: str, joint: bool) -> list[str
 
 def log_also(log: NullLogger, step: int, prefix: str, metrics: dict[str, float]) -> None:
     """An --also-eval held-out split's numbers, under `prefix/` (no alerts: those judge the main split)."""
-    renamed = {f"{prefix}/{k.split('/', 1)[1]}": v for k, v in metrics.items()}
-    shown = [f"{k.split('/', 1)[1]} {v:.3f}" for k, v in renamed.items()
-             if k.split("/", 1)[1] in ("mlm_loss", "gen_acc", "replaced_rate", "disc_auc")]
-    log.log(step, renamed, f"  {prefix} @ {step}: " + " | ".join(shown))
+    shown = [f"{name} {metrics[f'eval/{name}']:.3f}" for name in ("mlm_loss", "gen_acc", "replaced_rate", "disc_auc")
+             if f"eval/{name}" in metrics]
+    log.log(step, {f"{prefix}/{k.removeprefix('eval/')}": v for k, v in metrics.items()},
+            f"  {prefix} @ {step}: " + " | ".join(shown))
 
 
 def log_eval(log: NullLogger, step: int, metrics: dict[str, float], health: Any, joint: bool) -> None:

@@ -23,13 +23,13 @@ from electra.errors import UserError
 INIT_SCALE = 2.0**16  # torch's default; tests lower or raise it to force overflows
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of a run: bf16, fp16, or None (fp32; `auto` = bf16 where it is native)."""
+def autocast_dtype(precision: str, device: torch.device, auto_on_cpu: bool = True) -> torch.dtype | None:
+    """The autocast dtype of a run: bf16, fp16, or None (fp32). `auto` = bf16 where it is native; with
+    `auto_on_cpu=False` (fine-tuning, which the original does in fp32) on GPUs only."""
     if precision == "fp16":
         return torch.float16
-    if precision == "bf16" or (precision == "auto" and native_bf16(device)):
-        return torch.bfloat16
-    return None
+    native = native_bf16(device) and (auto_on_cpu or device.type == "cuda")
+    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and native) else None
 
 
 def autocast(dtype: torch.dtype | None, device: torch.device) -> contextlib.AbstractContextManager:

@@ -31,7 +31,7 @@ from electra.checkpoint import (
 )
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.mixture import Mixture
-from electra.data.tokenizer import read_vocab, vocab_sha256
+from electra.data.tokenizer import read_vocab
 from electra.device import (
     StepGraph,
     compile_model,
@@ -107,8 +107,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if init is not None:
         from electra.hf import load_into
         loaded = load_into(model, init)
-        if vocab_sha256(init.vocab_path) != vocab_sha256(data.vocab_path):  # an extension (checked by resolve_run)
-            start_new_words(model, init.vocab_path, data.vocab_path, init.lowercase, init.strip_accents)
+        # words an extended vocabulary (checked by resolve_run) adds in the model's free slots; none if the same
+        start_new_words(model, init.vocab_path, data.vocab_path, init.lowercase, init.strip_accents)
     if cfg.objective.masking != "token":  # which ids are `##` pieces: from the dataset's vocabulary
         model.set_word_pieces(continuation_table(read_vocab(data.vocab_path), cfg.model.vocab_size))
     if cfg.objective.generator == "unigram" and ckpt is None:  # a resumed run reads its prior from the checkpoint

@@ -84,29 +84,31 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, dict[str, str]]:
         guess = difflib.get_close_matches(unknown[0].lstrip("-"), list(field_index()), n=1)
         hint = f" (did you mean --{guess[0]}?)" if guess else ""
         raise UserError(f"unknown option {unknown[0]}{hint}: neither a flag nor a config field; see --help and --print-config")
-    if args.data_weights is not None:
-        args.data_weights = parse_weights(args.data_weights, len(args.data or []))
     if args.config is not None:  # the command line's fields win: they come later
         overrides = {**file_overrides(args.config), **overrides}
     return args, overrides
 
 
-def parse_weights(text: str, n_datasets: int) -> list[float] | float:
-    """--data-weights: one number per dataset (3,1), or `sizes^A`: the sizes to the power A (a float), XLM-R's
-    sampling of languages (A = 0.3 lifts the small ones; 1 = the sizes; 0 = equal shares)."""
-    if n_datasets < 2:
-        raise UserError(f"--data-weights needs two or more --data datasets, got {n_datasets}")
+def data_weights(text: str | None, sizes: list[int]) -> list[float]:
+    """--data-weights for datasets of these training sizes: one number per dataset (3,1), or `sizes^A`, the sizes
+    to the power A (XLM-R's sampling of languages: A = 0.3 lifts the small ones, 0 = equal shares); default the
+    sizes, as if the datasets were one."""
+    if text is None:
+        return [float(n) for n in sizes]
+    if len(sizes) < 2:
+        raise UserError(f"--data-weights needs two or more --data datasets, got {len(sizes)}")
     if text.startswith("sizes^"):
         try:
-            return float(text[len("sizes^"):])
+            power = float(text[len("sizes^"):])
         except ValueError:
             raise UserError(f"--data-weights sizes^A takes a number A (sizes^0.3), got {text!r}") from None
+        return [float(n) ** power if n else 0.0 for n in sizes]  # an empty dataset: refused by Mixture
     try:
         weights = [float(w) for w in text.split(",")]
     except ValueError:
         raise UserError(f"--data-weights takes numbers separated by commas (3,1) or sizes^A, got {text!r}") from None
-    if len(weights) != n_datasets:
-        raise UserError(f"--data-weights gives {len(weights)} weights for {n_datasets} --data datasets; give one each")
+    if len(weights) != len(sizes):
+        raise UserError(f"--data-weights gives {len(weights)} weights for {len(sizes)} --data datasets; give one each")
     return weights
 
 
@@ -196,6 +198,14 @@ def check_step_modes(t: TrainConfig, cuda: bool, world_size: int, n_micro: int, 
                         "that have it")
 
 
+def held_out_of(path: Path, data: PretrainData, what: str) -> PretrainData:
+    """The dataset at `path` for its held-out split (--eval-data, --also-eval), checked like `like` and to have one."""
+    other = like(PretrainData(path), data, what)
+    if len(other.valid) == 0:
+        raise UserError(f"{what} {path} has no held-out examples; prepare it with --valid-fraction above 0")
+    return other
+
+
 def like(other: PretrainData, data: PretrainData, what: str) -> PretrainData:
     """`other`, checked to hold the same vocabulary and sequence length as `data` (the first --data)."""
     if vocab_sha256(other.vocab_path) != vocab_sha256(data.vocab_path):
@@ -210,24 +220,18 @@ def like(other: PretrainData, data: PretrainData, what: str) -> PretrainData:
 def training_rows(args: argparse.Namespace, datasets: list[PretrainData]) -> Examples | Mixture:
     """What the run trains on: one dataset's training split, or several mixed at --data-weights (default: their
     sizes) shares (data/mixture.py)."""
+    weights = data_weights(args.data_weights, [len(x.train) for x in datasets])
     if len(datasets) == 1:
         return datasets[0].train
     for other in datasets[1:]:
         like(other, datasets[0], "--data")
-    weights = args.data_weights
-    if not isinstance(weights, list):  # the sizes, to a power (sizes^A) or as they are
-        power = 1.0 if weights is None else weights
-        weights = [float(len(x.train)) ** power if len(x.train) else 0.0 for x in datasets]  # empty: refused next
     return Mixture([x.train for x in datasets], weights, [str(x.root) for x in datasets])
 
 
 def held_out_data(args: argparse.Namespace, data: PretrainData, resumed: bool = False) -> PretrainData:
     """The dataset whose held-out split the run evaluates on: --eval-data's, checked against --data, or --data.
     A resume that evaluates elsewhere than the run did (recorded in tokenizer.json) is told so: its curves jump."""
-    held = data if args.eval_data is None else like(PretrainData(args.eval_data), data, "--eval-data")
-    if len(held.valid) == 0 and args.eval_data is not None:
-        raise UserError(f"--eval-data {args.eval_data} has no held-out examples; prepare it with --valid-fraction "
-                        f"above 0")
+    held = data if args.eval_data is None else held_out_of(args.eval_data, data, "--eval-data")
     before = read_run_json(args.out, "tokenizer.json").get("eval_dataset") if resumed else None
     if isinstance(before, str) and Path(before).resolve() != held.root.resolve():
         tell(f"warning: the run in {args.out} evaluated on {before}'s held-out split and now evaluates on "
@@ -240,9 +244,7 @@ def extra_held_out(args: argparse.Namespace, data: PretrainData) -> dict[str, Pr
     for a second folder of the same name)."""
     extra: dict[str, PretrainData] = {}
     for path in args.also_eval:
-        other = like(PretrainData(path), data, "--also-eval")
-        if len(other.valid) == 0:
-            raise UserError(f"--also-eval {path} has no held-out examples; prepare it with --valid-fraction above 0")
+        other = held_out_of(path, data, "--also-eval")
         base = "eval_" + re.sub(r"\W", "_", other.root.resolve().name)
         name, k = base, 2
         while name in extra:

@@ -19,7 +19,6 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,12 +29,12 @@ from torch import nn
 
 from electra.checkpoint import save_tensors
 from electra.data.shards import staged_dir
-from electra.device import native_bf16
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
 from electra.optim import build_optimizer, layerwise_lr_scales, lr_at, set_lr
-from electra.precision import LossScaler
+from electra.precision import LossScaler, autocast_dtype
+from electra.precision import autocast as precision_autocast
 
 Feature = dict[str, Any]
 Predict = Callable[[list[Feature]], list[Any]]
@@ -95,18 +94,10 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+def autocast(device: torch.device, precision: str = "auto"):
     """FinetuneConfig.precision: auto = bf16 autocast on GPUs that have it, fp32 elsewhere (CPUs too: the original
     fine-tunes in fp32); fp32; bf16; fp16 (with loss scaling, electra/precision.py)."""
-    if precision == "fp16":
-        return torch.float16
-    native = device.type == "cuda" and native_bf16(device)
-    return torch.bfloat16 if precision == "bf16" or (precision == "auto" and native) else None
-
-
-def autocast(device: torch.device, precision: str = "auto"):
-    dtype = autocast_dtype(device, precision)
-    return torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
+    return precision_autocast(autocast_dtype(precision, device, auto_on_cpu=False), device)
 
 
 def lr_scales(model: FinetuneModel, cfg: FinetuneConfig) -> dict[str, float] | None:
@@ -172,7 +163,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
     gen = torch.Generator().manual_seed(seed)
     model.train()
     step, t0, tracker = 0, time.time(), LossTracker(device)
-    scaler = LossScaler(autocast_dtype(device, cfg.precision) == torch.float16, device)
+    scaler = LossScaler(autocast_dtype(cfg.precision, device, auto_on_cpu=False) == torch.float16, device)
     while step < steps:
         order = torch.randperm(len(feats), generator=gen).tolist()
         # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
