@@ -76,14 +76,15 @@ fi
 # MLM (the two with (B, T, V) logits) compiled with CUDA graphs: that they run and learn, not their speed; and
 # whole-word masking in the whole-step graph, with a 40 s --time-budget (its plan: a "time budget" line in the log)
 if [ "${SKIP_OBJECTIVES:-0}" != 1 ]; then
-stage objectives 240 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
+stage objectives 420 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
   "unigram --generator unigram" "replace_mlm --objective replace_mlm" "all_tokens_mlm --objective all_tokens_mlm" \
   "electric --objective electric" "electric_graphs --objective electric --compile true --compile-mode reduce-overhead" \
   "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead" \
   "whole_word_stepgraph_budget --masking whole_word --compile true --compile-mode step-graph --time-budget 40 --lr-schedule wsd --max-steps 100000" \
   "span_stepgraph --masking span --compile true --compile-mode step-graph" \
   "fp16 --precision fp16" "fp16_graphs --precision fp16 --compile true --compile-mode reduce-overhead" \
-  "act_ckpt --activation-checkpointing true" "act_ckpt_compiled --activation-checkpointing true --compile true"; do
+  "act_ckpt --activation-checkpointing true" "act_ckpt_compiled --activation-checkpointing true --compile true" \
+  "modern --backbone modern" "modern_stepgraph --backbone modern --compile true --compile-mode step-graph"; do
   set -- $spec; name=$1; shift
   python3 -m electra pretrain --preset tiny --data '"$carry"'/wiki128 --device cuda --no-tensorboard --max-steps 30 \
     --warmup-steps 5 --log-every 10 --eval-every 30 --eval-batches 1 --save-every 1000 --out /tmp/obj_$name "$@" \

@@ -14,7 +14,8 @@ from test_pretrain import final_weights
 
 from electra.cli import main
 from electra.config import ModelConfig
-from electra.model import Encoder, pack, set_activation_checkpointing
+from electra.model import Encoder, set_activation_checkpointing
+from electra.packing import pack
 
 
 @pytest.mark.parametrize("packed", [False, True])

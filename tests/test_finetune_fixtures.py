@@ -23,14 +23,15 @@ def write_vocab(path: Path) -> Path:
     return path
 
 
-def make_run(root: Path, hidden: int = 32, layers: int = 2, seed: int = 0) -> Path:
-    """A fake run folder that checkpoint.load_discriminator reads: config, tokenizer.json, vocab, one checkpoint."""
+def make_run(root: Path, hidden: int = 32, layers: int = 2, seed: int = 0, **model_fields: object) -> Path:
+    """A fake run folder that checkpoint.load_discriminator reads: config, tokenizer.json, vocab, one checkpoint;
+    `model_fields`: more ModelConfig fields (backbone="modern")."""
     run = root / "run"
     (run / "checkpoints" / "step_00000010").mkdir(parents=True)
     vocab = write_vocab(run / "vocab.txt")
     n_vocab = len(vocab.read_text().split("\n")) - 1
     model = {"vocab_size": n_vocab, "hidden_size": hidden, "embedding_size": hidden, "num_layers": layers,
-             "num_heads": 2, "intermediate_size": 2 * hidden, "max_position_embeddings": 128}
+             "num_heads": 2, "intermediate_size": 2 * hidden, "max_position_embeddings": 128, **model_fields}
     cfg = PretrainConfig.from_dict({"model": model, "train": {"seq_len": 64}})
     (run / "config.json").write_text(cfg.to_json())
     (run / "tokenizer.json").write_text(json.dumps({"lowercase": True}))

@@ -1,4 +1,4 @@
-"""Unpadded encoders (`model.Packing`): the same function as the padded batch, forward and backward.
+"""Unpadded encoders (`packing.Packing`): the same function as the padded batch, forward and backward.
 
 On CPU the packed attention goes through its padded reference; on CUDA (bf16) through flash attention's
 variable-length kernel, compared with the padded SDPA path by the tests marked `cuda` (skipped here).
@@ -12,8 +12,9 @@ import torch
 from test_objective import SP, tiny_cfg
 
 from electra.config import ModelConfig
-from electra.model import Encoder, pack
+from electra.model import Encoder
 from electra.objective import Electra
+from electra.packing import pack
 
 CFG = ModelConfig(vocab_size=120, hidden_size=32, embedding_size=16, num_layers=2, num_heads=4,
                   intermediate_size=64, max_position_embeddings=40, hidden_dropout=0.0, attention_dropout=0.0)

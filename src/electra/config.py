@@ -20,10 +20,15 @@ from typing import Any
 
 from electra.errors import UserError
 from electra.overrides import parse_duration, parse_value, split_argv
+from electra.presets import PRESETS
+
+BACKBONES = ("electra", "modern")
 
 
 @dataclass
 class ModelConfig:
+    backbone: str = "electra"  # electra (post-LN BERT with learned positions: the paper's, HF ElectraModel) | modern (pre-LN, rotary positions, GeGLU MLP, no biases, no segment embeddings: ModernBERT's layer, exported as HF ModernBertModel)
+    rope_theta: float = 10000.0  # modern: the rotary embeddings' base (ModernBERT: 10,000 up to 1,024 tokens, 160,000 for 8,192)
     vocab_size: int = 30522  # WordPiece vocabulary size (the uncased BERT vocab)
     hidden_size: int = 256  # encoder width D
     embedding_size: int = 128  # embedding-table width E; projected to D inside each model when E != D
@@ -38,6 +43,10 @@ class ModelConfig:
     initializer_range: float = 0.02  # std of the truncated normal init
 
     def __post_init__(self) -> None:
+        if self.backbone not in BACKBONES:
+            raise UserError(f"model.backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone != "modern" and self.rope_theta != 10000.0:
+            raise UserError("model.rope_theta sets the rotary positions of --backbone modern; add it (or drop --rope-theta)")
         for name in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             if getattr(self, name) < 1:
@@ -45,13 +54,21 @@ class ModelConfig:
         if self.hidden_size % self.num_heads:
             raise UserError(f"model.hidden_size ({self.hidden_size}) must be divisible by "
                             f"model.num_heads ({self.num_heads})")
+        if self.backbone == "modern" and (self.hidden_size // self.num_heads) % 2:
+            raise UserError(f"model.backbone=modern rotates head dimensions in pairs: hidden_size / num_heads "
+                            f"({self.hidden_size} / {self.num_heads}) must be even")
         for name in ("hidden_dropout", "attention_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise UserError(f"model.{name} must be in [0, 1), got {getattr(self, name)}")
         if self.type_vocab_size < 2:
             raise UserError(f"model.type_vocab_size must be >= 2, got {self.type_vocab_size}: every example has "
                             f"segment ids 0 (A) and 1 (B)")
-        _positive(self, "model", "layer_norm_eps", "initializer_range")
+        _positive(self, "model", "layer_norm_eps", "initializer_range", "rope_theta")
+
+    @property
+    def modern(self) -> bool:
+        """The ModernBERT-style layer: pre-LN, rotary positions, GeGLU, no biases, no segment embeddings."""
+        return self.backbone == "modern"
 
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")
@@ -284,7 +301,7 @@ class PretrainConfig:
         return cls(**built)
 
 
-SHAPE_FIELDS = {"model": ("vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+SHAPE_FIELDS = {"model": ("backbone", "vocab_size", "embedding_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                           "max_position_embeddings", "type_vocab_size"),
                 "objective": ("objective", "generator", "sharing", "generator_hidden_fraction",
                               "generator_layers_fraction")}
@@ -320,42 +337,6 @@ def generator_config(disc: ModelConfig, hidden_fraction: float, layers_fraction:
         num_heads=max(1, hidden // 64),
         intermediate_size=4 * hidden,
     )
-
-
-# ---------------------------------------------------------------------------------------------------
-# Presets: the paper's Table 6 (= configure_pretraining.py). Only fields that differ from the defaults.
-
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "debug": {  # the original's debug mode (spec 1.1): 3 x 144 on Small's settings, 20 steps of 8 sequences
-        "model": dict(hidden_size=144, embedding_size=128, num_layers=3, num_heads=4, intermediate_size=576),
-        "objective": dict(generator_hidden_fraction=0.25),
-        "train": dict(seq_len=128, global_batch_size=8, max_steps=20, warmup_steps=0, lr=5e-4, log_every=5,
-                      eval_every=10, save_every=10),
-    },
-    # Not in the paper: 4 x 128 for CPUs, trained with Small's batch and learning rate. At batch 32 and lr 1e-3 the
-    # held-out AUC sat at 0.55 over 18 M tokens; with these it rose from 0.56 (16 M) to 0.66 (37 M tokens).
-    "tiny": {
-        "model": dict(hidden_size=128, embedding_size=128, num_layers=4, num_heads=2, intermediate_size=512),
-        "objective": dict(generator_hidden_fraction=0.25),
-        "train": dict(seq_len=128, global_batch_size=128, max_steps=5000, warmup_steps=1000, lr=5e-4,
-                      log_every=25, eval_every=250, save_every=500),
-    },
-    "small": {  # 12 x 256, 128-d embeddings, 1/4-width generator, 1M steps of 128 x 128
-        "model": dict(hidden_size=256, embedding_size=128, num_layers=12, num_heads=4, intermediate_size=1024),
-        "objective": dict(generator_hidden_fraction=0.25, mask_prob=0.15),
-        "train": dict(seq_len=128, global_batch_size=128, max_steps=1_000_000, warmup_steps=10_000, lr=5e-4),
-    },
-    "base": {  # 12 x 768, 1/3-width generator, 766K steps of 256 x 512
-        "model": dict(hidden_size=768, embedding_size=768, num_layers=12, num_heads=12, intermediate_size=3072),
-        "objective": dict(generator_hidden_fraction=1 / 3, mask_prob=0.15),
-        "train": dict(seq_len=512, global_batch_size=256, max_steps=766_000, warmup_steps=10_000, lr=2e-4),
-    },
-    "large": {  # 24 x 1024, 1/4-width generator, 25% masking, 400K steps of 2048 x 512
-        "model": dict(hidden_size=1024, embedding_size=1024, num_layers=24, num_heads=16, intermediate_size=4096),
-        "objective": dict(generator_hidden_fraction=0.25, mask_prob=0.25),
-        "train": dict(seq_len=512, global_batch_size=2048, max_steps=400_000, warmup_steps=10_000, lr=2e-4),
-    },
-}
 
 
 def field_index() -> dict[str, tuple[str, str]]:

@@ -13,7 +13,7 @@ import torch
 
 from electra.config import TrainConfig
 from electra.data.dataset import Batch
-from electra.model import Packing, pack
+from electra.packing import Packing, pack
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -16,6 +16,9 @@
    the positions it really runs on: the N = max_predictions masked slots per row (`lm_head="masked"`,
    what `electra.objective` executes) or all T positions (`lm_head="all"`, what Hugging Face's
    `ElectraForMaskedLM` executes); so two implementations' MFUs are comparable only with the same flag.
+
+The modern backbone (`ModelConfig.backbone="modern"`) is counted as it runs: a GeGLU MLP has three D x F
+matrices instead of two, rotary positions replace the position and segment lookups, and a final LayerNorm.
 """
 from __future__ import annotations
 
@@ -45,6 +48,7 @@ class Transformer:
     i: int | None = None
     heads: int | None = None
     output_frac: float = OUTPUT_FRAC
+    modern: bool = False  # the modern backbone: GeGLU (a second h x i matmul, a gating product), rotary positions
 
     @property
     def emb(self) -> int:
@@ -67,7 +71,8 @@ class Transformer:
             + SOFTMAX_FLOPS * s * a + DROPOUT_FLOPS * s * a + s * a  # softmax, dropout, 1/sqrt(d) scale
             + 2 * h * s  # weighted average of the values
             + 2 * h * h + h + DROPOUT_FLOPS * h + h + LAYER_NORM_FLOPS  # output dense, bias, dropout, residual, LN (sic)
-            + 2 * h * i + ACTIVATION_FLOPS * i + i  # intermediate dense, GELU, bias
+            + (2 if self.modern else 1) * 2 * h * i + ACTIVATION_FLOPS * i + i  # intermediate dense(s), GELU, bias or gate
+            + (2 * 3 * kqv if self.modern else 0)  # rotary positions: q and k, x cos + rotated x sin
             + 2 * h * i + h + DROPOUT_FLOPS * h + h + LAYER_NORM_FLOPS * h  # output dense, bias, dropout, residual, LN
         )
         return per_token * s
@@ -77,7 +82,9 @@ class Transformer:
         e, h, v, s = self.emb, self.h, self.v, self.s
         terms = 0.0
         terms += 2 * e * v  # one-hot lookup / vocabulary projection
-        if not output:
+        if not output and self.modern:  # no position or segment tables; the final LayerNorm
+            terms += LAYER_NORM_FLOPS * e + DROPOUT_FLOPS * e + LAYER_NORM_FLOPS * h
+        elif not output:
             terms += 2 * e * (s + 2) + 2 * e + LAYER_NORM_FLOPS * e + DROPOUT_FLOPS * e  # positions/types, add, LN, dropout
         if e != h or output:
             terms += 2 * h * e + (e if output else h)  # projection (input) or head dense (output)
@@ -115,7 +122,7 @@ def electra_train_flops(h_d: int, l_d: int, h_g: int, l_g: int, batch_size: int,
 
 def _transformer(m: ModelConfig, seq_len: int, e: int | None, output_frac: float) -> Transformer:
     return Transformer(m.hidden_size, m.num_layers, s=seq_len, v=m.vocab_size, e=e, i=m.intermediate_size,
-                       heads=m.num_heads, output_frac=output_frac)
+                       heads=m.num_heads, output_frac=output_frac, modern=m.modern)
 
 
 def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int | None = None,
@@ -167,9 +174,10 @@ def inference_flops(cfg: PretrainConfig | ModelConfig, seq_len: int = 128) -> fl
 
 
 def encoder_matmul_flops_per_token(m: ModelConfig, seq_len: int) -> float:
-    """Forward matmul FLOPs per token of one encoder: q/k/v/out, MLP, the T x T products, E->D projection."""
+    """Forward matmul FLOPs per token of one encoder: q/k/v/out, MLP (GeGLU: three D x F matrices), the T x T
+    products, E->D projection."""
     D, F_, L = m.hidden_size, m.intermediate_size, m.num_layers
-    per_layer = 2 * (4 * D * D + 2 * D * F_) + 2 * 2 * seq_len * D
+    per_layer = 2 * (4 * D * D + (3 if m.modern else 2) * D * F_) + 2 * 2 * seq_len * D
     project = 2 * m.embedding_size * D if m.embedding_size != D else 0
     return L * per_layer + project
 

@@ -151,6 +151,10 @@ def hf_config(cfg: ModelConfig, architecture: str | None, pad_token_id: int, **e
 
 def model_config_from_hf(d: dict[str, Any], where: Path) -> ModelConfig:
     """A ModelConfig from an HF config.json dict; UserError for what our encoder cannot run."""
+    if d.get("model_type") == "modernbert":
+        from electra.hf_modern import modern_config_from_hf
+
+        return modern_config_from_hf(d, where)
     if d.get("model_type") != "electra":
         raise UserError(f"{where} has model_type {d.get('model_type')!r}, not 'electra'; only Hugging Face ELECTRA "
                         f"models can be imported (convert other architectures elsewhere)")
@@ -227,8 +231,12 @@ def model_type(folder: Path) -> str | None:
     return d.get("model_type") if isinstance(d, dict) else None
 
 
+IMPORTABLE = ("electra", "modernbert")  # modernbert: the modern backbone's exports (hf_modern.py)
+
+
 def has_electra_config(folder: Path) -> bool:
-    return model_type(folder) == "electra"
+    """folder/config.json is a model this project imports: ELECTRA, or a ModernBERT (the modern backbone)."""
+    return model_type(folder) in IMPORTABLE
 
 
 def is_hf_folder(path: str | Path, any_model_type: bool = False) -> bool:
@@ -250,7 +258,7 @@ def looks_foreign_hf(path: Path) -> str | None:
     """The model_type of a transformers folder of another architecture (for a clear error), else None."""
     for folder in (path, path / "discriminator"):
         t = model_type(folder)
-        if t and t != "electra":
+        if t and t not in IMPORTABLE:
             return str(t)
     return None
 

@@ -39,6 +39,7 @@ from electra.config import ModelConfig, generator_config
 from electra.data.shards import fsync_dir
 from electra.errors import UserError
 from electra.hf import DISC_HEAD, GEN_HEAD, check_encoder, encoder_to_hf, hf_config, is_hf_folder, rename
+from electra.hf_modern import check_exportable, modern_hf_config, modern_to_hf
 
 SPECIALS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
             "mask_token": "[MASK]"}
@@ -110,9 +111,10 @@ def _staged(out: Path, write: Callable[[Path], ExportResult]) -> ExportResult:
 
 
 def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_len: int,
-                          strip_accents: bool | None = None) -> None:
+                          strip_accents: bool | None = None, segments: bool = True) -> None:
     """vocab.txt, tokenizer_config.json (ElectraTokenizer[Fast], do_lower_case), special_tokens_map.json and a
-    fast-tokenizer tokenizer.json ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] templates, as BERT's)."""
+    fast-tokenizer tokenizer.json ([CLS] A [SEP] / [CLS] A [SEP] B [SEP] templates, as BERT's). segments=False: a
+    model without segment embeddings (the modern backbone), whose tokenizer returns no token_type_ids."""
     from tokenizers import processors
 
     from electra.data.tokenizer import SpecialIds, load_tokenizer
@@ -122,6 +124,8 @@ def write_tokenizer_files(folder: Path, vocab_path: Path, lowercase: bool, max_l
     tok_cfg = {"tokenizer_class": "ElectraTokenizer", "do_lower_case": lowercase, "strip_accents": strip_accents,
                "tokenize_chinese_chars": True, "model_max_length": max_len, "clean_up_tokenization_spaces": True,
                **SPECIALS}
+    if not segments:
+        tok_cfg["model_input_names"] = ["input_ids", "attention_mask"]
     _write_json(folder / "tokenizer_config.json", tok_cfg)
     _write_json(folder / "special_tokens_map.json", SPECIALS)
     tok = load_tokenizer(vocab_path, lowercase=lowercase, strip_accents=strip_accents)
@@ -136,7 +140,8 @@ def _write_json(path: Path, d: dict[str, Any]) -> None:
 
 
 def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, torch.Tensor], vocab_path: Path,
-                    lowercase: bool, card: str | None = None, strip_accents: bool | None = None) -> None:
+                    lowercase: bool, card: str | None = None, strip_accents: bool | None = None,
+                    segments: bool = True) -> None:
     """One save_pretrained-style folder (and its model card, when given). Tensors are written contiguous, on
     the CPU, sorted by name, with metadata {"format": "pt"} (what transformers checks), so the same weights
     give the same bytes."""
@@ -144,7 +149,7 @@ def write_hf_folder(folder: Path, config: dict[str, Any], tensors: dict[str, tor
     _write_json(folder / "config.json", config)
     save_tensors({k: tensors[k].detach().cpu().contiguous() for k in sorted(tensors)}, folder / "model.safetensors",
                  metadata={"format": "pt"})
-    write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"], strip_accents)
+    write_tokenizer_files(folder, vocab_path, lowercase, config["max_position_embeddings"], strip_accents, segments)
     if card is not None:
         model_card.write_card(folder, card)
 
@@ -182,6 +187,8 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
     def card(arch: str, model: ModelConfig, tensors: dict[str, torch.Tensor], what: str | None = None) -> str:
         return model_card.pretrained_card(arch, model, cfg, tensors, facts, what)
 
+    if cfg.model.modern:
+        return _export_modern(pre, out, card)
     try:
         if o.joint:
             d_cfg = cfg.model
@@ -229,6 +236,28 @@ def export_pretrained(pre: Pretrained, out: Path, facts: model_card.RunFacts | N
     return ExportResult(folders, notes)
 
 
+def _export_modern(pre: Pretrained, out: Path, card: Callable[..., str]) -> ExportResult:
+    """A modern-backbone run: its main encoder as a `ModernBertModel` folder, discriminator/ (or generator/ for an
+    MLM run). Neither the replaced-token head nor the generator (narrower than the embeddings, with a biased
+    head) has a ModernBERT class, so both stay in the run."""
+    from electra.data.tokenizer import SpecialIds
+
+    cfg, o = pre.cfg, pre.cfg.objective
+    which = "discriminator" if o.joint else "generator"
+    check_exportable(cfg.model, f"the {which}")
+    try:
+        tensors = modern_to_hf(encoder_weights(pre.weights, cfg, which))
+    except KeyError as e:
+        raise UserError(f"checkpoint weights lack {e}; the run folder is incomplete or from another version") from None
+    arch = "ModernBertModel"
+    write_hf_folder(out / which, modern_hf_config(cfg.model, arch, SpecialIds.from_vocab(pre.vocab_path)), tensors,
+                    pre.vocab_path, pre.lowercase, card(arch, cfg.model, tensors), pre.strip_accents, segments=False)
+    rest = "the replaced-token head and the generator have" if o.joint else "the MLM head has"
+    notes = [(f"modern backbone: {which}/ holds the encoder as ModernBertModel (ModernBERT's task classes fine-tune "
+              f"it); {rest} no ModernBERT class and stay{'' if o.joint else 's'} in the run")]
+    return ExportResult([(out / which, arch)], notes)
+
+
 def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     """One HF folder from `electra finetune`'s OUT/model/: model.safetensors (encoder.* = our Encoder names,
     head.* = the task head) + finetune.json {task, head, labels, model, lowercase} + vocab.txt."""
@@ -256,7 +285,12 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     lowercase, strip_accents = bool(meta.get("lowercase", True)), meta.get("strip_accents")
     simple_head = set(head) == {"out.weight", "out.bias"}
     notes = []
-    if kind == "tagging" and simple_head:
+    if cfg.modern:
+        check_exportable(cfg, str(model_dir))
+        arch, extra, tensors = "ModernBertModel", {}, modern_to_hf(enc)
+        notes.append(f"modern backbone: the {kind!r} head has no ModernBERT equivalent (ModernBERT's task heads add a "
+                     f"dense + GELU + LayerNorm); exported the encoder only, as ModernBertModel")
+    elif kind == "tagging" and simple_head:
         n = head["out.weight"].shape[0]
         if not labels:  # none recorded: transformers' default names
             labels = [f"LABEL_{i}" for i in range(n)]
@@ -307,7 +341,8 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     # the task's results.json sits beside model/ when the folder came straight from `electra finetune`
     results = model_card.read_json_object(model_dir.parent / "results.json")
     card = model_card.finetuned_card(arch, cfg, meta, tensors, results)
-    write_hf_folder(out, hf_config(cfg, arch, pad, **extra), tensors, vocab, lowercase, card, strip_accents)
+    config = modern_hf_config(cfg, arch, SpecialIds.from_vocab(vocab)) if cfg.modern else hf_config(cfg, arch, pad, **extra)
+    write_hf_folder(out, config, tensors, vocab, lowercase, card, strip_accents, segments=not cfg.modern)
     return ExportResult([(out, arch)], notes)
 
 

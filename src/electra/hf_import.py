@@ -26,6 +26,7 @@ from electra.errors import UserError
 from electra.hf import (
     DISC_HEAD,
     GEN_HEAD,
+    IMPORTABLE,
     check_shapes,
     config_problem,
     encoder_from_hf,
@@ -38,6 +39,7 @@ from electra.hf import (
     rename,
     same_architecture,
 )
+from electra.hf_modern import modern_encoder_keys, modern_from_hf, modern_to_hf
 
 PARTS = {"discriminator": "discriminator.", "discriminator_head": "discriminator_head.",
          "discriminator_lm_head": "discriminator_lm_head.", "generator": "generator.", "generator_head": "generator_head."}
@@ -137,12 +139,16 @@ def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
         raise UserError(f"{folder / 'config.json'} is missing or unreadable ({e}); not a transformers folder") from None
     cfg = model_config_from_hf(config, folder / "config.json")
     sd = {k: v.float() if v.is_floating_point() else v for k, v in read_hf_weights(folder, allow_pickle).items()}
-    prefix = "electra." if any(k.startswith("electra.") for k in sd) else ""
     from electra.model import Encoder
 
+    if cfg.modern:  # a ModernBertModel folder, or a ModernBERT task model (its body under model.)
+        prefix = "model." if any(k.startswith("model.") for k in sd) else ""
+        to_hf, from_hf, body = modern_to_hf, modern_from_hf, modern_encoder_keys(sd, prefix)
+    else:
+        prefix = "electra." if any(k.startswith("electra.") for k in sd) else ""
+        to_hf, from_hf, body = encoder_to_hf, encoder_from_hf, hf_encoder_keys(sd, prefix)
     with torch.device("meta"):
-        expected = {k: tuple(v.shape) for k, v in encoder_to_hf(Encoder(cfg).state_dict(), prefix).items()}
-    body = hf_encoder_keys(sd, prefix)
+        expected = {k: tuple(v.shape) for k, v in to_hf(Encoder(cfg).state_dict(), prefix).items()}
     where = folder / "model.safetensors"
     check_shapes(expected, sd, body, str(where))
     heads = {k: v for k, v in sd.items() if k not in body and not k.endswith(("position_ids", "token_type_ids"))}
@@ -157,7 +163,7 @@ def read_hf_model(folder: Path, allow_pickle: bool = False) -> HFModel:
     n = len(read_vocab(vocab))
     if n > cfg.vocab_size:
         raise UserError(f"{vocab} has {n} tokens but config.json says vocab_size={cfg.vocab_size}; use the model's own vocab")
-    encoder = encoder_from_hf(sd, cfg.num_layers, prefix)  # fp32, whatever the file's dtype (fp16/bf16 releases)
+    encoder = from_hf(sd, cfg.num_layers, prefix)  # fp32, whatever the file's dtype (fp16/bf16 releases)
     lowercase = _tokenizer_setting(folder, "do_lower_case", "lowercase")
     lowercase = True if lowercase is None else lowercase  # BertTokenizer's default
     return HFModel(folder, config, cfg, encoder, heads, vocab, lowercase,
@@ -186,7 +192,7 @@ def _locate(path: Path) -> tuple[Path | None, Path | None]:
             raise UserError(f"{problem}; restore it from where the model came from (or export the model again)")
     for folder in (path / "discriminator", path / "generator"):
         kind = model_type(folder)
-        if (folder / "config.json").is_file() and kind != "electra":
+        if (folder / "config.json").is_file() and kind not in IMPORTABLE:
             raise UserError(f"{folder} holds a {kind!r} model (config.json model_type), not ELECTRA; an exported "
                             f"pair needs ELECTRA models in both discriminator/ and generator/")
     d = path / "discriminator" if has_electra_config(path / "discriminator") else None
@@ -200,7 +206,7 @@ def _locate(path: Path) -> tuple[Path | None, Path | None]:
     foreign = looks_foreign_hf(path)
     if foreign:
         raise UserError(f"{path} holds a {foreign!r} model (config.json model_type), not ELECTRA; only Hugging Face "
-                        f"ELECTRA folders (model_type 'electra') can be imported")
+                        f"ELECTRA folders (model_type 'electra') and the modern backbone's ModernBERT exports can be imported")
     raise UserError(f"{path} is not a Hugging Face ELECTRA folder (expected config.json with model_type 'electra', "
                     f"or discriminator/ and generator/ folders)")
 

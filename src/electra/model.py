@@ -8,14 +8,20 @@ Face's ELECTRA weights (hf.py does the renaming; q/k/v are one fused matrix here
 Dimensions: B batch, T tokens per row, V vocab, E embedding width, D hidden width, H heads, K = D / H head
 width, F MLP width, N masked slots per row, S real (non-pad) tokens of a whole batch.
 
-Unpadded mode (`Packing`): the encoder can run on the S real tokens of a batch laid end to end instead of
-on B x T slots, so that no matmul, norm or dropout is spent on padding; attention then runs per row on the
-packed tokens (flash attention's variable-length kernel on CUDA), and the result is scattered back to
+Unpadded mode (`Packing`, packing.py): the encoder can run on the S real tokens of a batch laid end to end
+instead of on B x T slots, so that no matmul, norm or dropout is spent on padding; attention then runs per row
+on the packed tokens (flash attention's variable-length kernel on CUDA), and the result is scattered back to
 (B, T, D) for the heads.
+
+`ModelConfig.backbone="modern"` swaps in ModernBERT's layer (Warner et al. 2024), the same objective on a newer
+encoder: pre-LN blocks with a final norm, rotary positions instead of a position table, a GeGLU MLP, no biases
+and no segment embeddings. Each switch is a branch in the module it changes; HF's ModernBertModel loads the
+discriminator (hf_modern.py).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import NamedTuple
 
@@ -26,45 +32,29 @@ from torch.utils.checkpoint import checkpoint
 
 from electra.config import ModelConfig
 from electra.dropout import Dropout, dropout
-
-
-class Packing(NamedTuple):
-    """Where the real tokens of a padded (B, T) batch go when the padding is dropped."""
-    index: torch.Tensor  # (S,) flat slots b * T + t of the non-pad tokens, row by row
-    cu_seqlens: torch.Tensor  # (B + 1,) int32: row b's tokens are packed[cu[b]:cu[b + 1]]
-    seq_len: int  # T: the padded width (positions are index % T) and a bound on every row's length
-
-    def to(self, device: torch.device) -> Packing:
-        return Packing(self.index.to(device, non_blocking=True), self.cu_seqlens.to(device, non_blocking=True),
-                       self.seq_len)
-
-    def pin_memory(self) -> Packing:
-        return Packing(self.index.pin_memory(), self.cu_seqlens.pin_memory(), self.seq_len)
-
-
-def pack(attention_mask: torch.Tensor) -> Packing:
-    """The `Packing` of a (B, T) bool mask. `nonzero` waits for the device, so the training loop calls this on
-    the CPU copy of the mask before moving the batch. A row with holes packs its real tokens in order, which
-    attends exactly as masking the holes' keys (their own outputs are never read)."""
-    lengths_B = attention_mask.sum(dim=1, dtype=torch.int32)
-    cu = F.pad(lengths_B.cumsum(0, dtype=torch.int32), (1, 0))
-    return Packing(attention_mask.flatten().nonzero().squeeze(1), cu, attention_mask.shape[1])
+from electra.packing import Packing, varlen_attention
 
 
 class Embeddings(nn.Module):
     """word + position + segment embeddings -> LayerNorm -> dropout. Shared between generator and
-    discriminator (word, position and segment tables *and* the LayerNorm, as the original's AUTO_REUSE scope)."""
+    discriminator (word, position and segment tables *and* the LayerNorm, as the original's AUTO_REUSE scope).
+    Modern backbone: word embeddings only (positions are rotations inside attention) and a LayerNorm without bias."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
+        self.modern = cfg.modern
         self.word = nn.Embedding(cfg.vocab_size, cfg.embedding_size)  # (V, E); also the generator's output layer
-        self.position = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)  # (P, E), learned
-        self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)  # (2, E)
-        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps)
+        if not self.modern:
+            self.position = nn.Embedding(cfg.max_position_embeddings, cfg.embedding_size)  # (P, E), learned
+            self.segment = nn.Embedding(cfg.type_vocab_size, cfg.embedding_size)  # (2, E)
+        self.norm = nn.LayerNorm(cfg.embedding_size, eps=cfg.layer_norm_eps, bias=not self.modern)
         self.drop = Dropout(cfg.hidden_dropout)
 
     def tables(self) -> tuple[torch.Tensor, ...]:
-        """word (V, E), position (P, E), segment (2, E), LayerNorm weight (E,) and bias (E,)."""
+        """word (V, E), position (P, E), segment (2, E), LayerNorm weight (E,) and bias (E,); modern: word and
+        LayerNorm weight."""
+        if self.modern:
+            return self.word.weight, self.norm.weight
         return self.word.weight, self.position.weight, self.segment.weight, self.norm.weight, self.norm.bias
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, packing: Packing | None = None) -> torch.Tensor:
@@ -72,13 +62,16 @@ class Embeddings(nn.Module):
 
     def embed(self, tables: tuple[torch.Tensor, ...], input_ids: torch.Tensor, segment_ids: torch.Tensor,
               packing: Packing | None) -> torch.Tensor:
-        word, position, segment, norm_weight, norm_bias = tables
-        if packing is None:
-            pos = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
-        else:  # only the real tokens: (S,) ids, segments and their positions in the padded rows
+        if packing is not None:  # only the real tokens: (S,) ids and segments
             input_ids = input_ids.flatten()[packing.index]
             segment_ids = segment_ids.flatten()[packing.index]
-            pos = packing.index % packing.seq_len
+        if self.modern:
+            word, norm_weight = tables
+            x = F.embedding(input_ids, word)  # (B, T, E) or (S, E)
+            return self.drop(F.layer_norm(x, (x.shape[-1],), norm_weight, None, self.norm.eps))
+        word, position, segment, norm_weight, norm_bias = tables
+        # positions in the padded rows: (T,), or (S,) packed
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device) if packing is None else packing.index % packing.seq_len
         x = F.embedding(input_ids, word) + F.embedding(pos, position) + F.embedding(segment_ids, segment)  # (B, T, E) or (S, E)
         return self.drop(F.layer_norm(x, (x.shape[-1],), norm_weight, norm_bias, self.norm.eps))
 
@@ -103,6 +96,29 @@ class DisentangledEmbeddings(nn.Module):
         return self.delta.embed(self.tables(), input_ids, segment_ids, packing)
 
 
+class Rope(NamedTuple):
+    """Rotary position embeddings (Su et al. 2021) for the modern backbone: cos and sin of position x frequency,
+    fp32, (T, K) for a padded batch or (S, 1, K) packed; the K / 2 frequencies theta^(-2j / K) appear twice."""
+    cos: torch.Tensor
+    sin: torch.Tensor
+
+
+def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> Rope:
+    """The `Rope` of integer positions (T,) or (S,): angle[t, j] = position_t * theta^(-2j / K)."""
+    inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
+    angles = positions.float()[:, None] * inv_freq  # (T, K / 2)
+    angles = torch.cat((angles, angles), dim=-1)  # (T, K)
+    return Rope(angles.cos(), angles.sin())
+
+
+def rotate(x: torch.Tensor, rope: Rope) -> torch.Tensor:
+    """Each pair (x_j, x_{j + K/2}) of a query or key turned by its position's angle, in fp32 (as ModernBERT):
+    x cos + [-x2, x1] sin."""
+    x32 = x.float()
+    x1, x2 = x32.chunk(2, dim=-1)
+    return (x32 * rope.cos + torch.cat((-x2, x1), dim=-1) * rope.sin).to(x.dtype)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention; padded keys are masked out. SDPA (fused kernels) wherever it can run
     fused: always on CUDA, and on CPU without attention dropout (eval). CPU training with attention
@@ -113,19 +129,24 @@ class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.num_heads = cfg.num_heads
-        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size)  # q, k, v stacked: (3D, D)
-        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size)
+        self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=not cfg.modern)  # q, k, v stacked: (3D, D)
+        self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=not cfg.modern)
         self.attn_dropout = cfg.attention_dropout
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None,
+                rope: Rope | None = None) -> torch.Tensor:
         p = self.attn_dropout if self.training else 0.0
         if packing is not None:  # x: (S, D), rows end to end
             S, D = x.shape
             q, k, v = self.qkv(x).view(S, 3, self.num_heads, D // self.num_heads).unbind(1)  # 3 x (S, H, K)
+            if rope is not None:
+                q, k = rotate(q, rope), rotate(k, rope)
             return self.proj(varlen_attention(q, k, v, packing, p).reshape(S, D))
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
         q, k, v = (t.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
+        if rope is not None:
+            q, k = rotate(q, rope), rotate(k, rope)
         if p > 0.0 and x.device.type == "cpu":
             y = _attention_math(q, k, v, key_mask, p)
         else:
@@ -145,39 +166,27 @@ def _attention_math(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, key_mask:
     return torch.matmul(dropout(probs, p, True), v.to(probs.dtype))
 
 
-def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, p: float) -> torch.Tensor:
-    """Attention within each packed row: q, k, v (S, H, K) -> (S, H, K). On CUDA in bf16/fp16 this is flash
-    attention's variable-length kernel (with its fused dropout; autograd has its backward). Elsewhere (CPU,
-    fp32) the rows are scattered into a padded (B, H, T, K) batch for `scaled_dot_product_attention` and
-    gathered back: the same function, without the saving."""
-    if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
-        cu, T = packing.cu_seqlens, packing.seq_len
-        return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, T, T, p, False, False)[0]
-    B, T = packing.cu_seqlens.shape[0] - 1, packing.seq_len
-    _S, H, K = q.shape
-
-    def padded(t: torch.Tensor) -> torch.Tensor:  # (S, H, K) -> (B, H, T, K), zeros at pads
-        return t.new_zeros(B * T, H, K).index_copy(0, packing.index, t).view(B, T, H, K).transpose(1, 2)
-
-    key_mask = torch.zeros(B * T, dtype=torch.uint8, device=q.device).index_fill_(0, packing.index, 1).bool()
-    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask.view(B, 1, 1, T), dropout_p=p)
-    return y.transpose(1, 2).reshape(B * T, H, K)[packing.index]
-
-
 class MLP(nn.Module):
-    """D -> F -> D with the exact (erf) GELU, as BERT and the original ELECTRA."""
+    """D -> F -> D with the exact (erf) GELU, as BERT and the original ELECTRA. Modern: GeGLU without biases,
+    D -> 2F (a value and a gate) -> GELU(value) * gate -> D, one and a half times the matmuls for the same F."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.fc = nn.Linear(cfg.hidden_size, cfg.intermediate_size)
-        self.proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size)
+        self.glu = cfg.modern
+        self.fc = nn.Linear(cfg.hidden_size, (2 if self.glu else 1) * cfg.intermediate_size, bias=not self.glu)
+        self.proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=not self.glu)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.glu:
+            value, gate = self.fc(x).chunk(2, dim=-1)  # 2 x (B, T, F)
+            return self.proj(F.gelu(value) * gate)
         return self.proj(F.gelu(self.fc(x)))  # (B, T, D)
 
 
 class Block(nn.Module):
     """Post-LN: x = LN(x + drop(attn(x))); x = LN(x + drop(mlp(x))).
+    Modern, pre-LN: x = x + drop(attn(LN(x))); x = x + drop(mlp(LN(x))); the first block's LN is the embeddings'
+    (ModernBERT's), and the encoder norms the last block's output.
 
     Under autocast LayerNorm computes and returns fp32, so the residual stream x between blocks is fp32 (the
     default). `low_precision_residual` (set by `set_residual`) stores each LayerNorm's output in the autocast
@@ -186,22 +195,32 @@ class Block(nn.Module):
 
     low_precision_residual = False
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, first: bool = False):
         super().__init__()
+        self.pre_norm = cfg.modern
         self.attn = Attention(cfg)
-        self.norm1 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        norm = functools.partial(nn.LayerNorm, cfg.hidden_size, eps=cfg.layer_norm_eps, bias=not cfg.modern)
+        self.norm1 = nn.Identity() if self.pre_norm and first else norm()
         self.mlp = MLP(cfg)
-        self.norm2 = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
+        self.norm2 = norm()
         self.drop = Dropout(cfg.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None,
+                rope: Rope | None = None) -> torch.Tensor:
+        if self.pre_norm:
+            x = self.stored(x + self.drop(self.attn(self.norm1(x), key_mask, packing, rope)))
+            return self.stored(x + self.drop(self.mlp(self.norm2(x))))
         x = self.stored(self.norm1(x + self.drop(self.attn(x, key_mask, packing))))
         return self.stored(self.norm2(x + self.drop(self.mlp(x))))
 
     def stored(self, x: torch.Tensor) -> torch.Tensor:
-        """x as the residual stream keeps it: as computed, or in the autocast dtype (`low_precision_residual`)."""
-        if self.low_precision_residual and torch.is_autocast_enabled(x.device.type):
-            return x.to(torch.get_autocast_dtype(x.device.type))
+        """x as the residual stream keeps it under autocast: as computed (post-LN: what the LayerNorm returns;
+        pre-LN: the sum, cast to fp32), or in the autocast dtype (`low_precision_residual`)."""
+        if torch.is_autocast_enabled(x.device.type):
+            if self.low_precision_residual:
+                return x.to(torch.get_autocast_dtype(x.device.type))
+            if self.pre_norm:
+                return x.float()
         return x
 
 
@@ -240,8 +259,9 @@ class Encoder(nn.Module):
         self.cfg, self.direction = cfg, direction
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
         E = cfg.embedding_size
-        self.project = nn.Linear(E, cfg.hidden_size) if E != cfg.hidden_size else None
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.project = nn.Linear(E, cfg.hidden_size, bias=not cfg.modern) if E != cfg.hidden_size else None
+        self.blocks = nn.ModuleList(Block(cfg, first=i == 0) for i in range(cfg.num_layers))
+        self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, bias=False) if cfg.modern else None
         self.checkpointing = False
 
     def run_block(self, block: Block, *args: object) -> torch.Tensor:
@@ -257,8 +277,10 @@ class Encoder(nn.Module):
         if self.project is not None:
             x = self.project(x)  # (B, T, D) or (S, D)
         if packing is not None:
+            rope = self.rope(packing.index % packing.seq_len, (-1, 1, self.head_dim))  # (S, 1, K): packed positions
             for block in self.blocks:
-                x = self.run_block(block, x, None, packing)
+                x = self.run_block(block, x, None, packing, rope)
+            x = self.final(x)
             B, T = input_ids.shape
             return x.new_zeros(B * T, x.shape[-1]).index_copy(0, packing.index, x).view(B, T, -1)  # (B, T, D)
         # (B, 1, 1, T): every query may look at every real key; None when nothing is padded (faster kernels).
@@ -273,9 +295,25 @@ class Encoder(nn.Module):
             causal = order.tril() if self.direction == "ltr" else order.triu()
             key_mask = causal[None, None] if key_mask is None else key_mask & causal
             key_mask = key_mask | torch.eye(T, dtype=torch.bool, device=input_ids.device)  # no row left empty (pads)
+        rope = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device), (-1, self.head_dim))  # (T, K)
         for block in self.blocks:
-            x = self.run_block(block, x, key_mask)
-        return x
+            x = self.run_block(block, x, key_mask, None, rope)
+        return self.final(x)
+
+    @property
+    def head_dim(self) -> int:
+        return self.cfg.hidden_size // self.cfg.num_heads
+
+    def rope(self, positions: torch.Tensor, shape: tuple[int, ...]) -> Rope | None:
+        """The rotary tables of `positions` shaped to broadcast against the queries (modern backbone only)."""
+        if not self.cfg.modern:
+            return None
+        rope = rope_tables(positions, self.head_dim, self.cfg.rope_theta)
+        return Rope(rope.cos.view(shape), rope.sin.view(shape))
+
+    def final(self, x: torch.Tensor) -> torch.Tensor:
+        """The modern backbone's last LayerNorm (pre-LN leaves the residual sum un-normed); identity otherwise."""
+        return x if self.final_norm is None else self.final_norm(x)
 
 
 class GeneratorHead(nn.Module):
@@ -342,7 +380,8 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
             nn.init.trunc_normal_(m.weight, std=std, a=-2 * std, b=2 * std)
         elif isinstance(m, nn.LayerNorm):
             nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
     for m in module.modules():
         if isinstance(m, DiscriminatorHead):
             nn.init.xavier_uniform_(m.out.weight)

@@ -33,6 +33,9 @@ ROLE = {  # transformers class -> (pipeline tag, one line on what the folder is 
     "ElectraForQuestionAnswering": ("question-answering", "a fine-tuned extractive question-answering model"),
     "ElectraForSequenceClassification": ("text-classification", "a fine-tuned sentence (or sentence-pair) classifier"),
     "ElectraModel": ("feature-extraction", "the fine-tuned encoder (its task head has no transformers class)"),
+    "ModernBertModel": ("feature-extraction", ("an encoder with ModernBERT's layer (this project's modern backbone): "
+                                               "the model to fine-tune; its pre-training or task head has no "
+                                               "transformers class")),
 }
 
 
@@ -177,10 +180,11 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
         rows.append(("labels", ", ".join(map(str, labels[:30])) + (" ..." if len(labels) > 30 else "")))
     body = [_architecture(arch, model, tensors), "## Fine-tuning", "", *_table(rows)]
     kind = rows[1][1]
-    if arch == "ElectraModel":  # the head stayed behind: say so next to the scores it earned
-        body += ["", (f"This folder holds the encoder only: the {kind} head (dropout and a linear layer on the final "
-                      f"[CLS] vector) has no `transformers` equivalent. The scores below are those of the encoder with "
-                      f"that head; `electra predict` runs the whole model from `electra finetune`'s output folder.")]
+    if arch in ("ElectraModel", "ModernBertModel"):  # the head stayed behind: say so next to the scores it earned
+        what = "" if model.modern else " (dropout and a linear layer on the final [CLS] vector)"
+        body += ["", (f"This folder holds the encoder only: the {kind} head{what} has no `transformers` equivalent. "
+                      f"The scores below are those of the encoder with that head; `electra predict` runs the whole "
+                      f"model from `electra finetune`'s output folder.")]
     if kind == "regression" and meta.get("target_range"):
         lo, hi = meta["target_range"]
         body += ["", f"Regression targets were scaled from [{lo:g}, {hi:g}] to [0, 1] for training"
@@ -210,7 +214,8 @@ def finetuned_card(arch: str, model: ModelConfig, meta: dict[str, Any], tensors:
 
 def _architecture(arch: str, m: ModelConfig, tensors: dict[str, torch.Tensor]) -> str:
     n = sum(v.numel() for v in tensors.values())
-    return (f"`{arch}`: {m.num_layers} layers x {m.hidden_size} hidden, {m.num_heads} head{'s' * (m.num_heads != 1)}, MLP "
+    modern = " (pre-LN, rotary positions, GeGLU MLP, no biases)" if m.modern else ""
+    return (f"`{arch}`{modern}: {m.num_layers} layers x {m.hidden_size} hidden, {m.num_heads} head{'s' * (m.num_heads != 1)}, MLP "
             f"{m.intermediate_size}, embeddings {m.embedding_size}, vocabulary {m.vocab_size:,}, up to "
             f"{m.max_position_embeddings} positions; {n / 1e6:.2f} M parameters in this folder.\n")
 

@@ -23,10 +23,10 @@ from electra.model import (
     DisentangledEmbeddings,
     Encoder,
     GeneratorHead,
-    Packing,
     TwoTowerGenerator,
     init_weights,
 )
+from electra.packing import Packing
 from electra.sampler import BLOCK, from_cdf, gumbel_max, inverse_cdf, padded, uniform
 from electra.variants import LMLoss, all_tokens_mlm_loss, cloze_loss, electric_logits
 from electra.word_masking import choose_units, span_lengths, span_starts, word_starts
@@ -362,7 +362,7 @@ class Electra(nn.Module):
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, attention_mask: torch.Tensor,
                 rng: torch.Generator | None = None, packing: Packing | None = None,
                 noise: Noise | None = None) -> StepOutput:
-        """One joint step on a padded batch. `packing` (model.pack of the same mask) runs both encoders on
+        """One joint step on a padded batch. `packing` (packing.pack of the same mask) runs both encoders on
         the real tokens only; the losses and statistics are the same function of the inputs either way.
         `noise`: the masking and sampling draws to use instead of drawing them from `rng` (evaluation)."""
         o = self.cfg.objective

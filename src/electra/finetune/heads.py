@@ -233,8 +233,9 @@ class FinetuneModel(nn.Module):
 
 def encoder_depth(name: str) -> int | None:
     """Layer depth for layer-wise LR decay (spec 1.7): embeddings / projection 0, block i -> i + 1,
-    head None (the top). Any other encoder name is an error, as in the original."""
-    if name.startswith("head."):
+    head None (the top), and so the modern backbone's final LayerNorm, which norms the last block's output for
+    the head. Any other encoder name is an error, as in the original."""
+    if name.startswith(("head.", "encoder.final_norm.")):
         return None
     sub = name.removeprefix("encoder.")
     if sub.startswith(("embeddings.", "project.")):

@@ -1,0 +1,227 @@
+"""--backbone modern: ModernBERT's layer (pre-LN, rotary positions, GeGLU, no biases) under the same objective.
+The encoder equals transformers' ModernBertModel with copied weights; runs pre-train, resume, fine-tune and export
+to a ModernBertModel folder that gives our hidden states.
+
+    python -m pytest tests/test_modern.py -q
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+
+import pytest
+import torch
+from conftest import tiny_overrides
+
+from electra.cli import main
+from electra.config import ModelConfig, PretrainConfig
+from electra.errors import UserError
+from electra.flops import encoder_matmul_flops_per_token, model_flops_per_token
+from electra.hf_modern import modern_hf_config, modern_to_hf
+from electra.model import Encoder, count_params, init_weights, set_activation_checkpointing
+from electra.packing import pack
+
+transformers = pytest.importorskip("transformers")
+
+CFG = ModelConfig(backbone="modern", vocab_size=90, hidden_size=48, embedding_size=48, num_layers=3, num_heads=4,
+                  intermediate_size=80, max_position_embeddings=64, hidden_dropout=0.0, attention_dropout=0.0,
+                  layer_norm_eps=1e-5)
+IDS = types.SimpleNamespace(pad=0, unk=1, cls=2, sep=3, mask=4)
+
+
+def modern_encoder(cfg: ModelConfig = CFG, seed: int = 0) -> Encoder:
+    torch.manual_seed(seed)
+    enc = Encoder(cfg)
+    init_weights(enc)
+    with torch.no_grad():  # LayerNorm gains away from 1 and sharp attention, so that a misplaced norm or position shows
+        for name, p in enc.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)
+            elif "qkv" in name:
+                p.mul_(10.0)
+    return enc.eval()
+
+
+def hf_model(cfg: ModelConfig, attn: str):
+    from transformers import ModernBertConfig, ModernBertModel
+
+    d = {k: v for k, v in modern_hf_config(cfg, "ModernBertModel", IDS).items() if k not in ("model_type", "architectures")}
+    hcfg = ModernBertConfig(**d)
+    hcfg._attn_implementation = attn
+    return ModernBertModel(hcfg).eval()
+
+
+def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, CFG.vocab_size, (3, 20), generator=g)
+    mask = torch.ones(3, 20, dtype=torch.bool)
+    mask[1, 14:], mask[2, 6:] = False, False
+    return ids, mask
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_encoder_equals_transformers_modernbert_with_copied_weights(attn):
+    enc, (ids, mask) = modern_encoder(), batch()
+    hf = hf_model(CFG, attn)
+    result = hf.load_state_dict(modern_to_hf(enc.state_dict()), strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    with torch.no_grad():
+        theirs = hf(input_ids=ids, attention_mask=mask.long()).last_hidden_state
+        ours = enc(ids, torch.zeros_like(ids), mask)
+        packed = enc(ids, torch.zeros_like(ids), mask, pack(mask))
+    torch.testing.assert_close(ours[mask], theirs[mask], atol=2e-5, rtol=1e-5)
+    torch.testing.assert_close(packed[mask], ours[mask], atol=2e-6, rtol=1e-6)
+    # the positions are really rotated: another base gives other states, and so does a shifted row
+    other = modern_encoder(dataclasses.replace(CFG, rope_theta=50.0))
+    with torch.no_grad():
+        assert not torch.allclose(other(ids, torch.zeros_like(ids), mask)[mask], ours[mask], atol=1e-3)
+        shifted = enc(torch.cat([ids[:, :1], ids], 1)[:, :20], torch.zeros_like(ids))
+    assert not torch.allclose(shifted[0, 2:], ours[0, 1:19], atol=1e-3)
+
+
+def test_structure_parameters_and_flops_by_hand():
+    enc = modern_encoder()
+    names = dict(enc.named_parameters())
+    assert not [n for n in names if n.endswith(".bias")]  # no biases anywhere
+    assert "blocks.0.norm1.weight" not in names and "blocks.1.norm1.weight" in names  # layer 0 reads the embeddings' norm
+    assert not any(n.startswith(("embeddings.position", "embeddings.segment")) for n in names)
+    V, D, F, L = CFG.vocab_size, CFG.hidden_size, CFG.intermediate_size, CFG.num_layers
+    per_block = 3 * D * D + D * D + D * 2 * F + F * D + 2 * D  # qkv, out, GeGLU in (value; gate), out, 2 norms
+    assert count_params(enc) == V * D + D + L * per_block - D + D  # embeddings + norm, blocks less one norm, final norm
+    electra = dataclasses.replace(CFG, backbone="electra")
+    # GeGLU: one more D x F matmul per layer, forward; training counts 3 x
+    assert encoder_matmul_flops_per_token(CFG, 32) - encoder_matmul_flops_per_token(electra, 32) == L * 2 * D * F
+    cfg = PretrainConfig.from_dict({"model": dataclasses.asdict(CFG), "train": {"seq_len": 32}})
+    cfg_e = PretrainConfig.from_dict({"model": dataclasses.asdict(electra), "train": {"seq_len": 32}})
+    g_layers, g_d = L, max(1, round(D * 0.25))
+    extra = L * 2 * D * F + g_layers * 2 * g_d * (4 * g_d)  # discriminator and generator (F = 4 x its width)
+    assert model_flops_per_token(cfg) - model_flops_per_token(cfg_e) == pytest.approx(3 * extra)
+
+
+def test_config_checks():
+    with pytest.raises(UserError, match="rope_theta"):
+        ModelConfig(rope_theta=500.0)
+    with pytest.raises(UserError, match="even"):
+        ModelConfig(backbone="modern", hidden_size=36, num_heads=4)  # head width 9
+    with pytest.raises(UserError, match="backbone"):
+        ModelConfig(backbone="roberta")
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_activation_checkpointing_gradients_equal(packed):
+    cfg = dataclasses.replace(CFG, hidden_dropout=0.1, attention_dropout=0.1, embedding_size=24)
+    ids, mask = batch()
+    grads = []
+    for on in (False, True):
+        enc = modern_encoder(cfg).train()
+        set_activation_checkpointing(enc, on)
+        torch.manual_seed(2)
+        out = enc(ids, torch.zeros_like(ids), mask, pack(mask) if packed else None)
+        (out * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        grads.append({n: p.grad.clone() for n, p in enc.named_parameters()})
+    assert all(torch.equal(grads[0][n], grads[1][n]) for n in grads[0])
+
+
+def test_bf16_autocast_keeps_an_fp32_residual_stream():
+    """The E -> D projection returns bf16 under autocast; the pre-LN sums are still kept in fp32."""
+    enc, (ids, mask) = modern_encoder(dataclasses.replace(CFG, embedding_size=24)), batch()
+    seen = []
+    for block in enc.blocks:
+        block.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        out = enc(ids, torch.zeros_like(ids), mask)
+    assert seen == [torch.float32] * CFG.num_layers
+    with torch.no_grad():
+        ref = enc(ids, torch.zeros_like(ids), mask)
+    torch.testing.assert_close(out.float()[mask], ref[mask], atol=0.1, rtol=0.05)
+
+
+@pytest.mark.parametrize("sharing", ["embeddings", "gdes"])
+def test_pretrain_resume_and_export_to_modernbert(tiny_dataset, tmp_path, sharing, capsys):
+    from transformers import AutoModel, AutoTokenizer
+
+    from electra.checkpoint import encoder_weights, load_pretrained
+
+    run, hf_dir = tmp_path / "run", tmp_path / "hf"
+    args = ["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+            *tiny_overrides(backbone="modern", embedding_size=32, sharing=sharing, max_steps=4, eval_every=0)]
+    assert main(args) == 0
+    assert json.loads((run / "config.json").read_text())["model"]["backbone"] == "modern"
+    # the architecture is fixed by the weights: a resume that asks for the other backbone is refused by name
+    assert main([*args, "--backbone", "electra", "--max-steps", "6"]) == 2
+    assert "model.backbone=modern" in capsys.readouterr().err
+    assert main(["export", str(run), str(hf_dir)]) == 0
+    assert sorted(p.name for p in hf_dir.iterdir()) == ["discriminator"]  # no ModernBERT class for the generator
+    folder = hf_dir / "discriminator"
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "modernbert"
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+    enc_in = tok(["the cat sat on the mat", "a longer sentence about the weather and the sea"], padding=True,
+                 return_tensors="pt")
+    assert set(enc_in) == {"input_ids", "attention_mask"}  # no segments: the backbone has none
+    pre = load_pretrained(run)
+    ours = Encoder(pre.cfg.model)
+    ours.load_state_dict(encoder_weights(pre.weights, pre.cfg, "discriminator"))
+    mask = enc_in["attention_mask"].bool()
+    with torch.no_grad():
+        theirs = model(**enc_in).last_hidden_state
+        mine = ours.eval()(enc_in["input_ids"], torch.zeros_like(enc_in["input_ids"]), mask)
+    torch.testing.assert_close(mine[mask], theirs[mask], atol=2e-5, rtol=1e-5)
+    assert "ModernBertModel" in (folder / "README.md").read_text()
+
+
+def test_export_needs_embeddings_as_wide_as_the_layers(tiny_dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+                 *tiny_overrides(backbone="modern", max_steps=1, eval_every=0)]) == 0  # E 16, D 32
+    capsys.readouterr()
+    assert main(["export", str(run), str(tmp_path / "hf")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--embedding-size 32" in err[0] and not (tmp_path / "hf").exists()
+
+
+def test_fine_tune_and_export_a_modern_encoder(tmp_path):
+    from test_finetune_custom import FAST, sentiment_rows, write_csv
+    from test_finetune_fixtures import make_run
+    from transformers import AutoModel
+
+    run, data, out = make_run(tmp_path, backbone="modern"), tmp_path / "mine", tmp_path / "ft"
+    write_csv(data / "train.csv", ["id", "text", "label"], sentiment_rows(24, 0))
+    write_csv(data / "dev.csv", ["id", "text", "label"], sentiment_rows(8, 1))
+    # layer-wise decay places the final norm at the top, with the head
+    assert main(["finetune", "--task", "classify", "--data", str(data), "--model", str(run), "--out", str(out),
+                 *FAST[:4], "--layer-decay", "0.8", *FAST[6:], "--epochs", "1"]) == 0
+    assert main(["export", str(out), str(tmp_path / "hf")]) == 0
+    model = AutoModel.from_pretrained(tmp_path / "hf")
+    assert type(model).__name__ == "ModernBertModel"
+
+
+def test_an_exported_modern_folder_imports_back(tiny_dataset, tmp_path, capsys):
+    """finetune / detect --model and pretrain --init take the ModernBertModel folder the export wrote."""
+    from electra.hf_import import load_hf_encoder, read_hf_model
+
+    run, hf_dir = tmp_path / "run", tmp_path / "hf"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
+                 *tiny_overrides(backbone="modern", embedding_size=32, rope_theta=500, max_steps=2, eval_every=0)]) == 0
+    assert main(["export", str(run), str(hf_dir)]) == 0
+    folder = hf_dir / "discriminator"
+    encoder, pre = load_hf_encoder(folder)
+    assert pre.cfg.model.modern and pre.cfg.model.rope_theta == 500.0
+    from electra.checkpoint import encoder_weights, load_pretrained
+
+    own = load_pretrained(run)
+    expected = encoder_weights(own.weights, own.cfg, "discriminator")
+    assert encoder.state_dict().keys() == expected.keys()
+    assert all(torch.equal(encoder.state_dict()[k], expected[k]) for k in expected)
+    # continued pre-training from it: the discriminator's body is loaded, the heads and generator start fresh
+    again = tmp_path / "again"
+    assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(again), "--init", str(hf_dir), "--no-tensorboard",
+                 *tiny_overrides(embedding_size=32, max_steps=1, eval_every=0)]) == 0
+    cfg = json.loads((again / "config.json").read_text())["model"]
+    assert cfg["backbone"] == "modern" and cfg["rope_theta"] == 500.0 and cfg["embedding_size"] == 32
+    # a ModernBERT with sliding-window layers (the published ones) is refused by name
+    config = json.loads((folder / "config.json").read_text())
+    config["layer_types"][1] = "sliding_attention"
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="sliding-window"):
+        read_hf_model(folder)
