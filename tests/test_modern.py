@@ -106,6 +106,9 @@ def test_config_checks():
         ModelConfig(backbone="modern", hidden_size=36, num_heads=4)  # head width 9
     with pytest.raises(UserError, match="backbone"):
         ModelConfig(backbone="roberta")
+    with pytest.raises(UserError, match="adds no weights"):
+        PretrainConfig.from_dict({"model": {"backbone": "modern", "max_position_embeddings": 256},
+                                  "train": {"seq_len": 512}})
 
 
 @pytest.mark.parametrize("packed", [False, True])
@@ -174,7 +177,7 @@ def test_export_needs_embeddings_as_wide_as_the_layers(tiny_dataset, tmp_path, c
     run = tmp_path / "run"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
                  *tiny_overrides(backbone="modern", max_steps=1, eval_every=0)]) == 0  # E 16, D 32
-    capsys.readouterr()
+    assert "add --embedding-size 32" in capsys.readouterr().err  # told when the run starts
     assert main(["export", str(run), str(tmp_path / "hf")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--embedding-size 32" in err[0] and not (tmp_path / "hf").exists()
@@ -198,7 +201,8 @@ def test_fine_tune_and_export_a_modern_encoder(tmp_path):
 
 def test_an_exported_modern_folder_imports_back(tiny_dataset, tmp_path, capsys):
     """finetune / detect --model and pretrain --init take the ModernBertModel folder the export wrote."""
-    from electra.hf_import import load_hf_encoder, read_hf_model
+    from electra.hf_import import load_hf_encoder
+    from electra.hf_read import read_hf_model
 
     run, hf_dir = tmp_path / "run", tmp_path / "hf"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",

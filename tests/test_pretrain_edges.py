@@ -137,6 +137,8 @@ def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_pa
     extra = [{k.replace("eval_other/", "eval/"): v for k, v in r.items() if k.startswith("eval_other/")}
              for r in rows if "eval_other/loss" in r]
     assert extra == swapped[1]
+    from electra.logs import curve_panels  # and curves.png draws them beside the main split's
+    assert "eval_other/disc_auc" in dict(curve_panels(rows))["discriminator"]
     assert json.loads((tmp_path / "b" / "tokenizer.json").read_text())["eval_dataset"] == str(other)
     # a resume that forgets --eval-data is told that its held-out curves change
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "b"), "--max-steps", "5"]) == 0

@@ -262,6 +262,10 @@ class PretrainConfig:
     def check(self) -> None:
         """Cross-section checks: the ones a single section cannot see."""
         m, o, t = self.model, self.objective, self.train
+        if t.seq_len > m.max_position_embeddings and m.modern:  # rotary positions: the field only bounds the length
+            raise UserError(f"train.seq_len ({t.seq_len}) is longer than model.max_position_embeddings "
+                            f"({m.max_position_embeddings}); raise --max-position-embeddings (the modern backbone "
+                            f"has no position table, so it adds no weights)")
         if t.seq_len > m.max_position_embeddings:
             raise UserError(f"train.seq_len ({t.seq_len}) is longer than the position table "
                             f"(model.max_position_embeddings={m.max_position_embeddings}); shorten it or enlarge the table")

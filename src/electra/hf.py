@@ -234,7 +234,7 @@ def model_type(folder: Path) -> str | None:
 IMPORTABLE = ("electra", "modernbert")  # modernbert: the modern backbone's exports (hf_modern.py)
 
 
-def has_electra_config(folder: Path) -> bool:
+def has_importable_config(folder: Path) -> bool:
     """folder/config.json is a model this project imports: ELECTRA, or a ModernBERT (the modern backbone)."""
     return model_type(folder) in IMPORTABLE
 
@@ -249,7 +249,7 @@ def is_hf_folder(path: str | Path, any_model_type: bool = False) -> bool:
         return False
     if any(config_problem(q) for q in (p, p / "discriminator", p / "generator")):
         return True  # a damaged model folder: the loader names the broken file
-    if has_electra_config(p) or has_electra_config(p / "discriminator") or has_electra_config(p / "generator"):
+    if has_importable_config(p) or has_importable_config(p / "discriminator") or has_importable_config(p / "generator"):
         return True
     return any_model_type and looks_foreign_hf(p) is not None
 
@@ -286,13 +286,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-# The implementations live in two modules to keep each readable; import them from here (lazily, so that
+# The implementations live in other modules to keep each readable; import them from here (lazily, so that
 # `electra.hf` stays importable from both without a cycle).
 _LAZY = {
     "export": "electra.hf_export", "export_pretrained": "electra.hf_export", "export_finetuned": "electra.hf_export",
     "ExportResult": "electra.hf_export", "write_hf_folder": "electra.hf_export",
     "load_hf_encoder": "electra.hf_import", "load_hf_pretraining": "electra.hf_import", "load_into": "electra.hf_import",
-    "init_from_hf": "electra.hf_import", "HFPretraining": "electra.hf_import", "read_hf_model": "electra.hf_import",
+    "init_from_hf": "electra.hf_import", "HFPretraining": "electra.hf_import", "read_hf_model": "electra.hf_read",
 }
 
 

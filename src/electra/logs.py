@@ -156,6 +156,19 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return records
 
 
+def curve_panels(records: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """The panels of curves.png, (title, metric keys); every held-out key also for each `--also-eval` split
+    (eval_NAME/...) the records hold."""
+    panels = [("loss", ["train/mlm_loss", "eval/mlm_loss"]), ("rtd loss", ["train/rtd_loss", "eval/rtd_loss"]),
+              ("generator accuracy", ["train/gen_acc", "eval/gen_acc", "eval/sampled_acc"]),
+              ("replaced rate", ["train/replaced_rate", "eval/replaced_rate"]),
+              ("discriminator", ["eval/disc_auc", "eval/disc_precision", "eval/disc_recall"]),
+              ("learning rate", ["train/lr"])]
+    splits = sorted({k.split("/", 1)[0] for r in records for k in r if k.startswith("eval_")})
+    return [(title, keys + [f"{split}/{k[len('eval/'):]}" for split in splits for k in keys if k.startswith("eval/")])
+            for title, keys in panels]
+
+
 def plot_curves(run_dir: Path) -> Path | None:
     """Training and held-out curves (losses, generator accuracy, replaced rate, discriminator AUC) as a PNG."""
     path = run_dir / "metrics.jsonl"
@@ -166,11 +179,7 @@ def plot_curves(run_dir: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     records = read_metrics(path)
-    panels = [("loss", ["train/mlm_loss", "eval/mlm_loss"]), ("rtd loss", ["train/rtd_loss", "eval/rtd_loss"]),
-              ("generator accuracy", ["train/gen_acc", "eval/gen_acc", "eval/sampled_acc"]),
-              ("replaced rate", ["train/replaced_rate", "eval/replaced_rate"]),
-              ("discriminator", ["eval/disc_auc", "eval/disc_precision", "eval/disc_recall"]),
-              ("learning rate", ["train/lr"])]
+    panels = curve_panels(records)
     fig, axes = plt.subplots(2, 3, figsize=(14, 7))
     for ax, (title, keys) in zip(axes.flat, panels):
         for key in keys:

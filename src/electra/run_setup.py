@@ -138,7 +138,13 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
             if name not in told:
                 overrides[name] = str(value)
     if args.init is None:
-        return build_config(args.preset, overrides), None, None
+        cfg = build_config(args.preset, overrides)
+        m = cfg.model
+        if m.modern and m.embedding_size != m.hidden_size:  # said now, not when the export is refused
+            tell(f"note: --backbone modern with {m.embedding_size}-wide embeddings and {m.hidden_size}-wide layers: "
+                 f"this run fine-tunes and resumes, but ModernBERT has no embedding projection, so `electra export` "
+                 f"will not write it as ModernBertModel; add --embedding-size {m.hidden_size} for that")
+        return cfg, None, None
     from electra.hf import load_hf_pretraining
     values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
     init = load_hf_pretraining(args.init, values, allow_pickle=args.allow_pickle)
