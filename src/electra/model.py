@@ -97,26 +97,27 @@ class DisentangledEmbeddings(nn.Module):
 
 
 class Rope(NamedTuple):
-    """Rotary position embeddings (Su et al. 2021) for the modern backbone: cos and sin of position x frequency,
-    fp32, (T, K) for a padded batch or (S, 1, K) packed; the K / 2 frequencies theta^(-2j / K) appear twice."""
+    """Rotary position embeddings (Su et al. 2021) for the modern backbone: cos and signed sin of position x
+    frequency, fp32, (N, 1, 1, K) for the N = T (padded) or S (packed) positions of a batch; the K / 2
+    frequencies theta^(-2j / K) appear twice, and the first half of `sin` is negated (see `rotate`)."""
     cos: torch.Tensor
     sin: torch.Tensor
 
 
 def rope_tables(positions: torch.Tensor, head_dim: int, theta: float) -> Rope:
-    """The `Rope` of integer positions (T,) or (S,): angle[t, j] = position_t * theta^(-2j / K)."""
+    """The `Rope` of integer positions (N,): angle[t, j] = position_t * theta^(-2j / K)."""
     inv_freq = 1.0 / theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim)
-    angles = positions.float()[:, None] * inv_freq  # (T, K / 2)
-    angles = torch.cat((angles, angles), dim=-1)  # (T, K)
-    return Rope(angles.cos(), angles.sin())
+    angles = positions.float()[:, None] * inv_freq  # (N, K / 2)
+    sin = angles.sin()
+    cos, sin = torch.cat((angles.cos(),) * 2, dim=-1), torch.cat((-sin, sin), dim=-1)  # (N, K)
+    return Rope(cos[:, None, None], sin[:, None, None])
 
 
-def rotate(x: torch.Tensor, rope: Rope) -> torch.Tensor:
-    """Each pair (x_j, x_{j + K/2}) of a query or key turned by its position's angle, in fp32 (as ModernBERT):
-    x cos + [-x2, x1] sin."""
-    x32 = x.float()
-    x1, x2 = x32.chunk(2, dim=-1)
-    return (x32 * rope.cos + torch.cat((-x2, x1), dim=-1) * rope.sin).to(x.dtype)
+def rotate(qk: torch.Tensor, rope: Rope) -> torch.Tensor:
+    """Queries and keys (N, 2, H, K) or (B, N, 2, H, K) turned pair by pair, (x_j, x_{j + K/2}), by their
+    position's angle, in fp32 as ModernBERT: x cos + [-x2, x1] sin, where [-x2, x1] sin = roll(x, K/2) x signed sin."""
+    x = qk.float()
+    return (x * rope.cos + x.roll(x.shape[-1] // 2, dims=-1) * rope.sin).to(qk.dtype)
 
 
 class Attention(nn.Module):
@@ -136,17 +137,13 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None,
                 rope: Rope | None = None) -> torch.Tensor:
         p = self.attn_dropout if self.training else 0.0
-        if packing is not None:  # x: (S, D), rows end to end
-            S, D = x.shape
-            q, k, v = self.qkv(x).view(S, 3, self.num_heads, D // self.num_heads).unbind(1)  # 3 x (S, H, K)
-            if rope is not None:
-                q, k = rotate(q, rope), rotate(k, rope)
-            return self.proj(varlen_attention(q, k, v, packing, p).reshape(S, D))
+        D = x.shape[-1]
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, D // self.num_heads))  # (B, T, 3, H, K) or (S, 3, H, K)
+        q, k, v = qkv.unbind(-3) if rope is None else (*rotate(qkv[..., :2, :, :], rope).unbind(-3), qkv[..., 2, :, :])
+        if packing is not None:  # x: (S, D), rows end to end; q, k, v: (S, H, K)
+            return self.proj(varlen_attention(q, k, v, packing, p).flatten(1))
         B, T, D = x.shape
-        q, k, v = self.qkv(x).split(D, dim=-1)  # 3 x (B, T, D)
-        q, k, v = (t.view(B, T, self.num_heads, D // self.num_heads).transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
-        if rope is not None:
-            q, k = rotate(q, rope), rotate(k, rope)
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
         if p > 0.0 and x.device.type == "cpu":
             y = _attention_math(q, k, v, key_mask, p)
         else:
@@ -277,7 +274,7 @@ class Encoder(nn.Module):
         if self.project is not None:
             x = self.project(x)  # (B, T, D) or (S, D)
         if packing is not None:
-            rope = self.rope(packing.index % packing.seq_len, (-1, 1, self.head_dim))  # (S, 1, K): packed positions
+            rope = self.rope(packing.index % packing.seq_len)  # the packed tokens' positions in their rows
             for block in self.blocks:
                 x = self.run_block(block, x, None, packing, rope)
             x = self.final(x)
@@ -295,7 +292,7 @@ class Encoder(nn.Module):
             causal = order.tril() if self.direction == "ltr" else order.triu()
             key_mask = causal[None, None] if key_mask is None else key_mask & causal
             key_mask = key_mask | torch.eye(T, dtype=torch.bool, device=input_ids.device)  # no row left empty (pads)
-        rope = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device), (-1, self.head_dim))  # (T, K)
+        rope = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device))
         for block in self.blocks:
             x = self.run_block(block, x, key_mask, None, rope)
         return self.final(x)
@@ -304,12 +301,9 @@ class Encoder(nn.Module):
     def head_dim(self) -> int:
         return self.cfg.hidden_size // self.cfg.num_heads
 
-    def rope(self, positions: torch.Tensor, shape: tuple[int, ...]) -> Rope | None:
-        """The rotary tables of `positions` shaped to broadcast against the queries (modern backbone only)."""
-        if not self.cfg.modern:
-            return None
-        rope = rope_tables(positions, self.head_dim, self.cfg.rope_theta)
-        return Rope(rope.cos.view(shape), rope.sin.view(shape))
+    def rope(self, positions: torch.Tensor) -> Rope | None:
+        """The rotary tables of `positions` (modern backbone only)."""
+        return rope_tables(positions, self.head_dim, self.cfg.rope_theta) if self.cfg.modern else None
 
     def final(self, x: torch.Tensor) -> torch.Tensor:
         """The modern backbone's last LayerNorm (pre-LN leaves the residual sum un-normed); identity otherwise."""
