@@ -176,6 +176,18 @@ def test_fsdp_equals_one_process_and_its_checkpoint_loads_in_one(tiny_dataset, t
     assert_close(weights(out2), weights(single))
 
 
+def test_modern_backbone_under_fsdp_equals_one_process(tiny_dataset, tmp_path):
+    """--backbone modern (no biases, rotary positions, a final norm) shards and trains as in one process."""
+    runs = {}
+    for nproc, extra in ((1, []), (2, ["--parallel", "fsdp"])):
+        out = tmp_path / f"modern{nproc}"
+        r = launch(out, tiny_dataset, nproc, extra=["--backbone", "modern", *extra])
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[nproc] = weights(out)
+    assert "discriminator.final_norm.weight" in runs[1]
+    assert_close(runs[2], runs[1])
+
+
 @pytest.mark.parametrize("parallel, micro", [("ddp", 64), ("fsdp", 20)])
 def test_held_out_evaluation_with_a_small_split_does_not_hang(tiny_dataset, tmp_path, parallel, micro):
     """The held-out split (51 rows here) is smaller than micro x world: with rows dealt out micro-batch by
