@@ -28,6 +28,8 @@ CFG = ModelConfig(backbone="modern", vocab_size=90, hidden_size=48, embedding_si
                   intermediate_size=80, max_position_embeddings=64, hidden_dropout=0.0, attention_dropout=0.0,
                   layer_norm_eps=1e-5)
 IDS = types.SimpleNamespace(pad=0, unk=1, cls=2, sep=3, mask=4)
+# ModernBERT's layout: layers 0 and 2 global, 1 and 3 within +-4 tokens, each kind with its own rotary base
+LOCAL = dataclasses.replace(CFG, num_layers=4, local_attention=8, global_every=2, local_rope_theta=500.0)
 
 
 def modern_encoder(cfg: ModelConfig = CFG, seed: int = 0) -> Encoder:
@@ -61,9 +63,11 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.mark.parametrize("attn", ["sdpa", "eager"])
-def test_encoder_equals_transformers_modernbert_with_copied_weights(attn):
-    enc, (ids, mask) = modern_encoder(), batch()
-    hf = hf_model(CFG, attn)
+@pytest.mark.parametrize("cfg", [CFG, LOCAL], ids=["global", "sliding"])
+def test_encoder_equals_transformers_modernbert_with_copied_weights(attn, cfg):
+    enc, (ids, mask) = modern_encoder(cfg), batch()
+    hf = hf_model(cfg, attn)
+    assert [m.attn.window for m in enc.blocks] == ([None] * 3 if cfg is CFG else [None, 4, None, 4])
     result = hf.load_state_dict(modern_to_hf(enc.state_dict()), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     with torch.no_grad():
@@ -73,7 +77,7 @@ def test_encoder_equals_transformers_modernbert_with_copied_weights(attn):
     torch.testing.assert_close(ours[mask], theirs[mask], atol=2e-5, rtol=1e-5)
     torch.testing.assert_close(packed[mask], ours[mask], atol=2e-6, rtol=1e-6)
     # the positions are really rotated: another base gives other states, and so does a shifted row
-    other = modern_encoder(dataclasses.replace(CFG, rope_theta=50.0))
+    other = modern_encoder(dataclasses.replace(cfg, rope_theta=50.0))
     with torch.no_grad():
         assert not torch.allclose(other(ids, torch.zeros_like(ids), mask)[mask], ours[mask], atol=1e-3)
         shifted = enc(torch.cat([ids[:, :1], ids], 1)[:, :20], torch.zeros_like(ids))
@@ -106,14 +110,38 @@ def test_config_checks():
         ModelConfig(backbone="modern", hidden_size=36, num_heads=4)  # head width 9
     with pytest.raises(UserError, match="backbone"):
         ModelConfig(backbone="roberta")
+    with pytest.raises(UserError, match="even number"):
+        ModelConfig(backbone="modern", local_attention=7)
+    with pytest.raises(UserError, match="add --local-attention"):
+        ModelConfig(backbone="modern", global_every=2)
+    with pytest.raises(UserError, match="local_attention shape --backbone modern"):
+        ModelConfig(local_attention=128)
     with pytest.raises(UserError, match="adds no weights"):
         PretrainConfig.from_dict({"model": {"backbone": "modern", "max_position_embeddings": 256},
                                   "train": {"seq_len": 512}})
 
 
+def test_sliding_window_layers_pack_and_train_on_padded_rows():
+    """Packed equals padded, forward and backward, with sliding-window layers, and the gradients are finite: pad
+    slots beyond the window of every real token (row 2 from position 10 on) attend to themselves (torch's CPU
+    SDPA gives such keyless rows zeros anyway; other kernels need not)."""
+    ids, mask = batch()
+    outs, grads = [], []
+    for packed in (False, True):
+        enc = modern_encoder(LOCAL).train()
+        out = enc(ids, torch.zeros_like(ids), mask, pack(mask) if packed else None)
+        (out[mask] * torch.linspace(-1, 1, out.shape[-1])).sum().backward()
+        outs.append(out[mask])
+        grads.append({n: p.grad for n, p in enc.named_parameters()})
+    assert all(torch.isfinite(g).all() for g in grads[0].values())
+    torch.testing.assert_close(outs[1], outs[0], atol=2e-6, rtol=1e-6)
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("packed", [False, True])
 def test_activation_checkpointing_gradients_equal(packed):
-    cfg = dataclasses.replace(CFG, hidden_dropout=0.1, attention_dropout=0.1, embedding_size=24)
+    cfg = dataclasses.replace(LOCAL, hidden_dropout=0.1, attention_dropout=0.1, embedding_size=24)
     ids, mask = batch()
     grads = []
     for on in (False, True):
@@ -206,11 +234,13 @@ def test_an_exported_modern_folder_imports_back(tiny_dataset, tmp_path, capsys):
 
     run, hf_dir = tmp_path / "run", tmp_path / "hf"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
-                 *tiny_overrides(backbone="modern", embedding_size=32, rope_theta=500, max_steps=2, eval_every=0)]) == 0
+                 *tiny_overrides(backbone="modern", embedding_size=32, rope_theta=500, local_attention=8, global_every=2,
+                                 local_rope_theta=300, max_steps=2, eval_every=0)]) == 0
     assert main(["export", str(run), str(hf_dir)]) == 0
     folder = hf_dir / "discriminator"
     encoder, pre = load_hf_encoder(folder)
-    assert pre.cfg.model.modern and pre.cfg.model.rope_theta == 500.0
+    m = pre.cfg.model
+    assert m.modern and (m.rope_theta, m.local_attention, m.global_every, m.local_rope_theta) == (500.0, 8, 2, 300.0)
     from electra.checkpoint import encoder_weights, load_pretrained
 
     own = load_pretrained(run)
@@ -222,10 +252,11 @@ def test_an_exported_modern_folder_imports_back(tiny_dataset, tmp_path, capsys):
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(again), "--init", str(hf_dir), "--no-tensorboard",
                  *tiny_overrides(embedding_size=32, max_steps=1, eval_every=0)]) == 0
     cfg = json.loads((again / "config.json").read_text())["model"]
-    assert cfg["backbone"] == "modern" and cfg["rope_theta"] == 500.0 and cfg["embedding_size"] == 32
-    # a ModernBERT with sliding-window layers (the published ones) is refused by name
+    assert cfg["backbone"] == "modern" and cfg["rope_theta"] == 500.0 and cfg["local_attention"] == 8
+    # a layout other than ModernBERT's (global every N layers from layer 0) is refused by name
     config = json.loads((folder / "config.json").read_text())
-    config["layer_types"][1] = "sliding_attention"
+    assert config["layer_types"] == ["full_attention", "sliding_attention"]
+    config["layer_types"] = ["sliding_attention", "full_attention"]
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UserError, match="sliding-window"):
+    with pytest.raises(UserError, match="global attention every N layers"):
         read_hf_model(folder)

@@ -109,10 +109,13 @@ def test_dropout_in_packed_mode_trains():
 
 
 @cuda
-def test_flash_varlen_matches_padded_sdpa_on_cuda():
+@pytest.mark.parametrize("backbone", [{}, {"backbone": "modern", "local_attention": "8", "global_every": "2"}],
+                         ids=["electra", "modern-sliding"])
+def test_flash_varlen_matches_padded_sdpa_on_cuda(backbone):
+    """Flash attention's variable-length kernel (its window for sliding-window layers) = SDPA on the padded batch."""
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    model = Electra(tiny_cfg(seq_len="24", hidden_size="128", num_heads="2", embedding_size="64"), SP).to(dev)
+    model = Electra(tiny_cfg(seq_len="24", hidden_size="128", num_heads="2", embedding_size="64", **backbone), SP).to(dev)
     ids, seg, mask = ragged(V=300, device="cuda")
     packing = pack(mask.cpu()).to(dev)
     outs, grads = [], []

@@ -29,6 +29,9 @@ BACKBONES = ("electra", "modern")
 class ModelConfig:
     backbone: str = "electra"  # electra (post-LN BERT with learned positions: the paper's, HF ElectraModel) | modern (pre-LN, rotary positions, GeGLU MLP, no biases, no segment embeddings: ModernBERT's layer, exported as HF ModernBertModel)
     rope_theta: float = 10000.0  # modern: the rotary embeddings' base (ModernBERT: 10,000 up to 1,024 tokens, 160,000 for 8,192)
+    local_attention: int = 0  # modern: the tokens a sliding-window layer sees, centred on each (ModernBERT: 128, i.e. +-64); 0 = every layer attends globally
+    global_every: int = 3  # with local_attention: layers 0, N, 2N, ... attend globally, the others within the window (ModernBERT: 3)
+    local_rope_theta: float = 10000.0  # with local_attention: the rotary base of the sliding-window layers
     vocab_size: int = 30522  # WordPiece vocabulary size (the uncased BERT vocab)
     hidden_size: int = 256  # encoder width D
     embedding_size: int = 128  # embedding-table width E; projected to D inside each model when E != D
@@ -45,8 +48,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.backbone not in BACKBONES:
             raise UserError(f"model.backbone must be one of {', '.join(BACKBONES)}, got {self.backbone!r}")
-        if self.backbone != "modern" and self.rope_theta != 10000.0:
-            raise UserError("model.rope_theta sets the rotary positions of --backbone modern; add it (or drop --rope-theta)")
+        if self.backbone != "modern" and (self.rope_theta != 10000.0 or self.local_attention):
+            raise UserError("model.rope_theta and local_attention shape --backbone modern; add it (or drop them)")
+        if self.local_attention < 0 or self.local_attention % 2 or self.global_every < 1:
+            raise UserError(f"model.local_attention must be an even number of tokens (0 = none) and global_every >= 1, "
+                            f"got {self.local_attention} and {self.global_every}")
+        if not self.local_attention and (self.global_every, self.local_rope_theta) != (3, 10000.0):
+            raise UserError("model.global_every and local_rope_theta shape sliding-window layers; add --local-attention "
+                            "(or drop them)")
         for name in ("vocab_size", "hidden_size", "embedding_size", "num_layers", "num_heads",
                      "intermediate_size", "max_position_embeddings", "type_vocab_size"):
             if getattr(self, name) < 1:
@@ -63,12 +72,16 @@ class ModelConfig:
         if self.type_vocab_size < 2:
             raise UserError(f"model.type_vocab_size must be >= 2, got {self.type_vocab_size}: every example has "
                             f"segment ids 0 (A) and 1 (B)")
-        _positive(self, "model", "layer_norm_eps", "initializer_range", "rope_theta")
+        _positive(self, "model", "layer_norm_eps", "initializer_range", "rope_theta", "local_rope_theta")
 
     @property
     def modern(self) -> bool:
         """The ModernBERT-style layer: pre-LN, rotary positions, GeGLU, no biases, no segment embeddings."""
         return self.backbone == "modern"
+
+    def is_local(self, layer: int) -> bool:
+        """Whether block `layer` attends within the sliding window (modern backbone with local_attention)."""
+        return self.local_attention > 0 and layer % self.global_every != 0
 
 
 SHARING_MODES = ("embeddings", "none", "all", "gdes")

@@ -4,7 +4,8 @@ ModernBERT's layer is the modern backbone's: pre-LN without biases, rotary posit
 first layer reading the embeddings' norm. Our encoder maps onto `ModernBertModel` one-to-one when
 
 - the embedding width equals the hidden width (ModernBERT has no embedding projection), and
-- every layer attends globally (`layer_types` all "full_attention": ours has no sliding-window layers),
+- its attention layers are global every N layers from layer 0 and sliding-window in between (ModernBERT's
+  layout, `--local-attention W --global-every N`), or all global (the default),
 
 so the discriminator exports as a `ModernBertModel` folder that transformers' ModernBERT task classes fine-tune
 (their heads start new), and such a folder (or any ModernBERT of that shape with a WordPiece vocab.txt) imports
@@ -69,9 +70,13 @@ def modern_hf_config(cfg: ModelConfig, architecture: str, ids: Any) -> dict[str,
         "norm_eps": cfg.layer_norm_eps, "norm_bias": False, "attention_bias": False, "mlp_bias": False,
         "initializer_range": cfg.initializer_range, "initializer_cutoff_factor": 2.0,
         "attention_dropout": cfg.attention_dropout, "embedding_dropout": cfg.hidden_dropout,
-        "mlp_dropout": 0.0, "layer_types": ["full_attention"] * cfg.num_layers,
-        "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": cfg.rope_theta}},
-        "global_rope_theta": cfg.rope_theta, "global_attn_every_n_layers": 1,
+        "mlp_dropout": 0.0,
+        "layer_types": ["sliding_attention" if cfg.is_local(i) else "full_attention" for i in range(cfg.num_layers)],
+        "local_attention": cfg.local_attention or 128,  # transformers' default when no layer slides
+        "global_attn_every_n_layers": cfg.global_every if cfg.local_attention else 1,
+        "rope_parameters": {"full_attention": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+                            "sliding_attention": {"rope_type": "default", "rope_theta": cfg.local_rope_theta}},
+        "global_rope_theta": cfg.rope_theta, "local_rope_theta": cfg.local_rope_theta,
         "pad_token_id": ids.pad, "cls_token_id": ids.cls, "sep_token_id": ids.sep,
         "bos_token_id": ids.cls, "eos_token_id": ids.sep,
         "classifier_pooling": "cls", "classifier_activation": "gelu", "classifier_bias": False,
@@ -93,11 +98,14 @@ def modern_encoder_keys(sd: dict[str, torch.Tensor], prefix: str = "") -> set[st
 def modern_config_from_hf(d: dict[str, Any], where: Path) -> ModelConfig:
     """A modern-backbone ModelConfig from a ModernBERT config.json dict; UserError for what our encoder lacks."""
     n = d.get("num_hidden_layers", 22)
-    types = d.get("layer_types") or (["full_attention"] * n if d.get("global_attn_every_n_layers") == 1 else None)
-    if types is None or any(t != "full_attention" for t in types):
-        raise UserError(f"{where}: this ModernBERT has sliding-window attention layers (layer_types / "
-                        f"global_attn_every_n_layers), which electra does not build; only ModernBERTs whose every "
-                        f"layer attends globally (as `electra export` writes them) can be imported")
+    every = d.get("global_attn_every_n_layers", 3)
+    types = d.get("layer_types") or ["sliding_attention" if i % every else "full_attention" for i in range(n)]
+    full = [i for i, t in enumerate(types) if t == "full_attention"]
+    every = full[1] if len(full) > 1 else n  # layers 0, N, 2N, ... global, as ModernBERT lays them out
+    if types != ["sliding_attention" if i % every else "full_attention" for i in range(n)]:
+        raise UserError(f"{where}: layer_types {types} is not global attention every N layers from layer 0 (the "
+                        f"others sliding), the only layout electra builds")
+    local = d.get("local_attention", 128) if len(full) < n else 0
     for key in ("attention_bias", "mlp_bias", "norm_bias"):
         if d.get(key, False):
             raise UserError(f"{where}: {key} is true; electra's modern backbone has no biases, so this model cannot be "
@@ -105,13 +113,17 @@ def modern_config_from_hf(d: dict[str, Any], where: Path) -> ModelConfig:
     if d.get("hidden_activation", "gelu") != "gelu":
         raise UserError(f"{where}: hidden_activation {d['hidden_activation']!r} is not supported (the modern "
                         f"backbone's GeGLU uses the exact erf GELU, 'gelu')")
-    rope = (d.get("rope_parameters") or {}).get("full_attention") or {}
-    if rope.get("rope_type", "default") != "default":
-        raise UserError(f"{where}: rope_type {rope['rope_type']!r} is not supported (only plain rotary positions)")
-    theta = rope.get("rope_theta", d.get("global_rope_theta", 160000.0))
+    ropes = d.get("rope_parameters") or {}
+    for kind in ("full_attention", "sliding_attention"):
+        if (ropes.get(kind) or {}).get("rope_type", "default") != "default":
+            raise UserError(f"{where}: rope_type {ropes[kind]['rope_type']!r} is not supported (only plain rotary "
+                            f"positions)")
+    theta = (ropes.get("full_attention") or {}).get("rope_theta", d.get("global_rope_theta", 160000.0))
+    local_theta = (ropes.get("sliding_attention") or {}).get("rope_theta", d.get("local_rope_theta", 10000.0))
     try:
         return ModelConfig(
-            backbone="modern", rope_theta=float(theta), vocab_size=d.get("vocab_size", 50368),
+            backbone="modern", rope_theta=float(theta), local_attention=local, vocab_size=d.get("vocab_size", 50368),
+            **({"global_every": every, "local_rope_theta": float(local_theta)} if local else {}),
             hidden_size=d.get("hidden_size", 768), embedding_size=d.get("hidden_size", 768), num_layers=n,
             num_heads=d.get("num_attention_heads", 12), intermediate_size=d.get("intermediate_size", 1152),
             max_position_embeddings=d.get("max_position_embeddings", 8192),

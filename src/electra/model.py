@@ -127,12 +127,13 @@ class Attention(nn.Module):
     same math is spelled out with the faster dropout above and the original's additive -10000 mask
     (SDPA's boolean mask is -inf; the two differ by < 1e-30 after the softmax)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, window: int | None = None):
         super().__init__()
         self.num_heads = cfg.num_heads
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=not cfg.modern)  # q, k, v stacked: (3D, D)
         self.proj = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=not cfg.modern)
         self.attn_dropout = cfg.attention_dropout
+        self.window = window  # sliding-window layer: keys at most this many tokens away (the padded path's mask says so)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None, packing: Packing | None = None,
                 rope: Rope | None = None) -> torch.Tensor:
@@ -141,7 +142,7 @@ class Attention(nn.Module):
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, D // self.num_heads))  # (B, T, 3, H, K) or (S, 3, H, K)
         q, k, v = qkv.unbind(-3) if rope is None else (*rotate(qkv[..., :2, :, :], rope).unbind(-3), qkv[..., 2, :, :])
         if packing is not None:  # x: (S, D), rows end to end; q, k, v: (S, H, K)
-            return self.proj(varlen_attention(q, k, v, packing, p).flatten(1))
+            return self.proj(varlen_attention(q, k, v, packing, p, self.window).flatten(1))
         B, T, D = x.shape
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, T, K)
         if p > 0.0 and x.device.type == "cpu":
@@ -192,12 +193,12 @@ class Block(nn.Module):
 
     low_precision_residual = False
 
-    def __init__(self, cfg: ModelConfig, first: bool = False):
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
-        self.pre_norm = cfg.modern
-        self.attn = Attention(cfg)
+        self.pre_norm, self.local = cfg.modern, cfg.is_local(index)
+        self.attn = Attention(cfg, cfg.local_attention // 2 if self.local else None)
         norm = functools.partial(nn.LayerNorm, cfg.hidden_size, eps=cfg.layer_norm_eps, bias=not cfg.modern)
-        self.norm1 = nn.Identity() if self.pre_norm and first else norm()
+        self.norm1 = nn.Identity() if self.pre_norm and index == 0 else norm()
         self.mlp = MLP(cfg)
         self.norm2 = norm()
         self.drop = Dropout(cfg.hidden_dropout)
@@ -257,7 +258,7 @@ class Encoder(nn.Module):
         self.embeddings = embeddings if embeddings is not None else Embeddings(cfg)
         E = cfg.embedding_size
         self.project = nn.Linear(E, cfg.hidden_size, bias=not cfg.modern) if E != cfg.hidden_size else None
-        self.blocks = nn.ModuleList(Block(cfg, first=i == 0) for i in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_layers))
         self.final_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps, bias=False) if cfg.modern else None
         self.checkpointing = False
 
@@ -274,9 +275,9 @@ class Encoder(nn.Module):
         if self.project is not None:
             x = self.project(x)  # (B, T, D) or (S, D)
         if packing is not None:
-            rope = self.rope(packing.index % packing.seq_len)  # the packed tokens' positions in their rows
+            ropes = self.ropes(packing.index % packing.seq_len)  # the packed tokens' positions in their rows
             for block in self.blocks:
-                x = self.run_block(block, x, None, packing, rope)
+                x = self.run_block(block, x, None, packing, ropes[block.local])
             x = self.final(x)
             B, T = input_ids.shape
             return x.new_zeros(B * T, x.shape[-1]).index_copy(0, packing.index, x).view(B, T, -1)  # (B, T, D)
@@ -292,18 +293,30 @@ class Encoder(nn.Module):
             causal = order.tril() if self.direction == "ltr" else order.triu()
             key_mask = causal[None, None] if key_mask is None else key_mask & causal
             key_mask = key_mask | torch.eye(T, dtype=torch.bool, device=input_ids.device)  # no row left empty (pads)
-        rope = self.rope(torch.arange(input_ids.shape[1], device=input_ids.device))
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        masks = {False: key_mask}
+        if self.cfg.local_attention:  # (B or 1, 1, T, T): also keys at most local_attention / 2 tokens away
+            band = ((positions[:, None] - positions[None, :]).abs() <= self.cfg.local_attention // 2)[None, None]
+            eye = torch.eye(len(positions), dtype=torch.bool, device=band.device)  # a pad slot far from every real
+            masks[True] = band if key_mask is None else key_mask & band | eye  # token keeps itself: no keyless row
+        ropes = self.ropes(positions)
         for block in self.blocks:
-            x = self.run_block(block, x, key_mask, None, rope)
+            x = self.run_block(block, x, masks[block.local], None, ropes[block.local])
         return self.final(x)
 
     @property
     def head_dim(self) -> int:
         return self.cfg.hidden_size // self.cfg.num_heads
 
-    def rope(self, positions: torch.Tensor) -> Rope | None:
-        """The rotary tables of `positions` (modern backbone only)."""
-        return rope_tables(positions, self.head_dim, self.cfg.rope_theta) if self.cfg.modern else None
+    def ropes(self, positions: torch.Tensor) -> dict[bool, Rope | None]:
+        """The rotary tables of `positions` for global (False) and sliding-window (True) layers; None without."""
+        c = self.cfg
+        if not c.modern:
+            return {False: None}
+        ropes = {False: rope_tables(positions, self.head_dim, c.rope_theta)}
+        if c.local_attention:
+            ropes[True] = rope_tables(positions, self.head_dim, c.local_rope_theta)
+        return ropes
 
     def final(self, x: torch.Tensor) -> torch.Tensor:
         """The modern backbone's last LayerNorm (pre-LN leaves the residual sum un-normed); identity otherwise."""

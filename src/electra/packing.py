@@ -35,20 +35,26 @@ def pack(attention_mask: torch.Tensor) -> Packing:
     return Packing(attention_mask.flatten().nonzero().squeeze(1), cu, attention_mask.shape[1])
 
 
-def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, p: float) -> torch.Tensor:
-    """Attention within each packed row: q, k, v (S, H, K) -> (S, H, K). On CUDA in bf16/fp16 this is flash
-    attention's variable-length kernel (with its fused dropout; autograd has its backward). Elsewhere (CPU,
-    fp32) the rows are scattered into a padded (B, H, T, K) batch for `scaled_dot_product_attention` and
-    gathered back: the same function, without the saving."""
+def varlen_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, packing: Packing, p: float,
+                     window: int | None = None) -> torch.Tensor:
+    """Attention within each packed row: q, k, v (S, H, K) -> (S, H, K); `window`: only keys at most that many
+    tokens away (a sliding-window layer). On CUDA in bf16/fp16 this is flash attention's variable-length kernel
+    (with its fused dropout and window; autograd has its backward). Elsewhere (CPU, fp32) the rows are scattered
+    into a padded (B, H, T, K) batch for `scaled_dot_product_attention` and gathered back: the same function,
+    without the saving."""
     if q.is_cuda and q.dtype in (torch.bfloat16, torch.float16):
         cu, T = packing.cu_seqlens, packing.seq_len
-        return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, T, T, p, False, False)[0]
+        return torch.ops.aten._flash_attention_forward(q, k, v, cu, cu, T, T, p, False, False, window_size_left=window,
+                                                       window_size_right=window)[0]
     B, T = packing.cu_seqlens.shape[0] - 1, packing.seq_len
     _S, H, K = q.shape
 
     def padded(t: torch.Tensor) -> torch.Tensor:  # (S, H, K) -> (B, H, T, K), zeros at pads
         return t.new_zeros(B * T, H, K).index_copy(0, packing.index, t).view(B, T, H, K).transpose(1, 2)
 
-    key_mask = torch.zeros(B * T, dtype=torch.uint8, device=q.device).index_fill_(0, packing.index, 1).bool()
-    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask.view(B, 1, 1, T), dropout_p=p)
+    key_mask = torch.zeros(B * T, dtype=torch.uint8, device=q.device).index_fill_(0, packing.index, 1).bool().view(B, 1, 1, T)
+    if window is not None:  # (B, 1, T, T)
+        t = torch.arange(T, device=q.device)
+        key_mask = key_mask & ((t[:, None] - t[None, :]).abs() <= window) | torch.eye(T, dtype=torch.bool, device=q.device)
+    y = F.scaled_dot_product_attention(padded(q), padded(k), padded(v), attn_mask=key_mask, dropout_p=p)
     return y.transpose(1, 2).reshape(B * T, H, K)[packing.index]
