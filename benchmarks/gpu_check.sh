@@ -84,7 +84,8 @@ stage objectives 420 bash -c 'for spec in "electra15 --rtd-tokens masked" "unifo
   "span_stepgraph --masking span --compile true --compile-mode step-graph" \
   "fp16 --precision fp16" "fp16_graphs --precision fp16 --compile true --compile-mode reduce-overhead" \
   "act_ckpt --activation-checkpointing true" "act_ckpt_compiled --activation-checkpointing true --compile true" \
-  "modern --backbone modern" "modern_stepgraph --backbone modern --compile true --compile-mode step-graph"; do
+  "modern --backbone modern" "modern_stepgraph --backbone modern --compile true --compile-mode step-graph" \
+  "modern_sliding --backbone modern --local-attention 64 --global-every 2"; do
   set -- $spec; name=$1; shift
   python3 -m electra pretrain --preset tiny --data '"$carry"'/wiki128 --device cuda --no-tensorboard --max-steps 30 \
     --warmup-steps 5 --log-every 10 --eval-every 30 --eval-batches 1 --save-every 1000 --out /tmp/obj_$name "$@" \
