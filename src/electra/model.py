@@ -140,7 +140,9 @@ class Attention(nn.Module):
         p = self.attn_dropout if self.training else 0.0
         D = x.shape[-1]
         qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, D // self.num_heads))  # (B, T, 3, H, K) or (S, 3, H, K)
-        q, k, v = qkv.unbind(-3) if rope is None else (*rotate(qkv[..., :2, :, :], rope).unbind(-3), qkv[..., 2, :, :])
+        q, k, v = qkv.unbind(-3)  # 3 x (B, T, H, K) or (S, H, K)
+        if rope is not None:  # the modern backbone turns queries and keys by their positions, both in one op
+            q, k = rotate(qkv[..., :2, :, :], rope).unbind(-3)
         if packing is not None:  # x: (S, D), rows end to end; q, k, v: (S, H, K)
             return self.proj(varlen_attention(q, k, v, packing, p, self.window).flatten(1))
         B, T, D = x.shape
