@@ -205,7 +205,7 @@ def test_export_needs_embeddings_as_wide_as_the_layers(tiny_dataset, tmp_path, c
     run = tmp_path / "run"
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(run), "--no-tensorboard",
                  *tiny_overrides(backbone="modern", max_steps=1, eval_every=0)]) == 0  # E 16, D 32
-    assert "add --embedding-size 32" in capsys.readouterr().err  # told when the run starts
+    assert "will not export as ModernBertModel" in capsys.readouterr().err  # told when the run starts, with the fix
     assert main(["export", str(run), str(tmp_path / "hf")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--embedding-size 32" in err[0] and not (tmp_path / "hf").exists()

@@ -202,13 +202,11 @@ class PretrainConfig:
     def check(self) -> None:
         """Cross-section checks: the ones a single section cannot see."""
         m, o, t = self.model, self.objective, self.train
-        if t.seq_len > m.max_position_embeddings and m.modern:  # rotary positions: the field only bounds the length
+        if t.seq_len > m.max_position_embeddings:  # modern: rotary positions, the field only bounds the length
+            fix = ("raise it (the modern backbone has no position table, so it adds no weights)" if m.modern
+                   else "shorten the sequences or enlarge the position table")
             raise UserError(f"train.seq_len ({t.seq_len}) is longer than model.max_position_embeddings "
-                            f"({m.max_position_embeddings}); raise --max-position-embeddings (the modern backbone "
-                            f"has no position table, so it adds no weights)")
-        if t.seq_len > m.max_position_embeddings:
-            raise UserError(f"train.seq_len ({t.seq_len}) is longer than the position table "
-                            f"(model.max_position_embeddings={m.max_position_embeddings}); shorten it or enlarge the table")
+                            f"({m.max_position_embeddings}), the longest sequence the model takes; {fix}")
         if o.sharing == "all" and o.joint and (
                 o.generator_hidden_fraction != 1.0 or o.generator_layers_fraction != 1.0):
             raise UserError("objective.sharing=all shares the whole encoder, so the generator must be the "

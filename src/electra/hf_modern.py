@@ -98,11 +98,14 @@ def modern_encoder_keys(sd: dict[str, torch.Tensor], prefix: str = "") -> set[st
 def modern_config_from_hf(d: dict[str, Any], where: Path) -> ModelConfig:
     """A modern-backbone ModelConfig from a ModernBERT config.json dict; UserError for what our encoder lacks."""
     n = d.get("num_hidden_layers", 22)
-    every = d.get("global_attn_every_n_layers", 3)
-    types = d.get("layer_types") or ["sliding_attention" if i % every else "full_attention" for i in range(n)]
+
+    def layout(every: int) -> list[str]:  # layers 0, N, 2N, ... global, the others sliding: ModernBERT's
+        return ["sliding_attention" if i % every else "full_attention" for i in range(n)]
+
+    types = d.get("layer_types") or layout(d.get("global_attn_every_n_layers", 3))  # older configs: the period only
     full = [i for i, t in enumerate(types) if t == "full_attention"]
-    every = full[1] if len(full) > 1 else n  # layers 0, N, 2N, ... global, as ModernBERT lays them out
-    if types != ["sliding_attention" if i % every else "full_attention" for i in range(n)]:
+    every = full[1] if len(full) > 1 else n
+    if types != layout(every):
         raise UserError(f"{where}: layer_types {types} is not global attention every N layers from layer 0 (the "
                         f"others sliding), the only layout electra builds")
     local = d.get("local_attention", 128) if len(full) < n else 0

@@ -139,11 +139,12 @@ def resolve_run(args: argparse.Namespace, overrides: dict[str, str], data: Pretr
                 overrides[name] = str(value)
     if args.init is None:
         cfg = build_config(args.preset, overrides)
-        m = cfg.model
-        if m.modern and m.embedding_size != m.hidden_size:  # said now, not when the export is refused
-            tell(f"note: --backbone modern with {m.embedding_size}-wide embeddings and {m.hidden_size}-wide layers: "
-                 f"this run fine-tunes and resumes, but ModernBERT has no embedding projection, so `electra export` "
-                 f"will not write it as ModernBertModel; add --embedding-size {m.hidden_size} for that")
+        if cfg.model.modern:  # said now, not only when the export is refused
+            from electra.hf_modern import check_exportable
+            try:
+                check_exportable(cfg.model, "this run will not export as ModernBertModel")
+            except UserError as e:
+                tell(f"note: {e}")
         return cfg, None, None
     from electra.hf import load_hf_pretraining
     values = config_values(args.preset, overrides)  # checked once the folder has filled in the architecture
