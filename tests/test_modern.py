@@ -17,7 +17,14 @@ from conftest import tiny_overrides
 from electra.cli import main
 from electra.config import ModelConfig, PretrainConfig
 from electra.errors import UserError
-from electra.flops import encoder_matmul_flops_per_token, model_flops_per_token
+from electra.flops import (
+    Transformer,
+    encoder_matmul_flops_per_token,
+    keys_per_query,
+    local_layers,
+    model_flops_per_token,
+    train_flops,
+)
 from electra.hf_modern import modern_hf_config, modern_to_hf
 from electra.model import Encoder, count_params, init_weights, set_activation_checkpointing
 from electra.packing import pack
@@ -101,6 +108,28 @@ def test_structure_parameters_and_flops_by_hand():
     g_layers, g_d = L, max(1, round(D * 0.25))
     extra = L * 2 * D * F + g_layers * 2 * g_d * (4 * g_d)  # discriminator and generator (F = 4 x its width)
     assert model_flops_per_token(cfg) - model_flops_per_token(cfg_e) == pytest.approx(3 * extra)
+
+
+def test_sliding_window_layers_count_the_keys_in_their_window():
+    """W = 8 over T = 32: a query sees itself and up to 4 neighbours either side, 9 keys mid-row and 5 to 8 near
+    the row's ends (the count of the padded path's band mask); layers 1 and 3 of LOCAL are the sliding ones."""
+    T = 32
+    band = (torch.arange(T)[:, None] - torch.arange(T)[None, :]).abs() <= LOCAL.local_attention // 2
+    assert keys_per_query(T, 8) == band.sum().item() / T == (9 * (T - 8) + 2 * (5 + 6 + 7 + 8)) / T
+    assert keys_per_query(T, 0) == keys_per_query(T, 64) == T
+    assert local_layers(LOCAL) == 2 and local_layers(CFG) == 0
+    D = LOCAL.hidden_size
+    full = dataclasses.replace(LOCAL, local_attention=0, global_every=3, local_rope_theta=10000.0)
+    saved = 2 * (2 * 2 * D * (T - keys_per_query(T, 8)))  # two layers' score and mix products, per token
+    assert encoder_matmul_flops_per_token(full, T) - encoder_matmul_flops_per_token(LOCAL, T) == pytest.approx(saved)
+    # the paper's method: scores, mix, softmax/dropout/scale on fewer keys, over every token of the row
+    gap = Transformer(D, 4, s=T, i=80, heads=4, modern=True).infer_flops() - \
+        Transformer(D, 4, s=T, i=80, heads=4, modern=True, local=2, window=8).infer_flops()
+    per_key = 2 * D + 2 * D + (5 + 4 + 1) * 4  # score, mix, softmax + dropout + scale per head
+    assert gap == pytest.approx(2 * T * per_key * (T - keys_per_query(T, 8)))
+    cfg = PretrainConfig.from_dict({"model": dataclasses.asdict(LOCAL), "train": {"seq_len": T}})
+    cfg_full = PretrainConfig.from_dict({"model": dataclasses.asdict(full), "train": {"seq_len": T}})
+    assert train_flops(cfg) < train_flops(cfg_full) and model_flops_per_token(cfg) < model_flops_per_token(cfg_full)
 
 
 def test_config_checks():

@@ -19,6 +19,9 @@
 
 The modern backbone (`ModelConfig.backbone="modern"`) is counted as it runs: a GeGLU MLP has three D x F
 matrices instead of two, rotary positions replace the position and segment lookups, and a final LayerNorm.
+Its sliding-window layers (`local_attention` W) count the keys a query needs, at most W + 1 (fewer near the
+row's ends: `keys_per_query`), in both methods: what flash attention's windowed kernel computes (to within its
+tiles), not the full T x T that the padded path's masked SDPA spends.
 """
 from __future__ import annotations
 
@@ -26,6 +29,20 @@ import dataclasses
 from dataclasses import dataclass
 
 from electra.config import ModelConfig, PretrainConfig, generator_config
+
+
+def keys_per_query(seq_len: int, window: int) -> float:
+    """Mean over a row's positions of the keys a query attends to: all `seq_len`, or (a sliding window of
+    `window` tokens, window / 2 either side) those of the row within it."""
+    if not window or window >= 2 * (seq_len - 1):
+        return float(seq_len)
+    w = window // 2
+    return sum(min(i + w, seq_len - 1) - max(i - w, 0) + 1 for i in range(seq_len)) / seq_len
+
+
+def local_layers(m: ModelConfig) -> int:
+    """How many of the encoder's blocks attend within the sliding window."""
+    return sum(m.is_local(i) for i in range(m.num_layers))
 
 # per-element constants of flops_computation.py
 DROPOUT_FLOPS = 4  # random number, >=, multiply by mask, multiply by 1/(1-p)
@@ -49,6 +66,8 @@ class Transformer:
     heads: int | None = None
     output_frac: float = OUTPUT_FRAC
     modern: bool = False  # the modern backbone: GeGLU (a second h x i matmul, a gating product), rotary positions
+    local: int = 0  # of the l layers, those attending within a sliding window,
+    window: int = 0  # of this many tokens
 
     @property
     def emb(self) -> int:
@@ -62,20 +81,27 @@ class Transformer:
     def n_heads(self) -> int:
         return max(self.h // 64, 1) if self.heads is None else self.heads
 
-    def block_flops(self) -> float:
-        """Forward FLOPs of one encoder block over the whole sequence."""
+    def block_flops(self, keys: float | None = None) -> float:
+        """Forward FLOPs of one encoder block over the whole sequence, each query attending to `keys` keys
+        (default: all s)."""
         h, s, i, a, kqv = self.h, self.s, self.inter, self.n_heads, self.h
+        k = s if keys is None else keys
         per_token = (
             3 * 2 * h * kqv + 3 * kqv  # q, k, v projections and biases
-            + 2 * kqv * s  # scores
-            + SOFTMAX_FLOPS * s * a + DROPOUT_FLOPS * s * a + s * a  # softmax, dropout, 1/sqrt(d) scale
-            + 2 * h * s  # weighted average of the values
+            + 2 * kqv * k  # scores
+            + SOFTMAX_FLOPS * k * a + DROPOUT_FLOPS * k * a + k * a  # softmax, dropout, 1/sqrt(d) scale
+            + 2 * h * k  # weighted average of the values
             + 2 * h * h + h + DROPOUT_FLOPS * h + h + LAYER_NORM_FLOPS  # output dense, bias, dropout, residual, LN (sic)
             + (2 if self.modern else 1) * 2 * h * i + ACTIVATION_FLOPS * i + i  # intermediate dense(s), GELU, bias or gate
             + (2 * 3 * kqv if self.modern else 0)  # rotary positions: q and k, x cos + rotated x sin
             + 2 * h * i + h + DROPOUT_FLOPS * h + h + LAYER_NORM_FLOPS * h  # output dense, bias, dropout, residual, LN
         )
         return per_token * s
+
+    def layers_flops(self) -> float:
+        """Forward FLOPs of the l blocks: the global ones over the whole row, the sliding-window ones within it."""
+        local = self.local * self.block_flops(keys_per_query(self.s, self.window)) if self.local else 0.0
+        return (self.l - self.local) * self.block_flops() + local
 
     def embedding_flops(self, output: bool = False) -> float:
         """Forward FLOPs of the input embeddings, or (output=True) of the MLM output head."""
@@ -100,11 +126,11 @@ class Transformer:
 
     def train_flops(self, batch_size: int, steps: float, discriminator: bool = False) -> float:
         head = self.classification_flops() if discriminator else self.embedding_flops(output=True)
-        return 2 * batch_size * steps * (self.l * self.block_flops() + self.embedding_flops() + head)
+        return 2 * batch_size * steps * (self.layers_flops() + self.embedding_flops() + head)
 
     def infer_flops(self) -> float:
         """One example through the encoder plus a classification head (the script's definition)."""
-        return self.l * self.block_flops() + self.embedding_flops() + self.classification_flops()
+        return self.layers_flops() + self.embedding_flops() + self.classification_flops()
 
 
 def electra_train_flops(h_d: int, l_d: int, h_g: int, l_g: int, batch_size: int, steps: float,
@@ -122,7 +148,8 @@ def electra_train_flops(h_d: int, l_d: int, h_g: int, l_g: int, batch_size: int,
 
 def _transformer(m: ModelConfig, seq_len: int, e: int | None, output_frac: float) -> Transformer:
     return Transformer(m.hidden_size, m.num_layers, s=seq_len, v=m.vocab_size, e=e, i=m.intermediate_size,
-                       heads=m.num_heads, output_frac=output_frac, modern=m.modern)
+                       heads=m.num_heads, output_frac=output_frac, modern=m.modern, local=local_layers(m),
+                       window=m.local_attention)
 
 
 def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int | None = None,
@@ -155,7 +182,7 @@ def train_flops(cfg: PretrainConfig, steps: float | None = None, batch_size: int
     if o.objective == "electric":  # two towers of the generator's size; the cloze softmax on every position
         tower = _transformer(g, t.seq_len, g.embedding_size, 1.0)
         head = dataclasses.replace(tower, h=2 * g.hidden_size)  # it reads both towers' states side by side
-        per_example = 2 * (tower.l * tower.block_flops() + tower.embedding_flops()) + head.embedding_flops(output=True)
+        per_example = 2 * (tower.layers_flops() + tower.embedding_flops()) + head.embedding_flops(output=True)
         return disc + 2 * batch * steps * per_example
     # the generator's embedding width is the discriminator's in every sharing mode (generator_config keeps it;
     # sharing=all: one encoder serving as both, still two forward/backward passes of it)
@@ -174,12 +201,14 @@ def inference_flops(cfg: PretrainConfig | ModelConfig, seq_len: int = 128) -> fl
 
 
 def encoder_matmul_flops_per_token(m: ModelConfig, seq_len: int) -> float:
-    """Forward matmul FLOPs per token of one encoder: q/k/v/out, MLP (GeGLU: three D x F matrices), the T x T
-    products, E->D projection."""
+    """Forward matmul FLOPs per token of one encoder: q/k/v/out, MLP (GeGLU: three D x F matrices), the score
+    and mix products (T keys a query; sliding-window layers: the keys within the window), E->D projection."""
     D, F_, L = m.hidden_size, m.intermediate_size, m.num_layers
-    per_layer = 2 * (4 * D * D + (3 if m.modern else 2) * D * F_) + 2 * 2 * seq_len * D
+    dense = 2 * (4 * D * D + (3 if m.modern else 2) * D * F_)
+    local = local_layers(m)
+    attend = 2 * 2 * D * ((L - local) * seq_len + local * keys_per_query(seq_len, m.local_attention))
     project = 2 * m.embedding_size * D if m.embedding_size != D else 0
-    return L * per_layer + project
+    return L * dense + attend + project
 
 
 def model_flops_per_token(cfg: PretrainConfig, seq_len: int | None = None, lm_head: str = "masked") -> float:

@@ -20,15 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
 from electra.budget import resume_planner
-from electra.checkpoint import (
-    amend_state,
-    checkpoint_weights,
-    discard_failed_start,
-    optimizer_from_flat,
-    read_state,
-    save_checkpoint,
-    write_run_files,
-)
+from electra.checkpoint import amend_state, discard_failed_start, save_checkpoint, write_run_files
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.mixture import Mixture
 from electra.data.tokenizer import read_vocab
@@ -61,6 +53,7 @@ from electra.objective import Electra, SpecialTokens
 from electra.optim import build_optimizer, lr_at, set_lr
 from electra.precision import LossScaler, autocast_dtype
 from electra.precision import autocast as precision_autocast
+from electra.resume import load_optimizer, restore
 from electra.run_setup import (
     check_dataset,
     check_step_modes,
@@ -117,27 +110,11 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         if counts.sum() == 0:
             raise UserError(f"{data.root}: the training split has no tokens to build the unigram generator from")
         model.set_prior(counts)
-    step, elapsed_before, tokens_seen, opt_state, resume_note, state = 0, 0.0, 0, None, None, {}
-    init_source = str(args.init) if init is not None else None  # kept in every checkpoint: the model card says it
-    if ckpt is not None:  # full (gathered) tensors, whatever world size or sharding wrote them
-        state = read_state(ckpt)
-        if not all(key in state for key in ("step", "data", "optimizer")):
-            raise UserError(f"checkpoint state {ckpt / 'state.json'} lacks step, data or optimizer; resume from an "
-                            f"earlier checkpoint (point checkpoints/LATEST at another step_* folder)")
-        try:
-            model.load_weights({k: v.to(d.device) for k, v in checkpoint_weights(ckpt, state=state).items()})
-        except (KeyError, RuntimeError) as e:
-            raise UserError(f"checkpoint {ckpt} does not fit the run's config ({' '.join(str(e).split())[:200]})") from None
-        opt_state = optimizer_from_flat(checkpoint_weights(ckpt, "optimizer.safetensors", state), state["optimizer"])
-        stream.load_state_dict(state["data"])
-        step, elapsed_before, tokens_seen = state["step"], state.get("elapsed", 0.0), state.get("tokens_seen", 0)
-        init_source = state.get("init")
-        was = (state.get("config", {}).get("train", {}).get("micro_batch_size")
-               or t.global_batch_size // state.get("world_size", d.world_size))
-        if was != micro:  # the draws are seeded per micro-batch: a correct run, but not the uninterrupted one
-            resume_note = (f"note: the checkpoint was trained in micro-batches of {was}, this run uses {micro}: "
-                           f"same schedule and data order, other dropout, masking and sampling draws than an "
-                           f"uninterrupted run; pass --micro-batch-size {was} to continue it exactly")
+    # weights, data position and counters of the checkpoint, if any; the --init folder (kept in every checkpoint:
+    # the model card names it) is the first command's
+    resumed = restore(ckpt, model, stream, d.device, micro, t.global_batch_size, d.world_size,
+                      str(args.init) if init is not None else None)
+    step, elapsed_before, tokens_seen, state = resumed.step, resumed.elapsed, resumed.tokens_seen, resumed.state
     start_step = step
     planner, plan = resume_planner(t.time_budget, t.max_steps, t.warmup_steps, state.get("budget_plan"), step,
                                    d.world_size)
@@ -155,17 +132,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if fsdp:
         dist.shard_model(raw, (Block,))
     optimizer = build_optimizer(raw, t.optimizer, t.lr, t.weight_decay, (t.adam_beta1, t.adam_beta2), t.adam_eps)
-    if opt_state is not None:
-        # torch restores the saved hyperparameters with the state; this command's config (its --weight-decay,
-        # --adam-eps, --adam-beta1/2 overrides, written to config.json) is what the run must use from here on
-        hparams = [{k: g[k] for k in ("weight_decay", "eps", "betas")} for g in optimizer.param_groups]
-        try:
-            dist.load_full_optimizer(raw, optimizer, opt_state) if fsdp else optimizer.load_state_dict(opt_state)
-        except (ValueError, KeyError, RuntimeError) as e:
-            raise UserError(f"checkpoint {ckpt}: its optimizer state does not fit this run's optimizer "
-                            f"({str(e)[:200]}); weight_decay cannot be switched to or from 0 when resuming") from None
-        for group, hp in zip(optimizer.param_groups, hparams):
-            group.update(hp)
+    if resumed.optimizer is not None:
+        load_optimizer(raw, optimizer, resumed.optimizer, fsdp, ckpt)
     # only now that the checkpoint has loaded: a resume refused above leaves the run's config.json as it was, and
     # so does a finished run re-run (nothing to train: its checkpoint keeps the config it was trained with)
     if d.is_main and step < t.max_steps:
@@ -202,8 +170,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     log.print(f"resuming from {ckpt} at step {step}" if ckpt else f"fresh run into {args.out}" + (
         f", initialised from {args.init} ({', '.join(loaded)})"
         if init is not None else ""))
-    if resume_note:
-        log.print(resume_note)
+    if resumed.note:
+        log.print(resumed.note)
 
     stop: dict[str, signal.Signals | None] = {"signal": None}
 
@@ -262,7 +230,7 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
                                     **({"budget_plan": plan.to_dict()} if plan else {}),
                                     # what bit-for-bit reproduction also needs (float reductions follow them)
                                     "torch": torch.__version__, "threads": torch.get_num_threads(),
-                                    **({"init": init_source} if init_source else {}),
+                                    **({"init": resumed.init} if resumed.init else {}),
                                     **({"log_interval": interval} if interval else {})},
                                    t.keep_last, t.keep_every)
             log.print(f"saved {path}")
