@@ -15,7 +15,7 @@ from conftest import tiny_overrides
 from test_pretrain import final_weights, run_cli
 
 from electra import budget
-from electra.budget import Plan, Planner, fit, resume_planner
+from electra.budget import Plan, Planner, fit, overrun_note, resume_planner
 from electra.cli import main
 from electra.config import build_config
 from electra.errors import UserError
@@ -183,3 +183,14 @@ def test_a_budget_that_fits_the_schedule_changes_nothing_and_resumes_exactly(tin
     assert again.returncode == 0, again.stderr
     assert "resuming from" in again.stdout and "time budget 100s:" not in again.stdout  # the saved plan holds
     assert all(torch.equal(ref[k], v) for k, v in final_weights(killed).items())
+
+
+def test_a_budget_spent_by_its_own_timing_says_so(tiny_dataset, tmp_path, capsys):
+    plan = Plan(20.0, 9, 2, (5000, 1000), 9, 0.5, 1.0, 1.0)
+    assert overrun_note(plan, 19.0) is None
+    assert "took 24s of the 20s time budget; the run stops at step 9, over it" in overrun_note(plan, 24.0)
+    args = ["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"),
+            *tiny_overrides(max_steps=100_000, log_every=50, eval_every=0, save_every=100_000, time_budget="0.2")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "note: timing the steps, one evaluation and one checkpoint took" in out and "over it" in out

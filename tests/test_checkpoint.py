@@ -95,3 +95,27 @@ def test_milestones_outlive_the_rolling_window(tmp_path) -> None:
     assert names == ["step_00000400", "step_00000800", "step_00000900", "step_00001000"]
     save(tmp_path, 1100, 0.0, keep_last=2)  # a resume without keep_every: the window alone
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("step_*")) == ["step_00001000", "step_00001100"]
+
+
+def test_a_folder_of_another_kind_is_named_with_what_to_do(tmp_path) -> None:
+    """A model argument that is one of this project's other folders gets told which it is and what takes it."""
+    from electra.checkpoint import folder_kind, resolve_checkpoint
+    from electra.hf_read import locate
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"model": {}, "train": {}}')  # a pretrain that has not saved yet
+    for model in ("ft/model", "multi/sst2/model", "multi/cola/model"):  # one task's OUT; several tasks' OUT
+        (tmp_path / model).mkdir(parents=True)
+        (tmp_path / model / "finetune.json").write_text("{}")
+    tuned, multi, empty = tmp_path / "ft" / "model", tmp_path / "multi", tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    assert [folder_kind(p) for p in (run, tuned, tuned.parent, multi, empty)] == [
+        "run", "finetuned", "finetuned", "finetuned_tasks", None]
+    for path, says in ((run, "has no checkpoint yet"), (tuned.parent, "is a fine-tuned model"),
+                       (multi, r"holds the fine-tuned models of several tasks \(.*cola, .*sst2\); pass one"),
+                       (tmp_path / "notes.txt", "is a file"), (empty, "is neither an electra run folder")):
+        with pytest.raises(UserError, match=says):
+            resolve_checkpoint(path)
+    with pytest.raises(UserError, match="is an `electra pretrain` run or checkpoint, not a Hugging Face folder"):
+        locate(run)  # pretrain --init RUN

@@ -25,6 +25,38 @@ def test_every_subcommand_has_help(command, capsys):
 def test_top_level_help_and_unknown_command(capsys):
     assert main([]) == 0 and "pretrain" in capsys.readouterr().out
     assert main(["train"]) == 2 and "unknown command" in capsys.readouterr().err
+    assert main(["pretrian", "--preset", "tiny"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'pretrian'; did you mean 'pretrain'?" in err and err.count("\n") == 1
+
+
+def test_sigterm_runs_the_commands_cleanups_and_ctrl_c_while_loading_is_one_line(monkeypatch, capsys):
+    """A SIGTERM (kill, a scheduler's limit) mid-command unwinds like Ctrl-C: `finally` blocks (an export's
+    staging folder) run; the handler is put back afterwards. Ctrl-C while the command's module imports torch."""
+    import os
+    import signal
+    import time
+
+    import electra.status
+    cleaned = []
+
+    def killed(argv):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises at the next bytecode
+        finally:
+            cleaned.append(True)
+
+    monkeypatch.setattr(electra.status, "main", killed)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["status", "run"]) == 128 + signal.SIGTERM and cleaned == [True]
+    assert capsys.readouterr().err == "electra status: terminated (SIGTERM)\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    def interrupted(name):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("electra.cli.importlib.import_module", interrupted)
+    assert main(["status", "run"]) == 130 and capsys.readouterr().err == "electra status: interrupted\n"
 
 
 def test_python_dash_m_runs_the_same_cli():

@@ -59,7 +59,11 @@ def test_jsonl_text_field_and_record_boundaries(tmp_path: Path) -> None:
     units, stats = units_of(p, text_field="body")
     assert docs_of(units) == [["a1", "a2"], ["a3"], ["b1"]]
     assert stats.bad_records == 3
-    assert any("body" in w and "3 JSON line" in w for w in stats.per_file_warnings)
+    assert stats.per_file_warnings == [(f"{p}: 3 JSON line(s) skipped (1 not valid JSON, 2 without a string field "
+                                        f"'body'; first at line 3); use --text-field to pick the right field")]
+    (tmp_path / "broken.jsonl").write_text('{"text": "fine"}\n{"text": "cut sh\n', encoding="utf-8")
+    assert units_of(tmp_path / "broken.jsonl")[1].per_file_warnings[0].endswith(
+        "1 JSON line(s) skipped (1 not valid JSON; first at line 2); fix or remove them")
     with pytest.raises(UserError, match="text-field"):
         units_of(p, text_field="missing")
     # .json is JSON Lines too, and --format forces JSONL on any name; gzip'd JSONL works
@@ -145,6 +149,10 @@ def test_empty_and_binary_files(tmp_path: Path) -> None:
     (tmp_path / "bad.gz").write_bytes(b"\x1f\x8b" + b"garbage" * 10)
     with pytest.raises(UserError, match="bad.gz"):
         resolve_corpus([tmp_path / "bad.gz"])
+    for encoding in ("utf-16", "utf-16-le", "utf-16-be"):  # with a byte-order mark, and without either way
+        (tmp_path / "u16.txt").write_bytes("two lines of text\nin UTF-16, said so\n".encode(encoding))
+        with pytest.raises(UserError, match=r"u16\.txt is UTF-16 text; convert it to UTF-8 first \(iconv -f UTF-16"):
+            resolve_corpus([tmp_path / "u16.txt"])
 
 
 def test_invalid_utf8_replaced_and_counted(tmp_path: Path) -> None:
@@ -153,7 +161,9 @@ def test_invalid_utf8_replaced_and_counted(tmp_path: Path) -> None:
     units, stats = units_of(p)
     assert units[:3] == ["caf\ufffd ok", "\ufffd\ufffd x", "fine"]
     assert stats.replaced_bytes == 3
-    assert any("3 invalid UTF-8" in w and "latin1.txt" in w for w in stats.per_file_warnings)
+    assert any("3 invalid UTF-8" in w and "latin1.txt" in w and "iconv -f LATIN1" in w for w in stats.per_file_warnings)
+    p.write_bytes(b"a stray \xff byte in a long file\n" + b"plain text\n" * 200)  # 1 in 2,000: a damaged line
+    assert [w.endswith("1 invalid UTF-8 byte(s) replaced by U+FFFD") for w in units_of(p)[1].per_file_warnings] == [True]
 
 
 def test_absurdly_long_lines_are_split_not_fatal(tmp_path: Path) -> None:
@@ -240,12 +250,15 @@ def test_zstd_reads_every_frame_and_suffixes_ignore_case(tmp_path: Path) -> None
     assert cf.fmt == "jsonl" and docs_of(units_of(p)[0]) == [["one"], ["two"]]
 
 
-def test_a_corrupt_compressed_file_is_a_one_line_error(tmp_path: Path) -> None:
-    import bz2
-    p = tmp_path / "c.txt.bz2"
-    whole = bz2.compress(" ".join(str(i) for i in range(20000)).encode())
-    p.write_bytes(whole[: len(whole) // 2])  # cut short: a download that stopped
-    with pytest.raises(UserError, match=r"c.txt.bz2: (cannot read|read failed)") as e:
+@pytest.mark.parametrize("codec", ["gzip", "bzip2", "xz", "zstd"])
+@pytest.mark.parametrize("keep", [0.1, 0.5, 0.99])
+def test_a_truncated_compressed_file_is_a_one_line_error(tmp_path: Path, codec: str, keep: float) -> None:
+    """Cut short (a download that stopped), inside the first block or the last: never read as if whole, nor as
+    an empty file. (zstandard's own stream reader returns what it has without a word.)"""
+    p = tmp_path / f"c.txt.{codec}"
+    whole = _compress(codec, "\n".join(" ".join(str(i * j) for j in range(20)) for i in range(20000)).encode())
+    p.write_bytes(whole[: int(len(whole) * keep)])
+    with pytest.raises(UserError, match=rf"c.txt.{codec}: (cannot read|read failed)") as e:
         units_of(p)
     assert "\n" not in str(e.value)
 

@@ -43,6 +43,10 @@ def test_bad_vocab_files(tmp_path: Path) -> None:
     dup = write_vocab(tmp_path / "dup.txt", extra=("alpha",))
     with pytest.raises(UserError, match="appears twice"):
         read_vocab(dup)
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "model": {"type": "WordPiece"}}')
+    with pytest.raises(UserError, match=r"is JSON \(a tokenizer.json\?\), not a vocab.txt; write one with `electra vocab "
+                                        r"--from-tokenizer"):
+        read_vocab(tmp_path / "tokenizer.json")
 
 
 def test_bert_style_tokenization(tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
-"""`electra prepare --dedup`: repeated documents are left out, the first kept, across files and units; the result
-equals preparing the corpus with the repeats removed by hand; shards follow when an earlier file stops repeating;
-workers give the same bytes.
+"""`electra prepare --dedup` / `--near-dup J`: repeated (or nearly repeated) documents are left out, the first
+kept, across files and units; the result equals preparing the corpus with the repeats removed by hand; shards
+follow when an earlier file stops repeating; workers give the same bytes. MinHash agreement is checked against the
+Jaccard similarity of the shingle sets, computed directly.
 
     python -m pytest tests/test_dedup.py -q
 """
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +17,7 @@ from data_helpers import tree_bytes, write_vocab
 
 from electra.cli import main as cli
 from electra.data.dataset import PretrainData
-from electra.data.dedup import repeats
+from electra.data.dedup import PERMS, SHINGLE, minhash, near_repeats, repeats
 from electra.data.pipeline import Settings
 from electra.data.prepare import prepare
 
@@ -80,9 +82,90 @@ def test_a_document_that_stops_repeating_rebuilds_its_shard_only(tmp_path: Path,
     assert rows(tmp_path / "ds") == rows(tmp_path / "fresh") and fresh["key"] == meta["key"]
 
 
-def test_dedup_workers_give_identical_bytes(tmp_path: Path, vocab: Path) -> None:
+@pytest.mark.parametrize("flags", [["--dedup"], ["--near-dup", "0.8"]])
+def test_dedup_workers_give_identical_bytes(tmp_path: Path, vocab: Path, flags: list[str]) -> None:
     files = [write(tmp_path / f"{n}.txt", docs * 3) for n, docs in (("a", A), ("b", B), ("c", C))]
-    common = [*files, "--vocab", str(vocab), "--unit-mb", "0.00001", "--dedup", "--quiet"]
+    common = [*files, "--vocab", str(vocab), "--unit-mb", "0.00001", *flags, "--quiet"]
     assert cli(["prepare", *common, "--out", str(tmp_path / "w1"), "--workers", "1"]) == 0
     assert cli(["prepare", *common, "--out", str(tmp_path / "w2"), "--workers", "2"]) == 0
     assert tree_bytes(tmp_path / "w1") == tree_bytes(tmp_path / "w2")
+
+
+# near-duplicates ------------------------------------------------------------------------------------------------
+
+TOKENS = tuple(f"w{i}" for i in range(3000))
+
+
+def text(rng: random.Random, n: int) -> list[str]:
+    return [rng.choice(TOKENS) for _ in range(n)]
+
+
+def edited(words: list[str], rng: random.Random, changes: int) -> list[str]:
+    out = list(words)
+    for _ in range(changes):
+        out[rng.randrange(len(out))] = f"new{rng.random()}"
+    return out
+
+
+def jaccard(a: list[str], b: list[str]) -> float:
+    """The similarity MinHash estimates: of the two sets of SHINGLE-word shingles."""
+    def shingles(w: list[str]) -> set[tuple[str, ...]]:
+        return {tuple(w[i:i + SHINGLE]) for i in range(len(w) - SHINGLE + 1)}
+    sa, sb = shingles(a), shingles(b)
+    return len(sa & sb) / len(sa | sb)
+
+
+def test_minhash_agreement_estimates_the_jaccard_similarity():
+    rng = random.Random(0)
+    errors = []
+    for changes in range(0, 60, 2):  # similarities from 1 down to about 0.3
+        a = text(rng, 300)
+        b = edited(a, rng, changes)
+        errors.append(float((minhash(a) == minhash(b)).mean()) - jaccard(a, b))
+    # 128 functions: the estimate's standard deviation is sqrt(J (1 - J) / 128) <= 0.044
+    assert max(map(abs, errors)) < 0.15 and abs(float(np.mean(errors))) < 0.03
+    unrelated = [float((minhash(text(rng, 300)) == minhash(text(rng, 300))).mean()) for _ in range(10)]
+    assert max(unrelated) < 0.05
+    assert minhash(a).shape == (PERMS,) and (minhash([]) == 0xFFFF).all()
+    assert (minhash(a) == minhash(list(a))).all() and (minhash(["Tiny"]) != minhash(["tiny"])).any()
+
+
+def test_near_repeats_leave_out_near_copies_of_earlier_documents_only():
+    rng = random.Random(1)
+    a, b = text(rng, 400), text(rng, 400)
+    close_a = edited(a, rng, 4)  # Jaccard about 0.9
+    far_b = edited(b, rng, 80)  # about 0.3: a rewrite, kept
+    assert jaccard(a, close_a) > 0.85 and jaccard(b, far_b) < 0.5
+    unit1 = np.stack([minhash(w) for w in (a, b, [], close_a)])
+    unit2 = np.stack([minhash(w) for w in (far_b, [], a, text(rng, 50))])
+    got = near_repeats([unit1, unit2, np.zeros((0, PERMS), np.uint16)], 0.8)
+    assert [g.tolist() for g in got] == [[3], [2], []]  # the first copy kept; empty documents never count
+    assert [g.tolist() for g in near_repeats([unit1, unit2], 0.99)] == [[], [2]]  # only the exact copy
+
+
+def test_near_dup_equals_the_corpus_without_its_near_copies(tmp_path: Path, capsys) -> None:
+    vocab = write_vocab(tmp_path / "vocab.txt", extra=TOKENS)  # every word its own id: rows tell documents apart
+    rng = random.Random(2)
+    docs = [text(rng, 200) for _ in range(4)]
+    copy = [w.upper() for w in edited(docs[1], rng, 1)]  # a word edited (Jaccard 0.95), upper-cased,
+    a = write(tmp_path / "a.txt", [[" ".join(docs[0])], [" ".join(docs[1][:80]), " ".join(docs[1][80:])]])
+    b = write(tmp_path / "b.txt", [[" ".join(docs[2])], [" ".join(copy[:150]), " ".join(copy[150:])],  # other lines
+                                   [" ".join(docs[3])]])
+    hand_b = write(tmp_path / "hb.txt", [[" ".join(docs[2])], [" ".join(docs[3])]])
+    common = ["--vocab", str(vocab), "--unit-mb", "0.00001", "--seq-len", "16", "--valid-fraction", "0.3",
+              "--workers", "1"]
+    assert cli(["prepare", a, b, "--out", str(tmp_path / "near"), "--near-dup", "0.8", *common]) == 0
+    out = capsys.readouterr()
+    assert "--near-dup 0.8: 1 of 5 documents repeat an earlier one or nearly" in out.err
+    assert "repeated documents left out (--near-dup 0.8): 1" in out.out
+    assert cli(["prepare", a, hand_b, "--out", str(tmp_path / "hand"), *common, "--quiet"]) == 0
+    assert rows(tmp_path / "near") == rows(tmp_path / "hand")
+    meta = json.loads((tmp_path / "near" / "meta.json").read_text())
+    assert meta["settings"]["near_dup"] == 0.8 and "dedup" not in meta["settings"]
+    assert "near_dup" not in Settings().as_dict()  # datasets prepared without it keep their keys
+    assert cli(["prepare", a, b, "--out", str(tmp_path / "exact"), "--dedup", *common, "--quiet"]) == 0
+    assert json.loads((tmp_path / "exact" / "meta.json").read_text())["counts"]["duplicate_documents"] == 0
+    capsys.readouterr()
+    assert cli(["prepare", a, "--out", str(tmp_path / "bad"), "--near-dup", "1.5", *common]) == 2
+    assert "--near-dup 1.5 must be a Jaccard similarity between 0 and 1" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()

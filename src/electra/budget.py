@@ -62,6 +62,14 @@ class Plan:
                 f"{self.shape[1]:,})")
 
 
+def overrun_note(plan: Plan, elapsed: float) -> str | None:
+    """What to tell the user when timing the window, one evaluation and one checkpoint spent the whole budget."""
+    if elapsed < plan.budget:
+        return None
+    return (f"note: timing the steps, one evaluation and one checkpoint took {elapsed:.0f}s of the {plan.budget:g}s "
+            f"time budget; the run stops at step {plan.steps}, over it: give a budget several times that long")
+
+
 def fit(budget: float, elapsed: float, step: int, shape: tuple[int, int], step_seconds: float, eval_seconds: float,
         save_seconds: float, eval_every: int, save_every: int) -> tuple[int, int]:
     """(max_steps, warmup_steps) that end the run within the budget, `elapsed` seconds of it spent at `step`.

@@ -67,7 +67,8 @@ def check_fresh_out(run_dir: Path) -> None:
         foreign = sorted(p.name for p in run_dir.iterdir() if not (
             p.name in RUN_FILES or p.name.startswith(".") or p.suffix in (".log", ".out", ".err", ".txt")))
         if foreign:
-            raise UserError(f"--out {run_dir} holds {foreign[0]!r} and other files that are not a run's; give a new "
+            raise UserError(f"--out {run_dir} holds {foreign[0]!r}{' and other files' if len(foreign) > 1 else ''} "
+                            f"that {'are' if len(foreign) > 1 else 'is'} not a run's; give a new "
                             f"or empty folder")
 
 
@@ -213,13 +214,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def read_weights(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
+EARLIER = "restore it, or use an earlier checkpoint (point checkpoints/LATEST at another step_* folder)"
+
+
+def read_weights(path: Path, sha256: str | None = None, fix: str = EARLIER) -> dict[str, torch.Tensor]:
     """Load a safetensors file, turning a truncated or corrupt file (or one whose bytes no longer match the
-    `sha256` recorded when it was saved) into a one-line error."""
+    `sha256` recorded when it was saved) into a one-line error that ends with `fix`."""
     if not path.exists():
         raise UserError(f"checkpoint file {path} is missing")
-    damaged = (f"checkpoint file {path} is damaged ({{}}); restore it, or use an earlier checkpoint (point "
-               f"checkpoints/LATEST at another step_* folder)")
+    damaged = f"checkpoint file {path} is damaged ({{}}); {fix}"
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(damaged.format("its bytes do not match the sha256 recorded when it was saved"))
     try:
@@ -257,18 +260,48 @@ class Pretrained(NamedTuple):
     strip_accents: bool | None = None  # None: as lowercase (BERT's rule); the dataset's setting
 
 
+def folder_kind(path: Path) -> str | None:
+    """Which of this project's folders `path` is: "finetuned" (`electra finetune`'s OUT or OUT/model; with several
+    tasks "finetuned_tasks", OUT holding OUT/<task>/model), "checkpoint"
+    (a run's checkpoints/step_*), "run" (an `electra pretrain` --out), or None; for errors that expected another."""
+    if (path / "finetune.json").is_file() or (path / "model" / "finetune.json").is_file():
+        return "finetuned"
+    if any(path.glob("*/model/finetune.json")):
+        return "finetuned_tasks"
+    if (path / "model.safetensors").is_file() and (path / "state.json").is_file():
+        return "checkpoint"
+    try:
+        cfg = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return "run" if isinstance(cfg, dict) and {"model", "train"} <= cfg.keys() else None
+
+
 def resolve_checkpoint(path: Path) -> tuple[Path, Path]:
     """(run_dir, checkpoint_dir) for a run folder (its latest checkpoint) or one checkpoint folder."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"model folder {path} does not exist")
-    if (path / "model.safetensors").exists() and (path / "state.json").exists():
+    if path.is_file():
+        raise UserError(f"model {path} is a file; pass a run folder of `electra pretrain`, one of its "
+                        f"checkpoints/step_* folders or a Hugging Face ELECTRA folder")
+    kind = folder_kind(path)
+    if kind == "checkpoint":
         return path.parent.parent, path
-    if (path / "config.json").exists() and (path / "checkpoints").exists():
-        ckpt = latest_checkpoint(path)
+    if kind == "run":
+        ckpt = latest_checkpoint(path) if (path / "checkpoints").exists() else None
         if ckpt is None:
-            raise UserError(f"run folder {path} has no checkpoint yet")
+            raise UserError(f"run folder {path} has no checkpoint yet: `electra pretrain` saves one every "
+                            f"--save-every steps and when it stops; wait for one, or run its pretrain command again")
         return path, ckpt
+    if kind == "finetuned":
+        raise UserError(f"{path} is a fine-tuned model (`electra finetune` output): run it with `electra predict "
+                        f"--model {path}`; this command takes a pre-training run, a checkpoint or a Hugging Face "
+                        f"ELECTRA folder")
+    if kind == "finetuned_tasks":
+        tasks = sorted(p.parent.parent for p in path.glob("*/model/finetune.json"))
+        raise UserError(f"{path} holds the fine-tuned models of several tasks ({', '.join(map(str, tasks[:4]))}); "
+                        f"pass one")
     raise UserError(f"{path} is neither an electra run folder (config.json and checkpoints/ from `electra pretrain`) "
                     f"nor a Hugging Face ELECTRA folder (config.json with model_type 'electra')")
 

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import difflib
 import functools
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -71,14 +74,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
-        print(f"electra: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        near = difflib.get_close_matches(name, COMMANDS, n=1)
+        print(f"electra: unknown command {name!r}{f'; did you mean {near[0]!r}?' if near else ''} (`electra --help` "
+              f"lists them: {', '.join(COMMANDS)})", file=sys.stderr)
         return 2
     if name in LONG_RUNNING:
         tune_allocator()
-    module = importlib.import_module(COMMANDS[name][0])
-    formatted = warnings.formatwarning
+    formatted, terminate = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
     warnings.formatwarning = functools.partial(format_warning, name, formatted)
+    # SIGTERM (kill, a job's time limit) as an exception, as Ctrl-C is: cleanups run, no staging folder is left
+    # behind. Not for pretrain, which stops at the end of its step itself (and under torchrun must die at once).
+    if name != "pretrain" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
     try:
+        module = importlib.import_module(COMMANDS[name][0])  # inside: a Ctrl-C while torch loads is one line too
         code = int(module.main(rest) or 0)
         sys.stdout.flush()  # a buffered stdout meets a closed pipe here, not in the interpreter's final flush
         return code
@@ -88,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"electra {name}: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"electra {name}: terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except BrokenPipeError:  # `electra detect ... | head`: the reader has gone, as a shell pipeline expects
         quiet_stdout()
         return 128 + 13  # the status of a process ended by SIGPIPE
@@ -98,6 +110,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         warnings.formatwarning = formatted
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, terminate)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised wherever the command is: like KeyboardInterrupt, not caught by `except Exception`."""
+
+
+def raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
 
 
 def format_warning(command: str, default: Callable[..., str], message: Warning | str, category: type[Warning],

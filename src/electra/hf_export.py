@@ -277,7 +277,7 @@ def export_finetuned(model_dir: Path, out: Path) -> ExportResult:
     vocab = model_dir / "vocab.txt"
     if not vocab.is_file():
         raise UserError(f"{model_dir} has no vocab.txt; copy the vocabulary the model was fine-tuned with there")
-    w = read_weights(model_dir / "model.safetensors")
+    w = read_weights(model_dir / "model.safetensors", fix="restore it, or fine-tune again")
     enc, head = strip_prefix(w, "encoder."), strip_prefix(w, "head.")
     check_encoder(enc, cfg, f"{model_dir / 'model.safetensors'} (encoder)")
     pad = SpecialIds.from_vocab(vocab).pad

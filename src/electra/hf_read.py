@@ -13,6 +13,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
+from electra.checkpoint import folder_kind
 from electra.config import ModelConfig
 from electra.errors import UserError
 from electra.hf import (
@@ -195,5 +196,9 @@ def locate(path: Path) -> tuple[Path | None, Path | None]:
     if foreign:
         raise UserError(f"{path} holds a {foreign!r} model (config.json model_type), not ELECTRA; only Hugging Face "
                         f"ELECTRA folders (model_type 'electra') and the modern backbone's ModernBERT exports can be imported")
+    if folder_kind(path) in ("run", "checkpoint"):
+        raise UserError(f"{path} is an `electra pretrain` run or checkpoint, not a Hugging Face folder: to go on "
+                        f"training it, give its run folder as --out (the run resumes); to start a new run from its weights, "
+                        f"`electra export {path} DIR` and pass DIR")
     raise UserError(f"{path} is not a Hugging Face ELECTRA folder (expected config.json with model_type 'electra', "
                     f"or discriminator/ and generator/ folders)")

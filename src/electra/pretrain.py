@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
-from electra.budget import resume_planner
+from electra.budget import overrun_note, resume_planner
 from electra.checkpoint import amend_state, discard_failed_start, save_checkpoint, write_run_files
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.mixture import Mixture
@@ -256,6 +256,8 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         log.set_total(t.max_steps)
         log.update_config(cfg.to_dict())
         log.print(plan.describe())
+        if note := overrun_note(plan, elapsed()):
+            log.print(note)
         if d.is_main:  # the checkpoint just saved runs on the plan: a resume from it keeps it
             amend_state(path, {"config": cfg.to_dict(), "budget_plan": plan.to_dict()})
             write_run_files(args.out, cfg, data, mixture, held)

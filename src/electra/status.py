@@ -41,6 +41,10 @@ def active_alerts(log: Path) -> dict[str, str]:
 
 def run_status(run: Path, now: float | None = None) -> dict[str, Any]:
     """What `electra status` shows, as a dict."""
+    if not run.exists():
+        raise UserError(f"run folder {run} does not exist; give the --out of `electra pretrain`")
+    if not run.is_dir():
+        raise UserError(f"{run} is a file; give the --out folder of `electra pretrain`")
     if not (run / "config.json").is_file():
         raise UserError(f"{run} is not a pre-training run folder (no config.json); give the --out of `electra "
                         f"pretrain`")

@@ -59,10 +59,45 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
         return lzma.open(path, "rb")  # type: ignore[return-value]
     if codec == "zstd":
         zstandard = optional_module("zstandard", "zstandard", "zstd-compressed", path)
-        raw = open(path, "rb")  # noqa: SIM115 - closed with the reader (closefd)
-        # across frames: `zstd -T0` and pzstd write several (said outright: the flag's default is False)
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw, closefd=True, read_across_frames=True))
+        return io.BufferedReader(ZstdFrames(path, zstandard.ZstdDecompressor()))
     return open(path, "rb")
+
+
+class ZstdFrames(io.RawIOBase):
+    """A zstd file's decompressed bytes, frame after frame (`zstd -T0` and pzstd write several), and an EOFError
+    when the file ends inside a frame, as gzip, bz2 and lzma raise for a truncated file (zstandard's own
+    stream_reader returns what it has as if the file were whole)."""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, path: Path, dctx: Any):
+        self.file, self.dctx = open(path, "rb"), dctx  # noqa: SIM115 - closed in close()
+        self.frame, self.started, self.pending = dctx.decompressobj(), False, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.pending:
+            data = self.file.read(self.CHUNK)
+            if not data:
+                if self.started:
+                    raise EOFError("the file ends inside a zstd frame")
+                return 0
+            while data:
+                self.started = True
+                self.pending += self.frame.decompress(data)
+                data = b""
+                if self.frame.eof:  # the next frame, if any, begins in what this one left over
+                    data, self.frame, self.started = self.frame.unused_data, self.dctx.decompressobj(), False
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
 
 
 def parquet_records(path: Path, columns: list[str] | None = None) -> Iterator[dict[str, Any]]:

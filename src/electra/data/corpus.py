@@ -134,6 +134,13 @@ def expand_inputs(specs: Sequence[str | Path], warn: Warn = default_warn) -> lis
     return out
 
 
+def utf16_without_bom(head: bytes) -> bool:
+    """Mostly-ASCII UTF-16 text: a NUL in every other byte (odd ones little-endian, even ones big-endian) and
+    hardly any in the others (a binary file has them anywhere)."""
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    return max(even, odd) > len(head) // 4 and min(even, odd) < len(head) // 32
+
+
 def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -> CorpusFile | None:
     """Detect one file's format; None (with a warning) for an empty file; UserError for a binary one."""
     if fmt is not None and fmt not in FORMATS:
@@ -158,6 +165,9 @@ def detect_file(path: Path, fmt: str | None = None, warn: Warn = default_warn) -
     if not head:
         warn(f"{path} is empty (after decompression); skipped")
         return None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or utf16_without_bom(head):
+        raise UserError(f"{path} is UTF-16 text; convert it to UTF-8 first (iconv -f UTF-16 -t UTF-8 {path} > "
+                        f"{path}.utf8.txt)")
     if b"\x00" in head:
         raise UserError(f"{path} is not text (NUL bytes in its first KB); remove it from the corpus")
     if fmt is None:
@@ -262,7 +272,7 @@ def _text_units(lines: Iterator[str], stats: ReadStats, blanks_separate_docs: bo
 
 def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where: Path,
                  blanks_separate_docs: bool = True) -> Iterator[str]:
-    first_bad = 0
+    first_bad, invalid = 0, 0
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -270,20 +280,22 @@ def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where:
             raise UserError(f"{where} is a JSON array, not JSON Lines; write one JSON object per line")
         try:
             rec = json.loads(line)
-            text = rec[text_field]
-            if not isinstance(text, str):
-                raise TypeError
-        except (ValueError, KeyError, TypeError, IndexError):
+        except ValueError:
+            rec, invalid = None, invalid + 1
+        text = rec.get(text_field) if isinstance(rec, dict) else None
+        if not isinstance(text, str):
             stats.bad_records += 1
             first_bad = first_bad or lineno
             continue
         yield from _text_units(iter(text.split("\n")), stats, blanks_separate_docs)
     if stats.bad_records:
+        kinds = ", ".join(f"{n} {what}" for n, what in ((invalid, "not valid JSON"), (
+            stats.bad_records - invalid, f"without a string field {text_field!r}")) if n)
         hint = ("some were records longer than the line limit, split apart: raise --max-line-bytes"
-                if stats.split_lines else "use --text-field to pick the right field")
+                if stats.split_lines else "fix or remove them" if invalid == stats.bad_records
+                else "use --text-field to pick the right field")
         stats.per_file_warnings.append(
-            f"{where}: {stats.bad_records} JSON line(s) without a string field {text_field!r} skipped "
-            f"(first at line {first_bad}); {hint}")
+            f"{where}: {stats.bad_records} JSON line(s) skipped ({kinds}; first at line {first_bad}); {hint}")
 
 
 def _parquet_units(path: Path, stats: ReadStats, text_field: str, blanks_separate_docs: bool) -> Iterator[str]:
@@ -365,7 +377,11 @@ def iter_units(cf: CorpusFile, stats: ReadStats, text_field: str = "text",
     if cf.fmt == "jsonl" and local.bad_records and local.documents == 0:
         raise UserError(f"{cf.path}: no JSON line has a string field {text_field!r}; use --text-field to pick it")
     if local.replaced_bytes:
-        stats.per_file_warnings.append(f"{cf.path}: {local.replaced_bytes} invalid UTF-8 byte(s) replaced by U+FFFD")
+        # a stray byte is a damaged line; one in a thousand is a file in another encoding, most often Latin-1
+        other = (f" (so many that it is likely another encoding: convert it, e.g. iconv -f LATIN1 -t UTF-8 "
+                 f"{cf.path})" if local.replaced_bytes * 1000 > max(1, local.bytes_read) else "")
+        stats.per_file_warnings.append(f"{cf.path}: {local.replaced_bytes} invalid UTF-8 byte(s) replaced by "
+                                       f"U+FFFD{other}")
     if local.split_lines:
         stats.per_file_warnings.append(
             f"{cf.path}: {local.split_lines} split(s) of lines longer than {limit} bytes")

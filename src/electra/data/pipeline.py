@@ -54,6 +54,7 @@ class Settings:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     blanks_separate_docs: bool = True  # False: blank lines are not document boundaries, each file / record is one
     dedup: bool = False  # leave out documents that repeat an earlier one exactly (dedup.py)
+    near_dup: float = 0.0  # > 0: also those whose shingles' MinHash agrees this much with an earlier one's
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -62,6 +63,8 @@ class Settings:
             del d["blanks_separate_docs"]
         if not d["dedup"]:
             del d["dedup"]
+        if not d["near_dup"]:
+            del d["near_dup"]
         return d
 
 
@@ -72,7 +75,7 @@ class Unit:
     index: int
     files: tuple[CorpusFile, ...]
     key: str
-    drop: frozenset[int] = frozenset()  # --dedup: the ordinals of the unit's documents that repeat earlier ones
+    drop: frozenset[int] = frozenset()  # --dedup / --near-dup: the ordinals of the unit's documents that repeat earlier ones
 
     @property
     def name(self) -> str:
@@ -161,7 +164,7 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                             builders, writers)
         stats.tokens_encoded, stats.unk_tokens = encoded
         counts = {s: w.close() for s, w in writers.items()}
-        read = stats.as_dict() | ({"duplicate_documents": dropped[0]} if settings.dedup else {})
+        read = stats.as_dict() | ({"duplicate_documents": dropped[0]} if settings.dedup or settings.near_dup else {})
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],
                 "counts": counts, "read": read, "warnings": stats.per_file_warnings}
         if os.environ.get(KILL_BEFORE_COMMIT_ENV) == str(unit.index):

@@ -38,9 +38,9 @@ from electra.data.corpus import (
     file_bytes_estimate,
     resolve_corpus,
 )
-from electra.data.dedup import hash_unit, mark_repeats
+from electra.data.dedup import SHINGLE, fingerprint_unit, mark_repeats
 from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
-from electra.data.report import summary, unk_share
+from electra.data.report import dedup_flags, summary, unk_share
 from electra.data.shards import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -96,7 +96,8 @@ def _check_out_dir(out: Path) -> None:
     if out.is_dir():
         foreign = [p.name for p in out.iterdir() if not _ours(p)]
         if foreign:
-            raise UserError(f"--out {out} contains {foreign[0]!r} and other files that are not an electra dataset; "
+            raise UserError(f"--out {out} contains {foreign[0]!r}{' and other files' if len(foreign) > 1 else ''} "
+                            f"that {'are' if len(foreign) > 1 else 'is'} not an electra dataset; "
                             "give an empty or new folder")
 
 
@@ -131,6 +132,9 @@ def _check_settings(settings: Settings) -> None:
         v = getattr(settings, name)
         if not 0.0 <= v <= 1.0:
             raise UserError(f"--{name.replace('_', '-')} {v} must be between 0 and 1")
+    if not 0.0 <= settings.near_dup <= 1.0:
+        raise UserError(f"--near-dup {settings.near_dup:g} must be a Jaccard similarity between 0 and 1 "
+                        f"(0.8 is usual: documents sharing 80% of their 5-word shingles)")
     if settings.max_line_bytes < 4:  # the longest UTF-8 character: a split never cuts one
         raise UserError(f"--max-line-bytes {settings.max_line_bytes} must be at least 4 (the default is "
                         f"{DEFAULT_MAX_LINE_BYTES})")
@@ -198,20 +202,24 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _without_repeats(units: Sequence[Unit], settings: Settings, workers: int, log: Callable[[str], None]) -> list[Unit]:
-    """--dedup: the units, each with the documents to leave out and that list's digest in its key (dedup.py)."""
+    """--dedup / --near-dup: the units, each with the documents to leave out and that list's digest in its key
+    (dedup.py)."""
     t0, args, workers = time.time(), [(u, settings) for u in units], max(1, min(workers, len(units)))
     if workers == 1:
-        hashes = [hash_unit(a) for a in args]
+        prints = [fingerprint_unit(a) for a in args]
     else:
         with _pool(workers) as pool:
             try:
-                hashes = list(pool.map(hash_unit, args))
+                prints = list(pool.map(fingerprint_unit, args))
             except BrokenProcessPool:
-                raise UserError("a --workers process died during --dedup's hash pass (killed, or out of memory?); "
+                raise UserError("a --workers process died during the duplicate pass (killed, or out of memory?); "
                                 "re-run, with fewer --workers if memory is short") from None
-    marked, n = mark_repeats(units, hashes)
-    log(f"--dedup: {n} of {sum(map(len, hashes))} documents repeat an earlier one and are left out "
-        f"({time.time() - t0:.1f}s)")
+    marked, n = mark_repeats(units, prints, settings.dedup, settings.near_dup)
+    flags = dedup_flags(settings.as_dict())
+    nearly = (f" or nearly (MinHash of {SHINGLE}-word shingles, agreement >= {settings.near_dup:g})"
+              if settings.near_dup else "")
+    log(f"{flags}: {n} of {sum(len(p.exact) for p in prints)} documents repeat an earlier one{nearly} and are "
+        f"left out ({time.time() - t0:.1f}s)")
     return marked
 
 
@@ -267,7 +275,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     base = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "vocab_sha256": vocab_file.sha256,
             "dtype": dtype.name, "settings": settings.as_dict()}
     units = plan_units(files, int(unit_mb * (1 << 20)), base)
-    if settings.dedup:
+    if settings.dedup or settings.near_dup:
         units = _without_repeats(units, settings, workers, log)
     dataset_key = hashlib.sha256("".join(u.key for u in units).encode()).hexdigest()
     _check_out_dir(out)
@@ -372,6 +380,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "file or JSON record is one document, as the original's OpenWebText builder (a page a file)")
     p.add_argument("--dedup", action="store_true", help="leave out every document whose text repeats an earlier "
                    "one exactly (the first is kept), across all input files; a hash pass reads the corpus first")
+    p.add_argument("--near-dup", type=float, default=0.0, metavar="J", help="also leave out documents that nearly "
+                   "repeat an earlier one: Jaccard similarity of their 5-word shingles (lower-cased) at least J, "
+                   "estimated by MinHash (0.8 is usual; 0: off); a MinHash pass reads the corpus first")
     p.add_argument("--batch-lines", type=int, default=4096, help="lines per tokenizer batch")
     p.add_argument("--overwrite", action="store_true", help="replace a finished dataset in --out that was prepared "
                    "with another vocab, other settings or fewer input files (edited or added files never need it)")
@@ -386,7 +397,8 @@ def main(argv: list[str]) -> int:
     settings = Settings(seq_len=a.seq_len, lowercase=a.lowercase, strip_accents=a.strip_accents,
                         single_segment_prob=a.single_segment_prob, short_seq_prob=a.short_seq_prob, seed=a.seed,
                         valid_fraction=a.valid_fraction, text_field=a.text_field, max_line_bytes=a.max_line_bytes,
-                        blanks_separate_docs=a.blanks_separate_docs, dedup=a.dedup)
+                        blanks_separate_docs=a.blanks_separate_docs, dedup=a.dedup,
+                        near_dup=a.near_dup)
     t0 = time.time()
     log = (lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr))
     info: dict[str, int] = {}

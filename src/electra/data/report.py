@@ -9,6 +9,12 @@ def unk_share(counts: dict[str, Any]) -> float | None:
     return counts["unk_tokens"] / max(1, counts["tokens_encoded"]) if "unk_tokens" in counts else None
 
 
+def dedup_flags(settings: dict[str, Any]) -> str:
+    """The duplicate options a dataset was prepared with, as typed: "--dedup", "--near-dup 0.8", or both."""
+    return " ".join([*(["--dedup"] if settings.get("dedup") else []),
+                     *([f"--near-dup {settings['near_dup']:g}"] if settings.get("near_dup") else [])])
+
+
 def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
     c = meta["counts"]
     tr, va = c["train"], c["valid"]
@@ -19,7 +25,7 @@ def summary(meta: dict[str, Any], seconds: float | None = None) -> str:
               f"replaced bytes: {c['replaced_bytes']}, split long lines: {c['split_lines']}, "
               f"bad JSON records: {c['bad_records']}"
               + (f", [UNK] word pieces: {100 * unk:.2f}%" if (unk := unk_share(c)) is not None else "")
-              + (f", repeated documents left out (--dedup): {c['duplicate_documents']}"
+              + (f", repeated documents left out ({dedup_flags(meta['settings'])}): {c['duplicate_documents']}"
                  if "duplicate_documents" in c else "")),
              (f"single-segment draws: {100 * tr['single_segment_draws'] / n:.2f}% "
               f"(setting {100 * meta['settings']['single_segment_prob']:.1f}%), "

@@ -66,6 +66,9 @@ class VocabFile:
         if not path.is_file():
             raise UserError(f"vocab file {path} not found; pass a BERT-style vocab.txt (or build one with `electra vocab`)")
         data = path.read_bytes()
+        if data.lstrip()[:1] == b"{":  # BERT's vocab.txt never starts with a brace; a tokenizer.json always does
+            raise UserError(f"vocab {path} is JSON (a tokenizer.json?), not a vocab.txt; write one with `electra vocab "
+                            f"--from-tokenizer {path} --out DIR` and pass DIR/vocab.txt")
         return cls(path, data, parse_vocab(data, path))
 
     @property

@@ -58,7 +58,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
                                 epilog=f"recipe fields, as --field VALUE (0 = automatic; see docs/finetune.md): {recipe}")
     p.add_argument("--task", help=f"one of {', '.join(ALL_TASKS)}, 'glue', or a comma-separated list")
     p.add_argument("--data", type=Path, help="GLUE root (holding SST-2/ ...) or the task's own folder (your own data: "
-                   "the folder holding train.csv / dev.csv, .tsv or .jsonl; tag: train.txt / dev.txt)")
+                   "the folder holding train.csv and dev.csv, or .tsv, .jsonl, .parquet; dev.* also as validation.*, "
+                   "a Hub dataset's shard files as downloaded; tag: train.txt / dev.txt)")
     p.add_argument("--model", type=Path, help="an `electra pretrain` run folder or a Hugging Face ELECTRA folder")
     p.add_argument("--out", type=Path, help="output folder")
     p.add_argument("--seeds", type=int, default=1, help="fine-tuning runs per task (the paper reports the median of 10)")

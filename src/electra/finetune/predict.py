@@ -257,8 +257,8 @@ def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="electra predict", description=__doc__.split("\n")[0])
     p.add_argument("--model", type=Path, required=True, help="`electra finetune`'s OUT/model folder (or OUT)")
     p.add_argument("text", nargs="*", help=f"examples to predict, one per argument (a pair: 'A {PAIR} B')")
-    p.add_argument("--input", help="a file (.jsonl, .csv / .tsv with a header, .txt: one example per line, .conll, "
-                   "SQuAD .json), or - for stdin")
+    p.add_argument("--input", help="a file (.jsonl, .csv / .tsv with a header, .parquet, .txt: one example per line, "
+                   ".conll, SQuAD .json), or - for stdin")
     p.add_argument("--format", default="auto", choices=FORMATS,
                    help="how --input is read (auto: by its suffix; otherwise JSON Lines when it starts with '{', "
                         "CoNLL for a tagging model when it looks like it, else lines)")
