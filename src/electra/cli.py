@@ -2,6 +2,7 @@
 
     electra vocab CORPUS... --vocab-size 30522 --out DIR
     electra prepare CORPUS... --vocab VOCAB.txt --seq-len 128 --out DATASET_DIR
+    electra inspect DATASET_DIR [--rows 5 --mask]
     electra pretrain --preset tiny --data DATASET_DIR --out RUN_DIR
     electra detect --model RUN_DIR "some text"
     electra finetune --task sst2 --data GLUE_DIR --model RUN_DIR --out OUT_DIR
@@ -31,6 +32,7 @@ from electra.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "vocab": ("electra.data.vocab", "train a WordPiece vocabulary on a corpus"),
     "prepare": ("electra.data.prepare", "tokenize a corpus into packed, sharded pre-training examples"),
+    "inspect": ("electra.inspect_data", "show what a prepared dataset holds: lengths, segments, rows decoded, masking"),
     "pretrain": ("electra.pretrain", "pre-train a generator and discriminator with replaced-token detection"),
     "detect": ("electra.detect", "show which tokens of a sentence the discriminator thinks were replaced"),
     "finetune": ("electra.finetune.cli", "fine-tune and evaluate on GLUE, SQuAD, token tagging or your own data"),
