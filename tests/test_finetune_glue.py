@@ -191,8 +191,9 @@ def test_a_one_class_classifier_is_called_out(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_fine_tuning_schedule_and_layer_scales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every update's rates, as the optimizer holds them: lr x warmup (10% of the steps) x linear decay to 0,
-    times each group's layer-wise scale (decay 0.8 per layer below the top)."""
+    """Every update's rates, as the optimizer holds them: lr x warmup (10% of the steps, a fraction of a step
+    included, as the original) x linear decay to 0, times each group's layer-wise scale (decay 0.8 per layer below
+    the top)."""
     from electra.finetune import train as ft_train
     seen, set_lr = [], ft_train.set_lr
 
@@ -203,12 +204,12 @@ def test_fine_tuning_schedule_and_layer_scales(tmp_path: Path, monkeypatch: pyte
     run = make_run(tmp_path)
     data = _learnable_sst2(tmp_path / "glue")
     assert electra_main(["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), "--out",
-                         str(tmp_path / "out"), "--epochs", "10", "--batch-size", "8", "--lr", "2e-3",
+                         str(tmp_path / "out"), "--epochs", "9", "--batch-size", "8", "--lr", "2e-3",
                          "--layer-decay", "0.8", "--threads", "1", "--no-save-model"]) == 0
-    T = 96 // 8 * 10
+    T = 96 // 8 * 9
     assert len(seen) == T
     for t, groups in enumerate(seen):
-        base = 2e-3 * min(1.0, t / int(T * 0.1)) * (1 - t / T)
+        base = 2e-3 * min(1.0, t / (T * 0.1)) * (1 - t / T)  # warmup over 10.8 steps
         for lr, scale in groups:
             assert lr == pytest.approx(base * scale, rel=1e-9, abs=1e-15), (t, lr, scale)
     scales = sorted({scale for _, scale in seen[0]})

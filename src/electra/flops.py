@@ -7,7 +7,7 @@
    (20/128) of the positions whatever the masking rate; dropout, LayerNorm, GELU and softmax are counted
    with small per-element constants, and the script's quirks are kept (the attention-output LayerNorm
    counts 5 FLOPs per token, not 5 per element). Use these numbers for "GLUE per FLOP" comparisons with
-   the paper: ELECTRA-Small 1M steps = 1.29e18 (paper 1.4e18), ELECTRA-Base = 6.43e19, BERT-Small
+   the paper: ELECTRA-Small 1M steps = 1.29e18 (paper 1.4e18), ELECTRA-Base = 6.42e19 (spec 6.43e19), BERT-Small
    1.45M steps = 1.42e18, BERT-Base = 6.43e19; inference at 128 tokens: Small 3.7e9, Base 2.9e10.
 
 2. `model_flops_per_token(cfg)`: the MFU convention. Matmul FLOPs only (dense layers, the T x T score and

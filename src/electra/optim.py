@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 
-def lr_at(step: int, peak: float, total_steps: int, warmup_steps: int, power: float = 1.0,
+def lr_at(step: int, peak: float, total_steps: int, warmup_steps: float, power: float = 1.0,
           schedule: str = "linear", decay_fraction: float = 0.1) -> float:
     """The learning rate used for the update at `step` (0-based); every schedule reaches 0 at total_steps.
         linear  the original's: peak * (1 - t/T)^power * min(1, t/W), warmup and decay overlapping

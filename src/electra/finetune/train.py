@@ -157,7 +157,7 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
     steps = max(1, int(len(feats) // bs * cfg.epochs)) if cfg.epochs > 0 else 0
     if steps == 0:
         return {"steps": 0, "final_loss": float("nan"), "seconds": 0.0}
-    warmup = int(steps * cfg.warmup_proportion)
+    warmup = steps * cfg.warmup_proportion  # a fraction of a step, as the original: MRPC's 687 steps warm up over 68.7
     opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2),
                           cfg.adam_eps, lr_scales(model, cfg))
     gen = torch.Generator().manual_seed(seed)
