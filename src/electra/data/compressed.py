@@ -59,7 +59,7 @@ def open_text_stream(path: Path, codec: str) -> BinaryIO:
         return lzma.open(path, "rb")  # type: ignore[return-value]
     if codec == "zstd":
         zstandard = optional_module("zstandard", "zstandard", "zstd-compressed", path)
-        return io.BufferedReader(ZstdFrames(path, zstandard.ZstdDecompressor()))
+        return io.BufferedReader(ZstdFrames(path, zstandard.ZstdDecompressor()), buffer_size=1 << 20)
     return open(path, "rb")
 
 
@@ -72,27 +72,30 @@ class ZstdFrames(io.RawIOBase):
 
     def __init__(self, path: Path, dctx: Any):
         self.file, self.dctx = open(path, "rb"), dctx  # noqa: SIM115 - closed in close()
-        self.frame, self.started, self.pending = dctx.decompressobj(), False, b""
+        self.frame, self.started = dctx.decompressobj(), False
+        self.pending, self.at = memoryview(b""), 0  # decompressed bytes not read yet: pending[at:]
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: Any) -> int:
-        while not self.pending:
+        while self.at == len(self.pending):
             data = self.file.read(self.CHUNK)
             if not data:
                 if self.started:
                     raise EOFError("the file ends inside a zstd frame")
                 return 0
+            out = []
             while data:
                 self.started = True
-                self.pending += self.frame.decompress(data)
+                out.append(self.frame.decompress(data))
                 data = b""
                 if self.frame.eof:  # the next frame, if any, begins in what this one left over
                     data, self.frame, self.started = self.frame.unused_data, self.dctx.decompressobj(), False
-        n = min(len(buffer), len(self.pending))
-        buffer[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
+            self.pending, self.at = memoryview(b"".join(out)), 0
+        n = min(len(buffer), len(self.pending) - self.at)
+        buffer[:n] = self.pending[self.at:self.at + n]
+        self.at += n
         return n
 
     def close(self) -> None:
