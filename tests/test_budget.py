@@ -143,10 +143,14 @@ def test_a_short_budget_shortens_the_schedule_and_records_the_plan(tiny_dataset,
     assert "time budget 8s:" in out and "config had 100,000 and 10,000" in out
     cfg = read_json(run / "config.json")["train"]
     steps, warmup = cfg["max_steps"], cfg["warmup_steps"]
-    assert budget.WARM_STEPS + budget.MIN_STEPS <= steps < 100_000 and warmup == math.ceil(10_000 * steps / 100_000)
     ckpts = sorted((run / "checkpoints").glob("step_*"))
     planned = read_json(ckpts[0] / "state.json")  # the checkpoint the plan was timed with
     final = read_json(ckpts[-1] / "state.json")
+    assert steps < 100_000 and warmup == math.ceil(10_000 * steps / 100_000)
+    if "note: timing the steps, one evaluation and one checkpoint took" in out:  # a box so loaded that the budget
+        assert steps == planned["step"]  # ran out inside the window: the plan stops where it was made, and says so
+    else:
+        assert budget.WARM_STEPS + budget.MIN_STEPS <= planned["step"] <= steps
     assert planned["budget_plan"] == final["budget_plan"] and planned["config"]["train"]["max_steps"] == steps
     assert final["step"] == steps and final["budget_plan"]["at"] == planned["step"]
     assert f"done at step {steps} (max_steps)" in out and "of the 8s time budget spent" in out

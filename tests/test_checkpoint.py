@@ -54,6 +54,11 @@ def test_a_lost_latest_falls_back_to_the_newest_step_folder(tmp_path) -> None:
     newest = save(tmp_path, 3, 2.0)
     (tmp_path / "checkpoints" / "LATEST").unlink()
     assert latest_checkpoint(tmp_path) == newest
+    (tmp_path / "checkpoints" / "LATEST").write_text("\n")  # emptied (a full disk, an editor): as if lost
+    assert latest_checkpoint(tmp_path) == newest
+    (newest / "model.safetensors").unlink()
+    with pytest.raises(UserError, match=r"model.safetensors is missing; restore it, or use an earlier checkpoint"):
+        read_weights(newest / "model.safetensors")
 
 
 def test_flipped_bytes_fail_the_recorded_checksum(tmp_path) -> None:

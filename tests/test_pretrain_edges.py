@@ -160,3 +160,23 @@ def test_eval_data_swaps_the_held_out_rows_and_nothing_else(tiny_dataset, tmp_pa
     assert main(["pretrain", "--data", str(tiny_dataset), "--out", str(tmp_path / "y"), *tiny_overrides(),
                  "--eval-data", str(none)]) == 2
     assert "has no held-out examples; prepare it with --valid-fraction above 0" in capsys.readouterr().err
+
+
+def test_a_second_pretrain_into_a_running_runs_folder_is_refused(tiny_dataset: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture) -> None:
+    """The run folder's lock: held (here by this test, as a still-training run or an orphaned torchrun worker
+    holds it), a second command is refused by name, writing nothing; released, the run starts."""
+    import os
+
+    from electra.checkpoint import lock_run
+    run = tmp_path / "run"
+    args = ["pretrain", "--data", str(tiny_dataset), "--out", str(run), *tiny_overrides(max_steps=2, eval_every=0)]
+    held = lock_run(run)
+    try:
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert f"another `electra pretrain` (pid {os.getpid()}) is training into {run}" in err
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]
+    finally:
+        os.close(held)
+    assert main(args) == 0 and (run / "checkpoints" / "LATEST").is_file()

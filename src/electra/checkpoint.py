@@ -12,6 +12,7 @@ atomically, so a run killed at any moment leaves either the old or the new check
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -54,7 +55,7 @@ def read_run_json(run_dir: Path, name: str, require: str | None = None) -> dict:
     return value
 
 
-RUN_FILES = ("config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb",
+RUN_FILES = (".lock", "config.json", "tokenizer.json", "vocab.txt", "train.log", "metrics.jsonl", "curves.png", "tb",
              "checkpoints", "wandb_id", "wandb")
 
 
@@ -70,6 +71,26 @@ def check_fresh_out(run_dir: Path) -> None:
             raise UserError(f"--out {run_dir} holds {foreign[0]!r}{' and other files' if len(foreign) > 1 else ''} "
                             f"that {'are' if len(foreign) > 1 else 'is'} not a run's; give a new "
                             f"or empty folder")
+
+
+def lock_run(run_dir: Path) -> int:
+    """Hold RUN/.lock for as long as this process lives (flock: released however it ends, SIGKILL included), so
+    that a second `electra pretrain` into the same folder (the command run again while the first still trains,
+    workers that outlived a killed torchrun) is refused instead of writing checkpoints beside the first."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise UserError(f"another `electra pretrain` (pid {holder}) is training into {run_dir}; wait for it to end "
+                        f"or stop it (under torchrun, its worker processes too), then run this again") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
@@ -190,10 +211,11 @@ def amend_state(ckpt: Path, updates: dict[str, Any]) -> None:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest complete checkpoint of a run, or None if it has none yet."""
     pointer = run_dir / "checkpoints" / "LATEST"
-    if not pointer.exists():  # lost, or never written: step folders are only ever renamed into place whole
+    name = pointer.read_text().strip() if pointer.is_file() else ""
+    if not name:  # lost, emptied or never written: step folders are only ever renamed into place whole
         done = sorted(p for p in (run_dir / "checkpoints").glob("step_*") if (p / "state.json").is_file())
         return done[-1] if done else None
-    path = run_dir / "checkpoints" / pointer.read_text().strip()
+    path = run_dir / "checkpoints" / name
     previous = path.parent / f".old_{path.name}"
     if not path.exists() and (previous / "state.json").exists():  # killed while re-saving this step: the old copy
         try:
@@ -221,7 +243,7 @@ def read_weights(path: Path, sha256: str | None = None, fix: str = EARLIER) -> d
     """Load a safetensors file, turning a truncated or corrupt file (or one whose bytes no longer match the
     `sha256` recorded when it was saved) into a one-line error that ends with `fix`."""
     if not path.exists():
-        raise UserError(f"checkpoint file {path} is missing")
+        raise UserError(f"checkpoint file {path} is missing; {fix}")
     damaged = f"checkpoint file {path} is damaged ({{}}); {fix}"
     if sha256 is not None and file_sha256(path) != sha256:
         raise UserError(damaged.format("its bytes do not match the sha256 recorded when it was saved"))

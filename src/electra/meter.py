@@ -48,13 +48,15 @@ class IntervalMeter:
             if holds_carried:
                 self.stats = Stats(*(torch.tensor(v, dtype=getattr(torch, dt), device=device)
                                      for v, dt in zip(carried["stats"], carried["dtypes"])))
-                self.losses = torch.tensor(carried["losses"], dtype=torch.float32, device=device)
+                self.losses = torch.tensor(carried["losses"], dtype=torch.float64, device=device)
 
     def reset(self, step: int, now: float | None = None) -> None:
         self.since = self.clock_step = step  # the interval's first step; the step its clock started at
         self.started = time.time() if now is None else now
         self.stats: Stats | None = None
-        self.losses = torch.zeros(3, device=self.device)  # total, mlm, rtd
+        # total, mlm, rtd; in float64, where a few thousand float32 terms add exactly: the sums do not depend on
+        # the order they are added in (ranks, micro-steps, a resume between two log lines), nor do the logged losses
+        self.losses = torch.zeros(3, dtype=torch.float64, device=self.device)
         self.real_tokens = 0  # this rank's non-padding tokens, counted on the host batch (no device sync)
         self.terms_before = 0  # loss terms a resumed interval had summed before its checkpoint
 
@@ -65,7 +67,7 @@ class IntervalMeter:
             self.stats = Stats(*(s.clone() for s in stats))
         else:
             self.stats = Stats(*(a + b for a, b in zip(self.stats, stats)))
-        self.losses += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().float()
+        self.losses += torch.stack([out.losses.total, out.losses.mlm, out.losses.rtd]).detach().double()
         self.real_tokens += real_tokens
 
     def terms(self, step: int) -> int:
@@ -79,15 +81,16 @@ class IntervalMeter:
         k = len(Stats._fields)
         return {"since": self.since, "stats": sums[:k].tolist(),
                 "dtypes": [str(s.dtype).removeprefix("torch.") for s in self.stats],
-                "losses": sums[k:].float().tolist(),  # float32 values, as the running sums hold them
+                "losses": sums[k:].tolist(),
                 "terms": self.terms(step)}
 
     def close(self, step: int) -> tuple[dict[str, float], float]:
         """The interval's `train/*` metrics over all ranks (collective) and the seconds per step since its clock
         started; then a new interval begins at `step`."""
         assert self.stats is not None, "a log line after no step"
-        sums = dist.all_reduce_sum(torch.cat([torch.stack(list(self.stats)).float(), self.losses,
-                                              torch.tensor([float(self.real_tokens)], device=self.device)]))
+        sums = dist.all_reduce_sum(torch.cat([torch.stack(list(self.stats)).double(), self.losses,
+                                              torch.tensor([float(self.real_tokens)], dtype=torch.float64,
+                                                           device=self.device)]))
         n = self.terms(step)
         now = time.time()
         seconds = max(now - self.started, 1e-9)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from electra import dist
 from electra.budget import overrun_note, resume_planner
-from electra.checkpoint import amend_state, discard_failed_start, save_checkpoint, write_run_files
+from electra.checkpoint import amend_state, discard_failed_start, lock_run, save_checkpoint, write_run_files
 from electra.data.dataset import BatchStream, PretrainData
 from electra.data.mixture import Mixture
 from electra.data.tokenizer import read_vocab
@@ -380,6 +381,7 @@ def main(argv: list[str]) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     before = {p.name for p in args.out.iterdir()} if args.out.is_dir() else None
+    lock = lock_run(args.out) if dist.launched_rank() == 0 else None  # the rank that writes the run folder
     try:
         try:
             return train(args, overrides)
@@ -395,3 +397,5 @@ def main(argv: list[str]) -> int:
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
         torch.set_num_threads(threads)
+        if lock is not None:
+            os.close(lock)
