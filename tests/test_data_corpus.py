@@ -64,6 +64,10 @@ def test_jsonl_text_field_and_record_boundaries(tmp_path: Path) -> None:
     (tmp_path / "broken.jsonl").write_text('{"text": "fine"}\n{"text": "cut sh\n', encoding="utf-8")
     assert units_of(tmp_path / "broken.jsonl")[1].per_file_warnings[0].endswith(
         "1 JSON line(s) skipped (1 not valid JSON; first at line 2); fix or remove them")
+    (tmp_path / "prose.jsonl").write_text("plain text\nnamed .jsonl\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"prose.jsonl: none of its 2 lines is valid JSON; if it is plain text, pass "
+                                        r"--format text"):
+        units_of(tmp_path / "prose.jsonl")
     with pytest.raises(UserError, match="text-field"):
         units_of(p, text_field="missing")
     # .json is JSON Lines too, and --format forces JSONL on any name; gzip'd JSONL works

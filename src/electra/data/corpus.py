@@ -288,6 +288,8 @@ def _jsonl_units(lines: Iterator[str], stats: ReadStats, text_field: str, where:
             first_bad = first_bad or lineno
             continue
         yield from _text_units(iter(text.split("\n")), stats, blanks_separate_docs)
+    if invalid and invalid == stats.bad_records and stats.documents == 0:
+        raise UserError(f"{where}: none of its {invalid} lines is valid JSON; if it is plain text, pass --format text")
     if stats.bad_records:
         kinds = ", ".join(f"{n} {what}" for n, what in ((invalid, "not valid JSON"), (
             stats.bad_records - invalid, f"without a string field {text_field!r}")) if n)
