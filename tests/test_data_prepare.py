@@ -179,8 +179,19 @@ def test_files_that_only_look_like_shards_are_the_users(tmp_path: Path, vocab: P
         out.mkdir()
         make(out / name)
         assert prepare(str(corpus), "--vocab", str(vocab), "--out", str(out)) == 2
-        assert "not an electra dataset" in capsys.readouterr().err
+        assert f"contains {name!r} that is not an electra dataset" in capsys.readouterr().err
         assert [p.name for p in out.iterdir()] == [name]
+    # a folder another prepare is writing (it holds the lock): refused by name
+    import os
+
+    from electra.data.shards import lock_folder
+    held = lock_folder(tmp_path / f"out-{name}", "prepare", note_pid=False)
+    try:
+        (tmp_path / f"out-{name}" / name).unlink()
+        assert prepare(str(corpus), "--vocab", str(vocab), "--out", str(tmp_path / f"out-{name}")) == 2
+        assert "another `electra prepare` is writing" in capsys.readouterr().err
+    finally:
+        os.close(held)
 
 
 def test_bom_at_the_start_of_a_file_is_not_text(tmp_path: Path, vocab: Path) -> None:

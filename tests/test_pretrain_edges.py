@@ -175,7 +175,7 @@ def test_a_second_pretrain_into_a_running_runs_folder_is_refused(tiny_dataset: P
     try:
         assert main(args) == 2
         err = capsys.readouterr().err
-        assert f"another `electra pretrain` (pid {os.getpid()}) is training into {run}" in err
+        assert f"another `electra pretrain` (pid {os.getpid()}) is writing {run}; wait for it to end or stop it" in err
         assert sorted(p.name for p in run.iterdir()) == [".lock"]
     finally:
         os.close(held)

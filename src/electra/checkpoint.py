@@ -12,7 +12,6 @@ atomically, so a run killed at any moment leaves either the old or the new check
 """
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -27,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from electra.config import PretrainConfig
 from electra.data.dataset import PretrainData
 from electra.data.mixture import Mixture
-from electra.data.shards import atomic_write_bytes, replace_dir
+from electra.data.shards import atomic_write_bytes, foreign, lock_folder, replace_dir
 from electra.data.tokenizer import vocab_sha256
 from electra.errors import UserError
 
@@ -65,32 +64,19 @@ def check_fresh_out(run_dir: Path) -> None:
     if run_dir.is_file():
         raise UserError(f"--out {run_dir} is a file; give a folder for the run")
     if run_dir.is_dir():
-        foreign = sorted(p.name for p in run_dir.iterdir() if not (
+        others = sorted(p.name for p in run_dir.iterdir() if not (
             p.name in RUN_FILES or p.name.startswith(".") or p.suffix in (".log", ".out", ".err", ".txt")))
-        if foreign:
-            raise UserError(f"--out {run_dir} holds {foreign[0]!r}{' and other files' if len(foreign) > 1 else ''} "
-                            f"that {'are' if len(foreign) > 1 else 'is'} not a run's; give a new "
-                            f"or empty folder")
+        if others:
+            raise UserError(f"--out {run_dir} holds {foreign(others)} not a run's; give a new or empty folder")
 
 
 def lock_run(run_dir: Path) -> int:
-    """Hold RUN/.lock for as long as this process lives (flock: released however it ends, SIGKILL included), so
-    that a second `electra pretrain` into the same folder (the command run again while the first still trains,
-    workers that outlived a killed torchrun) is refused instead of writing checkpoints beside the first."""
+    """Hold RUN/.lock while this process trains into the folder (`lock_folder`): the same command run again
+    meanwhile, or workers that outlived a killed torchrun, are refused instead of writing checkpoints beside it."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} is a file; give a folder for the run")
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
-        os.close(fd)
-        raise UserError(f"another `electra pretrain` (pid {holder}) is training into {run_dir}; wait for it to end "
-                        f"or stop it (under torchrun, its worker processes too), then run this again") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
-    return fd
+    return lock_folder(run_dir, "pretrain", stop="stop it (under torchrun, its worker processes too)")
 
 
 def discard_failed_start(run_dir: Path, before: set[str] | None) -> None:
@@ -266,7 +252,7 @@ def read_state(ckpt: Path) -> dict[str, Any]:
         return json.loads((ckpt / "state.json").read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise UserError(f"checkpoint state {ckpt / 'state.json'} is unreadable ({' '.join(str(e).split())[:120]}); "
-                        f"use an earlier checkpoint (point checkpoints/LATEST at another step_* folder)") from None
+                        f"{EARLIER}") from None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -282,13 +268,18 @@ class Pretrained(NamedTuple):
     strip_accents: bool | None = None  # None: as lowercase (BERT's rule); the dataset's setting
 
 
+def task_models(path: Path) -> list[Path]:
+    """The OUT/<task>/model folders of a several-task `electra finetune` output (none for anything else)."""
+    return sorted(p.parent for p in path.glob("*/model/finetune.json"))
+
+
 def folder_kind(path: Path) -> str | None:
     """Which of this project's folders `path` is: "finetuned" (`electra finetune`'s OUT or OUT/model; with several
     tasks "finetuned_tasks", OUT holding OUT/<task>/model), "checkpoint"
     (a run's checkpoints/step_*), "run" (an `electra pretrain` --out), or None; for errors that expected another."""
     if (path / "finetune.json").is_file() or (path / "model" / "finetune.json").is_file():
         return "finetuned"
-    if any(path.glob("*/model/finetune.json")):
+    if task_models(path):
         return "finetuned_tasks"
     if (path / "model.safetensors").is_file() and (path / "state.json").is_file():
         return "checkpoint"
@@ -321,9 +312,8 @@ def resolve_checkpoint(path: Path) -> tuple[Path, Path]:
                         f"--model {path}`; this command takes a pre-training run, a checkpoint or a Hugging Face "
                         f"ELECTRA folder")
     if kind == "finetuned_tasks":
-        tasks = sorted(p.parent.parent for p in path.glob("*/model/finetune.json"))
-        raise UserError(f"{path} holds the fine-tuned models of several tasks ({', '.join(map(str, tasks[:4]))}); "
-                        f"pass one")
+        tasks = ", ".join(str(m.parent) for m in task_models(path)[:4])
+        raise UserError(f"{path} holds the fine-tuned models of several tasks ({tasks}); pass one")
     raise UserError(f"{path} is neither an electra run folder (config.json and checkpoints/ from `electra pretrain`) "
                     f"nor a Hugging Face ELECTRA folder (config.json with model_type 'electra')")
 

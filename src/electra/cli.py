@@ -83,12 +83,13 @@ def main(argv: list[str] | None = None) -> int:
     if name in LONG_RUNNING:
         tune_allocator()
     formatted, terminate = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
+    unwinds = name not in ("pretrain", "prepare") and threading.current_thread() is threading.main_thread()
     warnings.formatwarning = functools.partial(format_warning, name, formatted)
     # SIGTERM (kill, a job's time limit) as an exception, as Ctrl-C is: cleanups run, no staging folder is left
     # behind. Not for pretrain, which stops at the end of its step itself (and under torchrun must die at once),
     # nor for prepare, whose worker processes would finish the whole build before the pool let it unwind (its
     # shards are committed atomically and its workers end with it).
-    if name not in ("pretrain", "prepare") and threading.current_thread() is threading.main_thread():
+    if unwinds:
         signal.signal(signal.SIGTERM, raise_terminated)
     try:
         module = importlib.import_module(COMMANDS[name][0])  # inside: a Ctrl-C while torch loads is one line too
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         warnings.formatwarning = formatted
-        if threading.current_thread() is threading.main_thread():
+        if unwinds:
             signal.signal(signal.SIGTERM, terminate)
 
 

@@ -70,7 +70,8 @@ def split_stats(split: Examples, seq_len: int, sep: int, unk: int, rng: np.rando
     }
 
 
-def masked_rows(rows: list[np.ndarray], data: PretrainData, args: argparse.Namespace) -> list[list[str]]:
+def masked_rows(rows: list[np.ndarray], data: PretrainData, vocab: dict[str, int],
+                args: argparse.Namespace) -> list[list[str]]:
     """Each row's word pieces as one training step masks them (markers as in the module docstring)."""
     overrides = {"seq_len": str(data.seq_len), "vocab_size": str(data.vocab_size), "masking": args.masking}
     if args.mask_prob is not None:
@@ -78,7 +79,6 @@ def masked_rows(rows: list[np.ndarray], data: PretrainData, args: argparse.Names
     cfg = build_config(None, overrides)
     o, sp = cfg.objective, data.special
     batch = collate(rows, data.seq_len, sp)
-    vocab = read_vocab(data.vocab_path)
     continues = continuation_table(vocab, data.vocab_size) if o.masking != "token" else None
     rng = torch.Generator().manual_seed(args.seed)
     masked = mask_tokens(batch.input_ids, batch.attention_mask, SpecialTokens(sp.pad, sp.cls, sp.sep, sp.mask),
@@ -109,8 +109,9 @@ def inspect(args: argparse.Namespace) -> dict[str, Any]:
         return report
     picks = np.sort(rng.choice(len(split), size=min(args.rows, len(split)), replace=False))
     rows = split.take(picks)
-    names = {i: t for t, i in read_vocab(data.vocab_path).items()}
-    masked = masked_rows(rows, data, args) if args.mask else [None] * len(rows)
+    vocab = read_vocab(data.vocab_path)
+    names = {i: t for t, i in vocab.items()}
+    masked = masked_rows(rows, data, vocab, args) if args.mask else [None] * len(rows)
     for i, row, pieces in zip(picks.tolist(), rows, masked):
         a, b = segments(row, data.special.sep)
         entry = {"index": i, "length": len(row), "a": words([names[t] for t in a.tolist()]),

@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import torch
 
 from electra import dist
-from electra.checkpoint import checkpoint_weights, optimizer_from_flat, read_state
+from electra.checkpoint import EARLIER, checkpoint_weights, optimizer_from_flat, read_state
 from electra.data.dataset import BatchStream
 from electra.errors import UserError
 
@@ -33,8 +33,7 @@ def restore(ckpt: Path | None, model: torch.nn.Module, stream: BatchStream, devi
         return Restored(0, 0.0, 0, None, {}, init, None)
     state = read_state(ckpt)
     if not all(key in state for key in ("step", "data", "optimizer")):
-        raise UserError(f"checkpoint state {ckpt / 'state.json'} lacks step, data or optimizer; resume from an "
-                        f"earlier checkpoint (point checkpoints/LATEST at another step_* folder)")
+        raise UserError(f"checkpoint state {ckpt / 'state.json'} lacks step, data or optimizer; {EARLIER}")
     try:
         model.load_weights({k: v.to(device) for k, v in checkpoint_weights(ckpt, state=state).items()})
     except (KeyError, RuntimeError) as e:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, TypeVar
@@ -109,11 +110,13 @@ def repeats(per_unit: Sequence[np.ndarray]) -> list[np.ndarray]:
     repeat = np.ones(len(all_hashes), dtype=bool)
     repeat[first] = False
     repeat[all_hashes == EMPTY] = False
-    out, start = [], 0
-    for h in per_unit:
-        out.append(np.flatnonzero(repeat[start:start + len(h)]))
-        start += len(h)
-    return out
+    return per_unit_ordinals(repeat, [len(h) for h in per_unit])
+
+
+def per_unit_ordinals(repeat: np.ndarray, sizes: Sequence[int]) -> list[np.ndarray]:
+    """A corpus-wide flag per document, as each unit's list of flagged ordinals."""
+    bounds = np.cumsum([0, *sizes])
+    return [np.flatnonzero(repeat[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def near_repeats(per_unit: Sequence[np.ndarray], threshold: float) -> list[np.ndarray]:
@@ -131,11 +134,7 @@ def near_repeats(per_unit: Sequence[np.ndarray], threshold: float) -> list[np.nd
         pair = earlier != docs
         agree = (sig[docs[pair]] == sig[earlier[pair]]).mean(axis=1)
         repeat[docs[pair][agree >= threshold]] = True
-    out, start = [], 0
-    for s in per_unit:
-        out.append(np.flatnonzero(repeat[start:start + len(s)]))
-        start += len(s)
-    return out
+    return per_unit_ordinals(repeat, [len(s) for s in per_unit])
 
 
 def list_digest(ordinals: Iterable[int]) -> str:

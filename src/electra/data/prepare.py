@@ -12,7 +12,6 @@ The output is byte-identical whatever the number of workers and however often th
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import os
@@ -47,7 +46,9 @@ from electra.data.shards import (
     SPLITS,
     atomic_write_bytes,
     dump_json,
+    foreign,
     fsync_dir,
+    lock_folder,
     read_shard_info,
     token_dtype,
 )
@@ -94,21 +95,10 @@ def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the dataset")
     if out.is_dir():
-        foreign = [p.name for p in out.iterdir() if not _ours(p)]
-        if foreign:
-            raise UserError(f"--out {out} contains {foreign[0]!r}{' and other files' if len(foreign) > 1 else ''} "
-                            f"that {'are' if len(foreign) > 1 else 'is'} not an electra dataset; "
-                            "give an empty or new folder")
-
-
-def _lock(out: Path) -> int:
-    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise UserError(f"another `electra prepare` is writing {out}; wait for it or use another --out") from None
-    return fd
+        others = [p.name for p in out.iterdir() if not _ours(p)]
+        if others:
+            raise UserError(f"--out {out} contains {foreign(others)} not an electra dataset; give an empty or new "
+                            f"folder")
 
 
 def _sum_counts(infos: Sequence[dict]) -> dict[str, Any]:
@@ -281,7 +271,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
     _check_out_dir(out)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    lock = _lock(out)
+    lock = lock_folder(out, "prepare", note_pid=False)
     try:
         meta_path = out / META
         if meta_path.exists():

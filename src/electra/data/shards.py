@@ -18,6 +18,7 @@ re-run reuses exactly the shards that would come out the same.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from electra.data.builder import FLAG_ONE_SEGMENT, FLAG_SHORT_TARGET, FLAG_SINGLE_SEGMENT
+from electra.errors import UserError
 
 # meta.json's "format" and "version", written by prepare and checked by dataset: a reader refuses a
 # folder whose version it does not know instead of misreading it.
@@ -48,6 +50,31 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def lock_folder(folder: Path, command: str, stop: str = "stop it", note_pid: bool = True) -> int:
+    """Hold folder/.lock (flock: released however this process ends, SIGKILL included), so that a second
+    `electra COMMAND` writing the same folder is refused by name; the descriptor to close when done. `note_pid`:
+    write this pid into the lock for that message (not into a dataset, whose bytes are a function of its inputs)."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        raise UserError(f"another `electra {command}`{f' (pid {holder})' if holder else ''} is writing {folder}; wait "
+                        f"for it to end or {stop}, or give another --out") from None
+    if note_pid:
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def foreign(names: list[str]) -> str:
+    """How an error names what a folder holds that is not ours: "'notes.txt' that is", "'a' and 2 other files
+    that are"."""
+    more = len(names) - 1
+    return f"{names[0]!r} and {more} other file{'s' * (more > 1)} that are" if more else f"{names[0]!r} that is"
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from electra.checkpoint import task_models
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.predict_inputs import FORMATS, PAIR, Row, read_rows, words
@@ -40,7 +41,7 @@ def find_model_dir(path: Path) -> Path:
     for cand in (path, path / "model"):
         if (cand / "finetune.json").is_file():
             return cand
-    several = sorted(p.parent for p in path.glob("*/model/finetune.json"))
+    several = task_models(path)
     if several:
         raise UserError(f"{path} holds the models of several tasks ({', '.join(map(str, several[:4]))}); pass one")
     from electra.hf import is_hf_folder
