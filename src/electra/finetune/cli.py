@@ -16,7 +16,8 @@ OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, 
 OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
 Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score; with GLUE
 test files, OUT/glue_submission.zip holds every leaderboard file (AX from the MNLI model, WNLI's majority class).
-Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
+A re-run of a stopped (or finished) command trains only the seeds that did not finish (progress.py;
+--fresh: all). Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
 folder, training, dev and test files are read and checked: a bad one stops the run before any task is trained.
 """
 from __future__ import annotations
@@ -44,6 +45,7 @@ from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
+from electra.finetune.progress import Progress, fingerprint
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
@@ -67,6 +69,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
     p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/ (an earlier one is removed)")
+    p.add_argument("--fresh", action="store_true", help="train every seed again (by default a re-run of the same "
+                   "command, or one with more --seeds, reuses the seeds an earlier run finished)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the results of another task (or task list) that an earlier run left in --out")
     p.add_argument("--print-config", action="store_true", help="print the recipe fields and defaults, then exit")
@@ -166,21 +170,24 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
+    fp = fingerprint(name, cfg.to_dict(), encoder0, pre.vocab_path, args.random_init, pre.lowercase,
+                     pre.strip_accents, args.data, out)
+    progress = Progress(out, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
     grid, chosen = [], None
     for point in args.grid or [{}]:
         cfg = resolve(dataclasses.replace(cfg0, **point))
         print(f"[{name}] lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}", flush=True)
-        runs, best, model = run_seeds(name, args, cfg, encoder0, job, special.pad, out, device)
+        runs, best_seed = run_seeds(name, args, cfg, encoder0, job, special.pad, out, device, progress)
         median = summarize([r["metrics"][job.main_metric] for r in runs])["median"]
         grid.append({"lr": cfg.lr, "layer_decay": cfg.layer_decay, "median": median, "runs": runs})
         if chosen is None or median > chosen[0]:
-            chosen = (median, cfg, runs, best)
+            chosen = (median, cfg, runs, best_seed)
     assert chosen is not None
-    _, cfg, runs, best = chosen
+    _, cfg, runs, best_seed = chosen
     if args.grid:
         print(f"[{name}] chosen: lr {cfg.lr:g}, layer decay {cfg.layer_decay:g} (median {job.main_metric} "
               f"{chosen[0]:.2f})", flush=True)
-    model.load_state_dict(best[2])  # the best dev seed: the one saved and used for test predictions
+    model = best_model(name, args, cfg, encoder0, job, special.pad, device, progress, best_seed)
     pred = functools.partial(predict, model, pad_id=special.pad, device=device, batch_size=cfg.eval_batch_size,
                              precision=cfg.precision)
     # OUT holds this run's results only: test_predictions/ and model/ are replaced whole (or removed when this run
@@ -193,7 +200,8 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
         shutil.rmtree(out / "test_predictions", ignore_errors=True)
     summary = {m: summarize([r["metrics"][m] for r in runs]) for m in runs[0]["metrics"]}
     meta = {"task": name, "head": job.head_kind, "labels": job.labels, "model_config": dataclasses.asdict(mcfg),
-            "lowercase": pre.lowercase, "strip_accents": pre.strip_accents, "config": cfg.to_dict(), **job.meta}
+            "lowercase": pre.lowercase, "strip_accents": pre.strip_accents, "config": cfg.to_dict(), "seed": best_seed,
+            "fingerprint": fp, **job.meta}
     if not args.no_save_model:
         save_model(model, out / "model", meta, pre.vocab_path)
     else:
@@ -202,50 +210,85 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
               "head": job.head_kind, "labels": job.labels, "main_metric": job.main_metric, "config": cfg.to_dict(),
               "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase,
               "strip_accents": pre.strip_accents, "runs": runs,
-              "summary": summary, "best_seed": best[1], "test_predictions": test_files,
-              **({"grid": grid} if args.grid else {}), "seconds": time.time() - t0}
+              "summary": summary, "best_seed": best_seed, "test_predictions": test_files,
+              **({"grid": grid} if args.grid else {}), "fingerprint": fp, "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
+    progress.finish()  # results.json (and model/) now hold what a re-run with more seeds goes on from
     return result
 
 
-def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
-              pad_id: int, out: Path, device: torch.device) -> tuple[list[dict[str, Any]], tuple, torch.nn.Module]:
-    """--seeds fine-tunings of one config: each seed's dev metrics, (score, seed, weights) of the best, the model."""
+def new_model(args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job, seed: int,
+              device: torch.device) -> torch.nn.Module:
+    """The model a seed starts from: the pre-trained encoder (or its shape, re-initialised) and a fresh head."""
     from electra.finetune.heads import FinetuneModel
     from electra.model import init_weights
 
-    mcfg = encoder0.cfg
-    runs, best = [], None
-    for k in range(args.seeds):
-        seed = cfg.seed + k
-        torch.manual_seed(seed)
-        encoder = copy.deepcopy(encoder0)
-        if args.random_init:
-            init_weights(encoder, std=mcfg.initializer_range)
-        model = FinetuneModel(encoder, job.make_head(mcfg.hidden_size)).to(device)
-        set_activation_checkpointing(model, cfg.activation_checkpointing)
-        wb = None
-        if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
-            from electra.logs import wandb_run
-            out.mkdir(parents=True, exist_ok=True)
-            point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
-            wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
-                                        "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
-                           job_type="finetune", dir=str(out))
-        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None)
-        metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
-                                                 batch_size=cfg.eval_batch_size, precision=cfg.precision))
-        if wb is not None:
-            wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
-            wb.finish()
-        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in metrics.items()), flush=True)
-        runs.append({"seed": seed, "metrics": metrics, "train": stats})
-        if best is None or metrics[job.main_metric] > best[0]:
-            best = (metrics[job.main_metric], seed, {k_: v.detach().cpu().clone() for k_, v in model.state_dict().items()})
+    torch.manual_seed(seed)
+    encoder = copy.deepcopy(encoder0)
+    if args.random_init:
+        init_weights(encoder, std=encoder0.cfg.initializer_range)
+    model = FinetuneModel(encoder, job.make_head(encoder0.cfg.hidden_size)).to(device)
+    set_activation_checkpointing(model, cfg.activation_checkpointing)
+    return model
+
+
+def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+               seed: int, pad_id: int, out: Path, device: torch.device) -> tuple[dict[str, Any], torch.nn.Module]:
+    """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model)."""
+    model = new_model(args, cfg, encoder0, job, seed, device)
+    wb = None
+    if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
+        from electra.logs import wandb_run
+        out.mkdir(parents=True, exist_ok=True)
+        point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
+        wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
+                                    "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
+                       job_type="finetune", dir=str(out))
+    stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                  report=wb.log if wb is not None else None)
+    metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
+                                             batch_size=cfg.eval_batch_size, precision=cfg.precision))
+    if wb is not None:
+        wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
+        wb.finish()
+    return {"seed": seed, "metrics": metrics, "train": stats}, model
+
+
+def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+              pad_id: int, out: Path, device: torch.device, progress: Progress) -> tuple[list[dict[str, Any]], int]:
+    """--seeds fine-tunings of one config, those on record in `progress` read instead of trained: each seed's
+    run and the best seed (the first of equals), whose weights `progress` keeps."""
+    runs: list[dict[str, Any]] = []
+    best: tuple[float, int] | None = None
+    for seed in range(cfg.seed, cfg.seed + args.seeds):
+        run, model = progress.done(cfg.lr, cfg.layer_decay, seed), None
+        if run is None:
+            run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, out, device)
+        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in run["metrics"].items())
+              + (" (trained earlier)" if model is None else ""), flush=True)
+        runs.append(run)
+        leads = best is None or run["metrics"][job.main_metric] > best[0]
+        if model is not None:
+            progress.add(cfg.lr, cfg.layer_decay, run, model if leads else None, best[1] if leads and best else None)
+        if leads:
+            best = (run["metrics"][job.main_metric], seed)
     assert best is not None
-    return runs, best, model
+    return runs, best[1]
+
+
+def best_model(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+               pad_id: int, device: torch.device, progress: Progress, seed: int) -> torch.nn.Module:
+    """The best seed's model: its kept weights, or (when an earlier run kept none: --no-save-model, a model/
+    removed) that seed trained again."""
+    weights = progress.weights(cfg.lr, cfg.layer_decay, seed)
+    if weights is None:
+        print(f"[{name}] seed {seed} (the best) finished earlier, but its weights were not kept: training it again",
+              flush=True)
+        return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress.out, device)[1]
+    model = new_model(args, cfg, encoder0, job, seed, device)
+    model.load_state_dict(weights)
+    return model
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:

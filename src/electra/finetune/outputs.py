@@ -1,6 +1,6 @@
 """What `electra finetune` writes into --out, and the rules that keep it from touching anything else.
 
-    OUT/results.json, OUT/model/, OUT/test_predictions/          one task
+    OUT/results.json, OUT/model/, OUT/test_predictions/          one task (OUT/progress/ while it runs: progress.py)
     OUT/<task>/{results.json, model/, test_predictions/}, OUT/results.json with every task and the GLUE score,
     OUT/glue_submission.zip (GLUE tasks with test files: every leaderboard file, WNLI's majority class too)
 
@@ -41,9 +41,12 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def written_here(path: Path) -> bool:
-    """Whether `path` (a task folder's model/ or test_predictions/) is what a fine-tuning run wrote."""
+    """Whether `path` (a task folder's model/, test_predictions/ or progress/) is what a fine-tuning run wrote."""
     if path.name == "model":
         return (path / "finetune.json").is_file()
+    if path.name == "progress":
+        return all(p.is_file() and (p.name == "fingerprint" or p.suffix in (".json", ".safetensors", ".tmp"))
+                   for p in path.iterdir())
     return all(p.is_file() and p.name in LEADERBOARD_FILES for p in path.iterdir())
 
 
@@ -68,7 +71,7 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
     if out_r == model_r:
         raise UserError(f"--out {out} is the --model folder; give a new folder for the fine-tuning results")
     # OUT/model and OUT/test_predictions are replaced whole: neither may hold an input, or anything not ours
-    written = [f / sub for f in task_outs(out, names) for sub in ("model", "test_predictions")]
+    written = [f / sub for f in task_outs(out, names) for sub in ("model", "test_predictions", "progress")]
     for flag, given, path in (("--model", args.model, model_r), ("--data", args.data, data_r)):
         for w in written:
             if _inside(path, w.resolve()):
@@ -97,7 +100,7 @@ def clear_results(out: Path, keep: list[Path]) -> None:
     and, after a run of several tasks, each task's folder that holds its results.json. A folder holding one of
     `keep` (the --data and --model paths) and anything else in `out` are left alone."""
     earlier = earlier_tasks(out) or []
-    folders = [f for f in (out / "model", out / "test_predictions") if f.is_dir() and written_here(f)]
+    folders = [f for f in (out / "model", out / "test_predictions", out / "progress") if f.is_dir() and written_here(f)]
     if len(earlier) > 1:  # one task writes into OUT itself: OUT/<name> was never its folder
         folders += [out / name for name in earlier if (out / name / "results.json").is_file()]
     for folder in folders:

@@ -1,0 +1,171 @@
+"""Seed-level resume for `electra finetune`: a stopped run loses at most the seed it was training.
+
+The seeds of a task are independent fine-tunings (each starts from the same weights with its own seed), so
+each is recorded as it ends, in the task's output folder:
+
+    OUT/progress/fingerprint                       what the seeds below were trained from (see `fingerprint`)
+    OUT/progress/lr3e-04_ld0.8_seed1.json          one finished seed: its dev metrics and training stats
+    OUT/progress/lr3e-04_ld0.8_seed1.safetensors   the weights of the best seed so far of its --lr/--layer-decay
+                                                   point (the others' are deleted as a better one ends)
+
+A re-run of the same command trains only the seeds that have no record and ends exactly as an uninterrupted
+run would (the same metrics, the same best seed, the same weights in model/). Once the task's results.json is
+written the folder goes: a finished task's seeds are then read back from results.json, and its best seed's
+weights from model/, so `--seeds 10` after `--seeds 5` trains five more. Records count only under the same
+fingerprint - the model's weights and vocabulary, the data files, the recipe; never the seed, the --lr /
+--layer-decay point (part of each record) or what cannot change a result (threads, eval batch, logging);
+`--fresh` ignores them all.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from electra.checkpoint import atomic_write_text, save_tensors
+
+FOLDER = "progress"
+# recipe fields that are not part of the fingerprint: the per-run ones and those that change no result
+UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing")
+DATA_DEPTH, DATA_FILES = 3, 10_000  # how deep, and how many of --data's files are stamped
+
+
+def _data_stamp(data: Path, out: Path) -> list[tuple[str, int, int]]:
+    """(relative path, size, mtime) of the files under --data, down to DATA_DEPTH folders, leaving out hidden
+    names and OUT (which may lie inside --data): a changed, added or removed task file changes the stamp."""
+    if data.is_file():
+        st = data.stat()
+        return [(data.name, st.st_size, st.st_mtime_ns)]
+    stamp: list[tuple[str, int, int]] = []
+    out = out.resolve()
+    for root, dirs, files in os.walk(data):
+        here = Path(root)
+        depth = len(here.relative_to(data).parts)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < DATA_DEPTH
+                         and (here / d).resolve() != out)
+        for name in sorted(f for f in files if not f.startswith(".")):
+            st = (here / name).stat()
+            stamp.append((str((here / name).relative_to(data)), st.st_size, st.st_mtime_ns))
+            if len(stamp) >= DATA_FILES:
+                return stamp
+    return stamp
+
+
+def fingerprint(task: str, recipe: dict[str, Any], encoder: torch.nn.Module, vocab: Path, random_init: bool,
+                lowercase: bool, strip_accents: bool | None, data: Path, out: Path) -> str:
+    """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
+    task, the recipe, the encoder's weights (every tensor's bytes), the vocabulary and text normalisation, and
+    the --data files' names, sizes and modification times."""
+    h = hashlib.sha256()
+    facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED},
+             "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
+             "data": _data_stamp(data, out)}
+    h.update(json.dumps(facts, sort_keys=True).encode())
+    h.update(hashlib.sha256(vocab.read_bytes()).digest())
+    for name, t in sorted(encoder.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+        h.update(t.view(torch.uint8).numpy().data)
+    return h.hexdigest()
+
+
+def point_tag(lr: float, layer_decay: float) -> str:
+    return f"lr{lr:.6g}_ld{layer_decay:.6g}"
+
+
+class Progress:
+    """The finished seeds of one task under one fingerprint, and the weights of each point's best seed."""
+
+    def __init__(self, out: Path, fp: str, fresh: bool = False, log: Any = print):
+        self.out, self.fp, self.folder = out, fp, out / FOLDER
+        self.runs: dict[tuple[str, int], dict[str, Any]] = {}  # (point tag, seed) -> the run's record
+        self.earlier_model: tuple[str, int] | None = None  # the (point, seed) whose weights model/ holds
+        stamp = self.folder / "fingerprint"
+        if self.folder.is_dir():
+            same = stamp.is_file() and stamp.read_text().strip() == fp
+            if fresh or not same:
+                if not fresh and any(self.folder.glob("*.json")):
+                    log(f"{self.folder}: seeds of an earlier run with another model, data or recipe: retrained")
+                shutil.rmtree(self.folder)
+        if not fresh:
+            self._read_finished()
+            for f in sorted(self.folder.glob("*.json")):
+                record = self._read(f)
+                if record is not None:
+                    self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = record
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any] | None:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            return record if {"lr", "layer_decay", "seed", "metrics", "train"} <= set(record) else None
+        except (OSError, ValueError, TypeError):
+            return None  # a damaged record: that seed is trained again
+
+    def _read_finished(self) -> None:
+        """The seeds of an earlier, finished run of this task (results.json) under the same fingerprint."""
+        try:
+            result = json.loads((self.out / "results.json").read_text(encoding="utf-8"))
+            if not isinstance(result, dict) or result.get("fingerprint") != self.fp:
+                return
+            points = result.get("grid") or [{"lr": result["config"]["lr"], "layer_decay": result["config"][
+                "layer_decay"], "runs": result["runs"]}]
+            for p in points:
+                for run in p["runs"]:
+                    self.runs[(point_tag(p["lr"], p["layer_decay"]), run["seed"])] = {
+                        "lr": p["lr"], "layer_decay": p["layer_decay"], **run}
+            meta = json.loads((self.out / "model" / "finetune.json").read_text(encoding="utf-8"))
+            if meta.get("fingerprint") == self.fp:
+                self.earlier_model = (point_tag(meta["config"]["lr"], meta["config"]["layer_decay"]), meta["seed"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return
+
+    def done(self, lr: float, layer_decay: float, seed: int) -> dict[str, Any] | None:
+        """The recorded run ({'seed', 'metrics', 'train'}) of this seed at this point, if it finished earlier."""
+        record = self.runs.get((point_tag(lr, layer_decay), seed))
+        return None if record is None else {k: record[k] for k in ("seed", "metrics", "train")}
+
+    def _file(self, lr: float, layer_decay: float, seed: int, suffix: str) -> Path:
+        return self.folder / f"{point_tag(lr, layer_decay)}_seed{seed}{suffix}"
+
+    def add(self, lr: float, layer_decay: float, run: dict[str, Any], best: torch.nn.Module | None,
+            replaced: int | None) -> None:
+        """Record a finished seed; `best`: its model when it is its point's best so far (whose weights are kept,
+        and those of the `replaced` seed deleted). Weights first, record second: a seed on record whose point
+        it led always has its weights."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.folder / "fingerprint", self.fp + "\n")
+        seed = run["seed"]
+        if best is not None:
+            path = self._file(lr, layer_decay, seed, ".safetensors")
+            tmp = path.with_name(f".{path.name}.tmp")
+            save_tensors({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}, tmp)
+            os.replace(tmp, path)
+        atomic_write_text(self._file(lr, layer_decay, seed, ".json"),
+                          json.dumps({"lr": lr, "layer_decay": layer_decay, **run}, indent=1))
+        self.runs[(point_tag(lr, layer_decay), seed)] = {"lr": lr, "layer_decay": layer_decay, **run}
+        if best is not None and replaced is not None:
+            self._file(lr, layer_decay, replaced, ".safetensors").unlink(missing_ok=True)
+
+    def weights(self, lr: float, layer_decay: float, seed: int) -> dict[str, torch.Tensor] | None:
+        """The saved weights of this seed (kept while it led its point, or model/ of a finished run), or None."""
+        files = [self._file(lr, layer_decay, seed, ".safetensors")]
+        if self.earlier_model == (point_tag(lr, layer_decay), seed):
+            files.append(self.out / "model" / "model.safetensors")
+        for f in files:
+            try:
+                return load_file(str(f))
+            except (OSError, SafetensorError):
+                continue
+        return None
+
+    def finish(self) -> None:
+        """The task's results are written: its records and weights are no longer needed."""
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""`electra finetune` resumes by seed: a stopped run re-run trains only the missing seeds and ends as an
+uninterrupted run does; more --seeds go on from a finished run; another recipe, model or data starts over.
+
+    python -m pytest tests/test_finetune_progress.py -q
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from test_finetune_fixtures import make_run
+from test_finetune_glue import _learnable_sst2
+
+import electra.finetune.cli as finetune_cli
+from electra.cli import main as electra_main
+from electra.finetune.progress import fingerprint
+
+FAST = ["--epochs", "3", "--batch-size", "8", "--threads", "1", "--max-seq-len", "32"]
+
+
+class Trainings:
+    """Counts the fine-tunings `electra finetune` runs; `stop_at`: raise KeyboardInterrupt in that one (1-based)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_at: int = 0):
+        self.count, self.stop_at, real = 0, stop_at, finetune_cli.train
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            if self.count == self.stop_at:
+                raise KeyboardInterrupt  # Ctrl-C (or a killed job) in the middle of a seed
+            return real(*args, **kwargs)
+        monkeypatch.setattr(finetune_cli, "train", counted)
+
+
+def results(out: Path) -> dict[str, Any]:
+    r = json.loads((out / "results.json").read_text())
+    return {"runs": [(run["seed"], run["metrics"], run["train"]["steps"], run["train"]["final_loss"])
+                     for run in r["runs"]], "summary": r["summary"], "best_seed": r["best_seed"]}
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    wa, wb = load_file(str(a / "model" / "model.safetensors")), load_file(str(b / "model" / "model.safetensors"))
+    return wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def command(tmp: Path, n: int, lr: str) -> list[str]:
+    """A fine-tuning whose seeds score differently: with n=64, lr 2e-3 seeds 1-4 score 87.5, 50, 93.75, 100 (the
+    best moves to each later seed that beats it); with n=96, lr 1e-3 100, 96.9, 93.8, 81.3 (seed 1 stays best)."""
+    run = make_run(tmp)
+    data = _learnable_sst2(tmp / "glue", n=n)
+    return ["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), *FAST, "--lr", lr]
+
+
+def test_a_stopped_run_trains_only_the_missing_seeds_and_ends_as_an_uninterrupted_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    common, tmp = command(tmp_path, 64, "2e-3"), tmp_path
+    whole, resumed = tmp / "whole", tmp / "resumed"
+    assert electra_main([*common, "--out", str(whole), "--seeds", "3"]) == 0
+    assert not (whole / "progress").exists()  # gone once results.json is written
+
+    Trainings(monkeypatch, stop_at=3)
+    assert electra_main([*common, "--out", str(resumed), "--seeds", "3"]) == 130  # "interrupted"
+    progress = resumed / "progress"
+    assert sorted(p.name for p in progress.glob("*.json")) == ["lr0.002_ld0.8_seed1.json", "lr0.002_ld0.8_seed2.json"]
+    assert [p.name for p in progress.glob("*.safetensors")] == ["lr0.002_ld0.8_seed1.safetensors"]  # the best's only
+    assert not (resumed / "results.json").exists()
+
+    trainings = Trainings(monkeypatch)
+    capsys.readouterr()
+    assert electra_main([*common, "--out", str(resumed), "--seeds", "3"]) == 0
+    assert trainings.count == 1  # seed 3 only
+    assert capsys.readouterr().out.count("(trained earlier)") == 2
+    assert results(resumed) == results(whole) and same_weights(resumed, whole)
+    assert [r[1]["accuracy"] for r in results(whole)["runs"]] == [87.5, 50.0, 93.75] and results(whole)["best_seed"] == 3
+    assert (resumed / "test_predictions" / "SST-2.tsv").read_bytes() == (whole / "test_predictions" / "SST-2.tsv").read_bytes()
+    assert not progress.exists()
+
+    assert electra_main([*common, "--out", str(resumed), "--seeds", "3"]) == 0  # all done: nothing trained
+    assert trainings.count == 1 and results(resumed) == results(whole) and same_weights(resumed, whole)
+
+
+def test_more_seeds_go_on_from_a_finished_run_and_fresh_retrains(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    common, tmp = command(tmp_path, 96, "1e-3"), tmp_path
+    four, out = tmp / "four", tmp / "out"
+    assert electra_main([*common, "--out", str(four), "--seeds", "4"]) == 0
+    assert electra_main([*common, "--out", str(out), "--seeds", "2"]) == 0
+    trainings = Trainings(monkeypatch)
+    assert electra_main([*common, "--out", str(out), "--seeds", "4"]) == 0
+    assert trainings.count == 2  # seeds 3 and 4; seed 1, still the best, read back from model/
+    assert results(out) == results(four) and results(out)["best_seed"] == 1 and same_weights(out, four)
+    assert electra_main([*common, "--out", str(out), "--seeds", "4", "--fresh"]) == 0
+    assert trainings.count == 6 and results(out) == results(four)
+
+    # another recipe: nothing of the earlier seeds counts
+    assert electra_main([*common, "--out", str(out), "--seeds", "2", "--weight-decay", "0.01"]) == 0
+    assert trainings.count == 8
+
+    # a finished run whose model/ was not kept: the best seed is trained again for its weights
+    capsys.readouterr()
+    assert electra_main([*common, "--out", str(out), "--seeds", "2", "--no-save-model"]) == 0
+    assert trainings.count == 10 and not (out / "model").exists()
+    assert electra_main([*common, "--out", str(out), "--seeds", "2"]) == 0
+    assert trainings.count == 11 and "its weights were not kept: training it again" in capsys.readouterr().out
+    assert (out / "model" / "model.safetensors").is_file()
+
+
+def test_the_fingerprint_follows_data_recipe_and_weights_but_not_seed_or_threads(tmp_path: Path) -> None:
+    from electra.finetune.config import FinetuneConfig
+    from electra.model import Encoder
+    from electra.model_config import ModelConfig
+
+    data = _learnable_sst2(tmp_path / "glue", n=8)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n")
+    enc = Encoder(ModelConfig(vocab_size=6, hidden_size=8, embedding_size=8, num_layers=1, num_heads=2,
+                              intermediate_size=16, max_position_embeddings=16))
+    cfg = FinetuneConfig().to_dict()
+    fp = lambda recipe=cfg, out=tmp_path / "out": fingerprint("sst2", recipe, enc, vocab, False, True, None, data, out)
+    base = fp()
+    assert fp({**cfg, "seed": 9, "threads": 3, "lr": 1e-3, "eval_batch_size": 7}) == base
+    assert fp({**cfg, "weight_decay": 0.01}) != base
+    (data / "ft").mkdir()  # OUT inside --data: its files are not part of the stamp
+    (data / "ft" / "results.json").write_text("{}")
+    assert fp(out=data / "ft") == base and fp(out=tmp_path / "out") != base
+    (data / "ft" / "results.json").unlink()
+    (data / "SST-2" / "train.tsv").write_text("sentence\tlabel\na\t1\n")  # a task file changed
+    assert fp() != base
+    before = fp()
+    with torch.no_grad():
+        next(enc.parameters()).view(-1)[0] += 1  # one weight of the encoder
+    assert fp() != before
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nb\n")
+    assert fp() != before
+
+
+def test_a_grid_resumes_point_by_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lr 1e-3,2e-3: the seeds of each point are recorded apart; a run stopped in the second point re-trains
+    only that point's missing seed, chooses the same point and keeps the same weights."""
+    common = [*command(tmp_path, 64, "2e-3")[:-2], "--lr", "1e-3,2e-3", "--seeds", "2"]
+    whole, resumed = tmp_path / "whole", tmp_path / "resumed"
+    assert electra_main([*common, "--out", str(whole)]) == 0
+    Trainings(monkeypatch, stop_at=4)
+    assert electra_main([*common, "--out", str(resumed)]) == 130
+    trainings = Trainings(monkeypatch)
+    assert electra_main([*common, "--out", str(resumed)]) == 0
+    assert trainings.count == 1
+    grid = lambda out: [(p["lr"], p["median"], [r["metrics"] for r in p["runs"]])
+                        for p in json.loads((out / "results.json").read_text())["grid"]]
+    assert grid(resumed) == grid(whole) and results(resumed) == results(whole) and same_weights(resumed, whole)
+    assert electra_main([*common[:-1], "3", "--out", str(resumed)]) == 0  # a third seed at both points
+    assert trainings.count == 3
