@@ -17,7 +17,7 @@ from test_finetune_glue import _learnable_sst2
 
 import electra.finetune.cli as finetune_cli
 from electra.cli import main as electra_main
-from electra.finetune.progress import fingerprint
+from electra.finetune.progress import fingerprint, model_digest
 
 FAST = ["--epochs", "3", "--batch-size", "8", "--threads", "1", "--max-seq-len", "32"]
 
@@ -120,7 +120,8 @@ def test_the_fingerprint_follows_data_recipe_and_weights_but_not_seed_or_threads
     enc = Encoder(ModelConfig(vocab_size=6, hidden_size=8, embedding_size=8, num_layers=1, num_heads=2,
                               intermediate_size=16, max_position_embeddings=16))
     cfg = FinetuneConfig().to_dict()
-    fp = lambda recipe=cfg, out=tmp_path / "out": fingerprint("sst2", recipe, enc, vocab, False, True, None, data, out)
+    fp = lambda recipe=cfg, out=tmp_path / "out": fingerprint("sst2", recipe, model_digest(enc, vocab), False, True,
+                                                              None, data, out)
     base = fp()
     assert fp({**cfg, "seed": 9, "threads": 3, "lr": 1e-3, "eval_batch_size": 7}) == base
     assert fp({**cfg, "weight_decay": 0.01}) != base

@@ -45,7 +45,7 @@ from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
-from electra.finetune.progress import Progress, fingerprint
+from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
@@ -155,9 +155,11 @@ def task_defaults(name: str) -> tuple[float, int]:
 
 
 def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0: torch.nn.Module, pre: Any,
-             out: Path, device: torch.device) -> dict[str, Any]:
+             digest: str, out: Path, device: torch.device) -> dict[str, Any]:
     """All seeds of one task, for each point of the --lr / --layer-decay grid; the point with the best median
-    dev score wins, and its best seed is saved. Writes out/results.json, out/model/, out/test_predictions/."""
+    dev score wins, and its best seed is saved. Writes out/results.json, out/model/, out/test_predictions/.
+    `digest`: the model's (progress.model_digest); seeds an earlier run finished under the same fingerprint
+    are read, not trained."""
     from electra.data.tokenizer import SpecialIds, load_tokenizer
 
     mcfg = encoder0.cfg
@@ -170,8 +172,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
-    fp = fingerprint(name, cfg.to_dict(), encoder0, pre.vocab_path, args.random_init, pre.lowercase,
-                     pre.strip_accents, args.data, out)
+    fp = fingerprint(name, cfg.to_dict(), digest, args.random_init, pre.lowercase, pre.strip_accents, args.data, out)
     progress = Progress(out, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
     grid, chosen = [], None
     for point in args.grid or [{}]:
@@ -341,8 +342,9 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
         clear_results(args.out, keep=[args.data, args.model])
     results: dict[str, dict[str, Any]] = {}
     outs = task_outs(args.out, names)
+    digest = model_digest(encoder, pre.vocab_path)
     for name, out in zip(names, outs):
-        results[name] = run_task(name, args, cfg, encoder, pre, out, device)
+        results[name] = run_task(name, args, cfg, encoder, pre, digest, out, device)
     print(table(results))
     if len(names) > 1:
         medians = {n: {m: s["median"] for m, s in r["summary"].items()} for n, r in results.items()}

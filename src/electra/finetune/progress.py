@@ -58,22 +58,25 @@ def _data_stamp(data: Path, out: Path) -> list[tuple[str, int, int]]:
     return stamp
 
 
-def fingerprint(task: str, recipe: dict[str, Any], encoder: torch.nn.Module, vocab: Path, random_init: bool,
-                lowercase: bool, strip_accents: bool | None, data: Path, out: Path) -> str:
-    """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
-    task, the recipe, the encoder's weights (every tensor's bytes), the vocabulary and text normalisation, and
-    the --data files' names, sizes and modification times."""
-    h = hashlib.sha256()
-    facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED},
-             "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
-             "data": _data_stamp(data, out)}
-    h.update(json.dumps(facts, sort_keys=True).encode())
-    h.update(hashlib.sha256(vocab.read_bytes()).digest())
+def model_digest(encoder: torch.nn.Module, vocab: Path) -> str:
+    """sha256 of the encoder's weights (every tensor's name, dtype, shape and bytes) and the vocabulary file."""
+    h = hashlib.sha256(vocab.read_bytes())
     for name, t in sorted(encoder.state_dict().items()):
         t = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().data)
     return h.hexdigest()
+
+
+def fingerprint(task: str, recipe: dict[str, Any], model: str, random_init: bool, lowercase: bool,
+                strip_accents: bool | None, data: Path, out: Path) -> str:
+    """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
+    task, the recipe, the model (`model_digest`), the text normalisation and the --data files' names, sizes
+    and modification times."""
+    facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED}, "model": model,
+             "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
+             "data": _data_stamp(data, out)}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def point_tag(lr: float, layer_decay: float) -> str:
