@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import random
 import signal
 import subprocess
@@ -225,6 +226,23 @@ def test_unk_rate_is_reported_and_a_bad_fit_warned(tmp_path: Path, vocab: Path, 
     counts = PretrainData(tmp_path / "cased").meta["counts"]
     assert 0.02 < counts["unk_tokens"] / counts["tokens_encoded"] < 1
     assert "of the corpus's word pieces are [UNK]; the vocabulary is uncased: drop --no-lowercase" in out.err
+
+
+def test_words_too_long_to_split_are_named_as_the_cause_of_unk(tmp_path: Path, vocab: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    """Text written without spaces: whole lines are one 'word', over BERT's 200 characters, each one [UNK]
+    whatever the vocabulary. The warning says so (and what to do), not 'train a vocabulary'."""
+    corpus = tmp_path / "c.txt"
+    docs = write_docs(corpus, 40, seed=0)
+    lines = [line for d in docs for line in d]
+    long = [re.sub(r"\W", "", line) * 60 for line in lines[:30]]  # spaces and punctuation out: over 200 characters
+    corpus.write_text("\n\n".join(f"{w}\n{line}" for w, line in zip(long, lines[30:])) + "\n")
+    assert cli(["prepare", str(corpus), "--vocab", str(vocab), "--out", str(tmp_path / "ds")]) == 0
+    counts = PretrainData(tmp_path / "ds").meta["counts"]
+    assert counts["unk_long_words"] == len(long) and counts["unk_tokens"] == len(long)
+    err = capsys.readouterr().err
+    assert "of the corpus's word pieces are [UNK]; " in err and "are single words over 200 characters" in err
+    assert "PyThaiNLP" in err
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--unit-mb", "nan"), ("--unit-mb", "inf"), ("--unit-mb", "0"),

@@ -81,6 +81,7 @@ class ReadStats:
     bad_records: int = 0
     tokens_encoded: int = 0  # word pieces produced by the tokenizer (filled in by the pipeline)
     unk_tokens: int = 0  # of which [UNK]: words the vocabulary cannot spell
+    unk_long_words: int = 0  # of those, words over MAX_CHARS_PER_WORD characters (text written without spaces)
     per_file_warnings: list[str] = field(default_factory=list)
 
     def add(self, other: ReadStats) -> None:
@@ -93,7 +94,7 @@ class ReadStats:
 
 
 _COUNTERS = ("bytes_read", "lines", "documents", "replaced_bytes", "split_lines", "bad_records", "tokens_encoded",
-             "unk_tokens")
+             "unk_tokens", "unk_long_words")
 
 
 # ---------------------------------------------------------------------------------------------- inputs

@@ -33,7 +33,7 @@ from electra.data.builder import ExampleBuilder
 from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, CorpusFile, ReadStats, iter_corpus
 from electra.data.dedup import without_documents
 from electra.data.shards import SPLITS, SplitWriter, commit_shard
-from electra.data.tokenizer import SpecialIds, build_tokenizer
+from electra.data.tokenizer import SpecialIds, build_tokenizer, long_words
 
 # Test hook: SIGKILL the process that builds unit N once its files are written, before the shard is committed.
 KILL_BEFORE_COMMIT_ENV = "ELECTRA_PREPARE_KILL_BEFORE_COMMIT"
@@ -103,11 +103,16 @@ def unit_random(seed: int, unit: int, purpose: str) -> random.Random:
 def _encode(tok: Tokenizer, batches: Iterator[list[str]], unk: int, counter: list[int]
             ) -> Iterator[tuple[list[str], list[list[int]]]]:
     for batch in batches:
-        encs = tok.encode_batch_fast([u for u in batch if u], add_special_tokens=False)
-        ids = [e.ids for e in encs]
-        # [word pieces, [UNK]s]; not in ReadStats: the reader thread updates that concurrently
+        texts = [u for u in batch if u]
+        ids = [e.ids for e in tok.encode_batch_fast(texts, add_special_tokens=False)]
+        # [word pieces, [UNK]s, [UNK]s that are words too long to split]; not in ReadStats: the reader thread
+        # updates that concurrently. A text with an [UNK] is split into words again (rare, but all of a corpus
+        # written without spaces, whose whole lines are such words: the `prepare` warning names that cause).
         counter[0] += sum(map(len, ids))
-        counter[1] += sum(x.count(unk) for x in ids)
+        for text, row in zip(texts, ids):
+            if unk in row:
+                counter[1] += row.count(unk)
+                counter[2] += long_words(tok, text)
         yield batch, ids
 
 
@@ -153,7 +158,7 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                                       unit_random(settings.seed, unit.index, s),
                                       settings.single_segment_prob, settings.short_seq_prob)
                     for s in SPLITS}
-        encoded, dropped = [0, 0], [0]
+        encoded, dropped = [0, 0, 0], [0]
         units = without_documents(iter_corpus(unit.files, stats, settings.text_field, settings.max_line_bytes,
                                               settings.blanks_separate_docs), unit.drop, dropped)
         # The reader and encoder threads of the module docstring, both stopped (encoder first) when
@@ -162,7 +167,7 @@ def build_unit(unit: Unit, settings: Settings, vocab: dict[str, int], out_dir: P
                 closing(in_background(_encode(tok, batches, special.unk, encoded))) as stream:
             _build_examples(stream, unit_random(settings.seed, unit.index, "docs"), settings.valid_fraction,
                             builders, writers)
-        stats.tokens_encoded, stats.unk_tokens = encoded
+        stats.tokens_encoded, stats.unk_tokens, stats.unk_long_words = encoded
         counts = {s: w.close() for s, w in writers.items()}
         read = stats.as_dict() | ({"duplicate_documents": dropped[0]} if settings.dedup or settings.near_dup else {})
         info = {"key": unit.key, "unit": unit.index, "inputs": [f.identity() for f in unit.files],

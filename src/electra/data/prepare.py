@@ -39,7 +39,7 @@ from electra.data.corpus import (
 )
 from electra.data.dedup import SHINGLE, fingerprint_unit, mark_repeats
 from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
-from electra.data.report import dedup_flags, summary, unk_share
+from electra.data.report import dedup_flags, summary, unk_hint, unk_share
 from electra.data.shards import (
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -322,11 +322,7 @@ def prepare(corpus: Sequence[str | Path], vocab: str | Path, out: str | Path, se
                             f"{hint}; give more text")
         unk = unk_share(counts) or 0.0
         if unk > UNK_WARN_FRACTION:
-            cased = any(t != t.lower() for t in vocab_file.tokens if not (t.startswith("[") and t.endswith("]")))
-            hint = ("the vocabulary is uncased: drop --no-lowercase" if not settings.lowercase and not cased else
-                    "the vocabulary does not fit this text (another language or casing?); `electra vocab` trains "
-                    "one on it")
-            default_warn(f"{100 * unk:.1f}% of the corpus's word pieces are [UNK]; {hint}")
+            default_warn(f"{100 * unk:.1f}% of the corpus's word pieces are [UNK]; {unk_hint(counts, settings.lowercase, vocab_file.tokens)}")
         if counts["valid"]["examples"] == 0 and settings.valid_fraction > 0:
             default_warn(f"no validation examples ({counts['documents']} documents); raise --valid-fraction "
                          "for a held-out split")

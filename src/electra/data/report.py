@@ -1,12 +1,28 @@
 """What `electra prepare` reports about a dataset it built: the counts, the draws against their settings, speed."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
+
+from electra.data.tokenizer import MAX_CHARS_PER_WORD
 
 
 def unk_share(counts: dict[str, Any]) -> float | None:
     """The share of the corpus's word pieces that came out as [UNK] (None: shards of a version that did not count)."""
     return counts["unk_tokens"] / max(1, counts["tokens_encoded"]) if "unk_tokens" in counts else None
+
+
+def unk_hint(counts: dict[str, Any], lowercase: bool, vocab: Iterable[str]) -> str:
+    """Why so many [UNK]s: words too long to split (text without spaces), casing, or a vocabulary for other text."""
+    long = counts.get("unk_long_words", 0) / max(1, counts["unk_tokens"])
+    if long > 0.5:
+        return (f"{100 * long:.0f}% of them are single words over {MAX_CHARS_PER_WORD} characters, which WordPiece "
+                "never splits: text written without spaces (Thai, Lao, Khmer, Burmese, Japanese) must be cut into "
+                "words (a word segmenter: PyThaiNLP, MeCab, ...) before `electra vocab` and `electra prepare`")
+    cased = any(t != t.lower() for t in vocab if not (t.startswith("[") and t.endswith("]")))
+    if not lowercase and not cased:
+        return "the vocabulary is uncased: drop --no-lowercase"
+    return "the vocabulary does not fit this text (another language or casing?); `electra vocab` trains one on it"
 
 
 def dedup_flags(settings: dict[str, Any]) -> str:

@@ -142,6 +142,13 @@ def build_tokenizer(vocab: dict[str, int] | None, lowercase: bool = True,
     return tok
 
 
+def long_words(tok: Tokenizer, text: str) -> int:
+    """How many words of `text` (as `tok` normalises and splits it) exceed MAX_CHARS_PER_WORD characters: each
+    becomes one [UNK], whatever the vocabulary."""
+    words = tok.pre_tokenizer.pre_tokenize_str(tok.normalizer.normalize_str(text))
+    return sum(len(w) > MAX_CHARS_PER_WORD for w, _ in words)
+
+
 def normalisation(lowercase: bool, strip_accents: bool | None) -> str:
     """What `build_tokenizer` does to text, in words (strip_accents=None follows lowercase, as above)."""
     strip = lowercase if strip_accents is None else strip_accents
