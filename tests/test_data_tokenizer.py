@@ -90,6 +90,24 @@ def test_electra_vocab_cli_trains_wordpiece(tmp_path: Path, capsys: pytest.Captu
     assert "Alpha" in p2.read_text(encoding="utf-8").splitlines()
 
 
+def test_vocab_warns_of_words_too_long_to_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A corpus written without spaces: most lines are one word over 200 characters, [UNK] whatever vocabulary is
+    trained. A run of 250 letters cut by punctuation every 50 is not such a word, and a few long words pass."""
+    corpus = tmp_path / "c.txt"
+    docs = write_docs(corpus, 40, seed=0)
+    lines = [line for d in docs for line in d]
+    cut = ("abcde" * 10 + ".") * 5  # 255 non-spaces, no word over 50
+    corpus.write_text("\n".join([cut] * 10 + lines + ["x" * 300]) + "\n")
+    assert cli(["vocab", str(corpus), "--vocab-size", "120", "--out", str(tmp_path / "ok")]) == 0
+    assert "characters" not in capsys.readouterr().err
+    spaceless = ["".join(c for c in line if c.isalpha()) * 60 for line in lines]
+    corpus.write_text("\n".join(spaceless[:30] + lines[:30]) + "\n")
+    assert cli(["vocab", str(corpus), "--vocab-size", "120", "--out", str(tmp_path / "thai")]) == 0
+    err = capsys.readouterr().err
+    assert f"30 of the corpus's {30 + len(lines[:30])} lines (or records) hold a word over 200 characters" in err
+    assert "PyThaiNLP" in err
+
+
 def test_vocab_training_is_reproducible(tmp_path: Path) -> None:
     """The same text gives the same vocab.txt, byte for byte. tokenizers' own trainer does not: it breaks ties in
     merge counts, and cuts the alphabet at --limit-alphabet among characters of equal count, in hash-map order

@@ -11,6 +11,7 @@ every consumer looks them up by name). The corpus is streamed; only the word cou
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -20,7 +21,14 @@ from tokenizers import trainers
 from electra.data.args import add_corpus_arg, add_text_args, corpus_format
 from electra.data.corpus import ReadStats, default_warn, iter_corpus, resolve_corpus
 from electra.data.shards import atomic_write_bytes
-from electra.data.tokenizer import SPECIAL_TOKENS, build_tokenizer, parse_vocab, read_vocab
+from electra.data.tokenizer import (
+    MAX_CHARS_PER_WORD,
+    SPECIAL_TOKENS,
+    build_tokenizer,
+    long_words,
+    parse_vocab,
+    read_vocab,
+)
 from electra.errors import ArgumentParser, UserError
 
 
@@ -55,8 +63,17 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
     # trainer whole, with every "##c" named up front in sorted order. The corpus is read twice.
     tok = build_tokenizer(None, lowercase=lowercase, strip_accents=strip_accents)
     counts: Counter[str] = Counter()
+    units = with_long_words = 0
     for batch in batches(ReadStats()):
-        counts.update(tok.normalizer.normalize_str("\n".join(batch)))
+        text = tok.normalizer.normalize_str("\n".join(batch))
+        counts.update(text)
+        units += len(batch)
+        if LONG_RUN.search(text):  # a run of non-spaces that long may still be cut at punctuation: ask the tokenizer
+            with_long_words += sum(long_words(tok, unit) > 0 for unit in batch if LONG_RUN.search(unit))
+    if with_long_words > 0.05 * units:
+        default_warn(f"{with_long_words} of the corpus's {units} lines (or records) hold a word over {MAX_CHARS_PER_WORD} characters, "
+                     f"which becomes [UNK] whatever the vocabulary: text written without spaces (Thai, Lao, Khmer, "
+                     f"Burmese, Japanese) must be cut into words (a word segmenter: PyThaiNLP, MeCab, ...) first")
     chars = sorted((c for c in counts if not c.isspace()), key=lambda c: (-counts[c], c))
     alphabet = sorted(chars[:limit_alphabet])
     trainer = trainers.WordPieceTrainer(
@@ -75,6 +92,9 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
                      f"the corpus's {len(alphabet)} characters is kept, alone and as '##c'; lower --limit-alphabet "
                      f"to stay within it")
     return write_vocab_txt(vocab, out_dir, "the trained vocabulary")
+
+
+LONG_RUN = re.compile(rf"\S{{{MAX_CHARS_PER_WORD + 1},}}")  # a candidate over-long word
 
 
 def check_out(out: Path) -> None:
