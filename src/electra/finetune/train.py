@@ -32,6 +32,7 @@ from electra.data.shards import staged_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
+from electra.logs import fmt_duration
 from electra.optim import build_optimizer, layerwise_lr_scales, lr_at, set_lr
 from electra.precision import LossScaler, autocast_dtype
 from electra.precision import autocast as precision_autocast
@@ -188,7 +189,9 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
             step += 1
             if step % cfg.log_every == 0 or step == steps:
                 loss_now, lr_now = tracker.value(cfg.lr), lr_at(step - 1, cfg.lr, steps, warmup)
-                log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {time.time() - t0:.0f}s")
+                elapsed = time.time() - t0
+                left = f", {fmt_duration(elapsed / step * (steps - step))} left" if step < steps else ""
+                log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {elapsed:.0f}s{left}")
                 if report is not None:
                     report({"train/loss": loss_now, "train/lr": lr_now}, step)
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
