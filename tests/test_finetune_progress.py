@@ -6,6 +6,8 @@ uninterrupted run does; more --seeds go on from a finished run; another recipe, 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from test_finetune_fixtures import make_run
-from test_finetune_glue import _learnable_sst2
+from test_finetune_glue import _cli_error, _learnable_sst2
 
 import electra.finetune.cli as finetune_cli
 from electra.cli import main as electra_main
@@ -109,7 +111,9 @@ def test_more_seeds_go_on_from_a_finished_run_and_fresh_retrains(
     assert (out / "model" / "model.safetensors").is_file()
 
 
-def test_the_fingerprint_follows_data_recipe_and_weights_but_not_seed_or_threads(tmp_path: Path) -> None:
+def test_the_fingerprint_follows_data_recipe_model_and_arithmetic_but_not_seed_or_threads(tmp_path: Path) -> None:
+    import dataclasses
+
     from electra.finetune.config import FinetuneConfig
     from electra.model import Encoder
     from electra.model_config import ModelConfig
@@ -120,23 +124,72 @@ def test_the_fingerprint_follows_data_recipe_and_weights_but_not_seed_or_threads
     enc = Encoder(ModelConfig(vocab_size=6, hidden_size=8, embedding_size=8, num_layers=1, num_heads=2,
                               intermediate_size=16, max_position_embeddings=16))
     cfg = FinetuneConfig().to_dict()
-    fp = lambda recipe=cfg, out=tmp_path / "out": fingerprint("sst2", recipe, model_digest(enc, vocab), False, True,
-                                                              None, data, out)
+
+    def fp(recipe: dict = cfg, out: Path = tmp_path / "out", arithmetic: str = "cpu torch.float32") -> str:
+        return fingerprint("sst2", recipe, model_digest(enc, vocab), False, True, None, data, out, arithmetic)
+
     base = fp()
     assert fp({**cfg, "seed": 9, "threads": 3, "lr": 1e-3, "eval_batch_size": 7}) == base
-    assert fp({**cfg, "weight_decay": 0.01}) != base
-    (data / "ft").mkdir()  # OUT inside --data: its files are not part of the stamp
-    (data / "ft" / "results.json").write_text("{}")
+    assert fp({**cfg, "weight_decay": 0.01}) != base and fp(arithmetic="cuda torch.bfloat16") != base
+    (data / "ft" / "rte").mkdir(parents=True)  # OUT inside --data (several tasks: OUT/<task>/): not stamped
+    (data / "ft" / "rte" / "results.json").write_text("{}")
     assert fp(out=data / "ft") == base and fp(out=tmp_path / "out") != base
-    (data / "ft" / "results.json").unlink()
+    shutil.rmtree(data / "ft")
     (data / "SST-2" / "train.tsv").write_text("sentence\tlabel\na\t1\n")  # a task file changed
     assert fp() != base
+    (data / "SST-2" / "train.tsv").unlink()
+    linked = tmp_path / "elsewhere"
+    (data / "SST-2").rename(linked)  # a task folder that is a link: its files are stamped through it
+    (data / "SST-2").symlink_to(linked)
+    before = fp()
+    (linked / "dev.tsv").write_text("sentence\tlabel\n")
+    assert fp() != before
     before = fp()
     with torch.no_grad():
         next(enc.parameters()).view(-1)[0] += 1  # one weight of the encoder
     assert fp() != before
+    before = fp()
+    enc.cfg = dataclasses.replace(enc.cfg, hidden_dropout=0.0)  # what the weights do not show
+    assert fp() != before
     vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nb\n")
     assert fp() != before
+
+
+def test_what_a_stopped_run_left_is_kept_safe_and_damage_retrained(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """--overwrite with the same task still resumes; a stray or temporary file in progress/ is no obstacle, an
+    edited record is retrained; another task's command into that OUT is refused (unfinished seeds are named), and
+    so is a second run while one holds OUT."""
+    from electra.data.shards import lock_folder
+
+    common, out = command(tmp_path, 64, "2e-3"), tmp_path / "out"
+    Trainings(monkeypatch, stop_at=3)
+    assert electra_main([*common, "--out", str(out), "--seeds", "3"]) == 130
+    progress = out / "progress"
+    (progress / ".tmp-lr0.002_ld0.8_seed3.json-4242").write_text("{")  # as a SIGKILL mid-write leaves it
+    (progress / ".DS_Store").write_bytes(b"\0")
+    record = progress / "lr0.002_ld0.8_seed2.json"
+    record.write_text(json.dumps({**json.loads(record.read_text()), "metrics": {}}))
+    capsys.readouterr()
+
+    err = _cli_error(capsys, [*common[1:], "--task", "mrpc", "--out", str(out)])
+    assert f"--out {out} holds the unfinished seeds (re-run it to finish them) of --task sst2" in err
+    fd = lock_folder(out, "finetune")
+    try:
+        assert "another `electra finetune`" in _cli_error(capsys, [*common[1:], "--out", str(out), "--seeds", "3"])
+    finally:
+        os.close(fd)
+
+    trainings = Trainings(monkeypatch)
+    assert electra_main([*common, "--out", str(out), "--seeds", "3", "--overwrite"]) == 0
+    assert trainings.count == 2  # seeds 2 (its record edited) and 3
+    assert "seed 1: accuracy 87.50 (trained earlier)" in capsys.readouterr().out
+    assert not progress.exists()
+
+    progress.mkdir()
+    (progress / "notes.txt").write_text("the user's")
+    assert "progress holds 'notes.txt' that is not what `electra finetune` writes there" in _cli_error(
+        capsys, [*common[1:], "--out", str(out), "--seeds", "3"])
 
 
 def test_a_grid_resumes_point_by_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

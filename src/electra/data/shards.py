@@ -78,13 +78,18 @@ def foreign(names: list[str]) -> str:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp name, fsync, rename over `path`, fsync the folder."""
+    """Write to a temp name, fsync, rename over `path`, fsync the folder. Interrupted (Ctrl-C, SIGTERM, an
+    error), the temp file is removed; only SIGKILL can leave it."""
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 

@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -37,20 +38,21 @@ from typing import Any
 import torch
 
 from electra.checkpoint import atomic_write_text
-from electra.data.shards import staged_dir
+from electra.data.shards import lock_folder, staged_dir
 from electra.dist import pick_device
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
-from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, task_outs
+from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, earlier_tasks, task_outs
 from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
 from electra.model import set_activation_checkpointing
+from electra.precision import autocast_dtype
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
@@ -172,8 +174,10 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     job = build_job(name, args.data, cfg, tokenizer, special.cls, special.sep)
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
-    fp = fingerprint(name, cfg.to_dict(), digest, args.random_init, pre.lowercase, pre.strip_accents, args.data, out)
-    progress = Progress(out, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
+    arithmetic = f"{device.type} {autocast_dtype(cfg.precision, device, auto_on_cpu=False) or torch.float32}"
+    fp = fingerprint(name, cfg.to_dict(), digest, args.random_init, pre.lowercase, pre.strip_accents, args.data,
+                     args.out, arithmetic)
+    progress = Progress(out, name, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
     grid, chosen = [], None
     for point in args.grid or [{}]:
         cfg = resolve(dataclasses.replace(cfg0, **point))
@@ -263,15 +267,15 @@ def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0
     runs: list[dict[str, Any]] = []
     best: tuple[float, int] | None = None
     for seed in range(cfg.seed, cfg.seed + args.seeds):
-        run, model = progress.done(cfg.lr, cfg.layer_decay, seed), None
+        run, model = progress.done(cfg.lr, cfg.layer_decay, seed, job.main_metric), None
         if run is None:
             run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, out, device)
-        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in run["metrics"].items())
-              + (" (trained earlier)" if model is None else ""), flush=True)
         runs.append(run)
         leads = best is None or run["metrics"][job.main_metric] > best[0]
-        if model is not None:
+        if model is not None:  # on record before it is reported: a seed shown as finished is never trained again
             progress.add(cfg.lr, cfg.layer_decay, run, model if leads else None, best[1] if leads and best else None)
+        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in run["metrics"].items())
+              + (" (trained earlier)" if model is None else ""), flush=True)
         if leads:
             best = (run["metrics"][job.main_metric], seed)
     assert best is not None
@@ -283,13 +287,16 @@ def best_model(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
     """The best seed's model: its kept weights, or (when an earlier run kept none: --no-save-model, a model/
     removed) that seed trained again."""
     weights = progress.weights(cfg.lr, cfg.layer_decay, seed)
-    if weights is None:
-        print(f"[{name}] seed {seed} (the best) finished earlier, but its weights were not kept: training it again",
-              flush=True)
-        return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress.out, device)[1]
-    model = new_model(args, cfg, encoder0, job, seed, device)
-    model.load_state_dict(weights)
-    return model
+    if weights is not None:
+        model = new_model(args, cfg, encoder0, job, seed, device)
+        try:
+            model.load_state_dict(weights)
+            return model
+        except RuntimeError:  # weights of another shape put in their place
+            pass
+    print(f"[{name}] seed {seed} (the best) finished earlier, but its weights were not kept: training it again",
+          flush=True)
+    return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress.out, device)[1]
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:
@@ -325,6 +332,28 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(threads)
 
 
+def write_results(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str], encoder: torch.nn.Module,
+                  pre: Any, device: torch.device) -> None:
+    """Every task into its folder, then (several tasks) OUT/results.json, the GLUE score and the submission zip."""
+    outs = task_outs(args.out, names)
+    digest = model_digest(encoder, pre.vocab_path)
+    results = {name: run_task(name, args, cfg, encoder, pre, digest, out, device) for name, out in zip(names, outs)}
+    print(table(results))
+    if len(names) > 1:
+        medians = {n: {m: s["median"] for m, s in r["summary"].items()} for n, r in results.items()}
+        score = glue_score(medians)
+        if score is not None:
+            print(f"GLUE score (median per task; {', '.join(f'{t} {m}' for t, m in GLUE_SCORE_METRIC.items())}): "
+                  f"{score:.2f}")
+        atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score}, indent=1))
+    if submits(names):
+        zipped, missing = write_submission(args.out, [o / "test_predictions" for o in outs], args.data)
+        if zipped is not None:
+            print(f"GLUE leaderboard submission: {zipped} ({len(SUBMISSION_FILES) - len(missing)} of "
+                  f"{len(SUBMISSION_FILES)} files" + (f"; without {', '.join(missing)}, which the server needs"
+                                                      if missing else "") + ")")
+
+
 def submits(names: list[str]) -> bool:
     """Whether the run ends with a GLUE leaderboard zip: several tasks, GLUE's among them."""
     return len(names) > 1 and any(n in GLUE_TASKS for n in names)
@@ -338,27 +367,13 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     encoder.cpu()
     for name in names:  # each task's recipe against the model (--max-seq-len vs. its positions) before any training
         cfg.resolve(encoder.cfg.hidden_size, *task_defaults(name), encoder.cfg.max_position_embeddings)
-    if args.overwrite:  # only once everything has been checked and loaded
-        clear_results(args.out, keep=[args.data, args.model])
-    results: dict[str, dict[str, Any]] = {}
-    outs = task_outs(args.out, names)
-    digest = model_digest(encoder, pre.vocab_path)
-    for name, out in zip(names, outs):
-        results[name] = run_task(name, args, cfg, encoder, pre, digest, out, device)
-    print(table(results))
-    if len(names) > 1:
-        medians = {n: {m: s["median"] for m, s in r["summary"].items()} for n, r in results.items()}
-        score = glue_score(medians)
-        if score is not None:
-            print(f"GLUE score (median per task; {', '.join(f'{t} {m}' for t, m in GLUE_SCORE_METRIC.items())}): "
-                  f"{score:.2f}")
-        args.out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score}, indent=1))
-    if submits(names):
-        zipped, missing = write_submission(args.out, [o / "test_predictions" for o in outs], args.data)
-        if zipped is not None:
-            print(f"GLUE leaderboard submission: {zipped} ({len(SUBMISSION_FILES) - len(missing)} of "
-                  f"{len(SUBMISSION_FILES)} files" + (f"; without {', '.join(missing)}, which the server needs"
-                                                      if missing else "") + ")")
+    args.out.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(args.out, "finetune")  # two runs never write one OUT (released however this one ends)
+    try:
+        if args.overwrite and set(earlier_tasks(args.out) or []) != set(names):  # once all is checked and loaded;
+            clear_results(args.out, keep=[args.data, args.model])  # this run's own results are not another task's
+        write_results(args, cfg, names, encoder, pre, device)
+    finally:
+        os.close(lock)
     print(f"results: {args.out / 'results.json'}", file=sys.stderr)
     return 0

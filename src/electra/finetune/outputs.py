@@ -17,9 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
+from electra.data.shards import foreign
 from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
 from electra.finetune.glue import GLUE_TASKS
+from electra.finetune.progress import FOLDER, stamp_of
 from electra.finetune.squad import SQUAD_TASKS
 from electra.finetune.submission import ZIP_NAME
 from electra.finetune.tagging import PREDICTIONS_FILE as TAG_PREDICTIONS_FILE
@@ -40,14 +42,33 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
+def _our_file(folder: str, p: Path) -> bool:
+    """Whether `p` is a file a fine-tuning run writes into its `folder` (test_predictions or progress)."""
+    if folder == "progress":  # seed records, kept weights, the stamp and their temporary names
+        return p.is_file() and (p.name == "fingerprint" or p.name.startswith(".tmp-")
+                                or p.suffix in (".json", ".safetensors", ".tmp"))
+    return p.is_file() and p.name in LEADERBOARD_FILES
+
+
 def written_here(path: Path) -> bool:
-    """Whether `path` (a task folder's model/, test_predictions/ or progress/) is what a fine-tuning run wrote."""
+    """Whether `path` (a task folder's model/, test_predictions/ or progress/) is what a fine-tuning run wrote
+    (progress/: stamped by a run that finished a seed, or holding only what one writes before that)."""
     if path.name == "model":
         return (path / "finetune.json").is_file()
-    if path.name == "progress":
-        return all(p.is_file() and (p.name == "fingerprint" or p.suffix in (".json", ".safetensors", ".tmp"))
-                   for p in path.iterdir())
-    return all(p.is_file() and p.name in LEADERBOARD_FILES for p in path.iterdir())
+    if path.name == "progress" and stamp_of(path) is not None:
+        return True
+    return all(_our_file(path.name, p) for p in path.iterdir())
+
+
+def not_ours(path: Path) -> str:
+    """Why `path` (not `written_here`) is someone else's, completing "--out PATH ...": the file, or what it holds."""
+    ours = "what `electra finetune` writes there"
+    if not path.is_dir():
+        return f"is a file, not {ours}"
+    if path.name == "model":
+        return f"has no finetune.json: it is not {ours}"
+    odd = sorted(p.name for p in path.iterdir() if not _our_file(path.name, p))
+    return f"holds {foreign(odd)} not {ours}" if odd else f"is not {ours}"
 
 
 def check_out(args: argparse.Namespace, names: list[str]) -> None:
@@ -78,20 +99,25 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
                 raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
     for w in written:
         if w.exists() and not (w.is_dir() and written_here(w)):
-            raise UserError(f"--out {w} exists and is not what `electra finetune` writes there; give another --out")
+            raise UserError(f"--out {w} {not_ours(w)}; move it away or give another --out")
     earlier = earlier_tasks(out)
     if earlier is not None and set(earlier) != set(names) and not args.overwrite:
-        raise UserError(f"--out {out} holds the results of --task {','.join(earlier)}; give another folder, or "
+        what = "the results" if (out / "results.json").is_file() else "the unfinished seeds (re-run it to finish them)"
+        raise UserError(f"--out {out} holds {what} of --task {','.join(earlier)}; give another folder, or "
                         f"pass --overwrite to replace them with those of --task {','.join(names)}")
 
 
 def earlier_tasks(out: Path) -> list[str] | None:
-    """The tasks whose results an earlier run left in `out` (None: no readable results.json there)."""
+    """The tasks whose results an earlier run left in `out`, or whose seeds a stopped one-task run left in
+    OUT/progress (None: neither there)."""
     try:
         earlier = json.loads((out / "results.json").read_text(encoding="utf-8"))
         tasks = list(earlier["tasks"]) if "tasks" in earlier else [earlier["task"]]
     except (OSError, ValueError, KeyError, TypeError):
-        return None
+        stamp = stamp_of(out / FOLDER)
+        if stamp is None:
+            return None
+        tasks = [stamp[1]]
     return [t for t in tasks if t in ALL_TASKS]  # names that become paths: never anything else
 
 

@@ -3,21 +3,23 @@
 The seeds of a task are independent fine-tunings (each starts from the same weights with its own seed), so
 each is recorded as it ends, in the task's output folder:
 
-    OUT/progress/fingerprint                       what the seeds below were trained from (see `fingerprint`)
-    OUT/progress/lr3e-04_ld0.8_seed1.json          one finished seed: its dev metrics and training stats
-    OUT/progress/lr3e-04_ld0.8_seed1.safetensors   the weights of the best seed so far of its --lr/--layer-decay
+    OUT/progress/fingerprint                       "FINGERPRINT TASK": what the seeds below were trained from
+    OUT/progress/lr0.0003_ld0.8_seed1.json         one finished seed: its dev metrics and training stats
+    OUT/progress/lr0.0003_ld0.8_seed1.safetensors  the weights of the best seed so far of its --lr/--layer-decay
                                                    point (the others' are deleted as a better one ends)
 
 A re-run of the same command trains only the seeds that have no record and ends exactly as an uninterrupted
 run would (the same metrics, the same best seed, the same weights in model/). Once the task's results.json is
 written the folder goes: a finished task's seeds are then read back from results.json, and its best seed's
 weights from model/, so `--seeds 10` after `--seeds 5` trains five more. Records count only under the same
-fingerprint - the model's weights and vocabulary, the data files, the recipe; never the seed, the --lr /
---layer-decay point (part of each record) or what cannot change a result (threads, eval batch, logging);
-`--fresh` ignores them all.
+fingerprint (`fingerprint`): the model's config, weights and vocabulary, the data files, the recipe, the device
+and precision; never the seed or the --lr / --layer-decay point (part of each record), nor what moves a result
+in its last digits only (--threads, --eval-batch-size: a resume under other values is not bit-identical) or
+not at all (--log-every, --activation-checkpointing). `--fresh` ignores them all.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -32,7 +34,8 @@ from safetensors.torch import load_file
 from electra.checkpoint import atomic_write_text, save_tensors
 
 FOLDER = "progress"
-# recipe fields that are not part of the fingerprint: the per-run ones and those that change no result
+# recipe fields that are not part of the fingerprint: the per-run ones, and those that change a result in its
+# last digits only (threads: the order of a matmul's sums; eval batch: padding) or not at all
 UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing")
 DATA_DEPTH, DATA_FILES = 3, 10_000  # how deep, and how many of --data's files are stamped
 
@@ -45,7 +48,7 @@ def _data_stamp(data: Path, out: Path) -> list[tuple[str, int, int]]:
         return [(data.name, st.st_size, st.st_mtime_ns)]
     stamp: list[tuple[str, int, int]] = []
     out = out.resolve()
-    for root, dirs, files in os.walk(data):
+    for root, dirs, files in os.walk(data, followlinks=True):  # a task folder may be a link (depth-bounded)
         here = Path(root)
         depth = len(here.relative_to(data).parts)
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and depth < DATA_DEPTH
@@ -59,8 +62,10 @@ def _data_stamp(data: Path, out: Path) -> list[tuple[str, int, int]]:
 
 
 def model_digest(encoder: torch.nn.Module, vocab: Path) -> str:
-    """sha256 of the encoder's weights (every tensor's name, dtype, shape and bytes) and the vocabulary file."""
+    """sha256 of the encoder's config (dropout, norms, activation: what the weights do not show), its weights
+    (every tensor's name, dtype, shape and bytes) and the vocabulary file."""
     h = hashlib.sha256(vocab.read_bytes())
+    h.update(json.dumps(dataclasses.asdict(encoder.cfg), sort_keys=True).encode())
     for name, t in sorted(encoder.state_dict().items()):
         t = t.detach().cpu().contiguous().reshape(-1)
         h.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
@@ -69,13 +74,14 @@ def model_digest(encoder: torch.nn.Module, vocab: Path) -> str:
 
 
 def fingerprint(task: str, recipe: dict[str, Any], model: str, random_init: bool, lowercase: bool,
-                strip_accents: bool | None, data: Path, out: Path) -> str:
+                strip_accents: bool | None, data: Path, out: Path, arithmetic: str) -> str:
     """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
-    task, the recipe, the model (`model_digest`), the text normalisation and the --data files' names, sizes
-    and modification times."""
+    task, the recipe, the model (`model_digest`), the text normalisation, the --data files' names, sizes and
+    modification times (not those under --out), and the `arithmetic` ("cuda bf16": device and precision, so
+    that bf16 seeds of a GPU are never mixed with fp32 seeds of a CPU)."""
     facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED}, "model": model,
              "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
-             "data": _data_stamp(data, out)}
+             "data": _data_stamp(data, out), "arithmetic": arithmetic}
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
@@ -83,57 +89,78 @@ def point_tag(lr: float, layer_decay: float) -> str:
     return f"lr{lr:.6g}_ld{layer_decay:.6g}"
 
 
+def stamp_of(folder: Path) -> tuple[str, str] | None:
+    """(fingerprint, task) of a progress folder, None when it has no readable stamp (not ours, or no seed yet)."""
+    try:
+        fp, task = (folder / "fingerprint").read_text(encoding="utf-8").split()
+        return fp, task
+    except (OSError, ValueError):
+        return None
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def valid_run(run: Any) -> bool:
+    """A recorded run's shape: {'seed': int, 'metrics': {name: number}, 'train': {...}} (a damaged or edited one
+    is trained again rather than trusted)."""
+    return (isinstance(run, dict) and isinstance(run.get("seed"), int) and isinstance(run.get("train"), dict)
+            and isinstance(run.get("metrics"), dict) and bool(run["metrics"])
+            and all(_number(v) for v in run["metrics"].values()))
+
+
 class Progress:
     """The finished seeds of one task under one fingerprint, and the weights of each point's best seed."""
 
-    def __init__(self, out: Path, fp: str, fresh: bool = False, log: Any = print):
-        self.out, self.fp, self.folder = out, fp, out / FOLDER
+    def __init__(self, out: Path, task: str, fp: str, fresh: bool = False, log: Any = print):
+        self.out, self.task, self.fp, self.folder = out, task, fp, out / FOLDER
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}  # (point tag, seed) -> the run's record
         self.earlier_model: tuple[str, int] | None = None  # the (point, seed) whose weights model/ holds
-        stamp = self.folder / "fingerprint"
-        if self.folder.is_dir():
-            same = stamp.is_file() and stamp.read_text().strip() == fp
-            if fresh or not same:
-                if not fresh and any(self.folder.glob("*.json")):
-                    log(f"{self.folder}: seeds of an earlier run with another model, data or recipe: retrained")
-                shutil.rmtree(self.folder)
-        if not fresh:
-            self._read_finished()
-            for f in sorted(self.folder.glob("*.json")):
-                record = self._read(f)
-                if record is not None:
-                    self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = record
+        if self.folder.is_dir() and (fresh or stamp_of(self.folder) != (fp, task)):
+            if not fresh and any(self.folder.glob("*.json")):
+                log(f"{self.folder} holds seeds trained from another model, data or recipe: every seed is trained")
+            shutil.rmtree(self.folder)
+        if fresh:
+            return
+        self._read_finished(log)
+        for f in sorted(self.folder.glob("*.json")):
+            try:
+                record = json.loads(f.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a damaged record: that seed is trained again
+            if valid_run(record) and _number(record.get("lr")) and _number(record.get("layer_decay")):
+                self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = record
 
-    @staticmethod
-    def _read(path: Path) -> dict[str, Any] | None:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            return record if {"lr", "layer_decay", "seed", "metrics", "train"} <= set(record) else None
-        except (OSError, ValueError, TypeError):
-            return None  # a damaged record: that seed is trained again
-
-    def _read_finished(self) -> None:
+    def _read_finished(self, log: Any) -> None:
         """The seeds of an earlier, finished run of this task (results.json) under the same fingerprint."""
         try:
             result = json.loads((self.out / "results.json").read_text(encoding="utf-8"))
-            if not isinstance(result, dict) or result.get("fingerprint") != self.fp:
+            if not isinstance(result, dict) or result.get("task") != self.task or "fingerprint" not in result:
+                return
+            if result["fingerprint"] != self.fp:
+                log(f"{self.out / 'results.json'} came from another model, data or recipe: every seed is trained")
                 return
             points = result.get("grid") or [{"lr": result["config"]["lr"], "layer_decay": result["config"][
                 "layer_decay"], "runs": result["runs"]}]
             for p in points:
                 for run in p["runs"]:
-                    self.runs[(point_tag(p["lr"], p["layer_decay"]), run["seed"])] = {
-                        "lr": p["lr"], "layer_decay": p["layer_decay"], **run}
+                    if valid_run(run):
+                        self.runs[(point_tag(p["lr"], p["layer_decay"]), run["seed"])] = {
+                            "lr": p["lr"], "layer_decay": p["layer_decay"], **run}
             meta = json.loads((self.out / "model" / "finetune.json").read_text(encoding="utf-8"))
             if meta.get("fingerprint") == self.fp:
                 self.earlier_model = (point_tag(meta["config"]["lr"], meta["config"]["layer_decay"]), meta["seed"])
-        except (OSError, ValueError, TypeError, KeyError):
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
             return
 
-    def done(self, lr: float, layer_decay: float, seed: int) -> dict[str, Any] | None:
-        """The recorded run ({'seed', 'metrics', 'train'}) of this seed at this point, if it finished earlier."""
+    def done(self, lr: float, layer_decay: float, seed: int, metric: str) -> dict[str, Any] | None:
+        """The recorded run ({'seed', 'metrics', 'train'}) of this seed at this point, if it finished earlier
+        (and scored the task's `metric`)."""
         record = self.runs.get((point_tag(lr, layer_decay), seed))
-        return None if record is None else {k: record[k] for k in ("seed", "metrics", "train")}
+        if record is None or metric not in record["metrics"]:
+            return None
+        return {k: record[k] for k in ("seed", "metrics", "train")}
 
     def _file(self, lr: float, layer_decay: float, seed: int, suffix: str) -> Path:
         return self.folder / f"{point_tag(lr, layer_decay)}_seed{seed}{suffix}"
@@ -144,13 +171,17 @@ class Progress:
         and those of the `replaced` seed deleted). Weights first, record second: a seed on record whose point
         it led always has its weights."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "fingerprint", self.fp + "\n")
+        atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
         seed = run["seed"]
         if best is not None:
             path = self._file(lr, layer_decay, seed, ".safetensors")
             tmp = path.with_name(f".{path.name}.tmp")
-            save_tensors({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}, tmp)
-            os.replace(tmp, path)
+            try:
+                save_tensors({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}, tmp)
+                os.replace(tmp, path)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         atomic_write_text(self._file(lr, layer_decay, seed, ".json"),
                           json.dumps({"lr": lr, "layer_decay": layer_decay, **run}, indent=1))
         self.runs[(point_tag(lr, layer_decay), seed)] = {"lr": lr, "layer_decay": layer_decay, **run}
