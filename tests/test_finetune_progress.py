@@ -63,6 +63,11 @@ def test_a_stopped_run_trains_only_the_missing_seeds_and_ends_as_an_uninterrupte
     whole, resumed = tmp / "whole", tmp / "resumed"
     assert electra_main([*common, "--out", str(whole), "--seeds", "3"]) == 0
     assert not (whole / "progress").exists()  # gone once results.json is written
+    from electra.config import PretrainConfig
+    from electra.flops import train_flops
+    run_cfg = PretrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text()))
+    pretraining = json.loads((whole / "results.json").read_text())["pretraining"]  # what went into the model
+    assert pretraining["step"] == 10 and pretraining["flops"] == train_flops(run_cfg, steps=10) > 0
 
     Trainings(monkeypatch, stop_at=3)
     assert electra_main([*common, "--out", str(resumed), "--seeds", "3"]) == 130  # "interrupted"

@@ -83,6 +83,21 @@ def run_facts(run_dir: Path, ckpt: Path, step: int) -> RunFacts:
     return RunFacts(step, state.get("tokens_seen"), state.get("elapsed"), dataset, last_eval, config, init, mixture)
 
 
+def pretraining_summary(path: Path, pre: Any) -> dict[str, Any] | None:
+    """What went into the model at `path` (a run or checkpoint folder, loaded as `pre`: checkpoint.Pretrained), for
+    fine-tuning results: steps, tokens, seconds, FLOPs by the paper's method (so that scores can be set against
+    pre-training compute), dataset, and the model a continued run started from. None for anything else (a
+    Hugging Face folder)."""
+    from electra.checkpoint import folder_kind, resolve_checkpoint
+
+    if folder_kind(path) not in ("run", "checkpoint"):
+        return None
+    facts = run_facts(*resolve_checkpoint(path), pre.step)
+    return {"step": pre.step, "tokens_seen": facts.tokens_seen, "seconds": facts.seconds,
+            "flops": train_flops(facts.config or pre.cfg, steps=pre.step), "dataset": facts.dataset,
+            "init": facts.init}
+
+
 def pretrained_card(arch: str, model: ModelConfig, cfg: PretrainConfig, tensors: dict[str, torch.Tensor],
                     facts: RunFacts, what: str | None = None) -> str:
     """The card of an exported discriminator or generator; `what` says what the folder is when its class does not

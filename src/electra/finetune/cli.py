@@ -33,7 +33,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -52,6 +52,7 @@ from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, writ
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
 from electra.finetune.train import Job, predict, save_model, train
 from electra.model import set_activation_checkpointing
+from electra.model_card import pretraining_summary
 from electra.precision import autocast_dtype
 
 
@@ -156,13 +157,22 @@ def task_defaults(name: str) -> tuple[float, int]:
     return t.epochs, t.max_seq_len
 
 
-def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0: torch.nn.Module, pre: Any,
-             digest: str, out: Path, device: torch.device) -> dict[str, Any]:
+class Base(NamedTuple):
+    """The pre-trained model every task starts from."""
+    encoder: torch.nn.Module
+    pre: Any  # checkpoint.Pretrained: vocabulary, normalisation, config
+    digest: str  # progress.model_digest
+    pretraining: dict[str, Any] | None  # model_card.pretraining_summary
+
+
+def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Base, out: Path,
+             device: torch.device) -> dict[str, Any]:
     """All seeds of one task, for each point of the --lr / --layer-decay grid; the point with the best median
     dev score wins, and its best seed is saved. Writes out/results.json, out/model/, out/test_predictions/.
-    `digest`: the model's (progress.model_digest); seeds an earlier run finished under the same fingerprint
-    are read, not trained."""
+    Seeds an earlier run finished under the same fingerprint are read, not trained."""
     from electra.data.tokenizer import SpecialIds, load_tokenizer
+
+    encoder0, pre = base.encoder, base.pre
 
     mcfg = encoder0.cfg
     epochs, seq = task_defaults(name)
@@ -175,7 +185,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
     arithmetic = f"{device.type} {autocast_dtype(cfg.precision, device, auto_on_cpu=False) or torch.float32}"
-    fp = fingerprint(name, cfg.to_dict(), digest, args.random_init, pre.lowercase, pre.strip_accents, args.data,
+    fp = fingerprint(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents, args.data,
                      args.out, arithmetic)
     progress = Progress(out, name, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
     grid, chosen = [], None
@@ -216,7 +226,8 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, encoder0
               "model_config": dataclasses.asdict(mcfg), "lowercase": pre.lowercase,
               "strip_accents": pre.strip_accents, "runs": runs,
               "summary": summary, "best_seed": best_seed, "test_predictions": test_files,
-              **({"grid": grid} if args.grid else {}), "fingerprint": fp, "seconds": time.time() - t0}
+              **({"grid": grid} if args.grid else {}), "pretraining": base.pretraining, "fingerprint": fp,
+              "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
     progress.finish()  # results.json (and model/) now hold what a re-run with more seeds goes on from
@@ -336,8 +347,13 @@ def write_results(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str
                   pre: Any, device: torch.device) -> None:
     """Every task into its folder, then (several tasks) OUT/results.json, the GLUE score and the submission zip."""
     outs = task_outs(args.out, names)
-    digest = model_digest(encoder, pre.vocab_path)
-    results = {name: run_task(name, args, cfg, encoder, pre, digest, out, device) for name, out in zip(names, outs)}
+    base = Base(encoder, pre, model_digest(encoder, pre.vocab_path), pretraining_summary(args.model, pre))
+    if base.pretraining is not None:
+        p = base.pretraining
+        print(f"{args.model}: pre-trained {p['step']:,} steps"
+              + (f", {p['tokens_seen'] / 1e6:,.1f} M tokens" if p["tokens_seen"] else "")
+              + f", {p['flops']:.2e} FLOPs (the paper's count)", flush=True)
+    results = {name: run_task(name, args, cfg, base, out, device) for name, out in zip(names, outs)}
     print(table(results))
     if len(names) > 1:
         medians = {n: {m: s["median"] for m, s in r["summary"].items()} for n, r in results.items()}
@@ -345,7 +361,8 @@ def write_results(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str
         if score is not None:
             print(f"GLUE score (median per task; {', '.join(f'{t} {m}' for t, m in GLUE_SCORE_METRIC.items())}): "
                   f"{score:.2f}")
-        atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score}, indent=1))
+        atomic_write_text(args.out / "results.json", json.dumps({"tasks": results, "glue_score": score,
+                                                                 "pretraining": base.pretraining}, indent=1))
     if submits(names):
         zipped, missing = write_submission(args.out, [o / "test_predictions" for o in outs], args.data)
         if zipped is not None:
