@@ -63,7 +63,9 @@ def test_a_rerun_leaves_only_its_own_results(tmp_path: Path, capsys: pytest.Capt
     assert "holds the results of --task sst2" in err and "--overwrite" in err
     assert electra_main([*common, "--task", "rte,sst2", "--overwrite"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == ["glue_submission.zip", "notes.txt", "results.json", "rte", "sst2"]
+    zipped = (out / "glue_submission.zip").read_bytes()
     assert electra_main([*common, "--task", "sst2,rte"]) == 0  # the same tasks: no --overwrite needed
+    assert (out / "glue_submission.zip").read_bytes() == zipped  # the same predictions, the same bytes
     (data / "RTE" / "test.tsv").unlink()  # a run with no leaderboard file to zip: the earlier zip goes
     assert electra_main([*common, "--task", "sst2,rte"]) == 0
     assert sorted(p.name for p in out.iterdir() if p.name != ".lock") == ["notes.txt", "results.json", "rte", "sst2"]

@@ -112,7 +112,7 @@ def test_more_seeds_go_on_from_a_finished_run_and_fresh_retrains(
     assert electra_main([*common, "--out", str(out), "--seeds", "2", "--no-save-model"]) == 0
     assert trainings.count == 10 and not (out / "model").exists()
     assert electra_main([*common, "--out", str(out), "--seeds", "2"]) == 0
-    assert trainings.count == 11 and "its weights were not kept: training it again" in capsys.readouterr().out
+    assert trainings.count == 11 and "its weights are not at hand" in capsys.readouterr().out
     assert (out / "model" / "model.safetensors").is_file()
 
 
@@ -213,3 +213,32 @@ def test_a_grid_resumes_point_by_point(tmp_path: Path, monkeypatch: pytest.Monke
     assert grid(resumed) == grid(whole) and results(resumed) == results(whole) and same_weights(resumed, whole)
     assert electra_main([*common[:-1], "3", "--out", str(resumed)]) == 0  # a third seed at both points
     assert trainings.count == 3
+
+
+def test_a_stopped_task_list_resumes_and_is_kept_from_other_tasks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """--task sst2,rte stopped in rte: the same command trains only rte's missing seed; before that, a command
+    for other tasks into that OUT is refused (OUT/sst2/ and OUT/rte/ named), and --overwrite clears them."""
+    from test_finetune_glue import write_unavailable_tasks
+
+    common = command(tmp_path, 64, "2e-3")
+    write_unavailable_tasks(tmp_path / "glue")
+    tasks = [*common, "--task", "sst2,rte", "--seeds", "2"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert electra_main([*tasks, "--out", str(whole)]) == 0
+    Trainings(monkeypatch, stop_at=4)
+    assert electra_main([*tasks, "--out", str(out)]) == 130
+    capsys.readouterr()
+    err = _cli_error(capsys, [*common[1:], "--task", "rte", "--out", str(out)])
+    assert "holds what a stopped run left in sst2/, rte/ (re-run that command to finish it)" in err
+    trainings = Trainings(monkeypatch)
+    assert electra_main([*tasks, "--out", str(out)]) == 0
+    assert trainings.count == 1
+    for task in ("sst2", "rte"):
+        assert results(out / task) == results(whole / task) and same_weights(out / task, whole / task)
+    assert (out / "glue_submission.zip").read_bytes() == (whole / "glue_submission.zip").read_bytes()
+    Trainings(monkeypatch, stop_at=1)
+    assert electra_main([*common, "--task", "sst2,rte", "--seeds", "3", "--out", str(out)]) == 130
+    (out / "results.json").unlink()  # as if the first run had been stopped before its end too
+    assert electra_main([*common, "--task", "qqp", "--out", str(out), "--overwrite"]) == 0
+    assert not (out / "sst2").exists() and not (out / "rte").exists() and (out / "model").is_dir()

@@ -45,7 +45,7 @@ from electra.finetune.config import FinetuneConfig, build_config, split_override
 from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
-from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, earlier_tasks, task_outs
+from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, other_results, task_outs
 from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
@@ -305,8 +305,8 @@ def best_model(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
             return model
         except RuntimeError:  # weights of another shape put in their place
             pass
-    print(f"[{name}] seed {seed} (the best) finished earlier, but its weights were not kept: training it again",
-          flush=True)
+    print(f"[{name}] seed {seed} (the best) finished earlier, but its weights are not at hand (not kept, or not "
+          f"this model's): training it again", flush=True)
     return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress.out, device)[1]
 
 
@@ -387,8 +387,8 @@ def finetune_all(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str]
     args.out.mkdir(parents=True, exist_ok=True)
     lock = lock_folder(args.out, "finetune")  # two runs never write one OUT (released however this one ends)
     try:
-        if args.overwrite and set(earlier_tasks(args.out) or []) != set(names):  # once all is checked and loaded;
-            clear_results(args.out, keep=[args.data, args.model])  # this run's own results are not another task's
+        if args.overwrite and other_results(args.out, names):  # once all is checked and loaded; this run's own
+            clear_results(args.out, keep=[args.data, args.model])  # results and seeds are not another task's
         write_results(args, cfg, names, encoder, pre, device)
     finally:
         os.close(lock)

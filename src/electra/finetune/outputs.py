@@ -17,7 +17,7 @@ import os
 import shutil
 from pathlib import Path
 
-from electra.data.shards import foreign
+from electra.data.shards import foreign, lock_folder
 from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
 from electra.finetune.glue import GLUE_TASKS
@@ -100,11 +100,32 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
     for w in written:
         if w.exists() and not (w.is_dir() and written_here(w)):
             raise UserError(f"--out {w} {not_ours(w)}; move it away or give another --out")
+    if out.is_dir():  # a live run first: its folder looks like a stopped one
+        os.close(lock_folder(out, "finetune"))
+    other = other_results(out, names)
+    if other is not None and not args.overwrite:
+        raise UserError(f"--out {out} holds {other}; give another folder, or pass --overwrite to replace them with "
+                        f"those of --task {','.join(names)}")
+
+
+def other_results(out: Path, names: list[str]) -> str | None:
+    """What `out` holds of another task list than `names` (which --overwrite clears), in words; None if nothing."""
     earlier = earlier_tasks(out)
-    if earlier is not None and set(earlier) != set(names) and not args.overwrite:
+    if earlier is not None and set(earlier) != set(names):
         what = "the results" if (out / "results.json").is_file() else "the unfinished seeds (re-run it to finish them)"
-        raise UserError(f"--out {out} holds {what} of --task {','.join(earlier)}; give another folder, or "
-                        f"pass --overwrite to replace them with those of --task {','.join(names)}")
+        return f"{what} of --task {','.join(earlier)}"
+    stopped = stopped_tasks(out)
+    if not set(stopped) <= set(names):
+        return f"what a stopped run left in {', '.join(t + '/' for t in stopped)} (re-run that command to finish it)"
+    return None
+
+
+def stopped_tasks(out: Path) -> list[str]:
+    """The tasks of a stopped several-task run in `out` (no OUT/results.json yet): the OUT/<task>/ folders that hold
+    a finished task's results.json or a stopped one's seeds."""
+    if (out / "results.json").is_file():
+        return []
+    return [t for t in ALL_TASKS if (out / t / "results.json").is_file() or stamp_of(out / t / FOLDER) is not None]
 
 
 def earlier_tasks(out: Path) -> list[str] | None:
@@ -123,12 +144,14 @@ def earlier_tasks(out: Path) -> list[str] | None:
 
 def clear_results(out: Path, keep: list[Path]) -> None:
     """Remove what an earlier run wrote into `out` (--overwrite): its results.json, model/ and test_predictions/,
-    and, after a run of several tasks, each task's folder that holds its results.json. A folder holding one of
+    and, after a run of several tasks (finished or stopped), each task's folder that holds its results.json or
+    its seeds. A folder holding one of
     `keep` (the --data and --model paths) and anything else in `out` are left alone."""
     earlier = earlier_tasks(out) or []
     folders = [f for f in (out / "model", out / "test_predictions", out / "progress") if f.is_dir() and written_here(f)]
     if len(earlier) > 1:  # one task writes into OUT itself: OUT/<name> was never its folder
         folders += [out / name for name in earlier if (out / name / "results.json").is_file()]
+    folders += [out / name for name in stopped_tasks(out)]
     for folder in folders:
         if not any(_inside(k.resolve(), folder.resolve()) for k in keep):
             shutil.rmtree(folder)

@@ -66,7 +66,9 @@ def write_submission(out: Path, prediction_dirs: list[Path], data_dir: Path) -> 
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             for stem in SUBMISSION_FILES:
                 if stem in found:
-                    z.writestr(f"{stem}.tsv", found[stem])
+                    # a fixed date: the same predictions give the same bytes (a resumed run's zip is the same file)
+                    z.writestr(zipfile.ZipInfo(f"{stem}.tsv", date_time=(1980, 1, 1, 0, 0, 0)), found[stem],
+                               compress_type=zipfile.ZIP_DEFLATED)
         os.replace(tmp, zip_path)
     finally:
         tmp.unlink(missing_ok=True)
