@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
 import random
+import re
 import signal
 import subprocess
 import time

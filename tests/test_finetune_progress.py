@@ -242,3 +242,54 @@ def test_a_stopped_task_list_resumes_and_is_kept_from_other_tasks(
     (out / "results.json").unlink()  # as if the first run had been stopped before its end too
     assert electra_main([*common, "--task", "qqp", "--out", str(out), "--overwrite"]) == 0
     assert not (out / "sst2").exists() and not (out / "rte").exists() and (out / "model").is_dir()
+
+
+class StepCalls:
+    """Counts the optimizer steps of `electra finetune` (train.set_lr calls); `stop_at`: Ctrl-C before that one."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_at: int = 0):
+        import electra.finetune.train as loop
+        self.count, real = 0, loop.set_lr
+
+        def counted(*args: Any) -> None:
+            self.count += 1
+            if self.count == stop_at:
+                raise KeyboardInterrupt
+            real(*args)
+        monkeypatch.setattr(loop, "set_lr", counted)
+
+
+@pytest.mark.parametrize(("stop_at", "optimizer"), [(14, "electra"), (9, "electra"), (14, "adamw")])
+def test_a_seed_stopped_mid_way_goes_on_from_its_saved_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture, stop_at: int,
+                                                              optimizer: str) -> None:
+    """--checkpoint-minutes: a seed saves its state (weights, optimizer, data order, dropout RNG, smoothed loss)
+    and a re-run goes on from the saved step, ending bit-identical to a run never stopped; a saved state that
+    does not fit is dropped and the seed starts over."""
+    # 24 steps a seed: 8 batches x 3 epochs; stopped in the middle of the second epoch, or right after the first
+    common = [*command(tmp_path, 64, "2e-3"), "--seeds", "2", "--optimizer", optimizer]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert electra_main([*common, "--out", str(whole)]) == 0  # saving every 10 minutes: never, here
+    every_step = ["--checkpoint-minutes", "1e-9"]
+    StepCalls(monkeypatch, stop_at=stop_at)
+    assert electra_main([*common, "--out", str(out), *every_step]) == 130
+    partial = out / "progress" / "lr0.002_ld0.8_seed1.partial"
+    assert json.loads((partial / "state.json").read_text())["step"] == stop_at - 1
+    capsys.readouterr()
+    calls = StepCalls(monkeypatch)
+    assert electra_main([*common, "--out", str(out), *every_step]) == 0
+    assert calls.count == 48 - (stop_at - 1)
+    assert f"going on from step {stop_at - 1}/24" in capsys.readouterr().out
+    assert results(out) == results(whole) and same_weights(out, whole) and not (out / "progress").exists()
+
+    if stop_at != 14 or optimizer != "electra":
+        return
+    out2, partial = tmp_path / "out2", tmp_path / "out2" / "progress" / "lr0.002_ld0.8_seed1.partial"
+    StepCalls(monkeypatch, stop_at=5)
+    assert electra_main([*common, "--out", str(out2), *every_step]) == 130
+    state = json.loads((partial / "state.json").read_text())
+    (partial / "state.json").write_text(json.dumps({**state, "optimizer": {}}))  # no longer this optimizer's
+    calls = StepCalls(monkeypatch)
+    assert electra_main([*common, "--out", str(out2), *every_step]) == 0
+    assert calls.count == 48 and "its saved state does not fit" in capsys.readouterr().out
+    assert results(out2) == results(whole) and same_weights(out2, whole)

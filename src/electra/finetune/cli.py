@@ -50,7 +50,7 @@ from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
-from electra.finetune.train import Job, predict, save_model, train
+from electra.finetune.train import Job, UnusableState, predict, save_model, train
 from electra.model import set_activation_checkpointing
 from electra.model_card import pretraining_summary
 from electra.precision import autocast_dtype
@@ -192,7 +192,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
     for point in args.grid or [{}]:
         cfg = resolve(dataclasses.replace(cfg0, **point))
         print(f"[{name}] lr {cfg.lr:g}, layer decay {cfg.layer_decay:g}", flush=True)
-        runs, best_seed = run_seeds(name, args, cfg, encoder0, job, special.pad, out, device, progress)
+        runs, best_seed = run_seeds(name, args, cfg, encoder0, job, special.pad, device, progress)
         median = summarize([r["metrics"][job.main_metric] for r in runs])["median"]
         grid.append({"lr": cfg.lr, "layer_decay": cfg.layer_decay, "median": median, "runs": runs})
         if chosen is None or median > chosen[0]:
@@ -250,9 +250,11 @@ def new_model(args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.
 
 
 def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
-               seed: int, pad_id: int, out: Path, device: torch.device) -> tuple[dict[str, Any], torch.nn.Module]:
-    """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model)."""
-    model = new_model(args, cfg, encoder0, job, seed, device)
+               seed: int, pad_id: int, progress: Progress, device: torch.device
+               ) -> tuple[dict[str, Any], torch.nn.Module]:
+    """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model). Its state
+    is saved every --checkpoint-minutes, and a saved one is gone on from."""
+    model, out = new_model(args, cfg, encoder0, job, seed, device), progress.out
     wb = None
     if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
         from electra.logs import wandb_run
@@ -261,8 +263,16 @@ def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
         wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
                                     "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
                        job_type="finetune", dir=str(out))
-    stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                  report=wb.log if wb is not None else None)
+    state = progress.seed_state(cfg.lr, cfg.layer_decay, seed, cfg.checkpoint_minutes * 60)
+    try:
+        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                      report=wb.log if wb is not None else None, state=state)
+    except UnusableState as e:
+        print(f"[{name}] seed {seed}: its saved state does not fit ({str(e)[:120]}): the seed starts over", flush=True)
+        state.drop()
+        model = new_model(args, cfg, encoder0, job, seed, device)
+        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                      report=wb.log if wb is not None else None, state=state)
     metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
                                              batch_size=cfg.eval_batch_size, precision=cfg.precision))
     if wb is not None:
@@ -272,7 +282,7 @@ def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
 
 
 def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
-              pad_id: int, out: Path, device: torch.device, progress: Progress) -> tuple[list[dict[str, Any]], int]:
+              pad_id: int, device: torch.device, progress: Progress) -> tuple[list[dict[str, Any]], int]:
     """--seeds fine-tunings of one config, those on record in `progress` read instead of trained: each seed's
     run and the best seed (the first of equals), whose weights `progress` keeps."""
     runs: list[dict[str, Any]] = []
@@ -280,7 +290,7 @@ def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0
     for seed in range(cfg.seed, cfg.seed + args.seeds):
         run, model = progress.done(cfg.lr, cfg.layer_decay, seed, job.main_metric), None
         if run is None:
-            run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, out, device)
+            run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress, device)
         runs.append(run)
         leads = best is None or run["metrics"][job.main_metric] > best[0]
         if model is not None:  # on record before it is reported: a seed shown as finished is never trained again
@@ -307,7 +317,7 @@ def best_model(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
             pass
     print(f"[{name}] seed {seed} (the best) finished earlier, but its weights are not at hand (not kept, or not "
           f"this model's): training it again", flush=True)
-    return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress.out, device)[1]
+    return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress, device)[1]
 
 
 def table(results: dict[str, dict[str, Any]]) -> str:

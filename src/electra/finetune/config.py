@@ -66,6 +66,7 @@ class FinetuneConfig:
     eval_batch_size: int = 64  # inference only (no effect on results)
     threads: int = 0  # torch CPU threads; 0 = torch's default
     log_every: int = 50  # optimizer steps between progress lines
+    checkpoint_minutes: float = 10.0  # a seed saves its training state this often; a stopped run goes on from there (0 = never)
 
     def __post_init__(self) -> None:
         checks = [
@@ -88,6 +89,7 @@ class FinetuneConfig:
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "precision must be auto, fp32, bf16 or fp16"),
             (self.tag_encoding in ("bioes", "asis"), "tag_encoding must be bioes or asis"),
             (self.threads >= 0 and self.log_every >= 1, "threads must be >= 0 and log_every >= 1"),
+            (self.checkpoint_minutes >= 0, "checkpoint_minutes must be >= 0 (0 = never)"),
         ]
         for ok, message in checks:
             if not ok:

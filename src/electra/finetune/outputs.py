@@ -44,7 +44,9 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _our_file(folder: str, p: Path) -> bool:
     """Whether `p` is a file a fine-tuning run writes into its `folder` (test_predictions or progress)."""
-    if folder == "progress":  # seed records, kept weights, the stamp and their temporary names
+    if folder == "progress":  # seed records, kept weights, saved seed states, the stamp and their temporary names
+        if p.is_dir():
+            return p.suffix == ".partial" or (p.name.startswith(".") and p.suffix in (".tmp", ".old"))
         return p.is_file() and (p.name == "fingerprint" or p.name.startswith(".tmp-")
                                 or p.suffix in (".json", ".safetensors", ".tmp"))
     return p.is_file() and p.name in LEADERBOARD_FILES

@@ -1,4 +1,4 @@
-"""Seed-level resume for `electra finetune`: a stopped run loses at most the seed it was training.
+"""Resume for `electra finetune`: a stopped run loses at most the last --checkpoint-minutes of one seed.
 
 The seeds of a task are independent fine-tunings (each starts from the same weights with its own seed), so
 each is recorded as it ends, in the task's output folder:
@@ -7,6 +7,8 @@ each is recorded as it ends, in the task's output folder:
     OUT/progress/lr0.0003_ld0.8_seed1.json         one finished seed: its dev metrics and training stats
     OUT/progress/lr0.0003_ld0.8_seed1.safetensors  the weights of the best seed so far of its --lr/--layer-decay
                                                    point (the others' are deleted as a better one ends)
+    OUT/progress/lr0.0003_ld0.8_seed2.partial/     the state of the seed in training, saved every
+                                                   --checkpoint-minutes (`SeedCheckpoint`, train.capture)
 
 A re-run of the same command trains only the seeds that have no record and ends exactly as an uninterrupted
 run would (the same metrics, the same best seed, the same weights in model/). Once the task's results.json is
@@ -32,11 +34,13 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from electra.checkpoint import atomic_write_text, save_tensors
+from electra.data.shards import staged_dir
 
 FOLDER = "progress"
 # recipe fields that are not part of the fingerprint: the per-run ones, and those that change a result in its
 # last digits only (threads: the order of a matmul's sums; eval batch: padding) or not at all
-UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing")
+UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing",
+            "checkpoint_minutes")
 DATA_DEPTH, DATA_FILES = 3, 10_000  # how deep, and how many of --data's files are stamped
 
 
@@ -162,6 +166,16 @@ class Progress:
             return None
         return {k: record[k] for k in ("seed", "metrics", "train")}
 
+    def stamp(self) -> None:
+        """Make the folder this run's (before the first thing is written into it)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        if stamp_of(self.folder) != (self.fp, self.task):
+            atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
+
+    def seed_state(self, lr: float, layer_decay: float, seed: int, every: float) -> SeedCheckpoint:
+        """Where the seed's training state is saved every `every` seconds while it trains (train.SeedState)."""
+        return SeedCheckpoint(self, self._file(lr, layer_decay, seed, ".partial"), every)
+
     def _file(self, lr: float, layer_decay: float, seed: int, suffix: str) -> Path:
         return self.folder / f"{point_tag(lr, layer_decay)}_seed{seed}{suffix}"
 
@@ -170,8 +184,7 @@ class Progress:
         """Record a finished seed; `best`: its model when it is its point's best so far (whose weights are kept,
         and those of the `replaced` seed deleted). Weights first, record second: a seed on record whose point
         it led always has its weights."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
+        self.stamp()
         seed = run["seed"]
         if best is not None:
             path = self._file(lr, layer_decay, seed, ".safetensors")
@@ -187,6 +200,7 @@ class Progress:
         self.runs[(point_tag(lr, layer_decay), seed)] = {"lr": lr, "layer_decay": layer_decay, **run}
         if best is not None and replaced is not None:
             self._file(lr, layer_decay, replaced, ".safetensors").unlink(missing_ok=True)
+        shutil.rmtree(self._file(lr, layer_decay, seed, ".partial"), ignore_errors=True)
 
     def weights(self, lr: float, layer_decay: float, seed: int) -> dict[str, torch.Tensor] | None:
         """The saved weights of this seed (kept while it led its point, or model/ of a finished run), or None."""
@@ -202,4 +216,31 @@ class Progress:
 
     def finish(self) -> None:
         """The task's results are written: its records and weights are no longer needed."""
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class SeedCheckpoint:
+    """One seed's training state (train.capture) in progress/<point>_seed<k>.partial/: tensors.safetensors (weights,
+    optimizer state, RNG states) and state.json (step, position in the epoch, smoothed loss, ...), replaced whole
+    at each save; removed once the seed is on record."""
+
+    def __init__(self, progress: Progress, folder: Path, every: float):
+        self.progress, self.folder, self.every = progress, folder, every
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved state, or None (none saved, or unreadable: the seed starts over)."""
+        try:
+            meta = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+            tensors = load_file(str(self.folder / "tensors.safetensors"))
+        except (OSError, ValueError, SafetensorError):
+            return None
+        return (tensors, meta) if isinstance(meta, dict) else None
+
+    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self.progress.stamp()
+        with staged_dir(self.folder) as tmp:
+            save_tensors(tensors, tmp / "tensors.safetensors")
+            (tmp / "state.json").write_text(json.dumps(meta))
+
+    def drop(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -21,13 +21,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from electra.checkpoint import save_tensors
+from electra.checkpoint import optimizer_from_flat, optimizer_to_flat, save_tensors
 from electra.data.shards import staged_dir
 from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
@@ -149,11 +149,66 @@ class LossTracker:
         return float("nan") if self.ema is None else float(self.ema)
 
 
+class SeedState(Protocol):
+    """Where a seed's training state is kept (progress.SeedCheckpoint): every `every` seconds it is saved, and a
+    re-run loads it and goes on from there."""
+    every: float
+
+    def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None: ...
+    def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None: ...
+
+
+class UnusableState(Exception):
+    """A saved seed state that does not fit this model or optimizer: the seed starts over."""
+
+
+def capture(model: FinetuneModel, opt: torch.optim.Optimizer, epoch_gen: torch.Tensor, batch: int, step: int,
+            tracker: LossTracker, scaler: LossScaler, elapsed: float, device: torch.device
+            ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Everything the loop needs to go on exactly: weights, optimizer state, the data order's generator as the
+    epoch began and the next batch in it, the dropout RNG, the smoothed loss, the loss scale."""
+    opt_tensors, opt_meta = optimizer_to_flat(opt)
+    tensors = {**{f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+               **{f"optim.{k}": v for k, v in opt_tensors.items()},
+               "rng.order": epoch_gen, "rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+    meta = {"step": step, "batch": batch, "elapsed": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict(),
+            "ema": None if tracker.ema is None else float(tracker.ema), "first_bad": int(tracker.first_bad),
+            "bad_value": float(tracker.bad_value)}
+    return tensors, meta
+
+
+def restore(saved: tuple[dict[str, torch.Tensor], dict[str, Any]], model: FinetuneModel,
+            opt: torch.optim.Optimizer, gen: torch.Generator, tracker: LossTracker, scaler: LossScaler,
+            device: torch.device) -> tuple[int, int, float]:
+    """`capture`'s state into the loop's objects: (step, next batch of the epoch, seconds trained so far)."""
+    tensors, meta = saved
+    part = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    try:
+        model.load_state_dict({k: v.to(device) for k, v in part("model.").items()})
+        opt.load_state_dict(optimizer_from_flat(part("optim."), meta["optimizer"]))
+        scaler.load_state_dict(meta["scaler"])
+        gen.set_state(tensors["rng.order"])
+        torch.set_rng_state(tensors["rng.cpu"])
+        if device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+        if meta["ema"] is not None:
+            tracker.ema = torch.tensor(meta["ema"], dtype=torch.float64, device=device)
+        tracker.first_bad.fill_(int(meta["first_bad"]))
+        tracker.bad_value.fill_(float(meta["bad_value"]))
+        return int(meta["step"]), int(meta["batch"]), float(meta["elapsed"])
+    except (KeyError, ValueError, RuntimeError, TypeError, UserError) as e:
+        raise UnusableState(str(e)) from None
+
+
 def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_id: int, device: torch.device,
           seed: int, log: Callable[[str], None] = print,
-          report: Callable[[dict[str, float], int], Any] | None = None) -> dict[str, float]:
+          report: Callable[[dict[str, float], int], Any] | None = None, state: SeedState | None = None
+          ) -> dict[str, float]:
     """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}. `report(metrics, step)`: the log lines'
-    numbers (train/loss, train/lr), for W&B (a W&B run's `log`)."""
+    numbers (train/loss, train/lr), for W&B (a W&B run's `log`). `state`: where the loop's state is saved every
+    `state.every` seconds and resumed from (UnusableState: the saved one does not fit; start over without it)."""
     bs = cfg.batch_size
     steps = max(1, int(len(feats) // bs * cfg.epochs)) if cfg.epochs > 0 else 0
     if steps == 0:
@@ -162,14 +217,20 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
     opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.weight_decay, (cfg.adam_beta1, cfg.adam_beta2),
                           cfg.adam_eps, lr_scales(model, cfg))
     gen = torch.Generator().manual_seed(seed)
-    model.train()
-    step, t0, tracker = 0, time.time(), LossTracker(device)
+    step, first_batch, elapsed, tracker = 0, 0, 0.0, LossTracker(device)
     scaler = LossScaler(autocast_dtype(cfg.precision, device, auto_on_cpu=False) == torch.float16, device)
+    saved = state.load() if state is not None else None
+    if saved is not None:
+        step, first_batch, elapsed = restore(saved, model, opt, gen, tracker, scaler, device)
+        log(f"  going on from step {step}/{steps} (this seed's saved state)")
+    model.train()
+    t0, saved_at = time.time() - elapsed, time.time()
     while step < steps:
+        epoch_gen = gen.get_state()  # what draws this epoch's order: saved with the position in it
         order = torch.randperm(len(feats), generator=gen).tolist()
         # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
         n_batches = max(1, len(order) // bs)
-        for b in range(n_batches):
+        for b in range(first_batch, n_batches):
             if step >= steps:
                 break
             batch = to_device(collate([feats[i] for i in order[b * bs:(b + 1) * bs]], pad_id), device)
@@ -194,6 +255,10 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                 log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {elapsed:.0f}s{left}")
                 if report is not None:
                     report({"train/loss": loss_now, "train/lr": lr_now}, step)
+            if state is not None and state.every > 0 and step < steps and time.time() - saved_at >= state.every:
+                state.save(*capture(model, opt, epoch_gen, b + 1, step, tracker, scaler, time.time() - t0, device))
+                saved_at = time.time()
+        first_batch = 0
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
 
 
