@@ -253,7 +253,7 @@ def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
                seed: int, pad_id: int, progress: Progress, device: torch.device
                ) -> tuple[dict[str, Any], torch.nn.Module]:
     """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model). Its state
-    is saved every --checkpoint-minutes, and a saved one is gone on from."""
+    is saved every --checkpoint-minutes; a seed stopped mid-way goes on from the last state saved."""
     model, out = new_model(args, cfg, encoder0, job, seed, device), progress.out
     wb = None
     if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
