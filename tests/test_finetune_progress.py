@@ -72,7 +72,7 @@ def test_a_stopped_run_trains_only_the_missing_seeds_and_ends_as_an_uninterrupte
     Trainings(monkeypatch, stop_at=3)
     assert electra_main([*common, "--out", str(resumed), "--seeds", "3"]) == 130  # "interrupted"
     progress = resumed / "progress"
-    assert sorted(p.name for p in progress.glob("*.json")) == ["lr0.002_ld0.8_seed1.json", "lr0.002_ld0.8_seed2.json"]
+    assert sorted(p.name for p in progress.glob("*_seed*.json")) == ["lr0.002_ld0.8_seed1.json", "lr0.002_ld0.8_seed2.json"]
     assert [p.name for p in progress.glob("*.safetensors")] == ["lr0.002_ld0.8_seed1.safetensors"]  # the best's only
     assert not (resumed / "results.json").exists()
 
@@ -182,6 +182,8 @@ def test_what_a_stopped_run_left_is_kept_safe_and_damage_retrained(
     fd = lock_folder(out, "finetune")
     try:
         assert "another `electra finetune`" in _cli_error(capsys, [*common[1:], "--out", str(out), "--seeds", "3"])
+        assert electra_main(["status", str(out)]) == 0
+        assert f"{out}: fine-tuning, running (pid {os.getpid()})" in capsys.readouterr().out
     finally:
         os.close(fd)
 
@@ -231,6 +233,10 @@ def test_a_stopped_task_list_resumes_and_is_kept_from_other_tasks(
     capsys.readouterr()
     err = _cli_error(capsys, [*common[1:], "--task", "rte", "--out", str(out)])
     assert "holds what a stopped run left in sst2/, rte/ (re-run that command to finish it)" in err
+    assert electra_main(["status", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        f"{out}: fine-tuning, not running", "  sst2      done: 2 seeds, accuracy median 68.75 (best seed 1)",
+        "  rte       lr 0.002 ld 0.8: 1 of 2 seeds done, accuracy median so far 0.00"]
     trainings = Trainings(monkeypatch)
     assert electra_main([*tasks, "--out", str(out)]) == 0
     assert trainings.count == 1
@@ -276,11 +282,19 @@ def test_a_seed_stopped_mid_way_goes_on_from_its_saved_state(tmp_path: Path, mon
     partial = out / "progress" / "lr0.002_ld0.8_seed1.partial"
     assert json.loads((partial / "state.json").read_text())["step"] == stop_at - 1
     capsys.readouterr()
+    assert electra_main(["status", str(out)]) == 0  # what `electra status` makes of it
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        f"{out}: fine-tuning, not running",
+        f"  sst2      lr 0.002 ld 0.8: 0 of 2 seeds done; seed 1 at step {stop_at - 1} / 24 (saved 0m00s ago)"]
     calls = StepCalls(monkeypatch)
     assert electra_main([*common, "--out", str(out), *every_step]) == 0
     assert calls.count == 48 - (stop_at - 1)
     assert f"going on from step {stop_at - 1}/24" in capsys.readouterr().out
     assert results(out) == results(whole) and same_weights(out, whole) and not (out / "progress").exists()
+    assert electra_main(["status", str(out), "--json"]) == 0
+    expect = {"task": "sst2", "state": "done", "seeds": 2, "metric": "accuracy", "best_seed": results(whole)["best_seed"],
+              "median": results(whole)["summary"]["accuracy"]["median"]}
+    assert json.loads(capsys.readouterr().out)["tasks"] == [expect]
 
     if stop_at != 14 or optimizer != "electra":
         return

@@ -2,6 +2,7 @@
 
     electra status runs/small            # progress, speed, ETA, the last training and held-out numbers, alerts
     electra status runs/small --json     # the same as one JSON object
+    electra status ft/glue               # a fine-tuning output: tasks and seeds done, the seed training (finetune/status.py)
 
 Only reads: config.json, tokenizer.json, metrics.jsonl, train.log and the checkpoints' state.json. The run's
 process is not asked anything, so "last record 2m ago" is how you tell a run that still writes from one that
@@ -111,9 +112,15 @@ def describe(s: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> int:
     p = ArgumentParser(prog="electra status", description=__doc__.split("\n")[0])
-    p.add_argument("run", type=Path, help="a pre-training run folder (the --out of `electra pretrain`)")
+    p.add_argument("run", type=Path, help="a pre-training run folder (the --out of `electra pretrain`), or the --out "
+                                          "of `electra finetune`")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     a = p.parse_args(argv)
+    if a.run.is_dir() and not (a.run / "config.json").is_file():  # not a run: a fine-tuning output?
+        from electra.finetune.status import describe_finetune, finetune_status
+        if (f := finetune_status(a.run)) is not None:
+            print(json.dumps(f, indent=1) if a.json else describe_finetune(f))
+            return 0
     s = run_status(a.run)
     print(json.dumps(s, indent=1) if a.json else describe(s))
     return 0

@@ -188,6 +188,9 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
     fp = fingerprint(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents, args.data,
                      args.out, arithmetic)
     progress = Progress(out, name, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
+    progress.plan = {"seeds": list(range(cfg.seed, cfg.seed + args.seeds)), "main_metric": job.main_metric,
+                     "points": [[c.lr, c.layer_decay] for c in (resolve(dataclasses.replace(cfg0, **point))
+                                                                for point in args.grid or [{}])]}
     grid, chosen = [], None
     for point in args.grid or [{}]:
         cfg = resolve(dataclasses.replace(cfg0, **point))

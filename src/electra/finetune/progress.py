@@ -36,7 +36,7 @@ from safetensors.torch import load_file
 from electra.checkpoint import atomic_write_text, save_tensors
 from electra.data.shards import staged_dir
 
-FOLDER = "progress"
+FOLDER, PLAN = "progress", "plan.json"
 # recipe fields that are not part of the fingerprint: the per-run ones, and those that change a result in its
 # last digits only (threads: the order of a matmul's sums; eval batch: padding) or not at all
 UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing",
@@ -93,6 +93,14 @@ def point_tag(lr: float, layer_decay: float) -> str:
     return f"lr{lr:.6g}_ld{layer_decay:.6g}"
 
 
+def read_json(path: Path) -> Any:
+    """A JSON file's value, None when missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def stamp_of(folder: Path) -> tuple[str, str] | None:
     """(fingerprint, task) of a progress folder, None when it has no readable stamp (not ours, or no seed yet)."""
     try:
@@ -120,6 +128,7 @@ class Progress:
     def __init__(self, out: Path, task: str, fp: str, fresh: bool = False, log: Any = print):
         self.out, self.task, self.fp, self.folder = out, task, fp, out / FOLDER
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}  # (point tag, seed) -> the run's record
+        self.plan: dict[str, Any] = {}  # what this command trains ({seeds, points, main_metric}), for `electra status`
         self.earlier_model: tuple[str, int] | None = None  # the (point, seed) whose weights model/ holds
         if self.folder.is_dir() and (fresh or stamp_of(self.folder) != (fp, task)):
             if not fresh and any(self.folder.glob("*.json")):
@@ -128,7 +137,7 @@ class Progress:
         if fresh:
             return
         self._read_finished(log)
-        for f in sorted(self.folder.glob("*.json")):
+        for f in sorted(self.folder.glob("*_seed*.json")):
             try:
                 record = json.loads(f.read_text(encoding="utf-8"))
             except (OSError, ValueError):
@@ -171,6 +180,8 @@ class Progress:
         self.folder.mkdir(parents=True, exist_ok=True)
         if stamp_of(self.folder) != (self.fp, self.task):
             atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
+        if self.plan and read_json(self.folder / PLAN) != self.plan:
+            atomic_write_text(self.folder / PLAN, json.dumps(self.plan))
 
     def seed_state(self, lr: float, layer_decay: float, seed: int, every: float) -> SeedCheckpoint:
         """Where the seed's training state is saved every `every` seconds while it trains (train.SeedState)."""

@@ -163,7 +163,7 @@ class UnusableState(Exception):
 
 
 def capture(model: FinetuneModel, opt: torch.optim.Optimizer, epoch_gen: torch.Tensor, batch: int, step: int,
-            tracker: LossTracker, scaler: LossScaler, elapsed: float, device: torch.device
+            steps: int, tracker: LossTracker, scaler: LossScaler, elapsed: float, device: torch.device
             ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Everything the loop needs to go on exactly: weights, optimizer state, the data order's generator as the
     epoch began and the next batch in it, the dropout RNG, the smoothed loss, the loss scale."""
@@ -173,7 +173,8 @@ def capture(model: FinetuneModel, opt: torch.optim.Optimizer, epoch_gen: torch.T
                "rng.order": epoch_gen, "rng.cpu": torch.get_rng_state()}
     if device.type == "cuda":
         tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-    meta = {"step": step, "batch": batch, "elapsed": elapsed, "optimizer": opt_meta, "scaler": scaler.state_dict(),
+    meta = {"step": step, "steps": steps, "saved_at": time.time(), "batch": batch, "elapsed": elapsed,
+            "optimizer": opt_meta, "scaler": scaler.state_dict(),
             "ema": None if tracker.ema is None else float(tracker.ema), "first_bad": int(tracker.first_bad),
             "bad_value": float(tracker.bad_value)}
     return tensors, meta
@@ -256,7 +257,8 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                 if report is not None:
                     report({"train/loss": loss_now, "train/lr": lr_now}, step)
             if state is not None and state.every > 0 and step < steps and time.time() - saved_at >= state.every:
-                state.save(*capture(model, opt, epoch_gen, b + 1, step, tracker, scaler, time.time() - t0, device))
+                state.save(*capture(model, opt, epoch_gen, b + 1, step, steps, tracker, scaler, time.time() - t0,
+                                    device))
                 saved_at = time.time()
         first_batch = 0
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
