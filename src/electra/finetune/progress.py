@@ -4,6 +4,7 @@ The seeds of a task are independent fine-tunings (each starts from the same weig
 each is recorded as it ends, in the task's output folder:
 
     OUT/progress/fingerprint                       "FINGERPRINT TASK": what the seeds below were trained from
+    OUT/progress/plan.json                         the command's seeds, grid points and metric (`electra status`)
     OUT/progress/lr0.0003_ld0.8_seed1.json         one finished seed: its dev metrics and training stats
     OUT/progress/lr0.0003_ld0.8_seed1.safetensors  the weights of the best seed so far of its --lr/--layer-decay
                                                    point (the others' are deleted as a better one ends)
