@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -307,3 +308,45 @@ def test_a_seed_stopped_mid_way_goes_on_from_its_saved_state(tmp_path: Path, mon
     assert electra_main([*common, "--out", str(out2), *every_step]) == 0
     assert calls.count == 48 and "its saved state does not fit" in capsys.readouterr().out
     assert results(out2) == results(whole) and same_weights(out2, whole)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "max-time"])
+def test_a_signal_or_max_time_saves_the_seed_at_the_end_of_its_step(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, how: str) -> None:
+    """SIGTERM (a job's time limit) or Ctrl-C in the middle of a step: the step ends, the seed's state is saved
+    (no --checkpoint-minutes needed) and the command stops (143, 130); --max-time stops the same way with status 0.
+    The re-run goes on from that step and ends as a run never stopped."""
+    import signal
+
+    import electra.finetune.train as loop
+    common = [*command(tmp_path, 64, "2e-3"), "--seeds", "2"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert electra_main([*common, "--out", str(whole)]) == 0
+    real, calls = loop.set_lr, [0]
+
+    def signalling(*args: Any) -> None:
+        calls[0] += 1
+        if calls[0] == 30:  # seed 2, step 6: the signal (or the time limit) lands in the middle of the step
+            if how == "max-time":
+                clock = time.time
+                monkeypatch.setattr(time, "time", lambda: clock() + 7200)  # two hours later
+            else:
+                os.kill(os.getpid(), getattr(signal, how))
+        real(*args)
+    monkeypatch.setattr(loop, "set_lr", signalling)
+    capsys.readouterr()
+    code = {"SIGTERM": 143, "SIGINT": 130, "max-time": 0}[how]
+    assert electra_main([*common, "--out", str(out), "--max-time", "1h"]) == code
+    captured = capsys.readouterr()
+    step = 6
+    assert f"stopped at step {step}/24, its state saved" in captured.out
+    assert ("re-run the same command to go on" in captured.err) == (how == "max-time")
+    state = json.loads((out / "progress" / "lr0.002_ld0.8_seed2.partial" / "state.json").read_text())
+    assert state["step"] == step
+    monkeypatch.undo()
+    assert electra_main([*common, "--out", str(out)]) == 0
+    assert f"going on from step {step}/24" in capsys.readouterr().out
+    assert results(out) == results(whole) and same_weights(out, whole)
+    if how == "max-time":  # a deadline passed between seeds: the next one is not started
+        assert electra_main([*common[:-1], "3", "--out", str(out), "--max-time", "1e-9"]) == 0
+        assert "stopped at --max-time 1e-9 ([sst2] before seed 3)" in capsys.readouterr().err

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from electra.errors import UserError
+from electra.errors import Terminated, UserError
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "vocab": ("electra.data.vocab", "train a WordPiece vocabulary on a corpus"),
@@ -117,10 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = formatted
         if unwinds:
             signal.signal(signal.SIGTERM, terminate)
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised wherever the command is: like KeyboardInterrupt, not caught by `except Exception`."""
 
 
 def raise_terminated(signum: int, frame: object) -> None:

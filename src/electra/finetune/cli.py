@@ -16,8 +16,9 @@ OUT/model/ (the best seed's weights: model.safetensors with encoder.* / head.*, 
 OUT/test_predictions/ (GLUE leaderboard files from the best seed, when the folder has test files).
 Several tasks: the same under OUT/<task>/, and OUT/results.json with every task and the GLUE score; with GLUE
 test files, OUT/glue_submission.zip holds every leaderboard file (AX from the MNLI model, WNLI's majority class).
-A re-run of a stopped (or finished) command trains only the seeds that did not finish (progress.py;
---fresh: all). Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
+A re-run of a stopped (or finished) command trains only what did not finish: the missing seeds, a stopped
+seed from its last saved state (progress.py; --fresh: all). SIGTERM, Ctrl-C and --max-time save the seed in
+training at the end of its step. Before the model is loaded, --out (not a file, not the --data or --model folder) and every task's
 folder, training, dev and test files are read and checked: a bad one stops the run before any task is trained.
 """
 from __future__ import annotations
@@ -50,9 +51,10 @@ from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
 from electra.finetune.tagging import TAGGING_TASKS, check_tagging, tagging_job
-from electra.finetune.train import Job, UnusableState, predict, save_model, train
+from electra.finetune.train import Job, TimeUp, UnusableState, predict, save_model, train
 from electra.model import set_activation_checkpointing
 from electra.model_card import pretraining_summary
+from electra.overrides import parse_duration
 from electra.precision import autocast_dtype
 
 
@@ -72,6 +74,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
     p.add_argument("--allow-pickle", action="store_true",
                    help="accept a Hugging Face pytorch_model.bin (loaded with torch.load(weights_only=True))")
     p.add_argument("--no-save-model", action="store_true", help="do not write OUT/model/ (an earlier one is removed)")
+    p.add_argument("--max-time", metavar="DURATION", help="stop cleanly after this long (3600, 90m, 6h: a job's "
+                   "time limit), the seed in training saved at the end of its step; re-run the command to go on")
     p.add_argument("--fresh", action="store_true", help="train every seed again (by default a re-run of the same "
                    "command, or one with more --seeds, reuses the seeds an earlier run finished)")
     p.add_argument("--overwrite", action="store_true",
@@ -91,6 +95,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
             raise UserError(f"--{name} is required")
     if args.seeds < 1:
         raise UserError(f"--seeds must be >= 1, got {args.seeds}")
+    args.deadline = None
+    if args.max_time is not None:
+        seconds = parse_duration(args.max_time, "--max-time")
+        if seconds <= 0:
+            raise UserError(f"--max-time must be positive, got {args.max_time!r}")
+        args.deadline = time.time() + seconds
     if args.wandb is not None:
         from electra.logs import require_wandb
         require_wandb(args.wandb)
@@ -269,13 +279,13 @@ def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
     state = progress.seed_state(cfg.lr, cfg.layer_decay, seed, cfg.checkpoint_minutes * 60)
     try:
         stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None, state=state)
+                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
     except UnusableState as e:
         print(f"[{name}] seed {seed}: its saved state does not fit ({str(e)[:120]}): the seed starts over", flush=True)
         state.drop()
         model = new_model(args, cfg, encoder0, job, seed, device)
         stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None, state=state)
+                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
     metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
                                              batch_size=cfg.eval_batch_size, precision=cfg.precision))
     if wb is not None:
@@ -292,6 +302,8 @@ def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0
     best: tuple[float, int] | None = None
     for seed in range(cfg.seed, cfg.seed + args.seeds):
         run, model = progress.done(cfg.lr, cfg.layer_decay, seed, job.main_metric), None
+        if run is None and args.deadline is not None and time.time() >= args.deadline:
+            raise TimeUp(f"[{name}] before seed {seed}")
         if run is None:
             run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress, device)
         runs.append(run)
@@ -349,6 +361,9 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(cfg.threads)
     try:
         return finetune_all(args, cfg, names)
+    except TimeUp as e:
+        print(f"stopped at --max-time {args.max_time} ({e}); re-run the same command to go on", file=sys.stderr)
+        return 0
     except torch.OutOfMemoryError:
         raise UserError("out of GPU memory; run the same command with a smaller --batch-size or --max-seq-len, or "
                         "with --activation-checkpointing (same results, less memory)") from None

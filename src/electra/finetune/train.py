@@ -17,11 +17,13 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 import numpy as np
 import torch
@@ -29,7 +31,7 @@ from torch import nn
 
 from electra.checkpoint import optimizer_from_flat, optimizer_to_flat, save_tensors
 from electra.data.shards import staged_dir
-from electra.errors import UserError
+from electra.errors import Terminated, UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
 from electra.logs import fmt_duration
@@ -158,6 +160,38 @@ class SeedState(Protocol):
     def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None: ...
 
 
+class TimeUp(Exception):
+    """--max-time reached: the seed in training saved its state at the end of its step."""
+
+
+class StopAtStepEnd:
+    """While a seed trains: SIGTERM (a job's time limit, a preemption) or Ctrl-C finishes the step, the seed's state
+    is saved, and the command then stops as the signal would have; a second signal stops it at once. Outside the
+    loop (evaluation, saving) the signals keep their usual, immediate effect."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Self:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self.note)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def note(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            self.stop()
+        self.signum = signum
+
+    def stop(self) -> None:
+        raise KeyboardInterrupt if self.signum == signal.SIGINT else Terminated
+
+
 class UnusableState(Exception):
     """A saved seed state that does not fit this model or optimizer: the seed starts over."""
 
@@ -205,11 +239,12 @@ def restore(saved: tuple[dict[str, torch.Tensor], dict[str, Any]], model: Finetu
 
 def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_id: int, device: torch.device,
           seed: int, log: Callable[[str], None] = print,
-          report: Callable[[dict[str, float], int], Any] | None = None, state: SeedState | None = None
-          ) -> dict[str, float]:
+          report: Callable[[dict[str, float], int], Any] | None = None, state: SeedState | None = None,
+          deadline: float | None = None) -> dict[str, float]:
     """Fine-tune in place. Returns {'steps', 'final_loss', 'seconds'}. `report(metrics, step)`: the log lines'
     numbers (train/loss, train/lr), for W&B (a W&B run's `log`). `state`: where the loop's state is saved every
-    `state.every` seconds and resumed from (UnusableState: the saved one does not fit; start over without it)."""
+    `state.every` seconds and resumed from (UnusableState: the saved one does not fit; start over without it),
+    and when a step ends after SIGTERM, Ctrl-C (`StopAtStepEnd`) or `deadline` (a time.time(); TimeUp)."""
     bs = cfg.batch_size
     steps = max(1, int(len(feats) // bs * cfg.epochs)) if cfg.epochs > 0 else 0
     if steps == 0:
@@ -226,41 +261,51 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
         log(f"  going on from step {step}/{steps} (this seed's saved state)")
     model.train()
     t0, saved_at = time.time() - elapsed, time.time()
-    while step < steps:
-        epoch_gen = gen.get_state()  # what draws this epoch's order: saved with the position in it
-        order = torch.randperm(len(feats), generator=gen).tolist()
-        # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
-        n_batches = max(1, len(order) // bs)
-        for b in range(first_batch, n_batches):
-            if step >= steps:
-                break
-            batch = to_device(collate([feats[i] for i in order[b * bs:(b + 1) * bs]], pad_id), device)
-            set_lr(opt, lr_at(step, cfg.lr, steps, warmup))
-            with autocast(device, cfg.precision):
-                out = model(batch)
-            loss = reduce_loss(model.head.losses(out, batch), cfg.loss_reduction)
-            scaler.scale(loss).backward()
-            scaler.unscale(opt)  # fp16: the gradients / S before clipping; an overflow skips the step
-            if cfg.clip_norm > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-            scaler.step(opt)
-            opt.zero_grad(set_to_none=True)
-            tracker.add(loss, step)
-            if device.type == "cpu":  # reading costs nothing here: stop at the first bad step
-                tracker.check(cfg.lr)
-            step += 1
-            if step % cfg.log_every == 0 or step == steps:
-                loss_now, lr_now = tracker.value(cfg.lr), lr_at(step - 1, cfg.lr, steps, warmup)
-                elapsed = time.time() - t0
-                left = f", {fmt_duration(elapsed / step * (steps - step))} left" if step < steps else ""
-                log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {elapsed:.0f}s{left}")
-                if report is not None:
-                    report({"train/loss": loss_now, "train/lr": lr_now}, step)
-            if state is not None and state.every > 0 and step < steps and time.time() - saved_at >= state.every:
-                state.save(*capture(model, opt, epoch_gen, b + 1, step, steps, tracker, scaler, time.time() - t0,
-                                    device))
-                saved_at = time.time()
-        first_batch = 0
+    with StopAtStepEnd() as stop:
+        while step < steps:
+            epoch_gen = gen.get_state()  # what draws this epoch's order: saved with the position in it
+            order = torch.randperm(len(feats), generator=gen).tolist()
+            # full batches only (the original's drop_remainder), unless the whole set is smaller than a batch
+            n_batches = max(1, len(order) // bs)
+            for b in range(first_batch, n_batches):
+                if step >= steps:
+                    break
+                batch = to_device(collate([feats[i] for i in order[b * bs:(b + 1) * bs]], pad_id), device)
+                set_lr(opt, lr_at(step, cfg.lr, steps, warmup))
+                with autocast(device, cfg.precision):
+                    out = model(batch)
+                loss = reduce_loss(model.head.losses(out, batch), cfg.loss_reduction)
+                scaler.scale(loss).backward()
+                scaler.unscale(opt)  # fp16: the gradients / S before clipping; an overflow skips the step
+                if cfg.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
+                scaler.step(opt)
+                opt.zero_grad(set_to_none=True)
+                tracker.add(loss, step)
+                if device.type == "cpu":  # reading costs nothing here: stop at the first bad step
+                    tracker.check(cfg.lr)
+                step += 1
+                if step % cfg.log_every == 0 or step == steps:
+                    loss_now, lr_now = tracker.value(cfg.lr), lr_at(step - 1, cfg.lr, steps, warmup)
+                    elapsed = time.time() - t0
+                    left = f", {fmt_duration(elapsed / step * (steps - step))} left" if step < steps else ""
+                    log(f"  step {step}/{steps}  loss {loss_now:.4f}  lr {lr_now:.2e}  {elapsed:.0f}s{left}")
+                    if report is not None:
+                        report({"train/loss": loss_now, "train/lr": lr_now}, step)
+                halt = stop.signum is not None or (deadline is not None and time.time() >= deadline)
+                due = state is not None and state.every > 0 and step < steps and time.time() - saved_at >= state.every
+                if state is not None and (halt or due):  # at the last step too: a re-run then only evaluates
+                    state.save(*capture(model, opt, epoch_gen, b + 1, step, steps, tracker, scaler, time.time() - t0,
+                                        device))
+                    saved_at = time.time()
+                if halt:
+                    log(f"  stopped at step {step}/{steps}" + (", its state saved" if state is not None else ""))
+                    if stop.signum is not None:
+                        stop.stop()
+                    raise TimeUp(f"step {step}/{steps}")
+            first_batch = 0
+    if stop.signum is not None:  # a signal between the last step's check and here
+        stop.stop()
     return {"steps": steps, "final_loss": tracker.value(cfg.lr), "seconds": time.time() - t0}
 
 
