@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from test_finetune_fixtures import make_run
 from test_finetune_glue import _cli_error, _learnable_sst2
 
-import electra.finetune.cli as finetune_cli
+import electra.finetune.seeds as finetune_seeds
 from electra.cli import main as electra_main
 from electra.finetune.progress import fingerprint, model_digest
 
@@ -29,14 +29,14 @@ class Trainings:
     """Counts the fine-tunings `electra finetune` runs; `stop_at`: raise KeyboardInterrupt in that one (1-based)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, stop_at: int = 0):
-        self.count, self.stop_at, real = 0, stop_at, finetune_cli.train
+        self.count, self.stop_at, real = 0, stop_at, finetune_seeds.train
 
         def counted(*args: Any, **kwargs: Any) -> Any:
             self.count += 1
             if self.count == self.stop_at:
                 raise KeyboardInterrupt  # Ctrl-C (or a killed job) in the middle of a seed
             return real(*args, **kwargs)
-        monkeypatch.setattr(finetune_cli, "train", counted)
+        monkeypatch.setattr(finetune_seeds, "train", counted)
 
 
 def results(out: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from electra.cli import main as electra_main
 from electra.config import ModelConfig
 from electra.data.tokenizer import SpecialIds, load_tokenizer
 from electra.finetune import cli as ft_cli
+from electra.finetune import seeds as ft_seeds
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.glue import Example, encode_examples
 from electra.finetune.heads import FinetuneModel, RegressionHead
@@ -48,7 +49,8 @@ def finetune(argv: list[str], epochs: int = 1) -> list[tuple[list[dict], list[An
         calls.append((feats, outs))
         return outs
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ft_cli, "predict", recording)
+        mp.setattr(ft_cli, "predict", recording)  # test predictions
+        mp.setattr(ft_seeds, "predict", recording)  # each seed's evaluation
         assert electra_main(["finetune", *argv, "--epochs", str(epochs), "--threads", "1"]) == 0
     return calls
 

@@ -1,0 +1,106 @@
+"""The seeds of one task at one --lr / --layer-decay point: each trained from the pre-trained encoder with its own
+seed, or read back when an earlier run finished it (progress.py); a seed in training saves its state every
+--checkpoint-minutes and on SIGTERM / Ctrl-C / --max-time, and goes on from it when run again; the best seed's
+model, from its kept weights or trained again."""
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import time
+from typing import Any
+
+import torch
+
+from electra.finetune.config import FinetuneConfig
+from electra.finetune.progress import Progress
+from electra.finetune.train import Job, TimeUp, UnusableState, predict, train
+from electra.model import set_activation_checkpointing
+
+
+def new_model(args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job, seed: int,
+              device: torch.device) -> torch.nn.Module:
+    """The model a seed starts from: the pre-trained encoder (or its shape, re-initialised) and a fresh head."""
+    from electra.finetune.heads import FinetuneModel
+    from electra.model import init_weights
+
+    torch.manual_seed(seed)
+    encoder = copy.deepcopy(encoder0)
+    if args.random_init:
+        init_weights(encoder, std=encoder0.cfg.initializer_range)
+    model = FinetuneModel(encoder, job.make_head(encoder0.cfg.hidden_size)).to(device)
+    set_activation_checkpointing(model, cfg.activation_checkpointing)
+    return model
+
+
+def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+               seed: int, pad_id: int, progress: Progress, device: torch.device
+               ) -> tuple[dict[str, Any], torch.nn.Module]:
+    """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model). Its state
+    is saved every --checkpoint-minutes; a seed stopped mid-way goes on from the last state saved."""
+    model, out = new_model(args, cfg, encoder0, job, seed, device), progress.out
+    wb = None
+    if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
+        from electra.logs import wandb_run
+        out.mkdir(parents=True, exist_ok=True)
+        point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
+        wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
+                                    "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
+                       job_type="finetune", dir=str(out))
+    state = progress.seed_state(cfg.lr, cfg.layer_decay, seed, cfg.checkpoint_minutes * 60)
+    try:
+        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
+    except UnusableState as e:
+        print(f"[{name}] seed {seed}: its saved state does not fit ({str(e)[:120]}): the seed starts over", flush=True)
+        state.drop()
+        model = new_model(args, cfg, encoder0, job, seed, device)
+        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
+                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
+    metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
+                                             batch_size=cfg.eval_batch_size, precision=cfg.precision))
+    if wb is not None:
+        wb.log({f"dev/{m}": v for m, v in metrics.items()}, step=stats["steps"])
+        wb.finish()
+    return {"seed": seed, "metrics": metrics, "train": stats}, model
+
+
+def run_seeds(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+              pad_id: int, device: torch.device, progress: Progress) -> tuple[list[dict[str, Any]], int]:
+    """--seeds fine-tunings of one config, those on record in `progress` read instead of trained: each seed's
+    run and the best seed (the first of equals), whose weights `progress` keeps."""
+    runs: list[dict[str, Any]] = []
+    best: tuple[float, int] | None = None
+    for seed in range(cfg.seed, cfg.seed + args.seeds):
+        run, model = progress.done(cfg.lr, cfg.layer_decay, seed, job.main_metric), None
+        if run is None and args.deadline is not None and time.time() >= args.deadline:
+            raise TimeUp(f"[{name}] before seed {seed}")
+        if run is None:
+            run, model = train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress, device)
+        runs.append(run)
+        leads = best is None or run["metrics"][job.main_metric] > best[0]
+        if model is not None:  # on record before it is reported: a seed shown as finished is never trained again
+            progress.add(cfg.lr, cfg.layer_decay, run, model if leads else None, best[1] if leads and best else None)
+        print(f"[{name}] seed {seed}: " + "  ".join(f"{m} {v:.2f}" for m, v in run["metrics"].items())
+              + (" (trained earlier)" if model is None else ""), flush=True)
+        if leads:
+            best = (run["metrics"][job.main_metric], seed)
+    assert best is not None
+    return runs, best[1]
+
+
+def best_model(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
+               pad_id: int, device: torch.device, progress: Progress, seed: int) -> torch.nn.Module:
+    """The best seed's model: its kept weights, or (when an earlier run kept none: --no-save-model, a model/
+    removed) that seed trained again."""
+    weights = progress.weights(cfg.lr, cfg.layer_decay, seed)
+    if weights is not None:
+        model = new_model(args, cfg, encoder0, job, seed, device)
+        try:
+            model.load_state_dict(weights)
+            return model
+        except RuntimeError:  # weights of another shape put in their place
+            pass
+    print(f"[{name}] seed {seed} (the best) finished earlier, but its weights are not at hand (not kept, or not "
+          f"this model's): training it again", flush=True)
+    return train_seed(name, args, cfg, encoder0, job, seed, pad_id, progress, device)[1]
