@@ -350,3 +350,26 @@ def test_a_signal_or_max_time_saves_the_seed_at_the_end_of_its_step(
     if how == "max-time":  # a deadline passed between seeds: the next one is not started
         assert electra_main([*common[:-1], "3", "--out", str(out), "--max-time", "1e-9"]) == 0
         assert "stopped at --max-time 1e-9 ([sst2] before seed 3)" in capsys.readouterr().err
+
+
+def test_a_stop_in_the_evaluation_after_a_long_seed_redoes_only_the_evaluation(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """A seed that trained longer than --checkpoint-minutes saves its state at its last step too: stopped while
+    its dev set is scored, the re-run goes on from step 24/24, trains nothing of it and scores it again."""
+    from electra.errors import Terminated
+
+    common = [*command(tmp_path, 64, "2e-3"), "--seeds", "2", "--checkpoint-minutes", "1e-9"]
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    assert electra_main([*common, "--out", str(whole)]) == 0
+    real = finetune_seeds.predict
+
+    def terminated(*args: Any, **kwargs: Any) -> Any:
+        raise Terminated  # SIGTERM while seed 1's dev set is scored
+    monkeypatch.setattr(finetune_seeds, "predict", terminated)
+    assert electra_main([*common, "--out", str(out)]) == 143
+    monkeypatch.setattr(finetune_seeds, "predict", real)
+    capsys.readouterr()
+    calls = StepCalls(monkeypatch)
+    assert electra_main([*common, "--out", str(out)]) == 0
+    assert calls.count == 24 and "going on from step 24/24" in capsys.readouterr().out  # seed 2's steps only
+    assert results(out) == results(whole) and same_weights(out, whole)

@@ -293,8 +293,9 @@ def train(model: FinetuneModel, feats: list[Feature], cfg: FinetuneConfig, pad_i
                     if report is not None:
                         report({"train/loss": loss_now, "train/lr": lr_now}, step)
                 halt = stop.signum is not None or (deadline is not None and time.time() >= deadline)
-                due = state is not None and state.every > 0 and step < steps and time.time() - saved_at >= state.every
-                if state is not None and (halt or due):  # at the last step too: a re-run then only evaluates
+                # the last step too, so that a stop in the evaluation after it redoes only the evaluation
+                due = state is not None and state.every > 0 and time.time() - saved_at >= state.every
+                if state is not None and (halt or due):
                     state.save(*capture(model, opt, epoch_gen, b + 1, step, steps, tracker, scaler, time.time() - t0,
                                         device))
                     saved_at = time.time()
