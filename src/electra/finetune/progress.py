@@ -132,7 +132,7 @@ class Progress:
         self.plan: dict[str, Any] = {}  # what this command trains ({seeds, points, main_metric}), for `electra status`
         self.earlier_model: tuple[str, int] | None = None  # the (point, seed) whose weights model/ holds
         if self.folder.is_dir() and (fresh or stamp_of(self.folder) != (fp, task)):
-            if not fresh and any(self.folder.glob("*.json")):
+            if not fresh and any(self.folder.glob("*_seed*")):  # records, weights or a seed's saved state
                 log(f"{self.folder} holds seeds trained from another model, data or recipe: every seed is trained")
             shutil.rmtree(self.folder)
         if fresh:
