@@ -66,6 +66,7 @@ from electra.run_setup import (
     resolve_run,
     training_rows,
 )
+from electra.stopping import StopAtStepEnd
 from electra.word_masking import continuation_table
 
 
@@ -174,20 +175,11 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
     if resumed.note:
         log.print(resumed.note)
 
-    stop: dict[str, signal.Signals | None] = {"signal": None}
-
-    def on_signal(signum: int, frame: object) -> None:
-        """Stop at the end of this step and save; a second signal stops at once."""
-        if stop["signal"] is not None:
-            raise KeyboardInterrupt
-        stop["signal"] = signal.Signals(signum)
-
     # Ctrl-C; and SIGTERM (a scheduler's preemption or time limit) for a single process. Under torchrun a worker
     # also gets SIGTERM when a peer dies, and waiting for a collective with the dead peer would only delay the
     # restart, so there SIGTERM keeps its default (the run resumes from the last periodic checkpoint).
-    stopping = (signal.SIGINT, signal.SIGTERM) if d.world_size == 1 else (signal.SIGINT,)
-    for sig in stopping:  # main() puts the previous handlers back, however train() ends
-        signal.signal(sig, on_signal)
+    # main() puts the previous handlers back, however train() ends.
+    stop = StopAtStepEnd((signal.SIGINT, signal.SIGTERM) if d.world_size == 1 else (signal.SIGINT,)).install()
     health = Monitor(t.warmup_steps, electra=cfg.objective.objective == "electra",
                      trained_generator=cfg.objective.trained_generator)
     meter = IntervalMeter(step, d.device, n_micro * d.world_size, t.global_batch_size * t.seq_len,
@@ -337,10 +329,10 @@ def train(args: argparse.Namespace, overrides: dict[str, str]) -> int:
         single = d.world_size == 1
         if single or step % t.log_every == 0:  # ranks agree on stopping only at sync points
             timed_out = t.max_time > 0 and time.time() - start_time >= t.max_time
-            if dist.any_rank(stop["signal"] is not None or timed_out, d.device):
+            if dist.any_rank(stop.signum is not None or timed_out, d.device):
                 reason = (f"max_time {t.max_time:g}s reached" if timed_out else "stopped by another rank")
-                if stop["signal"] is not None:
-                    reason = "interrupted (Ctrl-C)" if stop["signal"] == signal.SIGINT else "terminated (SIGTERM)"
+                if stop.signum is not None:
+                    reason = stop.reason
                 break
 
     stream.close()

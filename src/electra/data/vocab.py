@@ -31,6 +31,8 @@ from electra.data.tokenizer import (
 )
 from electra.errors import ArgumentParser, UserError
 
+LONG_RUN = re.compile(rf"\S{{{MAX_CHARS_PER_WORD + 1},}}")  # a candidate over-long word
+
 
 def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: int = 30522, lowercase: bool = True,
                 strip_accents: bool | None = None, min_frequency: int = 2, limit_alphabet: int = 1000,
@@ -92,9 +94,6 @@ def train_vocab(corpus: Sequence[str | Path], out_dir: str | Path, vocab_size: i
                      f"the corpus's {len(alphabet)} characters is kept, alone and as '##c'; lower --limit-alphabet "
                      f"to stay within it")
     return write_vocab_txt(vocab, out_dir, "the trained vocabulary")
-
-
-LONG_RUN = re.compile(rf"\S{{{MAX_CHARS_PER_WORD + 1},}}")  # a candidate over-long word
 
 
 def check_out(out: Path) -> None:

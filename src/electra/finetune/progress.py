@@ -32,10 +32,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save
 
 from electra.checkpoint import atomic_write_text, save_tensors
-from electra.data.shards import staged_dir
+from electra.data.shards import atomic_write_bytes, staged_dir
+from electra.model_card import read_json_object
 
 FOLDER, PLAN = "progress", "plan.json"
 # recipe fields that are not part of the fingerprint: the per-run ones, and those that change a result in its
@@ -94,14 +95,6 @@ def point_tag(lr: float, layer_decay: float) -> str:
     return f"lr{lr:.6g}_ld{layer_decay:.6g}"
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's value, None when missing or unreadable."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def stamp_of(folder: Path) -> tuple[str, str] | None:
     """(fingerprint, task) of a progress folder, None when it has no readable stamp (not ours, or no seed yet)."""
     try:
@@ -139,22 +132,19 @@ class Progress:
             return
         self._read_finished(log)
         for f in sorted(self.folder.glob("*_seed*.json")):
-            try:
-                record = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                continue  # a damaged record: that seed is trained again
+            record = read_json_object(f)  # {} when damaged: that seed is trained again
             if valid_run(record) and _number(record.get("lr")) and _number(record.get("layer_decay")):
                 self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = record
 
     def _read_finished(self, log: Any) -> None:
         """The seeds of an earlier, finished run of this task (results.json) under the same fingerprint."""
+        result = read_json_object(self.out / "results.json")
+        if result.get("task") != self.task or "fingerprint" not in result:
+            return
+        if result["fingerprint"] != self.fp:
+            log(f"{self.out / 'results.json'} came from another model, data or recipe: every seed is trained")
+            return
         try:
-            result = json.loads((self.out / "results.json").read_text(encoding="utf-8"))
-            if not isinstance(result, dict) or result.get("task") != self.task or "fingerprint" not in result:
-                return
-            if result["fingerprint"] != self.fp:
-                log(f"{self.out / 'results.json'} came from another model, data or recipe: every seed is trained")
-                return
             points = result.get("grid") or [{"lr": result["config"]["lr"], "layer_decay": result["config"][
                 "layer_decay"], "runs": result["runs"]}]
             for p in points:
@@ -162,10 +152,10 @@ class Progress:
                     if valid_run(run):
                         self.runs[(point_tag(p["lr"], p["layer_decay"]), run["seed"])] = {
                             "lr": p["lr"], "layer_decay": p["layer_decay"], **run}
-            meta = json.loads((self.out / "model" / "finetune.json").read_text(encoding="utf-8"))
+            meta = read_json_object(self.out / "model" / "finetune.json")
             if meta.get("fingerprint") == self.fp:
                 self.earlier_model = (point_tag(meta["config"]["lr"], meta["config"]["layer_decay"]), meta["seed"])
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        except (TypeError, KeyError, AttributeError):  # a results.json edited out of shape: its seeds are retrained
             return
 
     def done(self, lr: float, layer_decay: float, seed: int, metric: str) -> dict[str, Any] | None:
@@ -181,7 +171,7 @@ class Progress:
         self.folder.mkdir(parents=True, exist_ok=True)
         if stamp_of(self.folder) != (self.fp, self.task):
             atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
-        if self.plan and read_json(self.folder / PLAN) != self.plan:
+        if self.plan and read_json_object(self.folder / PLAN) != self.plan:
             atomic_write_text(self.folder / PLAN, json.dumps(self.plan))
 
     def seed_state(self, lr: float, layer_decay: float, seed: int, every: float) -> SeedCheckpoint:
@@ -199,14 +189,8 @@ class Progress:
         self.stamp()
         seed = run["seed"]
         if best is not None:
-            path = self._file(lr, layer_decay, seed, ".safetensors")
-            tmp = path.with_name(f".{path.name}.tmp")
-            try:
-                save_tensors({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}, tmp)
-                os.replace(tmp, path)
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(self._file(lr, layer_decay, seed, ".safetensors"),
+                               save({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}))
         atomic_write_text(self._file(lr, layer_decay, seed, ".json"),
                           json.dumps({"lr": lr, "layer_decay": layer_decay, **run}, indent=1))
         self.runs[(point_tag(lr, layer_decay), seed)] = {"lr": lr, "layer_decay": layer_decay, **run}

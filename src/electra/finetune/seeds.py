@@ -48,15 +48,16 @@ def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder
                                     "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
                        job_type="finetune", dir=str(out))
     state = progress.seed_state(cfg.lr, cfg.layer_decay, seed, cfg.checkpoint_minutes * 60)
+    fit = functools.partial(train, feats=job.train, cfg=cfg, pad_id=pad_id, device=device, seed=seed,
+                            log=lambda s: print(s, flush=True), report=wb.log if wb is not None else None,
+                            state=state, deadline=args.deadline)
     try:
-        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
+        stats = fit(model)
     except UnusableState as e:
         print(f"[{name}] seed {seed}: its saved state does not fit ({str(e)[:120]}): the seed starts over", flush=True)
         state.drop()
         model = new_model(args, cfg, encoder0, job, seed, device)
-        stats = train(model, job.train, cfg, pad_id, device, seed, log=lambda s: print(s, flush=True),
-                      report=wb.log if wb is not None else None, state=state, deadline=args.deadline)
+        stats = fit(model)
     metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
                                              batch_size=cfg.eval_batch_size, precision=cfg.precision))
     if wb is not None:

@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from electra.finetune.outputs import ALL_TASKS
-from electra.finetune.progress import FOLDER, PLAN, point_tag, read_json, stamp_of, valid_run
+from electra.finetune.outputs import earlier_tasks, stopped_tasks, task_outs
+from electra.finetune.progress import FOLDER, PLAN, point_tag, stamp_of, valid_run
 from electra.logs import fmt_duration
+from electra.model_card import read_json_object
 
 
 def holder(out: Path) -> int | None:
@@ -39,36 +40,32 @@ def holder(out: Path) -> int | None:
 def task_folders(out: Path) -> list[tuple[str, Path]]:
     """(task, folder) of every task whose results or seeds are in OUT: OUT itself for one task, OUT/<task> for a
     task list (finished or stopped)."""
-    result = read_json(out / "results.json")
-    if isinstance(result, dict) and isinstance(result.get("tasks"), dict):
-        return [(t, out / t) for t in result["tasks"] if t in ALL_TASKS]
-    if isinstance(result, dict) and result.get("task") in ALL_TASKS:
-        return [(result["task"], out)]
-    if (stamp := stamp_of(out / FOLDER)) is not None and stamp[1] in ALL_TASKS:
-        return [(stamp[1], out)]
-    return [(t, out / t) for t in ALL_TASKS if (out / t / "results.json").is_file() or stamp_of(out / t / FOLDER)]
+    earlier = earlier_tasks(out)
+    if earlier:
+        return list(zip(earlier, task_outs(out, earlier)))
+    return [(t, out / t) for t in stopped_tasks(out)]
 
 
 def task_status(task: str, folder: Path, now: float) -> dict[str, Any]:
     """One task: done (its results.json's summary), or in progress (the seeds on record per point, the seed in
     training and its last saved step)."""
-    result = read_json(folder / "results.json")
+    result = read_json_object(folder / "results.json")
     progress = folder / FOLDER
-    if isinstance(result, dict) and result.get("task") == task and stamp_of(progress) is None:
+    if result.get("task") == task and stamp_of(progress) is None:
         metric = result.get("main_metric", "")
         return {"task": task, "state": "done", "seeds": len(result.get("runs", [])), "metric": metric,
                 "median": result.get("summary", {}).get(metric, {}).get("median"), "best_seed": result.get("best_seed")}
-    plan = read_json(progress / PLAN) or {}
+    plan = read_json_object(progress / PLAN)
     metric, seeds = plan.get("main_metric"), plan.get("seeds") or []
     points = []
     for lr, ld in plan.get("points") or []:
         tag = point_tag(lr, ld)
-        runs = [r for s in seeds if valid_run(r := read_json(progress / f"{tag}_seed{s}.json"))]
+        runs = [r for s in seeds if valid_run(r := read_json_object(progress / f"{tag}_seed{s}.json"))]
         scores = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
         training = None
         for s in seeds:
-            state = read_json(progress / f"{tag}_seed{s}.partial" / "state.json")
-            if isinstance(state, dict) and {"step", "steps", "saved_at"} <= state.keys():
+            state = read_json_object(progress / f"{tag}_seed{s}.partial" / "state.json")
+            if {"step", "steps", "saved_at"} <= state.keys():
                 training = {"seed": s, "step": state["step"], "steps": state["steps"],
                             "saved_seconds_ago": max(0.0, now - state["saved_at"])}
         points.append({"lr": lr, "layer_decay": ld, "seeds_done": len(runs), "seeds": len(seeds),

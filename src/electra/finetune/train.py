@@ -17,13 +17,11 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -31,13 +29,14 @@ from torch import nn
 
 from electra.checkpoint import optimizer_from_flat, optimizer_to_flat, save_tensors
 from electra.data.shards import staged_dir
-from electra.errors import Terminated, UserError
+from electra.errors import UserError
 from electra.finetune.config import FinetuneConfig
 from electra.finetune.heads import IGNORE, FinetuneModel, Terms, encoder_depth
 from electra.logs import fmt_duration
 from electra.optim import build_optimizer, layerwise_lr_scales, lr_at, set_lr
 from electra.precision import LossScaler, autocast_dtype
 from electra.precision import autocast as precision_autocast
+from electra.stopping import StopAtStepEnd
 
 Feature = dict[str, Any]
 Predict = Callable[[list[Feature]], list[Any]]
@@ -162,34 +161,6 @@ class SeedState(Protocol):
 
 class TimeUp(Exception):
     """--max-time reached: the seed in training saved its state at the end of its step."""
-
-
-class StopAtStepEnd:
-    """While a seed trains: SIGTERM (a job's time limit, a preemption) or Ctrl-C finishes the step, the seed's state
-    is saved, and the command then stops as the signal would have; a second signal stops it at once. Outside the
-    loop (evaluation, saving) the signals keep their usual, immediate effect."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.previous: dict[int, Any] = {}
-
-    def __enter__(self) -> Self:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self.note)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def note(self, signum: int, frame: object) -> None:
-        if self.signum is not None:
-            self.stop()
-        self.signum = signum
-
-    def stop(self) -> None:
-        raise KeyboardInterrupt if self.signum == signal.SIGINT else Terminated
 
 
 class UnusableState(Exception):
