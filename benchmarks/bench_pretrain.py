@@ -208,15 +208,26 @@ class Worker:
         return self.read()
 
     def close(self) -> None:
+        close_all([self])
+
+
+def close_all(workers: list[Worker], timeout: float = 20.0) -> None:
+    """Tell every worker to quit, then give them `timeout` seconds together before killing the rest. Their
+    results are in hand by then; a compiled worker's exit can hang (on the first H200 lease, nine of them one
+    after the other, each waited for in turn, ran the stage out of time before its last two rows printed)."""
+    for w in workers:
         try:
-            self.p.stdin.write("quit\n")
-            self.p.stdin.flush()
+            w.p.stdin.write("quit\n")
+            w.p.stdin.flush()
         except (BrokenPipeError, OSError):
             pass
+    deadline = time.monotonic() + timeout
+    for w in workers:
         try:
-            self.p.wait(timeout=60)
+            w.p.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            self.p.kill()
+            w.p.kill()
+            w.p.wait()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -423,7 +434,6 @@ def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> lis
             prof = w.ask("profile")
             print(f"\n## profile: {w.label} {w.mode} {w.env_name} (one step, {prof['t']:.3f} s)\n{prof['table']}")
         st = w.ask("stats")
-        w.close()
         r = {"side": w.side, "label": w.label, "mode": w.mode, "env": w.env_name, **summarize(times[w.label]),
              "warmup_s": w.warm, **st}
         r["tokens_per_s"] = args.batch * args.seq_len / r["median_s"]
@@ -433,6 +443,7 @@ def run_group(args, group, inputs, flops, peak, failed, label_mode=False) -> lis
             r["mfu"] = r["achieved_gflops"] * 1e9 / peak["bfloat16" if w.mode.endswith("bf16") else "float32"]
         results.append(r)
         print(_row(r), flush=True)
+    close_all(workers)
     for o in results:
         if o["side"] != "ours":
             continue
