@@ -131,3 +131,50 @@ def test_finetune_logs_one_wandb_run_per_seed(tmp_path, fake_wandb):
         assert steps == list(range(2, r["train"]["steps"] + 1, 2))
         assert seed_calls[-2] == ("log", r["train"]["steps"], {f"dev/{m}": v for m, v in r["metrics"].items()})
         assert seed_calls[-1] == ("finish",)
+
+
+def test_a_finetune_seed_resumed_from_its_saved_state_logs_into_its_own_wandb_run(tmp_path, monkeypatch, fake_wandb):
+    """SIGTERM in seed 2 saves its state with its W&B run id; the re-run goes on from that state and from that W&B
+    run (resume="allow"), logging only the steps after the saved one; a seed that starts over gets a new run."""
+    import os
+    import signal
+
+    from test_finetune_fixtures import make_run
+    from test_finetune_glue import _learnable_sst2
+
+    import electra.finetune.train as loop
+
+    run, data, out = make_run(tmp_path), _learnable_sst2(tmp_path / "glue", n=64), tmp_path / "out"
+    cmd = ["finetune", "--task", "sst2", "--data", str(data), "--model", str(run), "--out", str(out), "--seeds", "2",
+           "--epochs", "3", "--batch-size", "8", "--threads", "1", "--max-seq-len", "32", "--log-every", "2",
+           "--wandb", "ft"]
+    real, calls = loop.set_lr, [0]
+
+    def signalling(*args):
+        calls[0] += 1
+        if calls[0] == 30:  # seed 2, step 6 (24 steps a seed)
+            os.kill(os.getpid(), signal.SIGTERM)
+        real(*args)
+    monkeypatch.setattr(loop, "set_lr", signalling)
+    assert main(cmd) == 143
+    inits = [c[1] for c in fake_wandb if c[0] == "init"]
+    assert [i["name"] for i in inits] == ["sst2-seed1", "sst2-seed2"] and inits[0]["id"] != inits[1]["id"]
+    partial = next((out / "progress").glob("*_seed2.partial"))
+    state = json.loads((partial / "state.json").read_text())
+    assert state["step"] == 6 and state["wandb_id"] == inits[1]["id"]
+    monkeypatch.setattr(loop, "set_lr", real)
+    fake_wandb.clear()
+    assert main(cmd) == 0
+    inits = [c[1] for c in fake_wandb if c[0] == "init"]
+    assert [(i["name"], i["id"], i["resume"]) for i in inits] == [("sst2-seed2", state["wandb_id"], "allow")]
+    logged = [c[1] for c in fake_wandb if c[0] == "log" and "train/loss" in c[2]]
+    assert logged == list(range(8, 25, 2))  # after the saved step 6
+    # a damaged state: the seed starts over, in a W&B run of its own
+    fake_wandb.clear()
+    part = partial.with_name(partial.name.replace("seed2", "seed3"))
+    part.mkdir(parents=True)
+    (part / "state.json").write_text(json.dumps({"step": 6, "wandb_id": "0badc0de"}))  # and no tensors
+    cmd[cmd.index("--seeds") + 1] = "3"
+    assert main(cmd) == 0
+    inits = [c[1] for c in fake_wandb if c[0] == "init"]
+    assert [i["name"] for i in inits] == ["sst2-seed3"] and inits[0]["id"] != "0badc0de"

@@ -222,21 +222,32 @@ class SeedCheckpoint:
 
     def __init__(self, progress: Progress, folder: Path, every: float):
         self.progress, self.folder, self.every = progress, folder, every
+        self.extra: dict[str, Any] = {}  # saved in state.json beside the loop's own (the seed's W&B run id)
+        self._read: tuple[Any] | None = None  # what peek() read, for load() to hand over
+
+    def peek(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
+        """The saved state, or None (none saved, or unreadable: the seed starts over); kept for load()."""
+        if self._read is None:
+            try:
+                meta = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
+                tensors = load_file(str(self.folder / "tensors.safetensors"))
+                self._read = ((tensors, meta) if isinstance(meta, dict) else None,)
+            except (OSError, ValueError, SafetensorError):
+                self._read = (None,)
+        return self._read[0]
 
     def load(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        """The saved state, or None (none saved, or unreadable: the seed starts over)."""
-        try:
-            meta = json.loads((self.folder / "state.json").read_text(encoding="utf-8"))
-            tensors = load_file(str(self.folder / "tensors.safetensors"))
-        except (OSError, ValueError, SafetensorError):
-            return None
-        return (tensors, meta) if isinstance(meta, dict) else None
+        """The saved state (read once, also after a peek), no longer held here: the loop copies it into the model."""
+        saved, self._read = self.peek(), None
+        return saved
 
     def save(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+        self._read = None
         self.progress.stamp()
         with staged_dir(self.folder) as tmp:
             save_tensors(tensors, tmp / "tensors.safetensors")
-            (tmp / "state.json").write_text(json.dumps(meta))
+            (tmp / "state.json").write_text(json.dumps({**meta, **self.extra}))
 
     def drop(self) -> None:
+        self._read = None
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -7,13 +7,15 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from electra.finetune.config import FinetuneConfig
-from electra.finetune.progress import Progress
+from electra.finetune.progress import Progress, SeedCheckpoint
 from electra.finetune.train import Job, TimeUp, UnusableState, predict, train
 from electra.model import set_activation_checkpointing
 
@@ -33,29 +35,41 @@ def new_model(args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.
     return model
 
 
+def start_wandb(name: str, args: argparse.Namespace, cfg: FinetuneConfig, seed: int, out: Path,
+                state: SeedCheckpoint) -> Any:
+    """One W&B run per task, seed (and grid point), grouped by task, files in OUT/wandb. A seed that goes on from
+    its saved state logs into the W&B run it began (the id is saved with the state); one that starts over, a new one."""
+    from electra.logs import wandb_run
+    out.mkdir(parents=True, exist_ok=True)
+    saved = state.peek()  # read once: the training loop's load() gets the same
+    earlier = saved[1].get("wandb_id") if saved is not None else None
+    run_id = earlier if isinstance(earlier, str) and earlier else secrets.token_hex(4)
+    state.extra["wandb_id"] = run_id
+    point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
+    return wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
+                                  "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
+                     job_type="finetune", dir=str(out), id=run_id, resume="allow")
+
+
 def train_seed(name: str, args: argparse.Namespace, cfg: FinetuneConfig, encoder0: torch.nn.Module, job: Job,
                seed: int, pad_id: int, progress: Progress, device: torch.device
                ) -> tuple[dict[str, Any], torch.nn.Module]:
     """One fine-tuning: ({'seed', 'metrics' (dev), 'train' (steps, loss, seconds)}, the trained model). Its state
     is saved every --checkpoint-minutes; a seed stopped mid-way goes on from the last state saved."""
-    model, out = new_model(args, cfg, encoder0, job, seed, device), progress.out
-    wb = None
-    if args.wandb is not None:  # one W&B run per task, seed (and grid point), grouped by task; files in OUT/wandb
-        from electra.logs import wandb_run
-        out.mkdir(parents=True, exist_ok=True)
-        point = f"-lr{cfg.lr:g}-ld{cfg.layer_decay:g}" if args.grid else ""
-        wb = wandb_run(args.wandb, {**cfg.to_dict(), "task": name, "seed": seed, "model": str(args.model),
-                                    "random_init": args.random_init}, group=name, name=f"{name}{point}-seed{seed}",
-                       job_type="finetune", dir=str(out))
+    model = new_model(args, cfg, encoder0, job, seed, device)
     state = progress.seed_state(cfg.lr, cfg.layer_decay, seed, cfg.checkpoint_minutes * 60)
+    wb = start_wandb(name, args, cfg, seed, progress.out, state) if args.wandb is not None else None
     fit = functools.partial(train, feats=job.train, cfg=cfg, pad_id=pad_id, device=device, seed=seed,
-                            log=lambda s: print(s, flush=True), report=wb.log if wb is not None else None,
-                            state=state, deadline=args.deadline)
+                            log=lambda s: print(s, flush=True), state=state, deadline=args.deadline,
+                            report=(lambda m, step: wb.log(m, step=step)) if wb is not None else None)
     try:
         stats = fit(model)
     except UnusableState as e:
         print(f"[{name}] seed {seed}: its saved state does not fit ({str(e)[:120]}): the seed starts over", flush=True)
         state.drop()
+        if wb is not None:  # its curve starts over too: a W&B run of its own
+            wb.finish()
+            wb = start_wandb(name, args, cfg, seed, progress.out, state)
         model = new_model(args, cfg, encoder0, job, seed, device)
         stats = fit(model)
     metrics = job.evaluate(functools.partial(predict, model, pad_id=pad_id, device=device,
