@@ -54,7 +54,7 @@ tail -n 3 "$out/tests.log" 2>/dev/null
 
 [ "${SKIP_B512:-0}" = 1 ] || stage bench_b512 150 $bench --batch 512 --load-inputs "$carry/inputs_b512.pt" --modes bf16,graphs-bf16 --sides ours,peer \
   --modes-together --no-peak
-grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" | cut -c1-230
+grep -E "tok/s|x[0-9]|failed" "$out/bench_b512.log" 2>/dev/null | cut -c1-230
 # profiling an eager and a compiled step took most of the 230 s of the first H100 run: one short stage of its own
 [ "${SKIP_PROFILE:-0}" = 1 ] || stage profile_b128 90 $bench --batch 128 --load-inputs "$carry/inputs_b128.pt" --modes stepgraph-bf16 --sides ours \
   --steps 2 --warmup 3 --no-peak --profile ours --profile-rows 40 --env "${PROFILE_ENV:-stock}"
@@ -80,18 +80,20 @@ cp /tmp/run_eager/metrics.jsonl "$out/loop_eager_metrics.jsonl" 2>/dev/null
 fi
 # every objective for 30 steps of the tiny preset on CUDA (unpadded discriminators, bf16), and Electric and All-Tokens
 # MLM (the two with (B, T, V) logits) compiled with CUDA graphs: that they run and learn, not their speed; and
-# whole-word masking in the whole-step graph, with a 40 s --time-budget (its plan: a "time budget" line in the log)
+# whole-word masking in the whole-step graph, with a 40 s --time-budget (its plan: a "time budget" line in the log).
+# First those no lease has run yet; the last eight ran on the H200 on 2026-11-27 (pretrain_h200_20261127.md).
 if [ "${SKIP_OBJECTIVES:-0}" != 1 ]; then
-stage objectives 420 bash -c 'for spec in "electra15 --rtd-tokens masked" "uniform --generator uniform" \
-  "unigram --generator unigram" "replace_mlm --objective replace_mlm" "all_tokens_mlm --objective all_tokens_mlm" \
-  "electric --objective electric" "electric_graphs --objective electric --compile true --compile-mode reduce-overhead" \
-  "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead" \
-  "whole_word_stepgraph_budget --masking whole_word --compile true --compile-mode step-graph --time-budget 40 --lr-schedule wsd --max-steps 100000" \
-  "span_stepgraph --masking span --compile true --compile-mode step-graph" \
+stage objectives 420 bash -c 'for spec in \
   "fp16 --precision fp16" "fp16_graphs --precision fp16 --compile true --compile-mode reduce-overhead" \
   "act_ckpt --activation-checkpointing true" "act_ckpt_compiled --activation-checkpointing true --compile true" \
   "modern --backbone modern" "modern_stepgraph --backbone modern --compile true --compile-mode step-graph" \
-  "modern_sliding --backbone modern --local-attention 64 --global-every 2"; do
+  "modern_sliding --backbone modern --local-attention 64 --global-every 2" \
+  "whole_word_stepgraph_budget --masking whole_word --compile true --compile-mode step-graph --time-budget 40 --lr-schedule wsd --max-steps 100000" \
+  "span_stepgraph --masking span --compile true --compile-mode step-graph" \
+  "electra15 --rtd-tokens masked" "uniform --generator uniform" \
+  "unigram --generator unigram" "replace_mlm --objective replace_mlm" "all_tokens_mlm --objective all_tokens_mlm" \
+  "electric --objective electric" "electric_graphs --objective electric --compile true --compile-mode reduce-overhead" \
+  "all_tokens_graphs --objective all_tokens_mlm --compile true --compile-mode reduce-overhead"; do
   set -- $spec; name=$1; shift
   python3 -m electra pretrain --preset tiny --data '"$carry"'/wiki128 --device cuda --no-tensorboard --max-steps 30 \
     --warmup-steps 5 --log-every 10 --eval-every 30 --eval-batches 1 --save-every 1000 --out /tmp/obj_$name "$@" \
