@@ -117,6 +117,25 @@ def test_more_seeds_go_on_from_a_finished_run_and_fresh_retrains(
     assert (out / "model" / "model.safetensors").is_file()
 
 
+def test_a_file_added_for_another_task_of_a_glue_root_leaves_the_seeds_on_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fingerprint stamps the task's own folder (glue/SST-2/), not the whole --data root; `--data` given as
+    the task folder itself stamps the same files."""
+    common, out = command(tmp_path, 64, "2e-3"), tmp_path / "out"
+    glue = Path(common[common.index("--data") + 1])
+    assert electra_main([*common, "--out", str(out), "--seeds", "1"]) == 0
+    (glue / "RTE").mkdir()
+    (glue / "RTE" / "train.tsv").write_text("index\tsentence1\tsentence2\tlabel\n")  # another task's file
+    (glue / "README.txt").write_text("notes\n")
+    trainings = Trainings(monkeypatch)
+    assert electra_main([*common, "--out", str(out), "--seeds", "2"]) == 0
+    assert trainings.count == 1  # seed 2 only
+    with open(glue / "SST-2" / "dev.tsv", "a") as f:  # this task's file: its seeds are retrained
+        f.write("a fine film\t1\n")
+    assert electra_main([*common, "--out", str(out), "--seeds", "2"]) == 0
+    assert trainings.count == 3
+
+
 def test_the_fingerprint_follows_data_recipe_model_and_arithmetic_but_not_seed_or_threads(tmp_path: Path) -> None:
     import dataclasses
 

@@ -43,6 +43,7 @@ from electra.dist import pick_device
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
+from electra.finetune.files import find_task_dir
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
 from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, other_results, task_outs
@@ -160,6 +161,18 @@ def build_job(name: str, data: Path, cfg: FinetuneConfig, tokenizer: Any, cls_id
     return tagging_job(TAGGING_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
 
 
+def task_folder(name: str, data: Path) -> Path:
+    """The folder under --data that a task reads (a GLUE root's SST-2/, ...), which its seeds' fingerprint stamps:
+    a file added for another task leaves this one's seeds valid."""
+    if name in CUSTOM_TASKS:
+        return data
+    if name in GLUE_TASKS:
+        glue = GLUE_TASKS[name]
+        return find_task_dir(data, name, (glue.folder,), glue.train.file)
+    task = SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
+    return find_task_dir(data, name, task.folders, task.train)
+
+
 def task_defaults(name: str) -> tuple[float, int]:
     """(epochs, max_seq_len) of a task (spec 3.3)."""
     t = GLUE_TASKS.get(name) or SQUAD_TASKS.get(name) or CUSTOM_TASKS.get(name) or TAGGING_TASKS[name]
@@ -194,8 +207,8 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
     arithmetic = f"{device.type} {autocast_dtype(cfg.precision, device, auto_on_cpu=False) or torch.float32}"
-    fp = fingerprint(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents, args.data,
-                     args.out, arithmetic)
+    fp = fingerprint(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents,
+                     task_folder(name, args.data), args.out, arithmetic)
     progress = Progress(out, name, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
     progress.plan = {"seeds": list(range(cfg.seed, cfg.seed + args.seeds)), "main_metric": job.main_metric,
                      "points": [[c.lr, c.layer_decay] for c in (resolve(dataclasses.replace(cfg0, **point))
