@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("electra.finetune.predict", "run a fine-tuned model on new text (labels, scores, tags, answers)"),
     "export": ("electra.hf", "export a run to Hugging Face transformers folders"),
     "evaluate": ("electra.evaluate_run", "a checkpoint's held-out numbers on any prepared dataset"),
-    "status": ("electra.status", "show where a pre-training run stands: progress, speed, ETA, metrics, alerts"),
+    "status": ("electra.status", "where a pre-training run (progress, ETA, metrics, alerts) or a fine-tuning stands"),
 }
 
 

@@ -1,4 +1,5 @@
-"""`electra status RUN`: where a pre-training run stands, read from its folder (while it trains, or after).
+"""`electra status RUN`: where a pre-training run or a fine-tuning stands, read from its folder (while it trains,
+or after).
 
     electra status runs/small            # progress, speed, ETA, the last training and held-out numbers, alerts
     electra status runs/small --json     # the same as one JSON object
