@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, detect_file
+from electra.data.corpus import DEFAULT_MAX_LINE_BYTES
 from electra.data.dedup import fingerprints, near_repeats
+from electra.data.inputs import detect_file
 
 REPO = Path(__file__).resolve().parents[1]
 WIKI = REPO.parent / "shared" / "data" / "pretrain" / "enwiki-2015-wikiextractor"

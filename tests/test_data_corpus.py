@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from electra.data.corpus import ReadStats, detect_file, expand_inputs, iter_corpus, iter_units, resolve_corpus
+from electra.data.corpus import ReadStats, iter_corpus, iter_units
+from electra.data.inputs import detect_file, expand_inputs, resolve_corpus
 from electra.errors import UserError
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from electra.data.corpus import FORMATS
+from electra.data.inputs import FORMATS
 
 
 def add_corpus_arg(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -37,7 +37,8 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from electra.data.corpus import CorpusFile, ReadStats, iter_corpus
+from electra.data.corpus import ReadStats, iter_corpus
+from electra.data.inputs import CorpusFile
 
 EMPTY = np.uint64(0)  # the hash of a document without text: never counted as a repeat
 U = TypeVar("U")  # pipeline.Unit (index, files, key, drop)

@@ -22,7 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from electra.data.corpus import ReadStats, default_warn, iter_corpus, resolve_corpus
+from electra.data.corpus import ReadStats, iter_corpus
+from electra.data.inputs import default_warn, resolve_corpus
 from electra.data.tokenizer import build_tokenizer, read_vocab
 from electra.errors import UserError
 

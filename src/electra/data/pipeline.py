@@ -30,8 +30,9 @@ from tokenizers import Tokenizer
 
 from electra.data.background import in_background
 from electra.data.builder import ExampleBuilder
-from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, CorpusFile, ReadStats, iter_corpus
+from electra.data.corpus import DEFAULT_MAX_LINE_BYTES, ReadStats, iter_corpus
 from electra.data.dedup import without_documents
+from electra.data.inputs import CorpusFile
 from electra.data.shards import SPLITS, SplitWriter, commit_shard
 from electra.data.tokenizer import SpecialIds, build_tokenizer, long_words
 

@@ -30,14 +30,9 @@ from typing import Any
 import numpy as np
 
 from electra.data.args import add_corpus_arg, add_text_args, corpus_format
-from electra.data.corpus import (
-    DEFAULT_MAX_LINE_BYTES,
-    CorpusFile,
-    default_warn,
-    file_bytes_estimate,
-    resolve_corpus,
-)
+from electra.data.corpus import DEFAULT_MAX_LINE_BYTES
 from electra.data.dedup import SHINGLE, fingerprint_unit, mark_repeats
+from electra.data.inputs import CorpusFile, default_warn, file_bytes_estimate, resolve_corpus
 from electra.data.pipeline import Settings, Unit, _init_worker, build_unit, build_unit_in_worker
 from electra.data.report import dedup_flags, summary, unk_hint, unk_share
 from electra.data.shards import (

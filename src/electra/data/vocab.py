@@ -19,7 +19,8 @@ from pathlib import Path
 from tokenizers import trainers
 
 from electra.data.args import add_corpus_arg, add_text_args, corpus_format
-from electra.data.corpus import ReadStats, default_warn, iter_corpus, resolve_corpus
+from electra.data.corpus import ReadStats, iter_corpus
+from electra.data.inputs import default_warn, resolve_corpus
 from electra.data.shards import atomic_write_bytes
 from electra.data.tokenizer import (
     MAX_CHARS_PER_WORD,
