@@ -83,8 +83,8 @@ def fingerprint(task: str, recipe: dict[str, Any], model: str, random_init: bool
                 strip_accents: bool | None, data: Path, out: Path, arithmetic: str) -> str:
     """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
     task, the recipe, the model (`model_digest`), the text normalisation, the names, sizes and modification times
-    of the files in the task's folder under --data (`data`; not those under --out), and the `arithmetic` ("cuda bf16": device and precision, so
-    that bf16 seeds of a GPU are never mixed with fp32 seeds of a CPU)."""
+    of the files in the task's folder under --data (`data`; not those under --out), and the `arithmetic`
+    ("cuda bf16": device and precision, so that bf16 seeds of a GPU are never mixed with fp32 seeds of a CPU)."""
     facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED}, "model": model,
              "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
              "data": _data_stamp(data, out), "arithmetic": arithmetic}
