@@ -399,8 +399,15 @@ def test_out_is_checked_before_the_model_is_loaded(tmp_path: Path, capsys: pytes
     assert "is the --model folder" in _cli_error(capsys, common + ["--out", str(run)])
     assert "results replace" in _cli_error(capsys, ["--task", "sst2", "--data", str(data), "--model",
                                                     str(tmp_path / "ft" / "model"), "--out", str(tmp_path / "ft")])
+    # the pre-training run above a --model checkpoint; the task folder a GLUE root resolves to
+    step = next((run / "checkpoints").iterdir())
+    err = _cli_error(capsys, ["--task", "sst2", "--data", str(data), "--model", str(step), "--out", str(run)])
+    assert f"--out {run} holds --model {step}" in err
+    err = _cli_error(capsys, common + ["--out", str(data / "SST-2")])
+    assert f"--out {data / 'SST-2'} is sst2's task folder under --data" in err
     assert not (tmp_path / "ft").exists() and sorted(p.name for p in run.iterdir()) == [
         "checkpoints", "config.json", "tokenizer.json", "vocab.txt"]
+    assert sorted(p.name for p in (data / "SST-2").iterdir()) == ["dev.tsv", "test.tsv", "train.tsv"]
 
 
 def test_every_task_is_checked_before_any_trains(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

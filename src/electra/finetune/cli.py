@@ -43,10 +43,16 @@ from electra.dist import pick_device
 from electra.errors import ArgumentParser, UserError
 from electra.finetune.config import FinetuneConfig, build_config, split_overrides
 from electra.finetune.custom import CUSTOM_TASKS, check_custom, custom_job
-from electra.finetune.files import find_task_dir
 from electra.finetune.glue import GLUE_TASKS, check_glue, glue_job
 from electra.finetune.metrics import GLUE_SCORE_METRIC, glue_score, summarize
-from electra.finetune.outputs import ALL_TASKS, check_out, clear_results, other_results, task_outs
+from electra.finetune.outputs import (
+    ALL_TASKS,
+    check_out,
+    clear_results,
+    other_results,
+    task_folder,
+    task_outs,
+)
 from electra.finetune.progress import Progress, fingerprint, model_digest
 from electra.finetune.seeds import best_model, run_seeds
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
@@ -159,18 +165,6 @@ def build_job(name: str, data: Path, cfg: FinetuneConfig, tokenizer: Any, cls_id
     if name in CUSTOM_TASKS:
         return custom_job(CUSTOM_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
     return tagging_job(TAGGING_TASKS[name], data, cfg, tokenizer, cls_id, sep_id)
-
-
-def task_folder(name: str, data: Path) -> Path:
-    """The folder under --data that a task reads (a GLUE root's SST-2/, ...), which its seeds' fingerprint stamps:
-    a file added for another task leaves this one's seeds valid."""
-    if name in CUSTOM_TASKS:
-        return data
-    if name in GLUE_TASKS:
-        glue = GLUE_TASKS[name]
-        return find_task_dir(data, name, (glue.folder,), glue.train.file)
-    task = SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
-    return find_task_dir(data, name, task.folders, task.train)
 
 
 def task_defaults(name: str) -> tuple[float, int]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from electra.data.shards import foreign, lock_folder
 from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
+from electra.finetune.files import find_task_dir
 from electra.finetune.glue import GLUE_TASKS
 from electra.finetune.progress import FOLDER, stamp_of
 from electra.finetune.squad import SQUAD_TASKS
@@ -31,6 +32,18 @@ ALL_TASKS = list(GLUE_TASKS) + list(SQUAD_TASKS) + list(TAGGING_TASKS) + list(CU
 # the files test_predictions/ may hold: GLUE's leaderboard files and the prediction file of your own data
 LEADERBOARD_FILES = {f"{name}.tsv" for task in GLUE_TASKS.values() for name in task.test} | {PREDICTIONS_FILE,
                                                                                            TAG_PREDICTIONS_FILE}
+
+
+def task_folder(name: str, data: Path) -> Path:
+    """The folder under --data that a task reads (a GLUE root's SST-2/, ...): its seeds' fingerprint stamps it,
+    and --out may not be it."""
+    if name in CUSTOM_TASKS:
+        return data
+    if name in GLUE_TASKS:
+        glue = GLUE_TASKS[name]
+        return find_task_dir(data, name, (glue.folder,), glue.train.file)
+    task = SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
+    return find_task_dir(data, name, task.folders, task.train)
 
 
 def task_outs(out: Path, names: list[str]) -> list[Path]:
@@ -99,6 +112,17 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
         for w in written:
             if _inside(path, w.resolve()):
                 raise UserError(f"{flag} {given} is inside {w}, which the results replace; give another --out")
+    if _inside(model_r, out_r):  # e.g. the pre-training run that holds the --model checkpoint
+        raise UserError(f"--out {out} holds --model {args.model}: the results would be written into it (and it "
+                        f"would read as a fine-tuned model); give a folder of their own")
+    for name, folder in zip(names, task_outs(out, names)):
+        try:
+            inputs = task_folder(name, args.data).resolve()
+        except UserError:  # no such task folder: check_data says so
+            continue
+        if folder.resolve() == inputs:
+            raise UserError(f"--out {folder} is {name}'s task folder under --data; the results would be written "
+                            f"among its files: give a folder of their own")
     for w in written:
         if w.exists() and not (w.is_dir() and written_here(w)):
             raise UserError(f"--out {w} {not_ours(w)}; move it away or give another --out")
