@@ -392,3 +392,21 @@ def test_a_stop_in_the_evaluation_after_a_long_seed_redoes_only_the_evaluation(
     assert electra_main([*common, "--out", str(out)]) == 0
     assert calls.count == 24 and "going on from step 24/24" in capsys.readouterr().out  # seed 2's steps only
     assert results(out) == results(whole) and same_weights(out, whole)
+
+
+def test_status_sees_a_fine_tuning_before_its_first_seed_is_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`electra status OUT` while the first seed trains, long before --checkpoint-minutes: the task, its plan and
+    the running process, not "not a run"."""
+    import electra.finetune.train as loop
+    from electra.finetune.status import finetune_status
+    out, seen, real = tmp_path / "out", [], loop.set_lr
+
+    def peeking(*args: Any) -> None:
+        if not seen:
+            seen.append(finetune_status(out))
+        real(*args)
+    monkeypatch.setattr(loop, "set_lr", peeking)
+    assert electra_main([*command(tmp_path, 64, "2e-3"), "--seeds", "2", "--out", str(out)]) == 0
+    assert seen[0] == {"out": str(out), "running_pid": os.getpid(), "tasks": [
+        {"task": "sst2", "state": "in progress", "metric": "accuracy", "points": [
+            {"lr": 0.002, "layer_decay": 0.8, "seeds_done": 0, "seeds": 2, "median": None, "training": None}]}]}

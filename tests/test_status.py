@@ -48,7 +48,7 @@ def test_status_of_a_run_says_what_its_files_say(tiny_dataset, tmp_path, capsys)
 def test_status_of_what_is_not_a_run_is_a_one_line_error(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "not a pre-training run folder" in err[0]
+    assert len(err) == 1 and "is neither a pre-training run (no config.json) nor a fine-tuning output" in err[0]
     assert main(["status", str(tmp_path / "nowhere")]) == 2 and "does not exist" in capsys.readouterr().err
     (tmp_path / "notes.txt").write_text("x")
     assert main(["status", str(tmp_path / "notes.txt")]) == 2 and "is a file" in capsys.readouterr().err

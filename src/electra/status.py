@@ -1,5 +1,6 @@
-"""`electra status RUN`: where a pre-training run or a fine-tuning stands, read from its folder (while it trains,
-or after).
+"""`electra status RUN`: where a pre-training run or a fine-tuning stands, read from its folder.
+
+While it trains, or after:
 
     electra status runs/small            # progress, speed, ETA, the last training and held-out numbers, alerts
     electra status runs/small --json     # the same as one JSON object
@@ -44,12 +45,12 @@ def active_alerts(log: Path) -> dict[str, str]:
 def run_status(run: Path, now: float | None = None) -> dict[str, Any]:
     """What `electra status` shows, as a dict."""
     if not run.exists():
-        raise UserError(f"run folder {run} does not exist; give the --out of `electra pretrain`")
+        raise UserError(f"run folder {run} does not exist; give the --out of `electra pretrain` or `electra finetune`")
     if not run.is_dir():
-        raise UserError(f"{run} is a file; give the --out folder of `electra pretrain`")
+        raise UserError(f"{run} is a file; give the --out folder of `electra pretrain` or `electra finetune`")
     if not (run / "config.json").is_file():
-        raise UserError(f"{run} is not a pre-training run folder (no config.json); give the --out of `electra "
-                        f"pretrain`")
+        raise UserError(f"{run} is neither a pre-training run (no config.json) nor a fine-tuning output; give the "
+                        f"--out of `electra pretrain` or `electra finetune`")
     try:
         cfg = PretrainConfig.from_dict(json.loads((run / "config.json").read_text(encoding="utf-8")))
     except (OSError, ValueError, TypeError, AttributeError, UserError) as e:

@@ -207,6 +207,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
     progress.plan = {"seeds": list(range(cfg.seed, cfg.seed + args.seeds)), "main_metric": job.main_metric,
                      "points": [[c.lr, c.layer_decay] for c in (resolve(dataclasses.replace(cfg0, **point))
                                                                 for point in args.grid or [{}])]}
+    progress.stamp()  # from the start, so that `electra status` sees the task before its first seed is saved
     grid, chosen = [], None
     for point in args.grid or [{}]:
         cfg = resolve(dataclasses.replace(cfg0, **point))
