@@ -182,15 +182,19 @@ def test_the_fingerprint_follows_data_recipe_model_and_arithmetic_but_not_seed_o
 
 def test_what_a_stopped_run_left_is_kept_safe_and_damage_retrained(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    """--overwrite with the same task still resumes; a stray or temporary file in progress/ is no obstacle, an
-    edited record is retrained; another task's command into that OUT is refused (unfinished seeds are named), and
+    """--overwrite with the same task still resumes; a stray or temporary file in progress/ is no obstacle, a
+    damaged or edited record is retrained; another task's command into that OUT is refused (unfinished seeds are named), and
     so is a second run while one holds OUT."""
     from electra.data.shards import lock_folder
 
     common, out = command(tmp_path, 64, "2e-3"), tmp_path / "out"
-    Trainings(monkeypatch, stop_at=3)
-    assert electra_main([*common, "--out", str(out), "--seeds", "3"]) == 130
+    Trainings(monkeypatch, stop_at=4)
+    assert electra_main([*common, "--out", str(out), "--seeds", "4"]) == 130
     progress = out / "progress"
+    # a score edited by hand, in a record that keeps its shape: seed 3 is trained again, not trusted
+    scored = progress / "lr0.002_ld0.8_seed3.json"
+    edited = json.loads(scored.read_text())
+    scored.write_text(json.dumps({**edited, "metrics": {"accuracy": 99.0}}))
     (progress / ".tmp-lr0.002_ld0.8_seed3.json-4242").write_text("{")  # as a SIGKILL mid-write leaves it
     (progress / ".DS_Store").write_bytes(b"\0")
     record = progress / "lr0.002_ld0.8_seed2.json"
@@ -209,8 +213,10 @@ def test_what_a_stopped_run_left_is_kept_safe_and_damage_retrained(
 
     trainings = Trainings(monkeypatch)
     assert electra_main([*common, "--out", str(out), "--seeds", "3", "--overwrite"]) == 0
-    assert trainings.count == 2  # seeds 2 (its record edited) and 3
-    assert "seed 1: accuracy 87.50 (trained earlier)" in capsys.readouterr().out
+    assert trainings.count == 2  # seeds 2 (its record out of shape) and 3 (its score edited)
+    printed = capsys.readouterr().out
+    assert "seed 1: accuracy 87.50 (trained earlier)" in printed and "99.00" not in printed
+    assert f"{scored} is damaged or was edited: that seed is trained again" in printed
     assert not progress.exists()
 
     progress.mkdir()

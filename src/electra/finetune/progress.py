@@ -108,6 +108,18 @@ def _number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _check(record: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "check"}, sort_keys=True).encode()
+                          ).hexdigest()[:16]
+
+
+def intact(record: Any) -> bool:
+    """A seed's record in OUT/progress/ as it was written: the run's shape, its point, and its `check` (a digest of
+    the rest: a record edited by hand is trained again rather than trusted)."""
+    return (valid_run(record) and _number(record.get("lr")) and _number(record.get("layer_decay"))
+            and record.get("check") == _check(record))
+
+
 def valid_run(run: Any) -> bool:
     """A recorded run's shape: {'seed': int, 'metrics': {name: number}, 'train': {...}} (a damaged or edited one
     is trained again rather than trusted)."""
@@ -133,8 +145,11 @@ class Progress:
         self._read_finished(log)
         for f in sorted(self.folder.glob("*_seed*.json")):
             record = read_json_object(f)  # {} when damaged: that seed is trained again
-            if valid_run(record) and _number(record.get("lr")) and _number(record.get("layer_decay")):
-                self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = record
+            if intact(record):
+                self.runs[(point_tag(record["lr"], record["layer_decay"]), record["seed"])] = {
+                    k: v for k, v in record.items() if k != "check"}
+            else:
+                log(f"{f} is damaged or was edited: that seed is trained again")
 
     def _read_finished(self, log: Any) -> None:
         """The seeds of an earlier, finished run of this task (results.json) under the same fingerprint."""
@@ -191,9 +206,10 @@ class Progress:
         if best is not None:
             atomic_write_bytes(self._file(lr, layer_decay, seed, ".safetensors"),
                                save({k: v.detach().cpu().contiguous() for k, v in best.state_dict().items()}))
+        record = {"lr": lr, "layer_decay": layer_decay, **run}
         atomic_write_text(self._file(lr, layer_decay, seed, ".json"),
-                          json.dumps({"lr": lr, "layer_decay": layer_decay, **run}, indent=1))
-        self.runs[(point_tag(lr, layer_decay), seed)] = {"lr": lr, "layer_decay": layer_decay, **run}
+                          json.dumps({**record, "check": _check(record)}, indent=1))
+        self.runs[(point_tag(lr, layer_decay), seed)] = record
         if best is not None and replaced is not None:
             self._file(lr, layer_decay, replaced, ".safetensors").unlink(missing_ok=True)
         shutil.rmtree(self._file(lr, layer_decay, seed, ".partial"), ignore_errors=True)

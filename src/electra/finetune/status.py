@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from electra.finetune.outputs import earlier_tasks, stopped_tasks, task_outs
-from electra.finetune.progress import FOLDER, PLAN, point_tag, stamp_of, valid_run
+from electra.finetune.progress import FOLDER, PLAN, intact, point_tag, stamp_of
 from electra.logs import fmt_duration
 from electra.model_card import read_json_object
 
@@ -60,7 +60,7 @@ def task_status(task: str, folder: Path, now: float) -> dict[str, Any]:
     points = []
     for lr, ld in plan.get("points") or []:
         tag = point_tag(lr, ld)
-        runs = [r for s in seeds if valid_run(r := read_json_object(progress / f"{tag}_seed{s}.json"))]
+        runs = [r for s in seeds if intact(r := read_json_object(progress / f"{tag}_seed{s}.json"))]
         scores = [r["metrics"][metric] for r in runs if metric in r["metrics"]]
         training = None
         for s in seeds:
