@@ -258,6 +258,7 @@ def test_end_to_end_several_tasks_random_init_and_regression(tmp_path: Path) -> 
     res = json.loads((out / "results.json").read_text())
     assert set(res["tasks"]) == {"rte", "mnli", "stsb"} and res["glue_score"] is None
     assert res["tasks"]["rte"]["random_init"] is True
+    assert res["tasks"]["rte"]["pretraining"] is None  # its shape only: no pre-training went into it
     assert set(res["tasks"]["mnli"]["runs"][0]["metrics"]) == {"accuracy", "mismatched_accuracy"}
     assert set(res["tasks"]["stsb"]["runs"][0]["metrics"]) == {"spearman", "pearson"}
     assert res["tasks"]["stsb"]["config"]["epochs"] == 1

@@ -178,3 +178,12 @@ def test_a_finetune_seed_resumed_from_its_saved_state_logs_into_its_own_wandb_ru
     assert main(cmd) == 0
     inits = [c[1] for c in fake_wandb if c[0] == "init"]
     assert [i["name"] for i in inits] == ["sst2-seed3"] and inits[0]["id"] != "0badc0de"
+
+
+def test_finetune_without_the_wandb_package_names_what_it_logs_anyway(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # not installed
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None if name == "wandb" else object())
+    assert main(["finetune", "--task", "sst2", "--data", str(tmp_path), "--model", str(tmp_path / "m"),
+                 "--out", str(tmp_path / "out"), "--wandb", "p"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("pip install wandb (or drop --wandb; the log lines and results.json are always written)")

@@ -99,16 +99,16 @@ class RunLogger(NullLogger):
         self.metrics_file.close()
 
 
-def require_wandb(project: str) -> None:
-    """A one-line error, before anything is built, for --wandb without a project name or without the package."""
+def require_wandb(project: str, without: str = "TensorBoard and metrics.jsonl are always written") -> None:
+    """A one-line error, before anything is built, for --wandb without a project name or without the package;
+    `without`: what the command logs anyway."""
     import importlib.util
 
     from electra.errors import UserError
     if not project.strip():
         raise UserError("--wandb needs a project name: --wandb my-project")
     if importlib.util.find_spec("wandb") is None:
-        raise UserError("--wandb needs the wandb package: pip install wandb (or drop --wandb; TensorBoard and "
-                        "metrics.jsonl are always written)")
+        raise UserError(f"--wandb needs the wandb package: pip install wandb (or drop --wandb; {without})")
 
 
 def start_wandb(run_dir: Path, project: str, config: dict[str, Any]) -> Any:

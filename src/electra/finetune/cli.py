@@ -109,7 +109,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, FinetuneConfig]:
         args.deadline = time.time() + seconds
     if args.wandb is not None:
         from electra.logs import require_wandb
-        require_wandb(args.wandb)
+        require_wandb(args.wandb, "the log lines and results.json are always written")
     return args, cfg
 
 
@@ -294,8 +294,12 @@ def write_results(args: argparse.Namespace, cfg: FinetuneConfig, names: list[str
                   pre: Any, device: torch.device) -> None:
     """Every task into its folder, then (several tasks) OUT/results.json, the GLUE score and the submission zip."""
     outs = task_outs(args.out, names)
-    base = Base(encoder, pre, model_digest(encoder, pre.vocab_path), pretraining_summary(args.model, pre))
-    if base.pretraining is not None:
+    # --random-init uses the model's shape only: none of its pre-training went into the results
+    pretraining = None if args.random_init else pretraining_summary(args.model, pre)
+    base = Base(encoder, pre, model_digest(encoder, pre.vocab_path), pretraining)
+    if args.random_init:
+        print(f"{args.model}: its shape only (--random-init: the weights are initialised afresh)", flush=True)
+    elif base.pretraining is not None:
         p = base.pretraining
         print(f"{args.model}: pre-trained {p['step']:,} steps"
               + (f", {p['tokens_seen'] / 1e6:,.1f} M tokens" if p["tokens_seen"] else "")
