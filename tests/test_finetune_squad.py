@@ -237,8 +237,9 @@ def test_squad_job_tokenizes_each_context_once(tmp_path: Path) -> None:
     job = squad_job(SQUAD_TASKS["squad1"], tmp_path, FinetuneConfig(max_seq_len=48), counting, sp.cls, sp.sep)
     # 12 training and 6 dev questions over one paragraph text: encoded once for training, once for dev
     assert counting.texts.count(CONTEXT) == 2 and len(job.train) >= 12
-    with pytest.raises(UserError, match=r"^squad2: task folder \S+squad-v2.0 is missing \(no train-v2.0.json under "
-                                         r"\S+squad-v2.0, \S+squad2, \S+squad or \S+\); pass --data") as e:
+    with pytest.raises(UserError, match=r"^squad2: train-v2.0.json not found \(task folder \S+squad-v2.0 is missing; "
+                                         r"task folder \S+squad2 is missing; task folder \S+squad is missing; \S+ "
+                                         r"has no train-v2.0.json\); pass --data") as e:
         squad_job(SQUAD_TASKS["squad2"], tmp_path, FinetuneConfig(max_seq_len=48), tok, sp.cls, sp.sep)
     assert "\n" not in str(e.value)
 

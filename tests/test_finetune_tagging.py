@@ -112,7 +112,7 @@ def test_task_folder_lookup(tmp_path: Path) -> None:
         (d / "train.txt").write_text("a NN B-NP\n")
     assert find_task_dir(tmp_path, "chunk", folders, "train.txt") == tmp_path / "conll2000"
     assert find_task_dir(tmp_path / "CoNLL-2000", "chunk", folders, "train.txt") == tmp_path / "CoNLL-2000"
-    with pytest.raises(UserError, match=r"^chunk: task folder \S+chunk is missing \(no train.txt under ") as e:
+    with pytest.raises(UserError, match=r"^chunk: train.txt not found \(task folder \S+ is missing; ") as e:
         tagging_job(TAGGING_TASKS["chunk"], tmp_path / "chunk", FinetuneConfig(), None, 0, 0)
     assert "\n" not in str(e.value)
     with pytest.raises(UserError, match=r"test.txt is missing$"):  # the folder is found; its dev file is not

@@ -21,9 +21,10 @@ def find_task_dir(data_dir: Path, task: str, folders: Sequence[str], marker: str
             return cand
     if not folders:  # a task of your own: --data is its folder
         raise UserError(f"{task}: {data_dir / marker} is missing; pass --data as the folder holding {marker}")
-    tried = ", ".join(str(c) for c in candidates[:-1]) + f" or {candidates[-1]}"
-    raise UserError(f"{task}: task folder {candidates[0]} is missing (no {marker} under {tried}); "
-                    f"pass --data as the task's own folder or the folder holding it")
+    # each place looked in, and why it is not the one: a folder that exists without the file is not "missing"
+    looked = "; ".join(f"{c} has no {marker}" if c.is_dir() else f"task folder {c} is missing" for c in candidates)
+    raise UserError(f"{task}: {marker} not found ({looked}); pass --data as the task's own folder or the folder "
+                    f"holding it")
 
 
 def require_file(path: Path) -> Path:
