@@ -261,7 +261,7 @@ def test_what_users_files_look_like(tmp_path: Path) -> None:
     data = tmp_path / "d"
     long = "good " * 40_000  # 200 KB in one cell: past the csv module's default field limit
     write_csv(data / "train.csv", ["Text", "Label"], [["good film", "1.0"], ["bad film", "0.0"], [long, "1.0"], ["", "0.0"]])
-    write_csv(data / "dev.csv", ["text", "label"], [["good", "1"], ["bad", "0"]])
+    write_csv(data / "dev.csv", ["text", "label", "idx"], [["good", "1", "0"], ["bad", "0", "0"]])  # never predicted
     write_csv(data / "test.csv", ["Id", "TEXT", "label"], [["3000", "good", ""], ["3001", "bad", ""], ["3001", "x", ""]])
     warned: list[str] = []
     d = load_custom(CUSTOM_TASKS["classify"], data, FinetuneConfig(), warn=warned.append)
@@ -269,7 +269,8 @@ def test_what_users_files_look_like(tmp_path: Path) -> None:
     assert [ex.label for ex in d.evals[""]] == [1, 0] and len(d.train[2].texts[0]) > 100_000
     assert "test_" not in d.evals and d.test is not None and [ex.guid for ex in d.test] == ["3000", "3001", "3001"]
     assert any("1 row(s) with an empty text (first: line 5)" in w for w in warned)
-    assert any("the 'Id' column repeats ids (first: '3001')" in w for w in warned)
+    repeats = f"warning: {data / 'test.csv'}: the 'Id' column repeats ids (first: '3001'); the predictions file keeps"
+    assert [w for w in warned if "repeats ids" in w] == [f"{repeats} them, in the file's order"]
 
 
 @pytest.mark.parametrize("content, message", [

@@ -224,9 +224,10 @@ def _blank(value: Any) -> bool:
 
 
 def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, rows: list[Row] | None = None,
-               warn: Callable[[str], None] | None = None) -> Split:
+               warn: Callable[[str], None] | None = None, predicted: bool = False) -> Split:
     """One file's texts, raw labels and ids (`rows`: the file's records when already read). Column names are
-    matched as in `column`; a file whose label column is absent, empty or -1 in every row is unlabelled."""
+    matched as in `column`; a file whose label column is absent, empty or -1 in every row is unlabelled.
+    `predicted`: the test file, whose ids the predictions file keeps (repeated ones are warned about)."""
     rows = (read_rows(path) if rows is None else rows)[: limit or None]
     if not rows:
         raise UserError(f"{path} has no examples")
@@ -253,8 +254,9 @@ def read_split(path: Path, cols: tuple[str, ...], label: str, limit: int = 0, ro
         ids.append(label_string(row[id_col]) if id_col and not _blank(row.get(id_col)) else str(k))
     if warn is not None and empty:
         warn(f"warning: {path}: {len(empty)} row(s) with an empty text (first: line {empty[0]}); they are kept")
-    if warn is not None and id_col and len(set(ids)) < len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
+    if warn is not None and predicted and id_col and len(set(ids)) < len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         warn(f"warning: {path}: the {id_col!r} column repeats ids (first: {dup!r}); the predictions file keeps "
              f"them, in the file's order")
     return Split(path, texts, labels if labelled else None, ids)
@@ -341,7 +343,7 @@ def load_custom(task: CustomTask, data_dir: Path, cfg: Any, warn: Callable[[str]
     test = None
     test_path = find_split(data_dir, "test", required=False)
     if test_path is not None:
-        test_split = read_split(test_path, cols, cfg.label_name, cfg.max_eval_examples, warn=warn)
+        test_split = read_split(test_path, cols, cfg.label_name, cfg.max_eval_examples, warn=warn, predicted=True)
         test = to_examples(task, test_split, labels, strict, warn)
         if test_split.raw_labels is not None:
             evals["test_"] = test
