@@ -20,7 +20,7 @@ from test_finetune_glue import _cli_error, _learnable_sst2
 
 import electra.finetune.seeds as finetune_seeds
 from electra.cli import main as electra_main
-from electra.finetune.progress import fingerprint, model_digest
+from electra.finetune.progress import fingerprint, fingerprint_facts, model_digest
 
 FAST = ["--epochs", "3", "--batch-size", "8", "--threads", "1", "--max-seq-len", "32"]
 
@@ -136,6 +136,26 @@ def test_a_file_added_for_another_task_of_a_glue_root_leaves_the_seeds_on_record
     assert trainings.count == 3
 
 
+def test_a_run_that_cannot_reuse_its_seeds_says_what_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    common, out = [*command(tmp_path, 64, "2e-3"), "--seeds", "1"], tmp_path / "out"
+    glue = Path(common[common.index("--data") + 1])
+    assert electra_main([*common, "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert electra_main([*common, "--out", str(out), "--weight-decay", "0.01", "--epochs", "2"]) == 0
+    assert (f"[sst2] {out / 'results.json'} was trained with other recipe (epochs 3.0 -> 2.0, weight_decay 0.0 -> "
+            f"0.01): every seed is trained") in capsys.readouterr().out
+    (glue / "SST-2" / "notes.txt").write_text("x")
+    Trainings(monkeypatch, stop_at=1)  # stopped: its seed's records stay in progress/
+    assert electra_main([*common, "--out", str(out), "--weight-decay", "0.01", "--epochs", "2"]) == 130
+    assert f"{out / 'results.json'} was trained with other data files: every" in capsys.readouterr().out
+    monkeypatch.undo()
+    (out / "progress" / "lr0.002_ld0.8_seed1.json").write_text("{}")  # as if the seed had been recorded
+    assert electra_main([*common, "--out", str(out), "--threads", "2"]) == 0  # not in the fingerprint
+    assert (f"{out / 'progress'} holds seeds trained with other recipe (epochs 2.0 -> 3.0, weight_decay 0.01 -> 0.0)"
+            ": every seed is trained") in capsys.readouterr().out
+
+
 def test_the_fingerprint_follows_data_recipe_model_and_arithmetic_but_not_seed_or_threads(tmp_path: Path) -> None:
     import dataclasses
 
@@ -151,7 +171,8 @@ def test_the_fingerprint_follows_data_recipe_model_and_arithmetic_but_not_seed_o
     cfg = FinetuneConfig().to_dict()
 
     def fp(recipe: dict = cfg, out: Path = tmp_path / "out", arithmetic: str = "cpu torch.float32") -> str:
-        return fingerprint("sst2", recipe, model_digest(enc, vocab), False, True, None, data, out, arithmetic)
+        return fingerprint(fingerprint_facts("sst2", recipe, model_digest(enc, vocab), False, True, None, data, out,
+                                             arithmetic))
 
     base = fp()
     assert fp({**cfg, "seed": 9, "threads": 3, "lr": 1e-3, "eval_batch_size": 7}) == base

@@ -53,7 +53,7 @@ from electra.finetune.outputs import (
     task_folder,
     task_outs,
 )
-from electra.finetune.progress import Progress, fingerprint, model_digest
+from electra.finetune.progress import Progress, fingerprint_facts, model_digest
 from electra.finetune.seeds import best_model, run_seeds
 from electra.finetune.squad import SQUAD_TASKS, check_squad, squad_job
 from electra.finetune.submission import SUBMISSION_FILES, wnli_predictions, write_submission
@@ -201,9 +201,10 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
     print(f"[{name}] {len(job.train)} training features, {cfg.epochs:g} epochs, max_seq_len {cfg.max_seq_len}, "
           f"device {device} ({time.time() - t0:.1f}s to read)", flush=True)
     arithmetic = f"{device.type} {autocast_dtype(cfg.precision, device, auto_on_cpu=False) or torch.float32}"
-    fp = fingerprint(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents,
-                     task_folder(name, args.data), args.out, arithmetic)
-    progress = Progress(out, name, fp, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
+    facts = fingerprint_facts(name, cfg.to_dict(), base.digest, args.random_init, pre.lowercase, pre.strip_accents,
+                              task_folder(name, args.data), args.out, arithmetic)
+    progress = Progress(out, name, facts, fresh=args.fresh, log=lambda s: print(f"[{name}] {s}", flush=True))
+    fp = progress.fp
     progress.plan = {"seeds": list(range(cfg.seed, cfg.seed + args.seeds)), "main_metric": job.main_metric,
                      "points": [[c.lr, c.layer_decay] for c in (resolve(dataclasses.replace(cfg0, **point))
                                                                 for point in args.grid or [{}])]}
@@ -247,6 +248,7 @@ def run_task(name: str, args: argparse.Namespace, cfg0: FinetuneConfig, base: Ba
               "strip_accents": pre.strip_accents, "runs": runs,
               "summary": summary, "best_seed": best_seed, "test_predictions": test_files,
               **({"grid": grid} if args.grid else {}), "pretraining": base.pretraining, "fingerprint": fp,
+              "fingerprint_facts": facts,
               "seconds": time.time() - t0}
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))

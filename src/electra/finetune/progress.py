@@ -4,6 +4,7 @@ The seeds of a task are independent fine-tunings (each starts from the same weig
 each is recorded as it ends, in the task's output folder:
 
     OUT/progress/fingerprint                       "FINGERPRINT TASK": what the seeds below were trained from
+    OUT/progress/facts.json                        what the fingerprint is the digest of (to say what changed)
     OUT/progress/plan.json                         the command's seeds, grid points and metric (`electra status`)
     OUT/progress/lr0.0003_ld0.8_seed1.json         one finished seed: its dev metrics and training stats
     OUT/progress/lr0.0003_ld0.8_seed1.safetensors  the weights of the best seed so far of its --lr/--layer-decay
@@ -38,7 +39,7 @@ from electra.checkpoint import atomic_write_text, save_tensors
 from electra.data.shards import atomic_write_bytes, staged_dir
 from electra.model_card import read_json_object
 
-FOLDER, PLAN = "progress", "plan.json"
+FOLDER, PLAN, FACTS = "progress", "plan.json", "facts.json"
 # recipe fields that are not part of the fingerprint: the per-run ones, and those that change a result in its
 # last digits only (threads: the order of a matmul's sums; eval batch: padding) or not at all
 UNHASHED = ("seed", "lr", "layer_decay", "eval_batch_size", "threads", "log_every", "activation_checkpointing",
@@ -79,16 +80,44 @@ def model_digest(encoder: torch.nn.Module, vocab: Path) -> str:
     return h.hexdigest()
 
 
-def fingerprint(task: str, recipe: dict[str, Any], model: str, random_init: bool, lowercase: bool,
-                strip_accents: bool | None, data: Path, out: Path, arithmetic: str) -> str:
-    """sha256 of what a seed's result depends on, besides the seed and the --lr / --layer-decay point: the
-    task, the recipe, the model (`model_digest`), the text normalisation, the names, sizes and modification times
-    of the files in the task's folder under --data (`data`; not those under --out), and the `arithmetic`
+def fingerprint_facts(task: str, recipe: dict[str, Any], model: str, random_init: bool, lowercase: bool,
+                      strip_accents: bool | None, data: Path, out: Path, arithmetic: str) -> dict[str, Any]:
+    """What a seed's result depends on, besides the seed and the --lr / --layer-decay point: the task, the recipe,
+    the model (`model_digest`), the text normalisation, the names, sizes and modification times of the files in
+    the task's folder under --data (`data`; not those under --out; kept as their digest), and the `arithmetic`
     ("cuda bf16": device and precision, so that bf16 seeds of a GPU are never mixed with fp32 seeds of a CPU)."""
-    facts = {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED}, "model": model,
-             "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
-             "data": _data_stamp(data, out), "arithmetic": arithmetic}
+    stamp = json.dumps(_data_stamp(data, out)).encode()
+    return {"task": task, "recipe": {k: v for k, v in recipe.items() if k not in UNHASHED}, "model": model,
+            "random_init": random_init, "lowercase": lowercase, "strip_accents": strip_accents,
+            "data": hashlib.sha256(stamp).hexdigest(), "arithmetic": arithmetic}
+
+
+def fingerprint(facts: dict[str, Any]) -> str:
+    """sha256 of `fingerprint_facts`: seeds are reused only under the same one."""
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+_FACT_NAMES = {"task": "task", "model": "model (its config, weights or vocabulary)", "data": "data files",
+               "arithmetic": "device or precision", "random_init": "--random-init",
+               "lowercase": "text normalisation", "strip_accents": "text normalisation"}
+
+
+def what_changed(earlier: Any, now: dict[str, Any]) -> str:
+    """The facts that differ between an earlier fingerprint's and this one's, in words ("recipe (weight_decay 0
+    -> 0.01), data files"); "model, data or recipe" when the earlier facts are not at hand."""
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("recipe"), dict):
+        return "model, data or recipe"
+    words = []
+    for key, value in now.items():
+        if key == "recipe":
+            fields = sorted(set(value) | set(earlier["recipe"]))
+            diff = [f"{f} {earlier['recipe'].get(f)} -> {value.get(f)}" for f in fields
+                    if earlier["recipe"].get(f) != value.get(f)]
+            if diff:
+                words.append(f"recipe ({', '.join(diff)})")
+        elif earlier.get(key) != value and _FACT_NAMES[key] not in words:
+            words.append(_FACT_NAMES[key])
+    return ", ".join(words) or "model, data or recipe"
 
 
 def point_tag(lr: float, layer_decay: float) -> str:
@@ -131,14 +160,16 @@ def valid_run(run: Any) -> bool:
 class Progress:
     """The finished seeds of one task under one fingerprint, and the weights of each point's best seed."""
 
-    def __init__(self, out: Path, task: str, fp: str, fresh: bool = False, log: Any = print):
-        self.out, self.task, self.fp, self.folder = out, task, fp, out / FOLDER
+    def __init__(self, out: Path, task: str, facts: dict[str, Any], fresh: bool = False, log: Any = print):
+        self.out, self.task, self.facts, self.folder = out, task, facts, out / FOLDER
+        self.fp = fp = fingerprint(facts)
         self.runs: dict[tuple[str, int], dict[str, Any]] = {}  # (point tag, seed) -> the run's record
         self.plan: dict[str, Any] = {}  # what this command trains ({seeds, points, main_metric}), for `electra status`
         self.earlier_model: tuple[str, int] | None = None  # the (point, seed) whose weights model/ holds
         if self.folder.is_dir() and (fresh or stamp_of(self.folder) != (fp, task)):
             if not fresh and any(self.folder.glob("*_seed*")):  # records, weights or a seed's saved state
-                log(f"{self.folder} holds seeds trained from another model, data or recipe: every seed is trained")
+                changed = what_changed(read_json_object(self.folder / FACTS), facts)
+                log(f"{self.folder} holds seeds trained with other {changed}: every seed is trained")
             shutil.rmtree(self.folder)
         if fresh:
             return
@@ -157,7 +188,8 @@ class Progress:
         if result.get("task") != self.task or "fingerprint" not in result:
             return
         if result["fingerprint"] != self.fp:
-            log(f"{self.out / 'results.json'} came from another model, data or recipe: every seed is trained")
+            changed = what_changed(result.get("fingerprint_facts"), self.facts)
+            log(f"{self.out / 'results.json'} was trained with other {changed}: every seed is trained")
             return
         try:
             points = result.get("grid") or [{"lr": result["config"]["lr"], "layer_decay": result["config"][
@@ -185,6 +217,7 @@ class Progress:
         """Make the folder this run's (before the first thing is written into it)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         if stamp_of(self.folder) != (self.fp, self.task):
+            atomic_write_text(self.folder / FACTS, json.dumps(self.facts, indent=1))
             atomic_write_text(self.folder / "fingerprint", f"{self.fp} {self.task}\n")
         if self.plan and read_json_object(self.folder / PLAN) != self.plan:
             atomic_write_text(self.folder / PLAN, json.dumps(self.plan))
