@@ -404,6 +404,8 @@ def test_out_is_checked_before_the_model_is_loaded(tmp_path: Path, capsys: pytes
     step = next((run / "checkpoints").iterdir())
     err = _cli_error(capsys, ["--task", "sst2", "--data", str(data), "--model", str(step), "--out", str(run)])
     assert f"--out {run} holds --model {step}" in err
+    err = _cli_error(capsys, common + ["--out", str(run / "checkpoints")])
+    assert f"--out {run / 'checkpoints'} is inside the --model folder" in err
     err = _cli_error(capsys, common + ["--out", str(data / "SST-2")])
     assert f"--out {data / 'SST-2'} is sst2's task folder under --data" in err
     assert not (tmp_path / "ft").exists() and sorted(p.name for p in run.iterdir()) == [

@@ -104,8 +104,9 @@ def check_out(args: argparse.Namespace, names: list[str]) -> None:
     if out_r == data_r:
         raise UserError(f"--out {out} is the --data folder; the results would be written among the task files: "
                         f"give a folder of their own")
-    if out_r == model_r:
-        raise UserError(f"--out {out} is the --model folder; give a new folder for the fine-tuning results")
+    if _inside(out_r, model_r):
+        raise UserError(f"--out {out} is {'the' if out_r == model_r else 'inside the'} --model folder; give a new "
+                        f"folder for the fine-tuning results")
     # OUT/model and OUT/test_predictions are replaced whole: neither may hold an input, or anything not ours
     written = [f / sub for f in task_outs(out, names) for sub in ("model", "test_predictions", "progress")]
     for flag, given, path in (("--model", args.model, model_r), ("--data", args.data, data_r)):
