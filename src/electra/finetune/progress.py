@@ -150,8 +150,8 @@ def intact(record: Any) -> bool:
 
 
 def valid_run(run: Any) -> bool:
-    """A recorded run's shape: {'seed': int, 'metrics': {name: number}, 'train': {...}} (a damaged or edited one
-    is trained again rather than trusted)."""
+    """A recorded run's shape: {'seed': int, 'metrics': {name: number}, 'train': {...}} (one out of shape is
+    trained again)."""
     return (isinstance(run, dict) and isinstance(run.get("seed"), int) and isinstance(run.get("train"), dict)
             and isinstance(run.get("metrics"), dict) and bool(run["metrics"])
             and all(_number(v) for v in run["metrics"].values()))
