@@ -59,6 +59,10 @@ class GlueTask:
     skip_short_train_rows: bool = False
     max_seq_len: int = 128
 
+    def task_dir(self, data_dir: Path) -> Path:
+        """The folder under --data holding this task's files (files.find_task_dir)."""
+        return find_task_dir(data_dir, self.name, (self.folder,), self.train.file)
+
     @property
     def is_regression(self) -> bool:
         return self.labels is None
@@ -282,7 +286,7 @@ def check_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int
 def load_glue(task: GlueTask, data_dir: Path, max_train: int = 0, max_eval: int = 0,
               warn: Callable[[str], None] | None = print) -> GlueData:
     """Read train, dev(s) and, when present, test file(s) of a task. Test files are optional."""
-    task_dir = find_task_dir(data_dir, task.name, (task.folder,), task.train.file)
+    task_dir = task.task_dir(data_dir)
     train = read_split(task, task_dir, task.train, max_train, warn)
     if not train:
         raise UserError(f"{task_dir / task.train.file} has no examples")

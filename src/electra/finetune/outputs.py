@@ -20,7 +20,6 @@ from pathlib import Path
 from electra.data.shards import foreign, lock_folder
 from electra.errors import UserError
 from electra.finetune.custom import CUSTOM_TASKS, PREDICTIONS_FILE
-from electra.finetune.files import find_task_dir
 from electra.finetune.glue import GLUE_TASKS
 from electra.finetune.progress import FOLDER, stamp_of
 from electra.finetune.squad import SQUAD_TASKS
@@ -39,11 +38,7 @@ def task_folder(name: str, data: Path) -> Path:
     and --out may not be it."""
     if name in CUSTOM_TASKS:
         return data
-    if name in GLUE_TASKS:
-        glue = GLUE_TASKS[name]
-        return find_task_dir(data, name, (glue.folder,), glue.train.file)
-    task = SQUAD_TASKS.get(name) or TAGGING_TASKS[name]
-    return find_task_dir(data, name, task.folders, task.train)
+    return (GLUE_TASKS.get(name) or SQUAD_TASKS.get(name) or TAGGING_TASKS[name]).task_dir(data)
 
 
 def task_outs(out: Path, names: list[str]) -> list[Path]:

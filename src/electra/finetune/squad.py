@@ -43,6 +43,10 @@ class SquadTask:
     epochs: float = 2.0  # spec 3.3
     max_seq_len: int = 512  # configure_finetuning.py (spec 3.3)
 
+    def task_dir(self, data_dir: Path) -> Path:
+        """The folder under --data holding this task's files (files.find_task_dir)."""
+        return find_task_dir(data_dir, self.name, self.folders, self.train)
+
 
 SQUAD_TASKS: dict[str, SquadTask] = {t.name: t for t in [
     SquadTask("squad1", ("squad-v1.1", "squad1", "squad"), "train-v1.1.json", "dev-v1.1.json", version2=False),
@@ -179,7 +183,7 @@ def read_dev(task: SquadTask, folder: Path, max_eval: int = 0) -> Cleaned:
 def check_squad(task: SquadTask, data_dir: Path, max_train: int = 0, max_eval: int = 0) -> None:
     """The checks that need no model: the task folder, a readable training file and a usable dev file, so that a
     run of several tasks stops before training any when one task's data is missing, empty or bad."""
-    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    folder = task.task_dir(data_dir)
     read_squad(folder / task.train, max_train)
     read_dev(task, folder, max_eval)
 
@@ -341,7 +345,7 @@ def squad_job(task: SquadTask, data_dir: Path, cfg: Any, tokenizer: Any, cls_id:
     from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
-    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    folder = task.task_dir(data_dir)
     cleaned = clean_examples(read_squad(folder / task.train, cfg.max_train_examples), training=True)
     dev_cleaned = read_dev(task, folder, cfg.max_eval_examples)
     for path, c in ((folder / task.train, cleaned), (folder / task.dev, dev_cleaned)):

@@ -44,6 +44,10 @@ class TaggingTask:
     # any other tag set (POS tags, ...) is trained as it is and scored by word accuracy
     any_tags: bool = False
 
+    def task_dir(self, data_dir: Path) -> Path:
+        """The folder under --data holding this task's files (files.find_task_dir)."""
+        return find_task_dir(data_dir, self.name, self.folders, self.train)
+
 
 PREDICTIONS_FILE = "test.txt"  # `--task tag`: OUT/test_predictions/test.txt, the test words with predicted tags
 
@@ -207,7 +211,7 @@ def write_tagged(sents: list[Sentence], tags: list[list[str]], out_dir: Path) ->
 def check_tagging(task: TaggingTask, data_dir: Path, cfg: Any) -> None:
     """The checks that need no model: the task folder, its training file and usable dev (and test) file, so that
     a run of several tasks stops before training any when one task's data is missing, empty or bad."""
-    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    folder = task.task_dir(data_dir)
     read_train(task, folder, cfg)
     read_evals(task, folder, cfg)
 
@@ -227,7 +231,7 @@ def tagging_job(task: TaggingTask, data_dir: Path, cfg: Any, tokenizer: Any, cls
     from electra.finetune.heads import build_head
     from electra.finetune.train import Job
 
-    folder = find_task_dir(data_dir, task.name, task.folders, task.train)
+    folder = task.task_dir(data_dir)
     train = read_train(task, folder, cfg)
     chunked = not task.any_tags or chunk_tags({t for s in train for t in s.tags})
     if not chunked:
