@@ -92,9 +92,13 @@ def fingerprint_facts(task: str, recipe: dict[str, Any], model: str, random_init
             "data": hashlib.sha256(stamp).hexdigest(), "arithmetic": arithmetic}
 
 
+def _json_digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 def fingerprint(facts: dict[str, Any]) -> str:
     """sha256 of `fingerprint_facts`: seeds are reused only under the same one."""
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+    return _json_digest(facts)
 
 
 _FACT_NAMES = {"task": "task", "model": "model (its config, weights or vocabulary)", "data": "data files",
@@ -138,8 +142,7 @@ def _number(x: Any) -> bool:
 
 
 def _check(record: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps({k: v for k, v in record.items() if k != "check"}, sort_keys=True).encode()
-                          ).hexdigest()[:16]
+    return _json_digest({k: v for k, v in record.items() if k != "check"})[:16]
 
 
 def intact(record: Any) -> bool:
